@@ -1,0 +1,215 @@
+//! Agent configuration: what the agent reads, from where, and in what order.
+//!
+//! Layers, later ones winning: built-in defaults for the mode (development, standard, hardened:
+//! the upstream table) < YAML file (`--config`, `VAULT_AGENT_CONFIG_FILE`, else
+//! `/etc/aether-vault/agent.yaml` for root or `~/.aether-vault/agent.yaml`) < `VAULT_AGENT_*`
+//! environment variables < command-line flags. Key names are upstream's. An unknown key or a bad
+//! value is an error that names the key and where it came from.
+//!
+//! Environment: `VAULT_AGENT_MODE`, `VAULT_AGENT_LOG_LEVEL`, `VAULT_AGENT_SOCKET_PATH`,
+//! `VAULT_AGENT_POLICY_DIR`, `VAULT_AGENT_AUDIT_FILE`, `VAULT_AGENT_STATE_DIR`, and any nested key
+//! with `__` between levels (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
+
+mod model;
+mod yaml_provider;
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Serialized};
+
+pub use model::{
+    AgentConfig, AuditConfig, CapabilityEngineConfig, IpcConfig, Mode, PolicyEngineConfig,
+    SocketMode,
+};
+pub use yaml_provider::YamlFile;
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is unknown, a value has the wrong type, or a file cannot be read or parsed.
+    #[error("{0}")]
+    Figment(Box<figment::Error>),
+    /// A value is well-formed but not acceptable.
+    #[error("invalid configuration: {key}: {message} (from {source_name})")]
+    Invalid {
+        /// The key, e.g. `capability_engine.default_ttl`.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// Where the value came from (file, environment, flags, defaults).
+        source_name: String,
+    },
+    /// The named configuration file does not exist.
+    #[error("configuration file {0} not found")]
+    MissingFile(PathBuf),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Figment(Box::new(e))
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Overrides {
+    /// `--mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// `--socket-path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_path: Option<PathBuf>,
+    /// `--log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// `--state-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// `--policy-dir`, nested as `policy_engine.directory`.
+    #[serde(skip)]
+    pub policy_dir: Option<PathBuf>,
+    /// `--audit-file`, nested as `audit.log_file`.
+    #[serde(skip)]
+    pub audit_file: Option<PathBuf>,
+}
+
+impl Overrides {
+    fn to_value(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
+        if let Some(d) = &self.policy_dir {
+            v["policy_engine"] = serde_json::json!({ "directory": d });
+        }
+        if let Some(f) = &self.audit_file {
+            v["audit"] = serde_json::json!({ "log_file": f });
+        }
+        v
+    }
+}
+
+/// Where the built-in path defaults point: system paths for root, `~/.aether-vault` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultPaths {
+    /// The agent socket.
+    pub socket_path: PathBuf,
+    /// The policy directory.
+    pub policy_dir: PathBuf,
+    /// The state directory (signing key, later the registry).
+    pub state_dir: PathBuf,
+    /// The audit log.
+    pub audit_file: PathBuf,
+    /// The configuration file searched when none is named.
+    pub config_file: PathBuf,
+}
+
+impl DefaultPaths {
+    /// System-wide paths, used when the agent runs as root.
+    pub fn system() -> Self {
+        DefaultPaths {
+            socket_path: PathBuf::from("/run/aether-vault/agent.sock"),
+            policy_dir: PathBuf::from("/etc/aether-vault/policies.d"),
+            state_dir: PathBuf::from("/var/lib/aether-vault"),
+            audit_file: PathBuf::from("/var/log/aether-vault/audit.log"),
+            config_file: PathBuf::from("/etc/aether-vault/agent.yaml"),
+        }
+    }
+
+    /// Per-user paths under `home/.aether-vault`.
+    pub fn user(home: &Path) -> Self {
+        let base = home.join(".aether-vault");
+        DefaultPaths {
+            socket_path: base.join("agent.sock"),
+            policy_dir: base.join("policies"),
+            state_dir: base.join("state"),
+            audit_file: base.join("audit.log"),
+            config_file: base.join("agent.yaml"),
+        }
+    }
+
+    /// The defaults for the current process: system paths for euid 0, else per-user.
+    pub fn for_current_user() -> Self {
+        if nix::unistd::geteuid().is_root() {
+            DefaultPaths::system()
+        } else {
+            DefaultPaths::user(&home_dir())
+        }
+    }
+}
+
+/// `$HOME`, else the passwd entry's home, else `/`.
+pub fn home_dir() -> PathBuf {
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// A loaded configuration and the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The effective configuration.
+    pub config: AgentConfig,
+    /// The YAML file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Loads the configuration: mode defaults < file < environment < flags.
+///
+/// `config_file` is `--config`; without it `VAULT_AGENT_CONFIG_FILE`, then the default path
+/// (which may be absent). A file that was named explicitly must exist.
+pub fn load(
+    config_file: Option<&Path>,
+    overrides: &Overrides,
+    paths: &DefaultPaths,
+) -> Result<LoadedConfig, ConfigError> {
+    let named = config_file
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("VAULT_AGENT_CONFIG_FILE").map(PathBuf::from));
+    let file = match named {
+        Some(p) if !p.exists() => return Err(ConfigError::MissingFile(p)),
+        Some(p) => Some(p),
+        None if paths.config_file.exists() => Some(paths.config_file.clone()),
+        None => None,
+    };
+
+    let upper = {
+        let mut f = Figment::new();
+        if let Some(path) = &file {
+            f = f.merge(YamlFile::new(path));
+        }
+        f.merge(env_provider())
+            .merge(Serialized::defaults(overrides.to_value()).profile(figment::Profile::Default))
+    };
+    let mode: Mode = match upper.find_value("mode") {
+        Ok(_) => upper.extract_inner("mode")?,
+        Err(_) => Mode::Standard,
+    };
+    let figment = Figment::from(Serialized::defaults(AgentConfig::defaults(mode, paths))).merge(upper);
+    let config: AgentConfig = figment.extract()?;
+    config.validate().map_err(|(key, message)| ConfigError::Invalid {
+        source_name: figment
+            .find_metadata(&key)
+            .map(|m| m.name.to_string())
+            .unwrap_or_else(|| "defaults".to_string()),
+        key,
+        message,
+    })?;
+    Ok(LoadedConfig { config, file })
+}
+
+fn env_provider() -> Env {
+    Env::prefixed("VAULT_AGENT_")
+        .filter(|k| k != "config_file")
+        .map(|k| match k.as_str().to_ascii_lowercase().as_str() {
+            "policy_dir" => "policy_engine.directory".into(),
+            "audit_file" => "audit.log_file".into(),
+            other => other.replace("__", ".").into(),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! The configuration's shape, its per-mode defaults and its value checks.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::DefaultPaths;
+
+/// Operating mode: sets the defaults of the upstream table.
+///
+/// | | standard | hardened | development |
+/// |---|---|---|---|
+/// | default TTL s | 300 | 60 | 3600 |
+/// | max TTL s | 3600 | 300 | 7200 |
+/// | max connections | 100 | 50 | 200 |
+/// | log level | info | warn | debug |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Local development: long TTLs; with no policy, the agent's own uid is allowed.
+    Development,
+    /// The default.
+    Standard,
+    /// Short TTLs, fewer connections.
+    Hardened,
+}
+
+impl Mode {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Development => "development",
+            Mode::Standard => "standard",
+            Mode::Hardened => "hardened",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The whole agent configuration (`agent.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Configuration format version (accepted for upstream files; only `1.0` exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Operating mode.
+    pub mode: Mode,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub log_level: String,
+    /// Where to listen when not socket-activated.
+    pub socket_path: PathBuf,
+    /// Where state lives (the signing key). Created 0700.
+    pub state_dir: PathBuf,
+    /// Capability issuing limits (a file may call it `capabilities`, as upstream docs do).
+    pub capability_engine: CapabilityEngineConfig,
+    /// Policy source.
+    pub policy_engine: PolicyEngineConfig,
+    /// Audit log.
+    pub audit: AuditConfig,
+    /// Socket and connection limits.
+    pub ipc: IpcConfig,
+}
+
+/// `capability_engine` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityEngineConfig {
+    /// Must be true: the agent exists to issue capabilities (upstream docs carry the key).
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// TTL when a request names none, seconds.
+    pub default_ttl: u64,
+    /// Largest TTL a request may ask for, seconds; above it the request is denied.
+    pub max_ttl: u64,
+    /// Uses when a request names none, and the most it may ask for; 0 = unlimited.
+    pub max_uses: u64,
+    /// The `issuer` written into every capability.
+    pub issuer: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `policy_engine` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEngineConfig {
+    /// Directory of policy files.
+    pub directory: PathBuf,
+    /// Decision when no rule matches; only `deny` is accepted.
+    pub default_decision: String,
+}
+
+/// `audit` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Whether decisions are written to `log_file`.
+    pub enable: bool,
+    /// The JSON-lines audit log.
+    pub log_file: PathBuf,
+}
+
+/// `ipc` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpcConfig {
+    /// Most simultaneous client connections; more are answered `TOO_MANY_CONNECTIONS`.
+    pub max_connections: usize,
+    /// Seconds a connection may stay idle before the agent closes it; 0 = never.
+    pub conn_timeout: u64,
+    /// Largest request, bytes; larger ones get `REQUEST_TOO_LARGE` and the connection closes.
+    pub max_request_bytes: usize,
+    /// Mode of the socket file the agent binds (octal, e.g. `"0666"`).
+    pub socket_mode: SocketMode,
+    /// Members of this group (besides root and the agent's own user) may use admin messages.
+    #[serde(default)]
+    pub admin_group: Option<String>,
+}
+
+/// A file mode written in octal. Accepts a string (`"0666"`, `"666"`, `"0o666"`) or an integer
+/// whose decimal digits are read as octal, as chmod does (YAML reads `0666` as the integer 666).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketMode(pub u32);
+
+impl Serialize for SocketMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:04o}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SocketMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        let digits = match Raw::deserialize(d)? {
+            Raw::Int(i) => i.to_string(),
+            Raw::Text(s) => s.trim().trim_start_matches("0o").to_string(),
+        };
+        match u32::from_str_radix(&digits, 8) {
+            Ok(m) if m <= 0o777 => Ok(SocketMode(m)),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid socket mode {digits:?}: write it in octal, like \"0666\""
+            ))),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Built-in defaults for a mode.
+    pub fn defaults(mode: Mode, paths: &DefaultPaths) -> AgentConfig {
+        let (default_ttl, max_ttl, max_connections, log_level) = match mode {
+            Mode::Standard => (300, 3600, 100, "info"),
+            Mode::Hardened => (60, 300, 50, "warn"),
+            Mode::Development => (3600, 7200, 200, "debug"),
+        };
+        AgentConfig {
+            version: None,
+            mode,
+            log_level: log_level.to_string(),
+            socket_path: paths.socket_path.clone(),
+            state_dir: paths.state_dir.clone(),
+            capability_engine: CapabilityEngineConfig {
+                enable: true,
+                default_ttl,
+                max_ttl,
+                max_uses: 100,
+                issuer: "aether-vault-agent".to_string(),
+            },
+            policy_engine: PolicyEngineConfig {
+                directory: paths.policy_dir.clone(),
+                default_decision: "deny".to_string(),
+            },
+            audit: AuditConfig { enable: true, log_file: paths.audit_file.clone() },
+            ipc: IpcConfig {
+                max_connections,
+                conn_timeout: 60,
+                max_request_bytes: 65536,
+                socket_mode: SocketMode(0o666),
+                admin_group: None,
+            },
+        }
+    }
+
+    /// Checks values that parse but make no sense; returns the offending key and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |k: &str, m: String| Err((k.to_string(), m));
+        if let Some(v) = &self.version {
+            if v != "1.0" && v != "1" {
+                return fail("version", format!("unsupported configuration version {v:?} (expected \"1.0\")"));
+            }
+        }
+        if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
+            return fail(
+                "log_level",
+                format!("{:?} is not one of trace, debug, info, warn, error", self.log_level),
+            );
+        }
+        let ce = &self.capability_engine;
+        if !ce.enable {
+            return fail("capability_engine.enable", "the capability engine cannot be disabled".into());
+        }
+        if ce.default_ttl == 0 {
+            return fail("capability_engine.default_ttl", "must be at least 1 second".into());
+        }
+        if ce.max_ttl < ce.default_ttl {
+            return fail(
+                "capability_engine.max_ttl",
+                format!("{} is below default_ttl {}", ce.max_ttl, ce.default_ttl),
+            );
+        }
+        if ce.issuer.trim().is_empty() {
+            return fail("capability_engine.issuer", "must not be empty".into());
+        }
+        if self.policy_engine.default_decision != "deny" {
+            return fail(
+                "policy_engine.default_decision",
+                format!(
+                    "{:?} is not supported: only \"deny\" is, so that nothing is granted by accident",
+                    self.policy_engine.default_decision
+                ),
+            );
+        }
+        if self.ipc.max_connections == 0 {
+            return fail("ipc.max_connections", "must be at least 1".into());
+        }
+        if self.ipc.max_request_bytes < 1024 {
+            return fail("ipc.max_request_bytes", "must be at least 1024".into());
+        }
+        if self.socket_path.as_os_str().len() >= 108 {
+            return fail("socket_path", "longer than a Unix socket path may be (107 bytes)".into());
+        }
+        Ok(())
+    }
+}

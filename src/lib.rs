@@ -1,0 +1,15 @@
+//! aether-vault-agent: a local access-control agent.
+//!
+//! Local processes connect to a Unix socket; the kernel tells the agent who they are
+//! ([`identity`]); policy files decide ([`policy`]); the agent issues short-lived, signed
+//! capabilities ([`capability`]) and records every decision ([`audit`]). The actors in
+//! [`actors`] wire these pure parts to the socket; [`server::run`] is the seam that tests and
+//! socket activation plug a listener into.
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod protocol;
+pub mod timefmt;
+pub mod transport;
+pub mod yaml;

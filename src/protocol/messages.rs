@@ -1,0 +1,151 @@
+//! The message types the agent understands, and the response type each one gets.
+//!
+//! | request | response |
+//! |---|---|
+//! | `capability_request` | `capability_response` |
+//! | `capability_validate` | `validation_response` |
+//! | `capability_revoke` | `capability_response` |
+//! | `capability_list` | `capability_response` |
+//! | `status_request` | `status_response` |
+//! | `ping_request` | `ping_response` |
+//! | `agent_status` (admin) | `status_response` |
+//! | `agent_reload` (admin) | `reload_response` |
+//! | `agent_stop` (admin) | `stop_response` |
+//! | anything else | `error_response` |
+
+/// A request type this agent knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestType {
+    /// Ask for a new capability.
+    CapabilityRequest,
+    /// Check (and use once) a capability.
+    CapabilityValidate,
+    /// Revoke a capability.
+    CapabilityRevoke,
+    /// List capabilities.
+    CapabilityList,
+    /// Public agent status (the upstream client's handshake).
+    StatusRequest,
+    /// Liveness check.
+    PingRequest,
+    /// Detailed status, admin only.
+    AgentStatus,
+    /// Reload the policy set, admin only; answers after the reload finished.
+    AgentReload,
+    /// Stop the agent, admin only.
+    AgentStop,
+}
+
+impl RequestType {
+    /// Every known request type, for docs and for the status `capabilities` list.
+    pub const ALL: [RequestType; 9] = [
+        RequestType::CapabilityRequest,
+        RequestType::CapabilityValidate,
+        RequestType::CapabilityRevoke,
+        RequestType::CapabilityList,
+        RequestType::StatusRequest,
+        RequestType::PingRequest,
+        RequestType::AgentStatus,
+        RequestType::AgentReload,
+        RequestType::AgentStop,
+    ];
+
+    /// Parses the envelope's `type` field; `None` for a type this agent does not know.
+    pub fn parse(kind: &str) -> Option<RequestType> {
+        RequestType::ALL.into_iter().find(|t| t.as_str() == kind)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestType::CapabilityRequest => "capability_request",
+            RequestType::CapabilityValidate => "capability_validate",
+            RequestType::CapabilityRevoke => "capability_revoke",
+            RequestType::CapabilityList => "capability_list",
+            RequestType::StatusRequest => "status_request",
+            RequestType::PingRequest => "ping_request",
+            RequestType::AgentStatus => "agent_status",
+            RequestType::AgentReload => "agent_reload",
+            RequestType::AgentStop => "agent_stop",
+        }
+    }
+
+    /// The response type a successful answer carries.
+    pub fn response_type(self) -> ResponseType {
+        match self {
+            RequestType::CapabilityRequest
+            | RequestType::CapabilityRevoke
+            | RequestType::CapabilityList => ResponseType::CapabilityResponse,
+            RequestType::CapabilityValidate => ResponseType::ValidationResponse,
+            RequestType::StatusRequest | RequestType::AgentStatus => ResponseType::StatusResponse,
+            RequestType::PingRequest => ResponseType::PingResponse,
+            RequestType::AgentReload => ResponseType::ReloadResponse,
+            RequestType::AgentStop => ResponseType::StopResponse,
+        }
+    }
+
+    /// Whether only an administrator may send it.
+    pub fn is_admin_only(self) -> bool {
+        matches!(
+            self,
+            RequestType::AgentStatus | RequestType::AgentReload | RequestType::AgentStop
+        )
+    }
+}
+
+/// A response type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseType {
+    /// Answer to capability request, revoke and list.
+    CapabilityResponse,
+    /// Answer to validate.
+    ValidationResponse,
+    /// Answer to status and agent_status.
+    StatusResponse,
+    /// Answer to ping.
+    PingResponse,
+    /// Answer to agent_reload.
+    ReloadResponse,
+    /// Answer to agent_stop.
+    StopResponse,
+    /// Any error.
+    ErrorResponse,
+}
+
+impl ResponseType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::CapabilityResponse => "capability_response",
+            ResponseType::ValidationResponse => "validation_response",
+            ResponseType::StatusResponse => "status_response",
+            ResponseType::PingResponse => "ping_response",
+            ResponseType::ReloadResponse => "reload_response",
+            ResponseType::StopResponse => "stop_response",
+            ResponseType::ErrorResponse => "error_response",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_is_none() {
+        for t in RequestType::ALL {
+            assert_eq!(RequestType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(RequestType::parse("secret_dump"), None);
+        assert_eq!(RequestType::parse("PING_REQUEST"), None);
+    }
+
+    #[test]
+    fn only_agent_messages_are_admin() {
+        let admin: Vec<_> = RequestType::ALL.into_iter().filter(|t| t.is_admin_only()).collect();
+        assert_eq!(
+            admin,
+            vec![RequestType::AgentStatus, RequestType::AgentReload, RequestType::AgentStop]
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The wire protocol, apart from any transport: the envelope every message travels in, the
+//! message types, their payloads and the error codes. Everything here is plain data with serde
+//! derives; nothing here touches a socket or an actor.
+//!
+//! Compatible with the upstream Aether Vault agent protocol: one JSON envelope per message,
+//! responses written as compact JSON followed by `\n`. See `docs/protocol.md` for examples.
+
+pub mod envelope;
+pub mod errors;
+pub mod messages;
+pub mod types;
+
+pub use envelope::{Envelope, RawRequest, PROTOCOL_VERSION};
+pub use errors::{ErrorCode, ErrorPayload};
+pub use messages::{RequestType, ResponseType};

@@ -1,0 +1,485 @@
+//! Payload types, with JSON field names exactly as upstream (`maxUses`, `usedCount`,
+//! `issued_at`, `policyResult`…) so the upstream Go client decodes our answers.
+//!
+//! Durations on the wire are integer nanoseconds (`processingTime`, `uptime`…) and TTLs are
+//! integer seconds, as upstream. Timestamps are RFC 3339 UTC strings with whole seconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `capability_request` payload.
+///
+/// ```json
+/// {"identity":"billing-app","resource":"secret:/db/primary","actions":["read"],"ttl":300,
+///  "maxUses":10,"purpose":"nightly export"}
+/// ```
+/// `identity` is only a label: it is recorded, never used to decide.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityRequest {
+    /// Label the client gives itself (recorded in the capability and the audit log).
+    #[serde(default)]
+    pub identity: String,
+    /// The resource, e.g. `secret:/db/primary`.
+    pub resource: String,
+    /// The actions wanted, e.g. `["read"]`; all must be allowed for a grant.
+    pub actions: Vec<String>,
+    /// Requested lifetime in seconds; absent or 0 means the mode's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// Requested number of uses; absent or 0 means the configured default.
+    #[serde(rename = "maxUses", alias = "max_uses", default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<i64>,
+    /// Restrictions the capability carries and every validation checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+    /// Free-form context from the client; recorded in `metadata.context`, never decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// Why the capability is wanted; recorded in `metadata.purpose`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+/// Restrictions a capability carries. Unknown keys are refused so that a misspelt restriction
+/// never silently grants more; `rateLimit` and `geography` exist upstream but cannot be enforced
+/// on a local socket, so a request carrying them is refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// Allowed client addresses or CIDR blocks, matched against the validation context's
+    /// `ipAddress`. A validation without an address fails the constraint.
+    #[serde(rename = "ipAddresses", default, skip_serializing_if = "Option::is_none")]
+    pub ip_addresses: Option<Vec<String>>,
+    /// When the capability may be used.
+    #[serde(rename = "timeWindow", default, skip_serializing_if = "Option::is_none")]
+    pub time_window: Option<TimeWindow>,
+    /// Key/value pairs the validation context's `environment` must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Upstream field; refused (not enforceable here).
+    #[serde(rename = "rateLimit", default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Value>,
+    /// Upstream field; refused (not enforceable here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geography: Option<Value>,
+}
+
+/// A time window, evaluated in UTC.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindow {
+    /// Hours of the day (0–23) in which use is allowed; absent = any hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Vec<u8>>,
+    /// Days of the week (0 = Sunday … 6) on which use is allowed; absent = any day.
+    #[serde(rename = "daysOfWeek", default, skip_serializing_if = "Option::is_none")]
+    pub days_of_week: Option<Vec<u8>>,
+    /// Periods (RFC 3339 `start`/`end`) in which use is refused.
+    #[serde(rename = "blackoutPeriods", default, skip_serializing_if = "Option::is_none")]
+    pub blackout_periods: Option<Vec<Period>>,
+}
+
+/// A period between two RFC 3339 instants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// Start, inclusive.
+    pub start: String,
+    /// End, exclusive.
+    pub end: String,
+}
+
+/// A capability as it travels on the wire.
+///
+/// ```json
+/// {"id":"cap_3f2a…","type":"read","resource":"secret:/db/primary","actions":["read"],
+///  "identity":"billing-app","issuer":"aether-vault-agent","issued_at":"2026-11-23T10:00:00Z",
+///  "expires_at":"2026-11-23T10:05:00Z","ttl":300,"maxUses":100,"usedCount":0,
+///  "signature":"base64…","metadata":{"purpose":"nightly export"},"status":"active",
+///  "holder":{"uid":1000,"gid":1000,"user":"alice"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capability {
+    /// `cap_` followed by 32 hex digits (128 random bits).
+    pub id: String,
+    /// Derived from the actions: `read|write|delete|execute|admin`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The resource it grants access to.
+    pub resource: String,
+    /// The actions it grants.
+    pub actions: Vec<String>,
+    /// The label the client gave (not an identity the agent trusts).
+    pub identity: String,
+    /// Who issued it (`capability_engine.issuer`).
+    pub issuer: String,
+    /// Issue time, RFC 3339 UTC.
+    pub issued_at: String,
+    /// Expiry time, RFC 3339 UTC.
+    pub expires_at: String,
+    /// Lifetime in seconds.
+    pub ttl: u64,
+    /// How many successful validations it allows; 0 = unlimited.
+    #[serde(rename = "maxUses")]
+    pub max_uses: u64,
+    /// How many successful validations it has had.
+    #[serde(rename = "usedCount")]
+    pub used_count: u64,
+    /// Ed25519 signature (base64) over the canonical form of the immutable fields.
+    pub signature: String,
+    /// `purpose` and `context` from the request.
+    pub metadata: BTreeMap<String, Value>,
+    /// Restrictions checked at every validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+    /// `active`, `revoked` or `expired` (an addition to upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The kernel-verified process owner it was issued to (an addition to upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+}
+
+/// The verified identity a capability is bound to, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The holder's uid; validation and revocation compare against it.
+    pub uid: u32,
+    /// The holder's primary gid at issue time.
+    pub gid: u32,
+    /// The holder's user name, when it resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The holder's systemd unit, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// The outcome of evaluating a request against the policy set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyResult {
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Ids of the policies whose rules decided.
+    #[serde(rename = "appliedPolicies")]
+    pub applied_policies: Vec<String>,
+    /// Ids of the rules that decided, as `policy/rule`.
+    #[serde(rename = "appliedRules")]
+    pub applied_rules: Vec<String>,
+    /// Why, in words an operator understands.
+    pub reasoning: String,
+    /// How long evaluation took, in nanoseconds.
+    #[serde(rename = "evaluationTime")]
+    pub evaluation_time: u64,
+}
+
+/// `capability_response` payload for a request.
+///
+/// A denial carries `status: "denied"`, a message and the `policyResult` that explains it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapabilityResponse {
+    /// The capability, when granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<Capability>,
+    /// `granted`, `denied` or `error`.
+    pub status: String,
+    /// What happened, for people.
+    pub message: String,
+    /// The request envelope's id.
+    #[serde(rename = "requestId")]
+    pub request_id: String,
+    /// Time spent in the agent, in nanoseconds.
+    #[serde(rename = "processingTime")]
+    pub processing_time: u64,
+    /// The policy decision, when one was made.
+    #[serde(rename = "policyResult", default, skip_serializing_if = "Option::is_none")]
+    pub policy_result: Option<PolicyResult>,
+    /// For `status: "error"` or a denial that is not a policy decision: the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<super::ErrorCode>,
+}
+
+/// `capability_validate` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    /// The capability to check.
+    #[serde(default)]
+    pub capability_id: String,
+    /// Facts for the capability's constraints (`ipAddress`, `environment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RequestContext>,
+}
+
+/// Context a client supplies with a validation, checked against the capability's constraints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestContext {
+    /// The client's address, for `ipAddresses` constraints.
+    #[serde(
+        rename = "ipAddress",
+        alias = "ip_address",
+        alias = "sourceIp",
+        alias = "sourceIP",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ip_address: Option<String>,
+    /// Environment key/values, for `environment` constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Anything else the client sent; kept for the audit trail only.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// One problem found by validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationIssue {
+    /// Machine-readable code, e.g. `EXPIRED`.
+    pub code: super::ErrorCode,
+    /// Text for people.
+    pub message: String,
+}
+
+/// `validation_response` payload.
+///
+/// ```json
+/// {"valid":false,"errors":[{"code":"EXPIRED","message":"capability expired at 2026-11-23T10:05:00Z"}],
+///  "warnings":[],"validationTime":5120}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationResult {
+    /// Whether the capability may be used now (this validation counted one use).
+    pub valid: bool,
+    /// Why it may not.
+    pub errors: Vec<ValidationIssue>,
+    /// Things worth knowing that do not invalidate it (e.g. last use).
+    pub warnings: Vec<ValidationIssue>,
+    /// Time spent, in nanoseconds.
+    #[serde(rename = "validationTime")]
+    pub validation_time: u64,
+    /// On success: uses left after this one (absent when unlimited).
+    #[serde(rename = "remainingUses", default, skip_serializing_if = "Option::is_none")]
+    pub remaining_uses: Option<u64>,
+}
+
+/// `capability_revoke` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// The capability to revoke.
+    #[serde(default)]
+    pub capability_id: String,
+    /// Why; recorded in the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A label the client gives; recorded, never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+}
+
+/// `capability_response` payload for a revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// Always `revoked`.
+    pub status: String,
+    /// Always `Capability revoked successfully`.
+    pub message: String,
+    /// The revoked capability.
+    pub capability_id: String,
+    /// When it was revoked (the first revocation's time, if revoked twice).
+    pub revoked_at: String,
+}
+
+/// `capability_list` payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListRequest {
+    /// What to list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<CapabilityFilter>,
+}
+
+/// Filter for `capability_list`. Non-admins only ever see their own capabilities.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityFilter {
+    /// Only capabilities with this label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Only capabilities for this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Only capabilities of this type.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `active`, `revoked` or `expired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Only capabilities from this issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Admins only: capabilities held by this uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// At most this many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Skip this many first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+}
+
+/// `capability_response` payload for a list: never `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListResponse {
+    /// The page of capabilities, newest first.
+    pub capabilities: Vec<Capability>,
+    /// How many are in `capabilities`.
+    pub count: usize,
+    /// How many matched before `limit`/`offset`.
+    pub total: usize,
+}
+
+/// `ping_response` payload: `{"message":"pong","server":"aether-vault-agent"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingResponse {
+    /// Always `pong`.
+    pub message: String,
+    /// Always `aether-vault-agent`.
+    pub server: String,
+}
+
+/// `status_response` payload. The first four fields are exactly what the upstream Go client
+/// decodes (`uptime` is integer nanoseconds); the rest are additions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// Agent version.
+    pub version: String,
+    /// Feature names (the message types this agent answers).
+    pub capabilities: Vec<String>,
+    /// Time since start, in nanoseconds.
+    pub uptime: u64,
+    /// Open client connections.
+    #[serde(rename = "connectionCount")]
+    pub connection_count: usize,
+    /// `development`, `standard` or `hardened`.
+    pub mode: String,
+    /// The socket the agent serves.
+    pub socket_path: String,
+    /// The connection limit.
+    pub max_connections: usize,
+    /// Capabilities neither revoked nor expired.
+    pub capabilities_active: usize,
+    /// Policy set generation (increments on every successful load).
+    pub policy_generation: u64,
+    /// Policy files in force.
+    pub policy_files: usize,
+    /// Rules in force.
+    pub policy_rules: usize,
+    /// When the policy set in force was loaded.
+    pub policy_loaded_at: String,
+    /// The last failed load, if the last load failed.
+    pub policy_last_error: Option<String>,
+    /// What happens when no rule is loaded, in words.
+    pub policy_fallback: String,
+    /// The agent's Ed25519 public key, base64.
+    pub public_key: String,
+    /// Admin-only details (`agent_status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<StatusDetail>,
+}
+
+/// Extra detail in `agent_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusDetail {
+    /// The agent's pid.
+    pub pid: u32,
+    /// The agent's uid.
+    pub uid: u32,
+    /// When the agent started.
+    pub started_at: String,
+    /// The policy directory.
+    pub policy_directory: String,
+    /// The state directory (signing key).
+    pub state_directory: String,
+    /// The audit log file, if auditing is on.
+    pub audit_file: Option<String>,
+    /// Whether the listening socket came from systemd.
+    pub socket_activated: bool,
+    /// Capabilities held in memory, by status.
+    pub capabilities_by_status: BTreeMap<String, usize>,
+    /// Default and maximum TTL, default max uses.
+    pub default_ttl: u64,
+    /// Maximum TTL in seconds.
+    pub max_ttl: u64,
+    /// Default maximum uses (0 = unlimited).
+    pub max_uses: u64,
+    /// Policy files in force, in load order.
+    pub policy_file_list: Vec<String>,
+}
+
+/// `reload_response` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadResponse {
+    /// `reloaded` or `failed`.
+    pub status: String,
+    /// Generation in force after the attempt.
+    pub generation: u64,
+    /// Policy files in force.
+    pub files: usize,
+    /// Rules in force.
+    pub rules: usize,
+    /// Why the load failed (the previous set stays in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `stop_response` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopResponse {
+    /// Always `stopping`.
+    pub status: String,
+    /// For people.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn capability_request_reads_upstream_shape() {
+        let r: CapabilityRequest = serde_json::from_value(json!({
+            "identity":"app","resource":"secret:/db","actions":["read","write"],"ttl":60,
+            "maxUses":3,"purpose":"p","context":{"x":1}
+        }))
+        .unwrap();
+        assert_eq!(r.max_uses, Some(3));
+        assert_eq!(r.actions, vec!["read", "write"]);
+    }
+
+    #[test]
+    fn misspelt_request_fields_and_unknown_constraints_are_refused() {
+        assert!(serde_json::from_value::<CapabilityRequest>(json!({
+            "resource":"r","actions":["read"],"maxuses":3
+        }))
+        .is_err());
+        assert!(serde_json::from_value::<Constraints>(json!({"ipAdresses":["10.0.0.1"]})).is_err());
+    }
+
+    #[test]
+    fn list_response_is_never_null() {
+        let v = serde_json::to_value(ListResponse { capabilities: vec![], count: 0, total: 0 }).unwrap();
+        assert_eq!(v["capabilities"], json!([]));
+    }
+
+    #[test]
+    fn context_accepts_upstream_spellings_and_keeps_the_rest() {
+        let c: RequestContext =
+            serde_json::from_value(json!({"sourceIp":"10.1.2.3","userAgent":"x"})).unwrap();
+        assert_eq!(c.ip_address.as_deref(), Some("10.1.2.3"));
+        assert_eq!(c.extra["userAgent"], json!("x"));
+    }
+}

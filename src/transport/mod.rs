@@ -1,0 +1,6 @@
+//! Moving protocol messages over a Unix stream socket: splitting the incoming byte stream into
+//! JSON requests ([`framing`]) and getting a listening socket, bound by us or inherited from
+//! systemd ([`socket`]).
+
+pub mod framing;
+pub mod socket;

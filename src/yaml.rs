@@ -1,0 +1,121 @@
+//! YAML in and out, through `serde_json::Value`, with the pure-Rust yaml-rust2 parser.
+//!
+//! figment's own `yaml` feature embeds libyaml (a Debian lintian `embedded-library` error), so
+//! the configuration loader parses YAML here and feeds figment the result; the CLI's
+//! `--format yaml` emits through the same crate.
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+
+/// A YAML document that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct YamlError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Parses one YAML document into JSON data. An empty document is `null`; more than one
+/// document is an error.
+pub fn parse(text: &str) -> Result<Value, YamlError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| YamlError {
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        message: e.info().to_string(),
+    })?;
+    match docs.len() {
+        0 => Ok(Value::Null),
+        1 => to_json(&docs[0]),
+        _ => Err(YamlError { line: 1, column: 1, message: "expected one YAML document".into() }),
+    }
+}
+
+fn to_json(y: &Yaml) -> Result<Value, YamlError> {
+    let bad = |message: String| YamlError { line: 0, column: 0, message };
+    Ok(match y {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Integer(i) => Value::Number((*i).into()),
+        Yaml::Real(s) => {
+            let f: f64 = s.parse().map_err(|_| bad(format!("invalid number {s}")))?;
+            Number::from_f64(f).map(Value::Number).ok_or_else(|| bad(format!("invalid number {s}")))?
+        }
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Yaml::Hash(h) => {
+            let mut map = Map::new();
+            for (k, v) in h {
+                let key = match k {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => b.to_string(),
+                    other => return Err(bad(format!("unsupported mapping key {other:?}"))),
+                };
+                if map.insert(key.clone(), to_json(v)?).is_some() {
+                    return Err(bad(format!("duplicate key {key}")));
+                }
+            }
+            Value::Object(map)
+        }
+        Yaml::Alias(_) => return Err(bad("YAML aliases are not supported".into())),
+        Yaml::BadValue => return Err(bad("invalid YAML value".into())),
+    })
+}
+
+fn from_json(v: &Value) -> Yaml {
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Integer(i),
+            None => Yaml::Real(n.to_string()),
+        },
+        Value::String(s) => Yaml::String(s.clone()),
+        Value::Array(items) => Yaml::Array(items.iter().map(from_json).collect()),
+        Value::Object(map) => Yaml::Hash(
+            map.iter().map(|(k, v)| (Yaml::String(k.clone()), from_json(v))).collect(),
+        ),
+    }
+}
+
+/// Emits JSON data as a YAML document (without the leading `---`), ending in a newline.
+pub fn to_string(v: &Value) -> String {
+    let mut out = String::new();
+    let mut emitter = YamlEmitter::new(&mut out);
+    // Emitting into a String cannot fail for plain data.
+    let _ = emitter.dump(&from_json(v));
+    let body = out.strip_prefix("---\n").or_else(|| out.strip_prefix("---")).unwrap_or(&out);
+    let mut body = body.trim_start_matches(' ').to_string();
+    body.push('\n');
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trip() {
+        let v = json!({"mode":"standard","ipc":{"max_connections":100,"admin_group":null},
+                       "list":["a","b: c","0666","true"],"f":1.5,"t":true});
+        let text = to_string(&v);
+        assert_eq!(parse(&text).unwrap(), v, "{text}");
+    }
+
+    #[test]
+    fn errors_carry_a_position() {
+        let e = parse("mode: standard\nipc:\n  - a\n  b: c\n").unwrap_err();
+        assert!(e.line >= 3, "{e}");
+    }
+
+    #[test]
+    fn empty_is_null_and_duplicate_keys_are_refused() {
+        assert_eq!(parse("").unwrap(), Value::Null);
+        assert!(parse("a: 1\na: 2\n").is_err());
+    }
+}
