@@ -1,0 +1,157 @@
+//! The restrictions a capability carries: checked for sense when it is requested, and for truth
+//! at every validation.
+//!
+//! - `ipAddresses`: addresses or CIDR blocks; the validation context's `ipAddress` must fall in
+//!   one. A validation without an address fails (a constraint is never skipped for lack of data).
+//! - `timeWindow`: `hours` (0–23) and `daysOfWeek` (0 = Sunday) in UTC; `blackoutPeriods` of
+//!   RFC 3339 `start`/`end` during which use is refused.
+//! - `environment`: key/values the validation context's `environment` must contain.
+//! - `rateLimit`, `geography`: upstream names that cannot be enforced on a local socket; a
+//!   request carrying them is refused rather than granted without them.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+
+use crate::protocol::types::{Constraints, RequestContext};
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Checks that a requested set of constraints is well-formed and enforceable.
+pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
+    if c.rate_limit.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err("constraint rateLimit cannot be enforced by this agent; remove it".into());
+    }
+    if c.geography.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err("constraint geography cannot be enforced by this agent; remove it".into());
+    }
+    if let Some(ips) = &c.ip_addresses {
+        if ips.is_empty() {
+            return Err("constraint ipAddresses is empty, so the capability could never be used".into());
+        }
+        if let Some(bad) = ips.iter().find(|s| parse_net(s).is_none()) {
+            return Err(format!("constraint ipAddresses: {bad:?} is not an IP address or CIDR block"));
+        }
+    }
+    if let Some(w) = &c.time_window {
+        if let Some(bad) = w.hours.iter().flatten().find(|h| **h > 23) {
+            return Err(format!("constraint timeWindow.hours: {bad} is not an hour from 0 to 23"));
+        }
+        if let Some(bad) = w.days_of_week.iter().flatten().find(|d| **d > 6) {
+            return Err(format!("constraint timeWindow.daysOfWeek: {bad} is not a day from 0 (Sunday) to 6"));
+        }
+        for p in w.blackout_periods.iter().flatten() {
+            let (Some(s), Some(e)) = (crate::timefmt::parse(&p.start), crate::timefmt::parse(&p.end)) else {
+                return Err(format!("constraint blackoutPeriods: {:?}–{:?} is not a pair of RFC 3339 times", p.start, p.end));
+            };
+            if e <= s {
+                return Err(format!("constraint blackoutPeriods: end {} is not after start {}", p.end, p.start));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the constraints against a validation's context at `now`; the error says which failed.
+pub fn check_holds(c: &Constraints, ctx: Option<&RequestContext>, now: Timestamp) -> Result<(), String> {
+    if let Some(ips) = &c.ip_addresses {
+        let addr = ctx.and_then(|c| c.ip_address.as_deref());
+        let Some(addr) = addr else {
+            return Err("the capability is restricted to certain IP addresses and no ipAddress was given".into());
+        };
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            return Err(format!("ipAddress {addr:?} is not an IP address"));
+        };
+        if !ips.iter().filter_map(|s| parse_net(s)).any(|n| n.contains(&ip)) {
+            return Err(format!("ipAddress {ip} is not among the allowed addresses"));
+        }
+    }
+    if let Some(w) = &c.time_window {
+        let t = now.to_zoned(jiff::tz::TimeZone::UTC);
+        if let Some(hours) = &w.hours {
+            if !hours.contains(&(t.hour() as u8)) {
+                return Err(format!("hour {} UTC is outside the capability's time window", t.hour()));
+            }
+        }
+        if let Some(days) = &w.days_of_week {
+            let d = t.weekday().to_sunday_zero_offset() as u8;
+            if !days.contains(&d) {
+                return Err(format!("day {d} (0 = Sunday) is outside the capability's time window"));
+            }
+        }
+        for p in w.blackout_periods.iter().flatten() {
+            let (Some(s), Some(e)) = (crate::timefmt::parse(&p.start), crate::timefmt::parse(&p.end)) else {
+                return Err("a blackout period cannot be read".into());
+            };
+            if s <= now && now < e {
+                return Err(format!("use is blacked out from {} to {}", p.start, p.end));
+            }
+        }
+    }
+    if let Some(env) = &c.environment {
+        let given = ctx.and_then(|c| c.environment.as_ref());
+        for (k, v) in env {
+            if given.and_then(|g| g.get(k)) != Some(v) {
+                return Err(format!("environment {k} does not have the required value"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn c(v: serde_json::Value) -> Constraints {
+        serde_json::from_value(v).unwrap()
+    }
+    fn ctx(v: serde_json::Value) -> RequestContext {
+        serde_json::from_value(v).unwrap()
+    }
+    // 2023-11-14T22:13:20Z, a Tuesday.
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    #[test]
+    fn ip_addresses_with_cidr() {
+        let k = c(json!({"ipAddresses":["10.0.0.0/8","192.168.1.5","::1"]}));
+        check_well_formed(&k).unwrap();
+        assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"10.2.3.4"}))), now()).is_ok());
+        assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"192.168.1.5"}))), now()).is_ok());
+        assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"::1"}))), now()).is_ok());
+        assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"192.168.1.6"}))), now()).is_err());
+        assert!(check_holds(&k, None, now()).is_err(), "no address must fail, not skip");
+        assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"nope"}))), now()).is_err());
+        assert!(check_well_formed(&c(json!({"ipAddresses":["10.0.0.0/33"]}))).is_err());
+        assert!(check_well_formed(&c(json!({"ipAddresses":[]}))).is_err());
+    }
+
+    #[test]
+    fn time_windows_and_blackouts() {
+        assert!(check_holds(&c(json!({"timeWindow":{"hours":[22]}})), None, now()).is_ok());
+        assert!(check_holds(&c(json!({"timeWindow":{"hours":[9,10]}})), None, now()).is_err());
+        assert!(check_holds(&c(json!({"timeWindow":{"daysOfWeek":[2]}})), None, now()).is_ok());
+        assert!(check_holds(&c(json!({"timeWindow":{"daysOfWeek":[0,6]}})), None, now()).is_err());
+        let b = c(json!({"timeWindow":{"blackoutPeriods":[{"start":"2023-11-14T22:00:00Z","end":"2023-11-14T23:00:00Z"}]}}));
+        check_well_formed(&b).unwrap();
+        assert!(check_holds(&b, None, now()).is_err());
+        assert!(check_well_formed(&c(json!({"timeWindow":{"hours":[24]}}))).is_err());
+        assert!(check_well_formed(&c(json!({"timeWindow":{"blackoutPeriods":[{"start":"x","end":"y"}]}}))).is_err());
+    }
+
+    #[test]
+    fn environment_and_unenforceable_constraints() {
+        let k = c(json!({"environment":{"stage":"prod"}}));
+        assert!(check_holds(&k, Some(&ctx(json!({"environment":{"stage":"prod","x":"y"}}))), now()).is_ok());
+        assert!(check_holds(&k, Some(&ctx(json!({"environment":{"stage":"dev"}}))), now()).is_err());
+        assert!(check_holds(&k, None, now()).is_err());
+        assert!(check_well_formed(&c(json!({"rateLimit":{"requests":5}}))).is_err());
+        assert!(check_well_formed(&c(json!({"geography":["EU"]}))).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! From a request and a policy decision to the terms of a grant.
+//!
+//! TTL: the request's, else the mode's default; a request above the mode's maximum is denied
+//! with a message naming the maximum; a granting rule's `max_ttl` lowers it further. Uses: the
+//! request's, else `capability_engine.max_uses` (0 there means unlimited), never above that
+//! value when it is set, and never above a granting rule's `max_uses`.
+
+use crate::policy::Decision;
+use crate::protocol::types::CapabilityRequest;
+
+/// The limits of the mode and configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantLimits {
+    /// TTL when none is asked, seconds.
+    pub default_ttl: u64,
+    /// Largest TTL that may be asked, seconds.
+    pub max_ttl: u64,
+    /// Uses when none are asked, and the most that may be; 0 = unlimited.
+    pub max_uses: u64,
+    /// The issuer name.
+    pub issuer: String,
+}
+
+/// The terms a grant gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantPlan {
+    /// Lifetime, seconds.
+    pub ttl: u64,
+    /// Uses; 0 = unlimited.
+    pub max_uses: u64,
+}
+
+/// Most bytes a resource, label or purpose may have.
+pub const MAX_FIELD_LEN: usize = 1024;
+/// Most actions one request may name.
+pub const MAX_ACTIONS: usize = 32;
+
+/// Checks a request's fields for sense; the error is for the client.
+pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
+    if req.resource.trim().is_empty() {
+        return Err("resource is required".into());
+    }
+    if req.actions.is_empty() {
+        return Err("at least one action is required".into());
+    }
+    if req.actions.len() > MAX_ACTIONS {
+        return Err(format!("at most {MAX_ACTIONS} actions may be requested at once"));
+    }
+    if let Some(bad) = req.actions.iter().find(|a| a.is_empty() || a.chars().any(char::is_whitespace)) {
+        return Err(format!("action {bad:?} is empty or contains whitespace"));
+    }
+    for (name, value) in [
+        ("resource", Some(&req.resource)),
+        ("identity", Some(&req.identity)),
+        ("purpose", req.purpose.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+            return Err(format!("{name} is longer than {MAX_FIELD_LEN} bytes"));
+        }
+    }
+    if req.ttl.is_some_and(|t| t < 0) {
+        return Err("ttl must not be negative".into());
+    }
+    if req.max_uses.is_some_and(|u| u < 0) {
+        return Err("maxUses must not be negative".into());
+    }
+    if let Some(c) = &req.constraints {
+        super::constraints::check_well_formed(c)?;
+    }
+    Ok(())
+}
+
+/// The terms for a granted request, or the reason to deny it (a TTL above the maximum).
+pub fn plan_grant(req: &CapabilityRequest, limits: &GrantLimits, decision: &Decision) -> Result<GrantPlan, String> {
+    let asked_ttl = req.ttl.filter(|t| *t > 0).map(|t| t as u64);
+    if let Some(t) = asked_ttl {
+        if t > limits.max_ttl {
+            return Err(format!(
+                "requested TTL of {t} seconds exceeds the maximum of {} seconds",
+                limits.max_ttl
+            ));
+        }
+    }
+    let mut ttl = asked_ttl.unwrap_or(limits.default_ttl);
+    if let Some(cap) = decision.max_ttl {
+        ttl = ttl.min(cap);
+    }
+    let mut uses = match req.max_uses.filter(|u| *u > 0).map(|u| u as u64) {
+        Some(u) if limits.max_uses > 0 => u.min(limits.max_uses),
+        Some(u) => u,
+        None => limits.max_uses,
+    };
+    if let Some(cap) = decision.max_uses.filter(|c| *c > 0) {
+        uses = if uses == 0 { cap } else { uses.min(cap) };
+    }
+    Ok(GrantPlan { ttl, max_uses: uses })
+}
+
+/// The capability type upstream derives from the actions.
+pub fn derive_type(actions: &[String]) -> &'static str {
+    let has = |names: &[&str]| actions.iter().any(|a| names.contains(&a.as_str()));
+    if has(&["admin", "*"]) {
+        "admin"
+    } else if has(&["delete"]) {
+        "delete"
+    } else if has(&["write", "create", "update"]) {
+        "write"
+    } else if has(&["execute", "run"]) {
+        "execute"
+    } else {
+        "read"
+    }
+}
+
+/// A fresh capability id: `cap_` and 128 random bits in hex.
+pub fn new_capability_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    let mut id = String::with_capacity(36);
+    id.push_str("cap_");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> GrantLimits {
+        GrantLimits { default_ttl: 300, max_ttl: 3600, max_uses: 100, issuer: "i".into() }
+    }
+    fn decision(max_ttl: Option<u64>, max_uses: Option<u64>) -> Decision {
+        Decision {
+            allowed: true,
+            applied_policies: vec![],
+            applied_rules: vec![],
+            reasoning: String::new(),
+            max_ttl,
+            max_uses,
+            generation: 1,
+        }
+    }
+    fn req(ttl: Option<i64>, uses: Option<i64>) -> CapabilityRequest {
+        CapabilityRequest { resource: "r".into(), actions: vec!["read".into()], ttl, max_uses: uses, ..Default::default() }
+    }
+
+    #[test]
+    fn ttl_defaults_caps_and_denies_above_max() {
+        let d = decision(None, None);
+        assert_eq!(plan_grant(&req(None, None), &limits(), &d).unwrap().ttl, 300);
+        assert_eq!(plan_grant(&req(Some(0), None), &limits(), &d).unwrap().ttl, 300);
+        assert_eq!(plan_grant(&req(Some(3600), None), &limits(), &d).unwrap().ttl, 3600);
+        let e = plan_grant(&req(Some(3601), None), &limits(), &d).unwrap_err();
+        assert!(e.contains("3600"), "{e}");
+        assert_eq!(plan_grant(&req(Some(600), None), &limits(), &decision(Some(60), None)).unwrap().ttl, 60);
+    }
+
+    #[test]
+    fn uses_default_cap_and_unlimited() {
+        let d = decision(None, None);
+        assert_eq!(plan_grant(&req(None, None), &limits(), &d).unwrap().max_uses, 100);
+        assert_eq!(plan_grant(&req(None, Some(5)), &limits(), &d).unwrap().max_uses, 5);
+        assert_eq!(plan_grant(&req(None, Some(500)), &limits(), &d).unwrap().max_uses, 100);
+        let unlimited = GrantLimits { max_uses: 0, ..limits() };
+        assert_eq!(plan_grant(&req(None, None), &unlimited, &d).unwrap().max_uses, 0);
+        assert_eq!(plan_grant(&req(None, Some(500)), &unlimited, &d).unwrap().max_uses, 500);
+        assert_eq!(plan_grant(&req(None, None), &unlimited, &decision(None, Some(3))).unwrap().max_uses, 3);
+        assert_eq!(plan_grant(&req(None, Some(50)), &limits(), &decision(None, Some(3))).unwrap().max_uses, 3);
+    }
+
+    #[test]
+    fn request_checks() {
+        assert!(check_request(&req(None, None)).is_ok());
+        assert!(check_request(&req(Some(-1), None)).is_err());
+        assert!(check_request(&req(None, Some(-1))).is_err());
+        let mut r = req(None, None);
+        r.actions = vec![];
+        assert!(check_request(&r).is_err());
+        r.actions = vec!["re ad".into()];
+        assert!(check_request(&r).is_err());
+        let mut r = req(None, None);
+        r.resource = "x".repeat(MAX_FIELD_LEN + 1);
+        assert!(check_request(&r).is_err());
+    }
+
+    #[test]
+    fn types_as_upstream() {
+        let t = |a: &[&str]| derive_type(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(t(&["read"]), "read");
+        assert_eq!(t(&["read", "write"]), "write");
+        assert_eq!(t(&["create"]), "write");
+        assert_eq!(t(&["write", "delete"]), "delete");
+        assert_eq!(t(&["run"]), "execute");
+        assert_eq!(t(&["read", "*"]), "admin");
+        assert_eq!(t(&["list"]), "read");
+    }
+
+    #[test]
+    fn ids_have_128_random_bits() {
+        let a = new_capability_id().unwrap();
+        let b = new_capability_id().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 32);
+        assert!(a.starts_with("cap_") && a[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+}

@@ -1,0 +1,19 @@
+//! Capabilities: short-lived, signed grants of actions on a resource to one process owner.
+//!
+//! - [`signing`]: the agent's Ed25519 key (created once, 0600, reused) and the canonical
+//!   encoding that is signed.
+//! - [`grant`]: turning a request and a policy decision into a capability: ids, type, TTL and
+//!   use limits.
+//! - [`constraints`]: checking the restrictions a capability carries.
+//! - [`record`]: a capability as the registry holds it (holder, revocation) and validation.
+//!
+//! Plain functions and data; the `CapabilityRegistry` actor calls them.
+
+pub mod constraints;
+pub mod grant;
+pub mod record;
+pub mod signing;
+
+pub use grant::{GrantLimits, GrantPlan, derive_type, new_capability_id, plan_grant};
+pub use record::{CapStatus, Record, Revocation};
+pub use signing::{KeyError, Signer};

@@ -1,0 +1,243 @@
+//! The agent's signing key and what it signs.
+//!
+//! The key is an Ed25519 seed in `STATE_DIR/signing.key` (32 raw bytes, mode 0600, the state
+//! directory 0700), generated on first start and reused after restarts; a key file readable by
+//! anyone else is refused. A capability's signature covers a canonical, length-prefixed encoding
+//! of its immutable fields — everything but `usedCount`, `status` and the signature itself — plus
+//! the holder's uid, so neither a changed field nor a changed holder verifies.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
+
+use crate::protocol::types::Capability;
+
+/// File name of the key inside the state directory.
+pub const KEY_FILE: &str = "signing.key";
+
+/// Why the key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading, creating or writing failed.
+    #[error("signing key {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is not what we wrote.
+    #[error("signing key {path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Signs and verifies capabilities with the agent's key.
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        write!(f, "Signer(public={})", self.public_key_base64())
+    }
+}
+
+impl Signer {
+    /// A signer from a 32-byte seed (tests).
+    pub fn from_seed(seed: [u8; 32]) -> Signer {
+        Signer { key: SigningKey::from_bytes(&seed) }
+    }
+
+    /// Loads `state_dir/signing.key`, creating the directory (0700) and the key (0600) if absent.
+    pub fn load_or_create(state_dir: &Path) -> Result<Signer, KeyError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| KeyError::Io { path, source }
+        };
+        if !state_dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io(state_dir))?;
+        }
+        let path = state_dir.join(KEY_FILE);
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    return Err(KeyError::Invalid {
+                        path,
+                        reason: format!(
+                            "mode {:04o} lets others read it; run chmod 600 on it",
+                            meta.permissions().mode() & 0o777
+                        ),
+                    });
+                }
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {
+                    path: path.clone(),
+                    reason: format!("expected 32 bytes, found {}", bytes.len()),
+                })?;
+                Ok(Signer::from_seed(seed))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| KeyError::Invalid {
+                    path: path.clone(),
+                    reason: format!("no randomness: {e}"),
+                })?;
+                write_new_key(&path, &seed)?;
+                tracing::info!(path = %path.display(), "created a new signing key");
+                Ok(Signer::from_seed(seed))
+            }
+            Err(e) => Err(KeyError::Io { path, source: e }),
+        }
+    }
+
+    /// The public key, base64 (shown in status so others can verify signatures).
+    pub fn public_key_base64(&self) -> String {
+        B64.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// Signs a capability bound to `holder_uid`; returns base64.
+    pub fn sign(&self, cap: &Capability, holder_uid: u32) -> String {
+        B64.encode(self.key.sign(&canonical_bytes(cap, holder_uid)).to_bytes())
+    }
+
+    /// Whether `cap.signature` is this key's signature over `cap` bound to `holder_uid`.
+    pub fn verify(&self, cap: &Capability, holder_uid: u32) -> bool {
+        let Ok(raw) = B64.decode(cap.signature.as_bytes()) else { return false };
+        let Ok(sig) = Signature::from_slice(&raw) else { return false };
+        self.key.verifying_key().verify(&canonical_bytes(cap, holder_uid), &sig).is_ok()
+    }
+}
+
+/// Writes a new key file: O_EXCL, 0600, synced, then the directory synced.
+fn write_new_key(path: &Path, seed: &[u8; 32]) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(seed).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn put(out: &mut Vec<u8>, field: &[u8]) {
+    out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+    out.extend_from_slice(field);
+}
+
+/// The bytes a capability's signature covers.
+pub fn canonical_bytes(cap: &Capability, holder_uid: u32) -> Vec<u8> {
+    let mut out = b"aether-vault-capability-v1".to_vec();
+    put(&mut out, cap.id.as_bytes());
+    put(&mut out, cap.kind.as_bytes());
+    put(&mut out, cap.resource.as_bytes());
+    out.extend_from_slice(&(cap.actions.len() as u64).to_be_bytes());
+    for a in &cap.actions {
+        put(&mut out, a.as_bytes());
+    }
+    put(&mut out, cap.identity.as_bytes());
+    put(&mut out, cap.issuer.as_bytes());
+    put(&mut out, cap.issued_at.as_bytes());
+    put(&mut out, cap.expires_at.as_bytes());
+    out.extend_from_slice(&cap.ttl.to_be_bytes());
+    out.extend_from_slice(&cap.max_uses.to_be_bytes());
+    out.extend_from_slice(&holder_uid.to_be_bytes());
+    // serde_json maps are sorted by key, so these encodings are canonical.
+    put(&mut out, &serde_json::to_vec(&cap.metadata).unwrap_or_default());
+    put(&mut out, &serde_json::to_vec(&cap.constraints).unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn cap() -> Capability {
+        Capability {
+            id: "cap_00".into(),
+            kind: "read".into(),
+            resource: "secret:/db".into(),
+            actions: vec!["read".into()],
+            identity: "app".into(),
+            issuer: "aether-vault-agent".into(),
+            issued_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-01T00:05:00Z".into(),
+            ttl: 300,
+            max_uses: 10,
+            used_count: 0,
+            signature: String::new(),
+            metadata: BTreeMap::new(),
+            constraints: None,
+            status: None,
+            holder: None,
+        }
+    }
+
+    #[test]
+    fn every_immutable_field_and_the_holder_are_covered() {
+        let s = Signer::from_seed([7; 32]);
+        let mut c = cap();
+        c.signature = s.sign(&c, 1000);
+        assert!(s.verify(&c, 1000));
+        assert!(!s.verify(&c, 1001), "another holder must not verify");
+        let mutations: Vec<Box<dyn Fn(&mut Capability)>> = vec![
+            Box::new(|c| c.resource.push('x')),
+            Box::new(|c| c.actions.push("write".into())),
+            Box::new(|c| c.expires_at = "2027-01-01T00:00:00Z".into()),
+            Box::new(|c| c.max_uses = 0),
+            Box::new(|c| c.ttl += 1),
+            Box::new(|c| c.kind = "admin".into()),
+            Box::new(|c| {
+                c.metadata.insert("purpose".into(), "x".into());
+            }),
+        ];
+        for m in mutations {
+            let mut d = c.clone();
+            m(&mut d);
+            assert!(!s.verify(&d, 1000));
+        }
+        let mut used = c.clone();
+        used.used_count = 5;
+        assert!(s.verify(&used, 1000), "usedCount is mutable and not signed");
+        assert!(!Signer::from_seed([8; 32]).verify(&c, 1000), "another key must not verify");
+        let mut garbage = c.clone();
+        garbage.signature = "%%%".into();
+        assert!(!s.verify(&garbage, 1000));
+    }
+
+    #[test]
+    fn key_is_created_once_with_private_modes_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let a = Signer::load_or_create(&state).unwrap();
+        let meta = std::fs::metadata(state.join(KEY_FILE)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        let b = Signer::load_or_create(&state).unwrap();
+        assert_eq!(a.public_key_base64(), b.public_key_base64());
+        assert!(!format!("{a:?}").contains(&B64.encode([0u8; 32])));
+    }
+
+    #[test]
+    fn readable_or_truncated_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Signer::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Signer::load_or_create(dir.path()).unwrap_err().to_string().contains("chmod 600"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, b"short").unwrap();
+        assert!(Signer::load_or_create(dir.path()).unwrap_err().to_string().contains("32 bytes"));
+    }
+}

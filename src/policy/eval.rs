@@ -1,0 +1,229 @@
+//! The decision, as a pure function of a policy set and a request.
+//!
+//! For each requested action: a matching deny rule denies it, whatever the priorities;
+//! otherwise it is allowed when some allow rule matches it. The request is granted only when
+//! every action is allowed; no matching rule means deny. A granted request carries the smallest
+//! `max_ttl` and `max_uses` of the rules that granted it.
+
+use jiff::Timestamp;
+
+use super::document::Effect;
+use super::{Fallback, PolicySet, Rule};
+use crate::identity::PeerIdentity;
+
+/// What is being decided.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalInput<'a> {
+    /// The kernel-verified caller.
+    pub identity: &'a PeerIdentity,
+    /// The resource requested.
+    pub resource: &'a str,
+    /// The actions requested; all must be allowed.
+    pub actions: &'a [String],
+    /// The time conditions are evaluated at.
+    pub now: Timestamp,
+}
+
+/// The outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Granted or not.
+    pub allowed: bool,
+    /// Policies whose rules decided.
+    pub applied_policies: Vec<String>,
+    /// Rules that decided, as `policy/rule`.
+    pub applied_rules: Vec<String>,
+    /// Why, in words.
+    pub reasoning: String,
+    /// Smallest `max_ttl` among the granting rules.
+    pub max_ttl: Option<u64>,
+    /// Smallest `max_uses` among the granting rules.
+    pub max_uses: Option<u64>,
+    /// The generation of the set that decided.
+    pub generation: u64,
+}
+
+impl Decision {
+    fn new(set: &PolicySet, allowed: bool, reasoning: String) -> Decision {
+        Decision {
+            allowed,
+            applied_policies: Vec::new(),
+            applied_rules: Vec::new(),
+            reasoning,
+            max_ttl: None,
+            max_uses: None,
+            generation: set.generation,
+        }
+    }
+
+    fn apply(&mut self, rule: &Rule) {
+        let q = rule.qualified_id();
+        if !self.applied_rules.contains(&q) {
+            self.applied_rules.push(q);
+        }
+        if !self.applied_policies.contains(&rule.policy_id) {
+            self.applied_policies.push(rule.policy_id.clone());
+        }
+    }
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Decides a request.
+pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
+    let who = input.identity.describe();
+    if input.actions.is_empty() {
+        return Decision::new(set, false, "denied: no action was requested".to_string());
+    }
+    if set.rules.is_empty() {
+        return match set.fallback {
+            Fallback::OwnerOnly { uid } if input.identity.uid == uid => Decision::new(
+                set,
+                true,
+                format!("granted: development mode without policies allows the agent's own uid {uid}"),
+            ),
+            Fallback::OwnerOnly { .. } => {
+                Decision::new(set, false, format!("denied: {} ({who} is not the agent's uid)", set.fallback.describe()))
+            }
+            Fallback::DenyAll => {
+                Decision::new(set, false, "denied: no policy is loaded, so nothing is allowed".to_string())
+            }
+        };
+    }
+    let applicable: Vec<&Rule> = set
+        .rules
+        .iter()
+        .filter(|r| r.applies(input.identity, input.resource, input.now))
+        .collect();
+
+    let mut granted = Decision::new(set, true, String::new());
+    let mut denied = Decision::new(set, false, String::new());
+    let mut granted_parts = Vec::new();
+    let mut denied_parts = Vec::new();
+    for action in input.actions {
+        let denies: Vec<&&Rule> = applicable
+            .iter()
+            .filter(|r| r.effect == Effect::Deny && r.covers_action(action))
+            .collect();
+        if !denies.is_empty() {
+            let names: Vec<String> = denies.iter().map(|r| r.qualified_id()).collect();
+            denies.iter().for_each(|r| denied.apply(r));
+            denied_parts.push(format!("{action:?} is denied by rule {}", names.join(", ")));
+            continue;
+        }
+        let allows: Vec<&&Rule> = applicable
+            .iter()
+            .filter(|r| r.effect == Effect::Allow && r.covers_action(action))
+            .collect();
+        if allows.is_empty() {
+            denied_parts.push(format!("no rule allows {action:?} on {:?} for {who}", input.resource));
+            continue;
+        }
+        let names: Vec<String> = allows.iter().map(|r| r.qualified_id()).collect();
+        for r in &allows {
+            granted.apply(r);
+            granted.max_ttl = min_opt(granted.max_ttl, r.max_ttl);
+            granted.max_uses = min_opt(granted.max_uses, r.max_uses);
+        }
+        granted_parts.push(format!("{action:?} is allowed by rule {}", names.join(", ")));
+    }
+    if denied_parts.is_empty() {
+        granted.reasoning = format!("granted: {}", granted_parts.join("; "));
+        granted
+    } else {
+        denied.reasoning = format!("denied: {}", denied_parts.join("; "));
+        denied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::load::{compile, parse_document};
+    use std::path::{Path, PathBuf};
+
+    fn set(json_docs: &[&str]) -> PolicySet {
+        let docs = json_docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (PathBuf::from(format!("{i}.json")), parse_document(Path::new("x"), d).unwrap()))
+            .collect();
+        let l = compile(docs).unwrap();
+        PolicySet { rules: l.rules, policies: l.policies, files: l.files, ..PolicySet::empty(1, Fallback::DenyAll) }
+    }
+
+    fn decide(s: &PolicySet, id: &PeerIdentity, resource: &str, actions: &[&str]) -> Decision {
+        let actions: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
+        evaluate(s, EvalInput { identity: id, resource, actions: &actions, now: Timestamp::now() })
+    }
+
+    const READ_ONLY: &str = r#"{"id":"p","rules":[{"id":"read","effect":"allow","resources":["secret:*"],"actions":["read"],"identities":["uid:1000"],"max_ttl":120,"max_uses":5}]}"#;
+
+    #[test]
+    fn table() {
+        let deny_write = r#"{"id":"d","rules":[{"id":"nowrite","effect":"deny","resources":["secret:/prod/*"],"actions":["write","delete"],"identities":["*"],"priority":-100}]}"#;
+        let allow_all = r#"{"id":"a","rules":[{"id":"all","effect":"allow","resources":["*"],"actions":["*"],"identities":["uid:1000"],"priority":1000}]}"#;
+        let s = set(&[READ_ONLY, deny_write, allow_all]);
+        let alice = PeerIdentity::bare(1000, 1000);
+        let bob = PeerIdentity::bare(1001, 1001);
+        let cases: &[(&PeerIdentity, &str, &[&str], bool)] = &[
+            (&alice, "secret:/db", &["read"], true),
+            (&alice, "secret:/db", &["read", "write"], true),
+            (&alice, "secret:/prod/db", &["read"], true),
+            // A deny wins over a higher-priority allow.
+            (&alice, "secret:/prod/db", &["write"], false),
+            (&alice, "secret:/prod/db", &["read", "write"], false),
+            (&bob, "secret:/db", &["read"], false),
+            (&alice, "secret:/db", &[], false),
+        ];
+        for (id, res, actions, expect) in cases {
+            let d = decide(&s, id, res, actions);
+            assert_eq!(d.allowed, *expect, "{} {res} {actions:?}: {}", id.uid, d.reasoning);
+        }
+    }
+
+    #[test]
+    fn a_read_rule_does_not_grant_read_and_write() {
+        // Upstream flaw: a rule for `read` granted a request for `read`+`write`.
+        let s = set(&[READ_ONLY]);
+        let d = decide(&s, &PeerIdentity::bare(1000, 1000), "secret:/db", &["read", "write"]);
+        assert!(!d.allowed);
+        assert!(d.reasoning.contains("no rule allows \"write\""), "{}", d.reasoning);
+    }
+
+    #[test]
+    fn grants_carry_the_smallest_caps_and_name_the_rules() {
+        let looser = r#"{"id":"q","rules":[{"id":"r2","effect":"allow","resources":["secret:/db"],"actions":["read"],"identities":["*"],"max_ttl":60,"max_uses":50}]}"#;
+        let s = set(&[READ_ONLY, looser]);
+        let d = decide(&s, &PeerIdentity::bare(1000, 1000), "secret:/db", &["read"]);
+        assert!(d.allowed);
+        assert_eq!((d.max_ttl, d.max_uses), (Some(60), Some(5)));
+        assert_eq!(d.applied_rules, vec!["p/read", "q/r2"]);
+        assert_eq!(d.applied_policies, vec!["p", "q"]);
+    }
+
+    #[test]
+    fn denial_names_the_deny_rule() {
+        let deny = r#"{"id":"d","rules":[{"id":"x","effect":"deny","resources":["*"],"actions":["*"],"identities":["uid:1000"]}]}"#;
+        let s = set(&[READ_ONLY, deny]);
+        let d = decide(&s, &PeerIdentity::bare(1000, 1000), "secret:/db", &["read"]);
+        assert!(!d.allowed);
+        assert_eq!(d.applied_rules, vec!["d/x"]);
+        assert!(d.reasoning.contains("denied by rule d/x"));
+    }
+
+    #[test]
+    fn fallbacks() {
+        let owner = PolicySet::empty(0, Fallback::OwnerOnly { uid: 1000 });
+        assert!(decide(&owner, &PeerIdentity::bare(1000, 1000), "x", &["read"]).allowed);
+        assert!(!decide(&owner, &PeerIdentity::bare(1001, 1000), "x", &["read"]).allowed);
+        let none = PolicySet::empty(0, Fallback::DenyAll);
+        assert!(!decide(&none, &PeerIdentity::bare(1000, 1000), "x", &["read"]).allowed);
+    }
+}

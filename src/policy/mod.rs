@@ -1,0 +1,78 @@
+//! Policy: who may do what, decided only over kernel-verified identity.
+//!
+//! - [`document`]: the upstream JSON file format, parsed strictly (unknown fields are errors).
+//! - [`selector`]: `identities` selectors (`*`, `uid:N`, `uid:N-M`, `user:`, `group:`, `unit:`,
+//!   `exe:`) and glob patterns for resources and actions.
+//! - [`rules`]: compiling documents into validated rules; conditions.
+//! - [`load`]: reading a policy directory, all or nothing.
+//! - [`eval`]: the decision: a matching deny wins; otherwise every requested action needs an
+//!   allow; no rule means deny.
+//!
+//! All of this is plain functions over plain data; the `PolicyWatcher` actor only calls them.
+
+pub mod document;
+pub mod eval;
+pub mod load;
+pub mod rules;
+pub mod selector;
+
+use std::path::PathBuf;
+
+pub use eval::{Decision, EvalInput, evaluate};
+pub use load::{LoadError, load_dir};
+pub use rules::Rule;
+
+/// What applies when the set has no rule at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// Deny everything (standard and hardened modes, and any mode with rules).
+    DenyAll,
+    /// Development mode with no policy: allow the agent's own uid, deny everyone else.
+    OwnerOnly {
+        /// The agent's uid.
+        uid: u32,
+    },
+}
+
+impl Fallback {
+    /// The fallback in words, for status and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Fallback::DenyAll => "no rule allows: deny".to_string(),
+            Fallback::OwnerOnly { uid } => format!(
+                "development mode without policies: requests from the agent's own uid {uid} are allowed, all others denied"
+            ),
+        }
+    }
+}
+
+/// An immutable, fully validated set of rules, as handed to whoever evaluates.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// Increments with every successful load; 0 before the first.
+    pub generation: u64,
+    /// When this set was loaded.
+    pub loaded_at: jiff::Timestamp,
+    /// The files it came from, in load order.
+    pub files: Vec<PathBuf>,
+    /// The ids of its active policies.
+    pub policies: Vec<String>,
+    /// Its rules, in file order.
+    pub rules: Vec<Rule>,
+    /// What applies when `rules` is empty.
+    pub fallback: Fallback,
+}
+
+impl PolicySet {
+    /// A set with no rules.
+    pub fn empty(generation: u64, fallback: Fallback) -> PolicySet {
+        PolicySet {
+            generation,
+            loaded_at: jiff::Timestamp::now(),
+            files: Vec::new(),
+            policies: Vec::new(),
+            rules: Vec::new(),
+            fallback,
+        }
+    }
+}
