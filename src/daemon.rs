@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::config::{ConfigError, Overrides};
-use crate::transport::socket::{AgentListener, SocketError};
+use crate::actors::Command;
+use crate::config::{self, ConfigError, DefaultPaths, Overrides};
+use crate::server::{self, Control};
+use crate::transport::socket::{self, AgentListener, SocketError};
 
 /// Where operational logs go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -49,6 +51,40 @@ pub enum DaemonError {
 /// `activated` is the socket systemd passed, taken by
 /// [`crate::transport::socket::take_activated`] before any thread started.
 pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(), DaemonError> {
-    let _ = (options, activated);
-    Err(DaemonError::Fatal("not implemented yet".into()))
+    let paths = DefaultPaths::for_current_user();
+    let loaded = config::load(options.config_file.as_deref(), &options.overrides, &paths)?;
+    crate::logging::init(&loaded.config.log_level, options.log_target);
+    match &loaded.file {
+        Some(f) => tracing::info!(file = %f.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file; using defaults, environment and flags"),
+    }
+    let listener = match activated {
+        Some(l) => l,
+        None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)?,
+    };
+    let control = Control::new();
+    forward_signals(control.sender()).map_err(|e| DaemonError::Fatal(format!("cannot handle signals: {e}")))?;
+    let config = loaded.config;
+    let cleanup_origin = listener.origin.clone();
+    let result = actix_rt::System::new().block_on(server::run(listener, config, control));
+    if result.is_err() {
+        cleanup_origin.cleanup();
+    }
+    result.map_err(|e| DaemonError::Fatal(e.to_string()))
+}
+
+/// SIGTERM and SIGINT stop the agent; SIGHUP reloads policies.
+fn forward_signals(tx: tokio::sync::mpsc::UnboundedSender<Command>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let cmd = if sig == SIGHUP { Command::Reload } else { Command::Shutdown };
+            tracing::info!(signal = sig, "signal received");
+            if tx.send(cmd).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok(())
 }

@@ -1,1 +1,72 @@
-fn main(){}
+//! `aether-vault-agent`: the daemon. Runs in the foreground until SIGTERM, SIGINT or
+//! `agent_stop`; SIGHUP reloads policies. See aether-vault-agent(8).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aether_vault_agent::config::{Mode, Overrides};
+use aether_vault_agent::daemon::{self, DaemonOptions, LogTarget};
+use aether_vault_agent::transport::socket;
+use clap::Parser;
+
+/// Local access-control agent: kernel-verified identity, policy, signed capabilities, audit.
+#[derive(Debug, Parser)]
+#[command(name = "aether-vault-agent", version)]
+struct Args {
+    /// Configuration file (default: VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml
+    /// for root or ~/.aether-vault/agent.yaml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Operating mode.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Socket to bind when not socket-activated.
+    #[arg(long, value_name = "PATH")]
+    socket_path: Option<PathBuf>,
+    /// Policy directory.
+    #[arg(long, value_name = "DIR")]
+    policy_dir: Option<PathBuf>,
+    /// State directory (signing key).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Audit log file.
+    #[arg(long, value_name = "FILE")]
+    audit_file: Option<PathBuf>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Where operational logs go.
+    #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
+    log_target: LogTarget,
+}
+
+fn main() -> ExitCode {
+    // Socket activation must be read (and its variables unset) before any thread exists.
+    let activated = match socket::take_activated() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let args = Args::parse();
+    let options = DaemonOptions {
+        config_file: args.config,
+        overrides: Overrides {
+            mode: args.mode,
+            socket_path: args.socket_path,
+            log_level: args.log_level,
+            state_dir: args.state_dir,
+            policy_dir: args.policy_dir,
+            audit_file: args.audit_file,
+        },
+        log_target: args.log_target,
+    };
+    match daemon::run(options, activated) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

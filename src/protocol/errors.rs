@@ -40,6 +40,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The agent is shutting down.
     ShuttingDown,
+    /// The connection was idle for `ipc.conn_timeout` seconds and is closed.
+    IdleTimeout,
     /// Something failed inside the agent; nothing was granted.
     InternalError,
 }
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::ConstraintViolation => "CONSTRAINT_VIOLATION",
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::IdleTimeout => "IDLE_TIMEOUT",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }

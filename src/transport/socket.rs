@@ -85,7 +85,15 @@ impl AgentListener {
 
     /// Removes the socket file if this process bound it and the path still names that socket.
     pub fn cleanup(&self) {
-        if let Origin::Bound { path, dev, ino } = &self.origin {
+        self.origin.cleanup();
+    }
+}
+
+impl Origin {
+    /// Removes the socket file if this process bound it and the path still names that socket;
+    /// never touches an inherited socket.
+    pub fn cleanup(&self) {
+        if let Origin::Bound { path, dev, ino } = self {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 if meta.dev() == *dev && meta.ino() == *ino {
                     let _ = std::fs::remove_file(path);

@@ -1,0 +1,246 @@
+//! What a session does with one request: parse the envelope, check permission, ask the other
+//! actors, wait for the audit record, and produce the response line.
+//!
+//! Every path ends in a response; an actor that cannot be reached yields `INTERNAL_ERROR` and
+//! nothing granted. Malformed JSON closes the connection; an unknown type or a bad payload does
+//! not.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::SharedRef;
+use super::audit_writer::Append;
+use super::policy_watcher::{GetStatus, Reload};
+use super::registry::{Grant, List, Revoke, Stats, Validate};
+use crate::audit::AuditEvent;
+use crate::capability::grant::check_request;
+use crate::identity::PeerIdentity;
+use crate::protocol::types::{
+    CapabilityRequest, ListRequest, PingResponse, ReloadResponse, RevokeRequest, StatusDetail, StatusResponse,
+    StopResponse, ValidateRequest,
+};
+use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
+use crate::transport::framing::FrameError;
+
+/// Whether the connection stays open after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Read the next request.
+    KeepOpen,
+    /// Close after writing.
+    Close,
+}
+
+/// A response line and what happens after it.
+#[derive(Debug)]
+pub struct Reply {
+    /// Compact JSON plus `\n`; empty when there is nothing to write.
+    pub line: Vec<u8>,
+    /// Whether the connection stays open.
+    pub after: After,
+}
+
+/// Who is asking, fixed for the connection.
+pub struct Caller {
+    /// Shared state.
+    pub shared: SharedRef,
+    /// The verified peer.
+    pub identity: Arc<PeerIdentity>,
+    /// Whether the peer may use admin messages.
+    pub is_admin: bool,
+}
+
+fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
+    Reply { line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(), after: After::KeepOpen }
+}
+
+/// An `error_response`.
+pub fn error(id: &str, payload: ErrorPayload, after: After) -> Reply {
+    Reply { line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(), after }
+}
+
+/// The reply to a framing error: an error response, then close.
+pub fn frame_error(e: &FrameError) -> Reply {
+    let code = match e {
+        FrameError::TooLarge { .. } => ErrorCode::RequestTooLarge,
+        FrameError::TooDeep { .. } | FrameError::Malformed(_) => ErrorCode::MalformedRequest,
+        FrameError::Io(_) => return Reply { line: Vec::new(), after: After::Close },
+    };
+    error("", ErrorPayload::new(code, e.to_string()), After::Close)
+}
+
+fn payload<T: DeserializeOwned>(v: Value) -> Result<T, ErrorPayload> {
+    serde_json::from_value(v).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, format!("invalid payload format: {e}")))
+}
+
+fn internal(what: &str) -> ErrorPayload {
+    tracing::error!("{what} did not answer");
+    ErrorPayload::new(ErrorCode::InternalError, "internal error; nothing was granted")
+}
+
+async fn record(shared: &SharedRef, event: AuditEvent) {
+    match shared.audit.send(Append(event)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "audit write failed"),
+        Err(_) => tracing::error!("audit writer is gone"),
+    }
+}
+
+/// Handles one complete request frame.
+pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
+    let received = Instant::now();
+    let value: Value = match serde_json::from_slice(&frame) {
+        Ok(v) => v,
+        Err(e) => {
+            return error("", ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")), After::Close);
+        }
+    };
+    let raw = match RawRequest::deserialize(value) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                "",
+                ErrorPayload::new(ErrorCode::InvalidRequest, format!("invalid request format: {e}")),
+                After::KeepOpen,
+            );
+        }
+    };
+    let id = raw.id.clone().unwrap_or_default();
+    let Some(kind) = RequestType::parse(&raw.kind) else {
+        return error(&id, ErrorPayload::unknown_type(&raw.kind), After::KeepOpen);
+    };
+    if kind.is_admin_only() && !caller.is_admin {
+        return error(
+            &id,
+            ErrorPayload::new(
+                ErrorCode::PermissionDenied,
+                format!("{} is only for administrators (root, the agent's own user, or ipc.admin_group)", kind.as_str()),
+            ),
+            After::KeepOpen,
+        );
+    }
+    match dispatch(&caller, kind, &id, raw.payload, received).await {
+        Ok(reply) => reply,
+        Err(e) => error(&id, e, After::KeepOpen),
+    }
+}
+
+async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received: Instant) -> Result<Reply, ErrorPayload> {
+    let shared = &c.shared;
+    Ok(match kind {
+        RequestType::PingRequest => {
+            ok(kind, id, PingResponse { message: "pong".into(), server: "aether-vault-agent".into() })
+        }
+        RequestType::StatusRequest => ok(kind, id, status(shared, false).await?),
+        RequestType::AgentStatus => ok(kind, id, status(shared, true).await?),
+        RequestType::AgentReload => {
+            let o = shared.policy.send(Reload).await.map_err(|_| internal("policy watcher"))?;
+            ok(
+                kind,
+                id,
+                ReloadResponse {
+                    status: if o.ok { "reloaded" } else { "failed" }.into(),
+                    generation: o.generation,
+                    files: o.files,
+                    rules: o.rules,
+                    error: o.error,
+                },
+            )
+        }
+        RequestType::AgentStop => {
+            tracing::info!(caller = %c.identity.describe(), "stop requested over IPC");
+            let _ = shared.commands.send(super::Command::Shutdown);
+            ok(kind, id, StopResponse { status: "stopping".into(), message: "Agent is stopping".into() })
+        }
+        RequestType::CapabilityRequest => {
+            let request: CapabilityRequest = payload(body)?;
+            check_request(&request).map_err(|m| ErrorPayload::new(ErrorCode::InvalidPayload, m))?;
+            let msg = Grant { identity: c.identity.clone(), request, request_id: id.to_string(), received };
+            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            record(shared, decided.event).await;
+            ok(kind, id, decided.answer)
+        }
+        RequestType::CapabilityValidate => {
+            let req: ValidateRequest = payload(body)?;
+            if req.capability_id.is_empty() {
+                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, "capability_id is required"));
+            }
+            let msg = Validate {
+                identity: c.identity.clone(),
+                capability_id: req.capability_id,
+                context: req.context,
+                request_id: id.to_string(),
+                received,
+            };
+            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            record(shared, decided.event).await;
+            ok(kind, id, decided.answer)
+        }
+        RequestType::CapabilityRevoke => {
+            let req: RevokeRequest = payload(body)?;
+            if req.capability_id.is_empty() {
+                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, "capability_id is required"));
+            }
+            let msg = Revoke {
+                identity: c.identity.clone(),
+                is_admin: c.is_admin,
+                capability_id: req.capability_id,
+                reason: req.reason,
+                request_id: id.to_string(),
+            };
+            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            record(shared, decided.event).await;
+            ok(kind, id, decided.answer?)
+        }
+        RequestType::CapabilityList => {
+            let req: ListRequest = if body.is_null() { ListRequest::default() } else { payload(body)? };
+            let msg = List { identity: c.identity.clone(), is_admin: c.is_admin, filter: req.filter.unwrap_or_default() };
+            let answer = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))??;
+            ok(kind, id, answer)
+        }
+    })
+}
+
+/// Builds `status_response`; `detail` adds the admin-only section.
+pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, ErrorPayload> {
+    let policy = shared.policy.send(GetStatus).await.map_err(|_| internal("policy watcher"))?;
+    let stats = shared.registry.send(Stats).await.map_err(|_| internal("capability registry"))?;
+    let cfg = &shared.config;
+    let set = &policy.set;
+    Ok(StatusResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        capabilities: RequestType::ALL.iter().map(|t| t.as_str().to_string()).collect(),
+        uptime: u64::try_from(shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        connection_count: shared.connection_count(),
+        mode: cfg.mode.to_string(),
+        socket_path: shared.socket_path.clone(),
+        max_connections: cfg.ipc.max_connections,
+        capabilities_active: stats.active,
+        policy_generation: set.generation,
+        policy_files: set.files.len(),
+        policy_rules: set.rules.len(),
+        policy_loaded_at: crate::timefmt::rfc3339(set.loaded_at),
+        policy_last_error: policy.last_error.clone(),
+        policy_fallback: set.fallback.describe(),
+        public_key: shared.public_key.clone(),
+        detail: detail.then(|| StatusDetail {
+            pid: std::process::id(),
+            uid: shared.agent_uid,
+            started_at: crate::timefmt::rfc3339(shared.started_at),
+            policy_directory: policy.directory.display().to_string(),
+            state_directory: cfg.state_dir.display().to_string(),
+            audit_file: cfg.audit.enable.then(|| cfg.audit.log_file.display().to_string()),
+            socket_activated: shared.socket_activated,
+            capabilities_by_status: stats.by_status.clone(),
+            default_ttl: cfg.capability_engine.default_ttl,
+            max_ttl: cfg.capability_engine.max_ttl,
+            max_uses: cfg.capability_engine.max_uses,
+            policy_file_list: set.files.iter().map(|f| f.display().to_string()).collect(),
+        }),
+    })
+}

@@ -1,0 +1,84 @@
+//! The actors that wire the pure logic to the socket, and what they share.
+//!
+//! - [`listener::Listener`]: owns the listening socket, reads each peer's identity, starts a
+//!   [`session::Session`] per connection.
+//! - [`session::Session`]: decodes requests, asks the others, writes responses in order.
+//! - [`registry::CapabilityRegistry`]: issues, validates, revokes, lists and expires
+//!   capabilities; evaluates policy for grants against the current policy set.
+//! - [`policy_watcher::PolicyWatcher`]: loads the policy directory and publishes immutable sets.
+//! - [`audit_writer::AuditWriter`]: appends audit records and acknowledges each.
+
+pub mod audit_writer;
+pub mod dispatch;
+pub mod listener;
+pub mod policy_watcher;
+pub mod registry;
+pub mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use actix::Addr;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::AgentConfig;
+use crate::identity::PeerIdentity;
+
+/// Commands to the server loop (from signals, from `agent_stop`, from tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Reload the policy set (SIGHUP).
+    Reload,
+    /// Stop gracefully (SIGTERM, SIGINT, `agent_stop`).
+    Shutdown,
+}
+
+/// What every session needs: configuration, counters and the other actors' addresses.
+pub struct Shared {
+    /// The effective configuration.
+    pub config: AgentConfig,
+    /// When the agent started (for `uptime`).
+    pub started: Instant,
+    /// The same, as a timestamp.
+    pub started_at: jiff::Timestamp,
+    /// Open client connections.
+    pub connections: AtomicUsize,
+    /// Set once shutdown began: new connections are refused.
+    pub shutting_down: AtomicBool,
+    /// The socket path shown in status.
+    pub socket_path: String,
+    /// Whether the socket came from systemd.
+    pub socket_activated: bool,
+    /// The agent's own uid (an admin; the development-mode owner).
+    pub agent_uid: u32,
+    /// The gid of `ipc.admin_group`, resolved at start.
+    pub admin_gid: Option<u32>,
+    /// The signing key's public half, base64.
+    pub public_key: String,
+    /// The capability registry.
+    pub registry: Addr<registry::CapabilityRegistry>,
+    /// The policy watcher.
+    pub policy: Addr<policy_watcher::PolicyWatcher>,
+    /// The audit writer.
+    pub audit: Addr<audit_writer::AuditWriter>,
+    /// Sends commands to the server loop.
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// Flips to `true` when sessions must finish and close.
+    pub closing: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Whether `id` may use admin messages: root, the agent's own uid, or `ipc.admin_group`.
+    pub fn is_admin(&self, id: &PeerIdentity) -> bool {
+        id.uid == 0 || id.uid == self.agent_uid || self.admin_gid.is_some_and(|g| id.has_gid(g))
+    }
+
+    /// Open connections now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Shared state handle.
+pub type SharedRef = Arc<Shared>;

@@ -1,0 +1,410 @@
+//! The CapabilityRegistry actor: the one owner of all capabilities.
+//!
+//! It evaluates policy for a grant against the policy set in force at that moment and issues
+//! in the same handler, so no grant straddles a reload. Validation, revocation and listing apply
+//! the holder rules: only the holder's uid validates; only the holder or an admin revokes;
+//! non-admins list only their own. Expired capabilities stay listable for an hour, then a
+//! periodic sweep drops them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use jiff::{SignedDuration, Timestamp};
+
+use super::policy_watcher::PolicyHandle;
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::capability::record::check;
+use crate::capability::{CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant};
+use crate::identity::PeerIdentity;
+use crate::policy::{EvalInput, evaluate};
+use crate::protocol::types::{
+    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, Holder, ListResponse, PolicyResult,
+    RequestContext, RevokeResponse, ValidationIssue, ValidationResult,
+};
+use crate::protocol::{ErrorCode, ErrorPayload};
+
+/// How often expired capabilities are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Most capabilities one list answer carries.
+pub const MAX_LIST: usize = 1000;
+
+/// Asks for a capability.
+#[derive(Message)]
+#[rtype(result = "Decided<CapabilityResponse>")]
+pub struct Grant {
+    /// The verified caller.
+    pub identity: Arc<PeerIdentity>,
+    /// What it asks for (already checked for sense).
+    pub request: CapabilityRequest,
+    /// The envelope id.
+    pub request_id: String,
+    /// When the request arrived (for `processingTime`).
+    pub received: Instant,
+}
+
+/// Validates (and uses once) a capability.
+#[derive(Message)]
+#[rtype(result = "Decided<ValidationResult>")]
+pub struct Validate {
+    /// The verified caller.
+    pub identity: Arc<PeerIdentity>,
+    /// The capability id.
+    pub capability_id: String,
+    /// Facts for constraints.
+    pub context: Option<RequestContext>,
+    /// The envelope id.
+    pub request_id: String,
+    /// When the request arrived.
+    pub received: Instant,
+}
+
+/// Revokes a capability.
+#[derive(Message)]
+#[rtype(result = "Decided<Result<RevokeResponse, ErrorPayload>>")]
+pub struct Revoke {
+    /// The verified caller.
+    pub identity: Arc<PeerIdentity>,
+    /// Whether the caller is an admin.
+    pub is_admin: bool,
+    /// The capability id.
+    pub capability_id: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// The envelope id.
+    pub request_id: String,
+}
+
+/// Lists capabilities.
+#[derive(Message)]
+#[rtype(result = "Result<ListResponse, ErrorPayload>")]
+pub struct List {
+    /// The verified caller.
+    pub identity: Arc<PeerIdentity>,
+    /// Whether the caller is an admin.
+    pub is_admin: bool,
+    /// The filter.
+    pub filter: CapabilityFilter,
+}
+
+/// Asks for counts.
+#[derive(Message)]
+#[rtype(result = "RegistryStats")]
+pub struct Stats;
+
+/// Counts by status.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryStats {
+    /// Active capabilities.
+    pub active: usize,
+    /// All held capabilities by status name.
+    pub by_status: BTreeMap<String, usize>,
+}
+
+/// An answer and the audit record that must be written before it is sent.
+#[derive(Debug)]
+pub struct Decided<T> {
+    /// The answer for the client.
+    pub answer: T,
+    /// The record of the decision.
+    pub event: AuditEvent,
+}
+
+/// The registry.
+pub struct CapabilityRegistry {
+    caps: HashMap<String, Record>,
+    signer: Arc<Signer>,
+    limits: GrantLimits,
+    policy: PolicyHandle,
+}
+
+fn nanos(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl CapabilityRegistry {
+    /// An empty registry.
+    pub fn new(signer: Arc<Signer>, limits: GrantLimits, policy: PolicyHandle) -> Self {
+        CapabilityRegistry { caps: HashMap::new(), signer, limits, policy }
+    }
+
+    fn sweep(&mut self) {
+        let now = Timestamp::now();
+        let before = self.caps.len();
+        self.caps.retain(|_, r| !r.droppable(now));
+        let dropped = before - self.caps.len();
+        if dropped > 0 {
+            tracing::debug!(dropped, "dropped capabilities expired for over an hour");
+        }
+    }
+
+    fn grant(&mut self, msg: Grant) -> Decided<CapabilityResponse> {
+        let Grant { identity, request, request_id, received } = msg;
+        let now = Timestamp::now();
+        let set = self.policy.load();
+        let eval_start = Instant::now();
+        let decision = evaluate(
+            &set,
+            EvalInput { identity: &identity, resource: &request.resource, actions: &request.actions, now },
+        );
+        let mut policy_result = PolicyResult {
+            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
+            applied_policies: decision.applied_policies.clone(),
+            applied_rules: decision.applied_rules.clone(),
+            reasoning: decision.reasoning.clone(),
+            evaluation_time: nanos(eval_start),
+        };
+        let mut event = AuditEvent::new(EventType::CapabilityRequest, Outcome::Denied).by(&identity).request(&request_id);
+        event.claimed_identity = Some(request.identity.clone()).filter(|s| !s.is_empty());
+        event.resource = Some(request.resource.clone());
+        event.actions = request.actions.clone();
+        event.rules = decision.applied_rules.clone();
+        event.policy_generation = Some(decision.generation);
+        let respond = |status: &str, message: String, cap: Option<Capability>, pr: PolicyResult, code| CapabilityResponse {
+            capability: cap,
+            status: status.to_string(),
+            message,
+            request_id: request_id.clone(),
+            processing_time: nanos(received),
+            policy_result: Some(pr),
+            code,
+        };
+        if !decision.allowed {
+            let answer = respond("denied", "Capability request denied by policy".into(), None, policy_result, None);
+            event.reason = Some(decision.reasoning);
+            return Decided { answer, event };
+        }
+        let plan = match plan_grant(&request, &self.limits, &decision) {
+            Ok(p) => p,
+            Err(why) => {
+                policy_result.decision = "deny".into();
+                policy_result.reasoning = format!("{why} (policy would allow: {})", decision.reasoning);
+                event.reason = Some(why.clone());
+                return Decided { answer: respond("denied", why, None, policy_result, None), event };
+            }
+        };
+        let id = match new_capability_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "no randomness for a capability id");
+                event.outcome = Outcome::Failure;
+                event.reason = Some("internal error: no randomness".into());
+                return Decided {
+                    answer: respond("error", "internal error; nothing was granted".into(), None, policy_result, Some(ErrorCode::InternalError)),
+                    event,
+                };
+            }
+        };
+        let expires = now + SignedDuration::from_secs(plan.ttl as i64);
+        let mut metadata = BTreeMap::new();
+        if let Some(p) = &request.purpose {
+            metadata.insert("purpose".to_string(), serde_json::Value::String(p.clone()));
+        }
+        if let Some(c) = &request.context {
+            metadata.insert("context".to_string(), c.clone());
+        }
+        let mut cap = Capability {
+            id: id.clone(),
+            kind: derive_type(&request.actions).to_string(),
+            resource: request.resource.clone(),
+            actions: request.actions.clone(),
+            identity: request.identity.clone(),
+            issuer: self.limits.issuer.clone(),
+            issued_at: crate::timefmt::rfc3339(now),
+            expires_at: crate::timefmt::rfc3339(expires),
+            ttl: plan.ttl,
+            max_uses: plan.max_uses,
+            used_count: 0,
+            signature: String::new(),
+            metadata,
+            constraints: request.constraints.clone(),
+            status: None,
+            holder: None,
+        };
+        cap.signature = self.signer.sign(&cap, identity.uid);
+        // Expiry is computed from the whole-second timestamp written into the capability.
+        let expires_at = crate::timefmt::parse(&cap.expires_at).unwrap_or(expires);
+        let holder = Holder { uid: identity.uid, gid: identity.gid, user: identity.user.clone(), unit: identity.unit.clone() };
+        let record = Record { cap, holder, expires_at, revoked: None };
+        let wire = record.to_wire(now);
+        self.caps.insert(id.clone(), record);
+        event.outcome = Outcome::Granted;
+        event.capability_id = Some(id);
+        event.reason = Some(decision.reasoning);
+        Decided { answer: respond("granted", "Capability granted".into(), Some(wire), policy_result, None), event }
+    }
+
+    fn validate(&mut self, msg: Validate) -> Decided<ValidationResult> {
+        let now = Timestamp::now();
+        let mut event = AuditEvent::new(EventType::CapabilityValidation, Outcome::Invalid)
+            .by(&msg.identity)
+            .request(&msg.request_id)
+            .capability(&msg.capability_id);
+        let outcome = match self.caps.get_mut(&msg.capability_id) {
+            None => Err(ValidationIssue { code: ErrorCode::CapNotFound, message: "capability not found".into() }),
+            Some(rec) => {
+                event.resource = Some(rec.cap.resource.clone());
+                match check(rec, msg.identity.uid, msg.context.as_ref(), now, &self.signer) {
+                    Ok(()) => {
+                        rec.cap.used_count += 1;
+                        Ok(rec.remaining_uses())
+                    }
+                    Err(issue) => Err(issue),
+                }
+            }
+        };
+        let answer = match outcome {
+            Ok(remaining) => {
+                event.outcome = Outcome::Valid;
+                let warnings = match remaining {
+                    Some(0) => vec![ValidationIssue {
+                        code: ErrorCode::UsageLimitExceeded,
+                        message: "this was the capability's last use".into(),
+                    }],
+                    _ => vec![],
+                };
+                ValidationResult { valid: true, errors: vec![], warnings, validation_time: nanos(msg.received), remaining_uses: remaining }
+            }
+            Err(issue) => {
+                event.reason = Some(format!("{}: {}", issue.code, issue.message));
+                if issue.code == ErrorCode::NotHolder {
+                    // Nothing about someone else's capability goes back, or into our record's resource.
+                    event.resource = None;
+                }
+                ValidationResult { valid: false, errors: vec![issue], warnings: vec![], validation_time: nanos(msg.received), remaining_uses: None }
+            }
+        };
+        Decided { answer, event }
+    }
+
+    fn revoke(&mut self, msg: Revoke) -> Decided<Result<RevokeResponse, ErrorPayload>> {
+        let mut event = AuditEvent::new(EventType::CapabilityRevocation, Outcome::Rejected)
+            .by(&msg.identity)
+            .request(&msg.request_id)
+            .capability(&msg.capability_id);
+        let Some(rec) = self.caps.get_mut(&msg.capability_id) else {
+            event.reason = Some("CAP_NOT_FOUND".into());
+            return Decided { answer: Err(ErrorPayload::new(ErrorCode::CapNotFound, "capability not found")), event };
+        };
+        if rec.holder.uid != msg.identity.uid && !msg.is_admin {
+            event.reason = Some("PERMISSION_DENIED: not the holder and not an admin".into());
+            return Decided {
+                answer: Err(ErrorPayload::new(
+                    ErrorCode::PermissionDenied,
+                    "only the capability's holder or an administrator may revoke it",
+                )),
+                event,
+            };
+        }
+        let now = Timestamp::now();
+        let revocation = rec
+            .revoked
+            .get_or_insert_with(|| Revocation { at: now, reason: msg.reason.clone(), by_uid: msg.identity.uid })
+            .clone();
+        event.outcome = Outcome::Revoked;
+        event.resource = Some(rec.cap.resource.clone());
+        event.reason = msg.reason.clone().or(Some("no reason given".into()));
+        Decided {
+            answer: Ok(RevokeResponse {
+                status: "revoked".into(),
+                message: "Capability revoked successfully".into(),
+                capability_id: msg.capability_id,
+                revoked_at: crate::timefmt::rfc3339(revocation.at),
+            }),
+            event,
+        }
+    }
+
+    fn list(&self, msg: List) -> Result<ListResponse, ErrorPayload> {
+        let f = msg.filter;
+        if !msg.is_admin && f.uid.is_some_and(|u| u != msg.identity.uid) {
+            return Err(ErrorPayload::new(
+                ErrorCode::PermissionDenied,
+                "only administrators may list other users' capabilities",
+            ));
+        }
+        if let Some(s) = &f.status {
+            if !["active", "revoked", "expired"].contains(&s.as_str()) {
+                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, format!("status {s:?} is not active, revoked or expired")));
+            }
+        }
+        let uid = if msg.is_admin { f.uid } else { Some(msg.identity.uid) };
+        let now = Timestamp::now();
+        let mut matching: Vec<&Record> = self
+            .caps
+            .values()
+            .filter(|r| uid.is_none_or(|u| r.holder.uid == u))
+            .filter(|r| f.status.as_deref().is_none_or(|s| r.status(now).as_str() == s))
+            .filter(|r| f.resource.as_deref().is_none_or(|s| r.cap.resource == s))
+            .filter(|r| f.identity.as_deref().is_none_or(|s| r.cap.identity == s))
+            .filter(|r| f.kind.as_deref().is_none_or(|s| r.cap.kind == s))
+            .filter(|r| f.issuer.as_deref().is_none_or(|s| r.cap.issuer == s))
+            .collect();
+        matching.sort_by(|a, b| b.cap.issued_at.cmp(&a.cap.issued_at).then_with(|| a.cap.id.cmp(&b.cap.id)));
+        let total = matching.len();
+        let capabilities: Vec<Capability> = matching
+            .into_iter()
+            .skip(f.offset.unwrap_or(0))
+            .take(f.limit.unwrap_or(MAX_LIST).min(MAX_LIST))
+            .map(|r| r.to_wire(now))
+            .collect();
+        Ok(ListResponse { count: capabilities.len(), capabilities, total })
+    }
+
+    fn stats(&self) -> RegistryStats {
+        let now = Timestamp::now();
+        let mut s = RegistryStats::default();
+        for r in self.caps.values() {
+            let status = r.status(now);
+            if status == CapStatus::Active {
+                s.active += 1;
+            }
+            *s.by_status.entry(status.as_str().to_string()).or_default() += 1;
+        }
+        s
+    }
+}
+
+impl Actor for CapabilityRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(SWEEP_INTERVAL, |act, _| act.sweep());
+    }
+}
+
+impl Handler<Grant> for CapabilityRegistry {
+    type Result = MessageResult<Grant>;
+    fn handle(&mut self, msg: Grant, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.grant(msg))
+    }
+}
+
+impl Handler<Validate> for CapabilityRegistry {
+    type Result = MessageResult<Validate>;
+    fn handle(&mut self, msg: Validate, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.validate(msg))
+    }
+}
+
+impl Handler<Revoke> for CapabilityRegistry {
+    type Result = MessageResult<Revoke>;
+    fn handle(&mut self, msg: Revoke, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.revoke(msg))
+    }
+}
+
+impl Handler<List> for CapabilityRegistry {
+    type Result = Result<ListResponse, ErrorPayload>;
+    fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
+        self.list(msg)
+    }
+}
+
+impl Handler<Stats> for CapabilityRegistry {
+    type Result = MessageResult<Stats>;
+    fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats())
+    }
+}

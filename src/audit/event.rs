@@ -1,0 +1,209 @@
+//! One audit record.
+//!
+//! ```json
+//! {"timestamp":"2026-11-23T10:00:00Z","type":"capability_request","outcome":"granted",
+//!  "identity":{"uid":1000,"gid":1000,"pid":4242,"user":"alice","unit":"billing.service",
+//!              "exe":"/usr/bin/billing"},
+//!  "claimed_identity":"billing-app","resource":"secret:/db/primary","actions":["read"],
+//!  "capability_id":"cap_…","request_id":"msg_1","rules":["default/allow-billing"],
+//!  "reason":"granted: \"read\" is allowed by rule default/allow-billing","policy_generation":3}
+//! ```
+//! Signatures and key material never appear in a record.
+
+use serde::Serialize;
+
+use crate::identity::PeerIdentity;
+
+/// What kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// A capability was asked for (granted, denied or failed).
+    CapabilityRequest,
+    /// A capability was validated.
+    CapabilityValidation,
+    /// A capability was revoked (or a revocation refused).
+    CapabilityRevocation,
+    /// A policy was evaluated without issuing anything.
+    PolicyEvaluation,
+    /// The policy set was (re)loaded, or failed to.
+    PolicyReload,
+    /// The agent started serving.
+    AgentStart,
+    /// The agent stopped.
+    AgentStop,
+    /// A connection was refused (limits).
+    ConnectionRejected,
+}
+
+/// The result, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A capability was issued.
+    Granted,
+    /// Policy or limits refused it.
+    Denied,
+    /// Validation passed.
+    Valid,
+    /// Validation failed.
+    Invalid,
+    /// Revocation done.
+    Revoked,
+    /// Something went right (start, stop, reload).
+    Success,
+    /// Something failed (reload, request errors).
+    Failure,
+    /// The caller was refused.
+    Rejected,
+}
+
+/// The verified identity, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditIdentity {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// pid, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// user name, if resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// systemd unit, if verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// executable, if verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+}
+
+impl From<&PeerIdentity> for AuditIdentity {
+    fn from(id: &PeerIdentity) -> Self {
+        AuditIdentity {
+            uid: id.uid,
+            gid: id.gid,
+            pid: id.pid,
+            user: id.user.clone(),
+            unit: id.unit.clone(),
+            exe: id.exe.clone(),
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// When, RFC 3339 UTC.
+    pub timestamp: String,
+    /// What kind.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The result.
+    pub outcome: Outcome,
+    /// The verified caller, if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<AuditIdentity>,
+    /// The label the caller gave itself (never trusted, kept for the record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_identity: Option<String>,
+    /// The resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The actions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// The capability concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capability_id: Option<String>,
+    /// The request envelope's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Rules that decided, as `policy/rule`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// Why, in words (or the error code and text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The policy generation that decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_generation: Option<u64>,
+}
+
+impl AuditEvent {
+    /// A record of `kind` with `outcome` now; fill the rest with the builder methods.
+    pub fn new(kind: EventType, outcome: Outcome) -> AuditEvent {
+        AuditEvent {
+            timestamp: crate::timefmt::now_rfc3339(),
+            kind,
+            outcome,
+            identity: None,
+            claimed_identity: None,
+            resource: None,
+            actions: Vec::new(),
+            capability_id: None,
+            request_id: None,
+            rules: Vec::new(),
+            reason: None,
+            policy_generation: None,
+        }
+    }
+
+    /// Sets the verified caller.
+    pub fn by(mut self, id: &PeerIdentity) -> Self {
+        self.identity = Some(id.into());
+        self
+    }
+
+    /// Sets the request id.
+    pub fn request(mut self, id: &str) -> Self {
+        if !id.is_empty() {
+            self.request_id = Some(id.to_string());
+        }
+        self
+    }
+
+    /// Sets the reason.
+    pub fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the capability id.
+    pub fn capability(mut self, id: &str) -> Self {
+        self.capability_id = Some(id.to_string());
+        self
+    }
+
+    /// The record as one JSON line with its `\n`.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        line.push(b'\n');
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_has_the_upstream_type_names_and_no_empty_fields() {
+        let mut id = PeerIdentity::bare(1000, 100);
+        id.pid = Some(7);
+        let e = AuditEvent::new(EventType::CapabilityRequest, Outcome::Granted)
+            .by(&id)
+            .request("msg_1")
+            .capability("cap_x")
+            .because("ok");
+        let line = e.to_line();
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "capability_request");
+        assert_eq!(v["outcome"], "granted");
+        assert_eq!(v["identity"]["uid"], 1000);
+        assert_eq!(v["identity"]["pid"], 7);
+        assert!(v.get("resource").is_none() && v.get("rules").is_none());
+    }
+}

@@ -1,0 +1,46 @@
+//! Operational logs through tracing: to journald when the agent runs under systemd (or has no
+//! terminal and the journal is there), else to stderr. `RUST_LOG` overrides the configured level.
+//! These logs are for operators; the audit log is the record of decisions.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::daemon::LogTarget;
+
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Whether `Auto` picks journald here.
+fn journald_wanted(target: LogTarget) -> bool {
+    match target {
+        LogTarget::Journald => true,
+        LogTarget::Stderr => false,
+        LogTarget::Auto => {
+            std::env::var_os("JOURNAL_STREAM").is_some()
+                || (!std::io::stderr().is_terminal() && std::path::Path::new(JOURNAL_SOCKET).exists())
+        }
+    }
+}
+
+/// Installs the global subscriber (once; later calls do nothing).
+pub fn init(level: &str, target: LogTarget) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    if journald_wanted(target) {
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let _ = tracing_subscriber::registry()
+                    .with(filter)
+                    .with(layer.with_syslog_identifier("aether-vault-agent".to_string()))
+                    .try_init();
+                return;
+            }
+            Err(e) => eprintln!("journald is not available ({e}); logging to stderr"),
+        }
+    }
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .try_init();
+}

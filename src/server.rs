@@ -1,0 +1,180 @@
+//! The server: starts the actors around a listening socket and runs until told to stop.
+//!
+//! [`run`] takes its listener and its commands from outside, so the daemon (bound or
+//! socket-activated socket, signals) and tests plug in the same way. Shutdown: stop accepting,
+//! let each session finish the request in hand (at most [`DRAIN_TIMEOUT`]), write the
+//! `agent_stop` record, flush the audit log, remove the socket file if we bound it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, watch};
+
+use crate::actors::audit_writer::{Append, AuditWriter, Flush};
+use crate::actors::listener::{Listener, StopAccepting};
+use crate::actors::policy_watcher::{PolicyWatcher, Reload};
+use crate::actors::registry::{CapabilityRegistry, Stats};
+use crate::actors::{Command, Shared};
+use crate::audit::{AuditError, AuditEvent, EventType, Outcome};
+use crate::capability::{GrantLimits, KeyError, Signer};
+use crate::config::AgentConfig;
+use crate::transport::socket::AgentListener;
+
+/// Longest wait for in-flight requests at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The signing key is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The listening socket cannot be used.
+    #[error("listening socket: {0}")]
+    Socket(std::io::Error),
+}
+
+/// The command channel of a server: keep a [`Control::sender`] to reload or stop it.
+pub struct Control {
+    tx: mpsc::UnboundedSender<Command>,
+    rx: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Control {
+    /// A new channel.
+    pub fn new() -> Control {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Control { tx, rx }
+    }
+
+    /// A handle that sends commands to the server.
+    pub fn sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.tx.clone()
+    }
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new()
+    }
+}
+
+/// Serves `listener` with `config` until a [`Command::Shutdown`] arrives (or every sender is
+/// gone). Must run inside an actix `System`.
+pub async fn run(listener: AgentListener, config: AgentConfig, control: Control) -> Result<(), ServerError> {
+    let agent_uid = nix::unistd::geteuid().as_raw();
+    let signer = Arc::new(Signer::load_or_create(&config.state_dir)?);
+    let admin_gid = config.ipc.admin_group.as_deref().and_then(|name| {
+        let gid = nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw());
+        if gid.is_none() {
+            tracing::warn!(group = name, "ipc.admin_group does not exist; only root and the agent's user are admins");
+        }
+        gid
+    });
+    let audit = AuditWriter::open(config.audit.enable, &config.audit.log_file)?.start();
+    let (watcher, policy_handle) =
+        PolicyWatcher::start_load(config.policy_engine.directory.clone(), config.mode, agent_uid);
+    let start_error = watcher.last_error().map(str::to_string);
+    let policy = watcher.with_audit(audit.clone()).start();
+    let limits = GrantLimits {
+        default_ttl: config.capability_engine.default_ttl,
+        max_ttl: config.capability_engine.max_ttl,
+        max_uses: config.capability_engine.max_uses,
+        issuer: config.capability_engine.issuer.clone(),
+    };
+    let registry = CapabilityRegistry::new(signer.clone(), limits, policy_handle.clone()).start();
+
+    let AgentListener { listener: std_listener, origin } = listener;
+    let socket_activated = matches!(origin, crate::transport::socket::Origin::Activated { .. });
+    let socket_path = match &origin {
+        crate::transport::socket::Origin::Bound { path, .. } => path.display().to_string(),
+        crate::transport::socket::Origin::Activated { path } => {
+            path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(inherited)".into())
+        }
+    };
+    let tokio_listener = tokio::net::UnixListener::from_std(std_listener).map_err(ServerError::Socket)?;
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let Control { tx: commands, rx: mut command_rx } = control;
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        started_at: jiff::Timestamp::now(),
+        connections: AtomicUsize::new(0),
+        shutting_down: AtomicBool::new(false),
+        socket_path: socket_path.clone(),
+        socket_activated,
+        agent_uid,
+        admin_gid,
+        public_key: signer.public_key_base64(),
+        registry: registry.clone(),
+        policy: policy.clone(),
+        audit: audit.clone(),
+        commands,
+        closing: closing_rx,
+        config,
+    });
+    let listener_addr = Listener::new(tokio_listener, shared.clone()).start();
+
+    let set = policy_handle.load();
+    let mut start = AuditEvent::new(EventType::AgentStart, Outcome::Success).because(format!(
+        "serving {socket_path} in {} mode; policy generation {} ({} rules){}",
+        shared.config.mode,
+        set.generation,
+        set.rules.len(),
+        start_error.as_deref().map(|e| format!("; policy load failed: {e}")).unwrap_or_default()
+    ));
+    start.policy_generation = Some(set.generation);
+    let _ = audit.send(Append(start)).await;
+    tracing::info!(
+        socket = %socket_path,
+        activated = socket_activated,
+        mode = %shared.config.mode,
+        policy_generation = set.generation,
+        fallback = %set.fallback.describe(),
+        "agent ready"
+    );
+    crate::notify::ready(&format!(
+        "serving {socket_path}; policy generation {}; {}",
+        set.generation,
+        set.fallback.describe()
+    ));
+    drop(set);
+
+    while let Some(cmd) = command_rx.recv().await {
+        match cmd {
+            Command::Reload => {
+                if policy.send(Reload).await.is_err() {
+                    tracing::error!("policy watcher is gone");
+                }
+            }
+            Command::Shutdown => break,
+        }
+    }
+
+    tracing::info!("shutting down");
+    crate::notify::stopping();
+    shared.shutting_down.store(true, Ordering::Relaxed);
+    let _ = listener_addr.send(StopAccepting).await;
+    let _ = closing_tx.send(true);
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while shared.connection_count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = shared.connection_count();
+    if left > 0 {
+        tracing::warn!(connections = left, "connections still open after the drain timeout");
+    }
+    let active = registry.send(Stats).await.map(|s| s.active).unwrap_or(0);
+    let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success)
+        .because(format!("stopped; {active} capabilities were active"));
+    let _ = audit.send(Append(stop)).await;
+    if let Ok(Err(e)) = audit.send(Flush).await {
+        tracing::error!(error = %e, "audit flush failed");
+    }
+    origin.cleanup();
+    Ok(())
+}

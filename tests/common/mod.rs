@@ -1,0 +1,310 @@
+//! Test harness: starts the real `aether-vault-agent` binary on a socket in a temporary
+//! directory, with its own policy, state and audit paths, and talks to it over the real socket
+//! (raw JSON) or through the real `aether-vault` CLI.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_aether-vault-agent");
+pub const CLI: &str = env!("CARGO_BIN_EXE_aether-vault");
+
+/// A running agent and its files.
+pub struct Agent {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub policy_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub audit_file: PathBuf,
+    pub stderr_file: PathBuf,
+}
+
+/// How to start an agent.
+pub struct AgentBuilder {
+    mode: String,
+    policies: Vec<(String, String)>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    config: Option<String>,
+}
+
+impl AgentBuilder {
+    pub fn mode(mut self, m: &str) -> Self {
+        self.mode = m.to_string();
+        self
+    }
+    pub fn policy(mut self, name: &str, content: &str) -> Self {
+        self.policies.push((name.to_string(), content.to_string()));
+        self
+    }
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn config(mut self, yaml: &str) -> Self {
+        self.config = Some(yaml.to_string());
+        self
+    }
+
+    /// Prepares the directory and the command without starting it.
+    pub fn prepare(self) -> (Agent, Command) {
+        let dir = tempfile::Builder::new().prefix("av-test").tempdir().unwrap();
+        // Other users (the `nobody` tests) must reach the socket: access is decided by identity.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("run/agent.sock");
+        let policy_dir = dir.path().join("policies");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        for (name, content) in &self.policies {
+            std::fs::write(policy_dir.join(name), content).unwrap();
+        }
+        let state_dir = dir.path().join("state");
+        let audit_file = dir.path().join("log/audit.log");
+        let stderr_file = dir.path().join("agent.stderr");
+        let mut cmd = Command::new(AGENT);
+        clean_env(&mut cmd, dir.path());
+        cmd.arg("--mode")
+            .arg(&self.mode)
+            .arg("--socket-path")
+            .arg(&socket)
+            .arg("--policy-dir")
+            .arg(&policy_dir)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--audit-file")
+            .arg(&audit_file)
+            .arg("--log-target")
+            .arg("stderr")
+            .args(&self.args);
+        if let Some(yaml) = &self.config {
+            let path = dir.path().join("agent.yaml");
+            std::fs::write(&path, yaml).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_file).unwrap());
+        let agent = Agent { child: None, dir, socket, policy_dir, state_dir, audit_file, stderr_file };
+        (agent, cmd)
+    }
+
+    /// Starts the agent and waits until it answers a ping.
+    pub fn start(self) -> Agent {
+        let (mut agent, mut cmd) = self.prepare();
+        agent.child = Some(cmd.spawn().expect("spawn agent"));
+        agent.wait_ready();
+        agent
+    }
+}
+
+/// Removes the caller's VAULT_AGENT_* variables and points HOME into the test directory.
+pub fn clean_env(cmd: &mut Command, dir: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VAULT_AGENT_") || k == "RUST_LOG" || k == "NOTIFY_SOCKET" || k.starts_with("LISTEN_") {
+            cmd.env_remove(k);
+        }
+    }
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    cmd.env("HOME", home);
+}
+
+impl Agent {
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder { mode: "development".into(), policies: vec![], args: vec![], env: vec![], config: None }
+    }
+
+    /// An agent in development mode with no policies.
+    pub fn dev() -> Agent {
+        Agent::builder().start()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_file).unwrap_or_default()
+    }
+
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("agent exited early with {status}:\n{}", self.stderr());
+            }
+            if let Ok(mut c) = RawClient::connect(&self.socket) {
+                if c.call("ping_request", Value::Null)["type"] == "ping_response" {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "agent not ready:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn client(&self) -> RawClient {
+        RawClient::connect(&self.socket).expect("connect")
+    }
+
+    /// Runs the CLI against this agent (`--socket-path` appended).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(CLI);
+        clean_env(&mut cmd, self.dir.path());
+        cmd.args(args).arg("--socket-path").arg(&self.socket).stdin(Stdio::null());
+        cmd.output().unwrap()
+    }
+
+    /// Runs the CLI as another user (root only).
+    pub fn cli_as(&self, uid: u32, args: &[&str]) -> Output {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg(CLI)
+            .args(args)
+            .arg("--socket-path")
+            .arg(&self.socket);
+        clean_env(&mut cmd, self.dir.path());
+        cmd.env("HOME", "/nonexistent").stdin(Stdio::null());
+        cmd.output().unwrap()
+    }
+
+    /// Sends a signal to the agent.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    }
+
+    /// Waits for the agent to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            assert!(Instant::now() < deadline, "agent did not exit:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// The audit log's records.
+    pub fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
+    }
+
+    /// Grants a capability through the raw protocol and returns its id.
+    pub fn grant(&self, resource: &str, actions: &[&str]) -> String {
+        let r = self.client().call(
+            "capability_request",
+            json!({"identity":"test","resource":resource,"actions":actions}),
+        );
+        assert_eq!(r["payload"]["status"], "granted", "{r}");
+        r["payload"]["capability"]["id"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A raw protocol client.
+pub struct RawClient {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    n: u64,
+}
+
+impl RawClient {
+    pub fn connect(path: &Path) -> std::io::Result<RawClient> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        let reader = BufReader::new(stream.try_clone()?);
+        Ok(RawClient { stream, reader, n: 0 })
+    }
+
+    /// Sends an envelope with `kind` and `payload`; returns the whole response envelope.
+    pub fn call(&mut self, kind: &str, payload: Value) -> Value {
+        self.n += 1;
+        let env = json!({"version":"1.0","type":kind,"id":format!("t{}", self.n),
+                         "timestamp":"2026-01-01T00:00:00Z","payload":payload});
+        self.send(format!("{env}\n").as_bytes());
+        self.read().expect("a response")
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response line; `None` at EOF.
+    pub fn read(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "response must end in a newline: {line:?}");
+                Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+            }
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Whether the agent closed the connection (EOF within the timeout).
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(self.reader.read(&mut buf), Ok(0)) || self.stream.write_all(b" ").is_err()
+    }
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips a test that needs root, saying why.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("SKIPPED: this test runs a second client as `nobody` and needs root");
+            return;
+        }
+    };
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json_out(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}

@@ -1,0 +1,214 @@
+//! The wire protocol against the real agent over its real socket: every message type, every
+//! framing rule and error code, and what the upstream Go client sends and decodes.
+
+mod common;
+
+use common::{Agent, RawClient};
+use serde_json::{Value, json};
+
+fn assert_timestamp(v: &Value) {
+    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is a string: {v}"));
+    assert_eq!(s.len(), 20, "{s}");
+    assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    assert!(digits.iter().all(|i| s.as_bytes()[*i].is_ascii_digit()), "{s}");
+    assert!(s.parse::<jiff::Timestamp>().is_ok(), "{s}");
+}
+
+#[test]
+fn upstream_go_client_status_handshake_decodes() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    // Exactly what the upstream Go client writes: msg_<unixnano>, RFC 3339 with nanoseconds,
+    // a null payload, one compact object plus "\n".
+    c.send(b"{\"version\":\"1.0\",\"type\":\"status_request\",\"id\":\"msg_1732312345678901234\",\"timestamp\":\"2026-11-23T10:00:00.123456789+01:00\",\"payload\":null}\n");
+    let r = c.read().unwrap();
+    assert_eq!(r["type"], "status_response");
+    assert_eq!(r["id"], "msg_1732312345678901234");
+    assert_eq!(r["version"], "1.0");
+    assert_timestamp(&r["timestamp"]);
+    let p = &r["payload"];
+    assert!(p["version"].is_string());
+    assert!(p["capabilities"].as_array().unwrap().iter().all(Value::is_string));
+    assert!(p["uptime"].is_u64(), "uptime must be integer nanoseconds: {}", p["uptime"]);
+    assert!(p["connectionCount"].is_u64());
+    assert_eq!(p["connectionCount"], 1);
+    assert_eq!(p["mode"], "development");
+    assert_eq!(p["socket_path"], agent.socket.display().to_string());
+    assert_eq!(p["max_connections"], 200);
+    assert_eq!(p["capabilities_active"], 0);
+    assert_eq!(p["policy_generation"], 1);
+    assert_eq!(p["policy_files"], 0);
+    assert_eq!(p["policy_rules"], 0);
+    assert!(p["policy_last_error"].is_null());
+    assert_timestamp(&p["policy_loaded_at"]);
+    let key = p["public_key"].as_str().unwrap();
+    assert_eq!(base64_len(key), 32, "an Ed25519 public key is 32 bytes");
+}
+
+fn base64_len(s: &str) -> usize {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap().len()
+}
+
+#[test]
+fn ping_and_every_message_type_answers_with_its_response_type() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let r = c.call("ping_request", Value::Null);
+    assert_eq!(r["type"], "ping_response");
+    assert_eq!(r["payload"], json!({"message":"pong","server":"aether-vault-agent"}));
+    let r = c.call("capability_request", json!({"resource":"secret:/a","actions":["read"]}));
+    assert_eq!(r["type"], "capability_response");
+    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.call("capability_validate", json!({"capability_id": id}))["type"], "validation_response");
+    assert_eq!(c.call("capability_list", json!({}))["type"], "capability_response");
+    assert_eq!(c.call("capability_revoke", json!({"capability_id": id}))["type"], "capability_response");
+    assert_eq!(c.call("agent_status", Value::Null)["type"], "status_response");
+    let r = c.call("agent_status", Value::Null);
+    assert_eq!(r["payload"]["detail"]["pid"], agent.child.as_ref().unwrap().id());
+    let r = c.call("agent_reload", Value::Null);
+    assert_eq!(r["type"], "reload_response");
+    assert_eq!(r["payload"]["status"], "reloaded");
+    assert_eq!(r["payload"]["generation"], 2);
+    let r = c.call("agent_stop", Value::Null);
+    assert_eq!(r["type"], "stop_response");
+}
+
+#[test]
+fn responses_echo_ids_in_order_for_concatenated_and_pretty_requests() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    c.send(b"{\"type\":\"ping_request\",\"id\":\"a\"}{\"type\":\"ping_request\",\"id\":\"b\"}\n{\n  \"type\": \"status_request\",\n  \"id\": \"c\"\n}\n   {\"type\":\"ping_request\",\"id\":\"d\",\"payload\":{\"ignored\":[1,{\"x\":\"}\"}]}}");
+    for id in ["a", "b", "c", "d"] {
+        let r = c.read().unwrap();
+        assert_eq!(r["id"], id);
+    }
+}
+
+#[test]
+fn oversized_request_gets_request_too_large_then_close() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let big = format!("{{\"type\":\"ping_request\",\"id\":\"x\",\"payload\":\"{}\"}}\n", "a".repeat(70_000));
+    // The agent may close before reading everything; a failed write is fine.
+    let _ = std::io::Write::write_all(&mut c.stream, big.as_bytes());
+    let r = c.read().expect("an error before the close");
+    assert_eq!(r["type"], "error_response");
+    assert_eq!(r["payload"]["code"], "REQUEST_TOO_LARGE");
+    assert!(r["payload"]["error"].as_str().unwrap().contains("65536"));
+    assert!(c.closed());
+    // The agent still serves others.
+    assert_eq!(agent.client().call("ping_request", Value::Null)["type"], "ping_response");
+}
+
+#[test]
+fn request_just_under_the_limit_is_served() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let head = "{\"type\":\"ping_request\",\"id\":\"x\",\"payload\":\"";
+    let pad = 65536 - head.len() - 2;
+    c.send(format!("{head}{}\"}}\n", "a".repeat(pad)).as_bytes());
+    assert_eq!(c.read().unwrap()["type"], "ping_response");
+}
+
+#[test]
+fn malformed_json_gets_malformed_request_then_close() {
+    let agent = Agent::dev();
+    for bad in [&b"{\"type\": nope}\n"[..], b"[1,2,3]\n", b"hello\n", b"{\"type\":\"ping_request\",\"id\":\"\xff\xfe\"}\n"] {
+        let mut c = agent.client();
+        c.send(bad);
+        let r = c.read().expect("an error before the close");
+        assert_eq!(r["payload"]["code"], "MALFORMED_REQUEST", "{bad:?}");
+        assert!(c.closed(), "{bad:?}");
+    }
+}
+
+#[test]
+fn unknown_type_gets_upstream_error_and_the_connection_stays_usable() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let r = c.call("secret_dump", json!({}));
+    assert_eq!(r["type"], "error_response");
+    assert_eq!(r["payload"], json!({"error":"unknown message type","code":"UNKNOWN_MESSAGE_TYPE","type":"secret_dump"}));
+    assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
+}
+
+#[test]
+fn missing_type_and_bad_payloads_are_errors_that_keep_the_connection() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    c.send(b"{\"id\":\"x\"}\n");
+    let r = c.read().unwrap();
+    assert_eq!(r["payload"]["code"], "INVALID_REQUEST");
+    let r = c.call("capability_request", json!({"resource":"r","actions":"read"}));
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
+    assert!(r["payload"]["error"].as_str().unwrap().starts_with("invalid payload format"));
+    let r = c.call("capability_validate", json!({}));
+    assert_eq!(r["payload"], json!({"error":"capability_id is required","code":"INVALID_PAYLOAD"}));
+    let r = c.call("capability_revoke", json!({"capability_id":""}));
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
+    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"ttl":-5}));
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
+    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"constraints":{"geography":["EU"]}}));
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
+    assert!(r["payload"]["error"].as_str().unwrap().contains("geography"));
+    assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
+}
+
+#[test]
+fn unknown_capability_is_cap_not_found() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let r = c.call("capability_validate", json!({"capability_id":"cap_doesnotexist"}));
+    assert_eq!(r["payload"]["valid"], false);
+    assert_eq!(r["payload"]["errors"][0]["code"], "CAP_NOT_FOUND");
+    let r = c.call("capability_revoke", json!({"capability_id":"cap_doesnotexist"}));
+    assert_eq!(r["type"], "error_response");
+    assert_eq!(r["payload"]["code"], "CAP_NOT_FOUND");
+}
+
+#[test]
+fn empty_list_is_an_array_never_null() {
+    let agent = Agent::dev();
+    let r = agent.client().call("capability_list", Value::Null);
+    assert_eq!(r["payload"]["capabilities"], json!([]));
+    assert_eq!(r["payload"]["count"], 0);
+}
+
+#[test]
+fn denial_is_a_full_capability_response_with_policy_result() {
+    let agent = Agent::builder().mode("standard").start();
+    let r = agent.client().call("capability_request", json!({"identity":"x","resource":"secret:/db","actions":["read"]}));
+    assert_eq!(r["type"], "capability_response");
+    let p = &r["payload"];
+    assert_eq!(p["status"], "denied");
+    assert!(p["capability"].is_null());
+    assert!(!p["message"].as_str().unwrap().is_empty());
+    assert_eq!(p["requestId"], r["id"]);
+    assert!(p["processingTime"].is_u64());
+    assert_eq!(p["policyResult"]["decision"], "deny");
+    assert!(p["policyResult"]["appliedPolicies"].is_array());
+    assert!(p["policyResult"]["appliedRules"].is_array());
+    assert!(p["policyResult"]["reasoning"].as_str().unwrap().contains("no policy"));
+    assert!(p["policyResult"]["evaluationTime"].is_u64());
+}
+
+#[test]
+fn many_requests_on_one_connection_and_many_connections() {
+    let agent = Agent::dev();
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = agent.socket.clone();
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(&path).unwrap();
+                for _ in 0..50 {
+                    assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
