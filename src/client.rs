@@ -73,13 +73,23 @@ pub fn default_socket_path(flag: Option<&Path>) -> PathBuf {
 impl Client {
     /// Connects to the agent at `path`, with `timeout` for each read and write.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path)
-            .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
-        let io = |source| ClientError::Io { path: path.to_path_buf(), source };
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let io = |source| ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let reader = BufReader::new(stream.try_clone().map_err(io)?);
-        Ok(Client { path: path.to_path_buf(), writer: stream, reader, next_id: 0 })
+        Ok(Client {
+            path: path.to_path_buf(),
+            writer: stream,
+            reader,
+            next_id: 0,
+        })
     }
 
     /// The socket this client is connected to.
@@ -99,19 +109,29 @@ impl Client {
             "timestamp": crate::timefmt::now_rfc3339(),
             "payload": payload,
         });
-        let mut line = serde_json::to_vec(&envelope).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(&envelope).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
-        let io = |source| ClientError::Io { path: self.path.clone(), source };
-        self.writer.write_all(&line).map_err(io)?;
-        let mut answer = String::new();
-        let n = self.reader.read_line(&mut answer).map_err(|source| ClientError::Io {
+        let io = |source| ClientError::Io {
             path: self.path.clone(),
             source,
-        })?;
+        };
+        self.writer.write_all(&line).map_err(io)?;
+        let mut answer = String::new();
+        let n = self
+            .reader
+            .read_line(&mut answer)
+            .map_err(|source| ClientError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         if n == 0 {
-            return Err(ClientError::Protocol("the agent closed the connection".into()));
+            return Err(ClientError::Protocol(
+                "the agent closed the connection".into(),
+            ));
         }
-        let v: Value = serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let kind = v["type"].as_str().unwrap_or_default().to_string();
         let payload = v.get("payload").cloned().unwrap_or(Value::Null);
         if kind == "error_response" {
@@ -122,27 +142,53 @@ impl Client {
         Ok((kind, payload))
     }
 
-    fn typed<T: DeserializeOwned>(&mut self, kind: &str, payload: impl Serialize) -> Result<T, ClientError> {
-        let payload = serde_json::to_value(payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    fn typed<T: DeserializeOwned>(
+        &mut self,
+        kind: &str,
+        payload: impl Serialize,
+    ) -> Result<T, ClientError> {
+        let payload =
+            serde_json::to_value(payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let (_, answer) = self.call(kind, payload)?;
         serde_json::from_value(answer).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// `capability_request`.
-    pub fn request_capability(&mut self, req: &CapabilityRequest) -> Result<CapabilityResponse, ClientError> {
+    pub fn request_capability(
+        &mut self,
+        req: &CapabilityRequest,
+    ) -> Result<CapabilityResponse, ClientError> {
         self.typed("capability_request", req)
     }
 
     /// `capability_validate`.
-    pub fn validate(&mut self, id: &str, context: Option<RequestContext>) -> Result<ValidationResult, ClientError> {
-        self.typed("capability_validate", ValidateRequest { capability_id: id.to_string(), context })
+    pub fn validate(
+        &mut self,
+        id: &str,
+        context: Option<RequestContext>,
+    ) -> Result<ValidationResult, ClientError> {
+        self.typed(
+            "capability_validate",
+            ValidateRequest {
+                capability_id: id.to_string(),
+                context,
+            },
+        )
     }
 
     /// `capability_revoke`.
-    pub fn revoke(&mut self, id: &str, reason: Option<String>) -> Result<RevokeResponse, ClientError> {
+    pub fn revoke(
+        &mut self,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<RevokeResponse, ClientError> {
         self.typed(
             "capability_revoke",
-            RevokeRequest { capability_id: id.to_string(), reason, revoked_by: None },
+            RevokeRequest {
+                capability_id: id.to_string(),
+                reason,
+                revoked_by: None,
+            },
         )
     }
 

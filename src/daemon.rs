@@ -63,7 +63,8 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
         None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)?,
     };
     let control = Control::new();
-    forward_signals(control.sender()).map_err(|e| DaemonError::Fatal(format!("cannot handle signals: {e}")))?;
+    forward_signals(control.sender())
+        .map_err(|e| DaemonError::Fatal(format!("cannot handle signals: {e}")))?;
     let config = loaded.config;
     let cleanup_origin = listener.origin.clone();
     let result = actix_rt::System::new().block_on(server::run(listener, config, control));
@@ -77,14 +78,20 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
 fn forward_signals(tx: tokio::sync::mpsc::UnboundedSender<Command>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            let cmd = if sig == SIGHUP { Command::Reload } else { Command::Shutdown };
-            tracing::info!(signal = sig, "signal received");
-            if tx.send(cmd).is_err() {
-                break;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let cmd = if sig == SIGHUP {
+                    Command::Reload
+                } else {
+                    Command::Shutdown
+                };
+                tracing::info!(signal = sig, "signal received");
+                if tx.send(cmd).is_err() {
+                    break;
+                }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }

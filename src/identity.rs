@@ -112,7 +112,10 @@ pub fn from_socket(fd: BorrowedFd<'_>) -> Result<PeerIdentity, IdentityError> {
     let mut id = PeerIdentity::bare(uid, gid);
     id.pid = pid;
     id.groups = peer_groups(fd.as_raw_fd()).unwrap_or_default();
-    id.user = User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+    id.user = User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
     let mut names = Vec::new();
     for g in std::iter::once(gid).chain(id.groups.iter().copied()) {
         if let Some(grp) = Group::from_gid(Gid::from_raw(g)).ok().flatten() {
@@ -138,7 +141,10 @@ fn read_pinned(id: &mut PeerIdentity, sock: RawFd, pid: u32) {
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
     if !process_alive(&pidfd) {
-        tracing::debug!(pid, "peer exited before its attributes were verified; keeping uid/gid only");
+        tracing::debug!(
+            pid,
+            "peer exited before its attributes were verified; keeping uid/gid only"
+        );
         return;
     }
     id.exe = exe;
@@ -157,7 +163,13 @@ fn peer_groups(sock: RawFd) -> Option<Vec<u32>> {
         let mut len = (buf.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
         // SAFETY: buf has room for `len` bytes; the kernel writes at most that and updates len.
         let rc = unsafe {
-            libc::getsockopt(sock, libc::SOL_SOCKET, SO_PEERGROUPS, buf.as_mut_ptr().cast(), &mut len)
+            libc::getsockopt(
+                sock,
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
         };
         let n = len as usize / std::mem::size_of::<libc::gid_t>();
         if rc == 0 {
@@ -180,7 +192,13 @@ fn peer_pidfd(sock: RawFd, pid: u32, uid: u32) -> Option<OwnedFd> {
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `fd` is a c_int-sized out buffer and `len` says so.
     let rc = unsafe {
-        libc::getsockopt(sock, libc::SOL_SOCKET, SO_PEERPIDFD, (&mut fd as *mut libc::c_int).cast(), &mut len)
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
     };
     if rc == 0 && fd >= 0 {
         // SAFETY: the kernel just gave us this new fd.
@@ -228,17 +246,26 @@ pub fn units_from_cgroup(text: &str) -> (Option<String>, Option<String>) {
     let path = text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .or_else(|| text.lines().find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p)));
+        .or_else(|| {
+            text.lines()
+                .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
+        });
     let Some(path) = path else {
         return (None, None);
     };
     let mut parts = path.split('/').filter(|p| !p.is_empty());
-    let unit = parts.by_ref().find(|p| !p.ends_with(".slice")).map(str::to_string);
+    let unit = parts
+        .by_ref()
+        .find(|p| !p.ends_with(".slice"))
+        .map(str::to_string);
     let Some(unit) = unit.filter(|u| u.contains('.')) else {
         return (None, None);
     };
     let user_unit = if unit.starts_with("user@") && unit.ends_with(".service") {
-        parts.find(|p| !p.ends_with(".slice")).filter(|u| u.contains('.')).map(str::to_string)
+        parts
+            .find(|p| !p.ends_with(".slice"))
+            .filter(|u| u.contains('.'))
+            .map(str::to_string)
     } else {
         None
     };
@@ -254,18 +281,38 @@ mod tests {
     #[test]
     fn units_follow_systemd_rules() {
         let cases = [
-            ("0::/system.slice/nginx.service\n", Some("nginx.service"), None),
-            ("0::/system.slice/system-getty.slice/getty@tty1.service\n", Some("getty@tty1.service"), None),
-            ("0::/user.slice/user-1000.slice/session-3.scope\n", Some("session-3.scope"), None),
+            (
+                "0::/system.slice/nginx.service\n",
+                Some("nginx.service"),
+                None,
+            ),
+            (
+                "0::/system.slice/system-getty.slice/getty@tty1.service\n",
+                Some("getty@tty1.service"),
+                None,
+            ),
+            (
+                "0::/user.slice/user-1000.slice/session-3.scope\n",
+                Some("session-3.scope"),
+                None,
+            ),
             (
                 "0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n",
                 Some("user@1000.service"),
                 Some("foo.service"),
             ),
             // A service with Delegate=yes controls what lies below it: never trusted.
-            ("0::/system.slice/docker.service/fake/postgres.service\n", Some("docker.service"), None),
+            (
+                "0::/system.slice/docker.service/fake/postgres.service\n",
+                Some("docker.service"),
+                None,
+            ),
             ("0::/\n", None, None),
-            ("12:name=systemd:/system.slice/cron.service\n", Some("cron.service"), None),
+            (
+                "12:name=systemd:/system.slice/cron.service\n",
+                Some("cron.service"),
+                None,
+            ),
             ("", None, None),
         ];
         for (text, unit, user_unit) in cases {

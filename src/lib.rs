@@ -6,10 +6,19 @@
 //! [`actors`] wire these pure parts to the socket; [`server::run`] is the seam that tests and
 //! socket activation plug a listener into.
 
+pub mod actors;
+pub mod audit;
+pub mod capability;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod identity;
+pub mod logging;
+pub mod notify;
+pub mod policy;
 pub mod protocol;
+pub mod server;
 pub mod timefmt;
 pub mod transport;
 pub mod yaml;

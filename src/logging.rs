@@ -19,7 +19,8 @@ fn journald_wanted(target: LogTarget) -> bool {
         LogTarget::Stderr => false,
         LogTarget::Auto => {
             std::env::var_os("JOURNAL_STREAM").is_some()
-                || (!std::io::stderr().is_terminal() && std::path::Path::new(JOURNAL_SOCKET).exists())
+                || (!std::io::stderr().is_terminal()
+                    && std::path::Path::new(JOURNAL_SOCKET).exists())
         }
     }
 }
@@ -41,6 +42,10 @@ pub fn init(level: &str, target: LogTarget) {
     }
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .try_init();
 }

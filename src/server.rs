@@ -66,19 +66,32 @@ impl Default for Control {
 
 /// Serves `listener` with `config` until a [`Command::Shutdown`] arrives (or every sender is
 /// gone). Must run inside an actix `System`.
-pub async fn run(listener: AgentListener, config: AgentConfig, control: Control) -> Result<(), ServerError> {
+pub async fn run(
+    listener: AgentListener,
+    config: AgentConfig,
+    control: Control,
+) -> Result<(), ServerError> {
     let agent_uid = nix::unistd::geteuid().as_raw();
     let signer = Arc::new(Signer::load_or_create(&config.state_dir)?);
     let admin_gid = config.ipc.admin_group.as_deref().and_then(|name| {
-        let gid = nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw());
+        let gid = nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw());
         if gid.is_none() {
-            tracing::warn!(group = name, "ipc.admin_group does not exist; only root and the agent's user are admins");
+            tracing::warn!(
+                group = name,
+                "ipc.admin_group does not exist; only root and the agent's user are admins"
+            );
         }
         gid
     });
     let audit = AuditWriter::open(config.audit.enable, &config.audit.log_file)?.start();
-    let (watcher, policy_handle) =
-        PolicyWatcher::start_load(config.policy_engine.directory.clone(), config.mode, agent_uid);
+    let (watcher, policy_handle) = PolicyWatcher::start_load(
+        config.policy_engine.directory.clone(),
+        config.mode,
+        agent_uid,
+    );
     let start_error = watcher.last_error().map(str::to_string);
     let policy = watcher.with_audit(audit.clone()).start();
     let limits = GrantLimits {
@@ -89,17 +102,25 @@ pub async fn run(listener: AgentListener, config: AgentConfig, control: Control)
     };
     let registry = CapabilityRegistry::new(signer.clone(), limits, policy_handle.clone()).start();
 
-    let AgentListener { listener: std_listener, origin } = listener;
+    let AgentListener {
+        listener: std_listener,
+        origin,
+    } = listener;
     let socket_activated = matches!(origin, crate::transport::socket::Origin::Activated { .. });
     let socket_path = match &origin {
         crate::transport::socket::Origin::Bound { path, .. } => path.display().to_string(),
-        crate::transport::socket::Origin::Activated { path } => {
-            path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(inherited)".into())
-        }
+        crate::transport::socket::Origin::Activated { path } => path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(inherited)".into()),
     };
-    let tokio_listener = tokio::net::UnixListener::from_std(std_listener).map_err(ServerError::Socket)?;
+    let tokio_listener =
+        tokio::net::UnixListener::from_std(std_listener).map_err(ServerError::Socket)?;
     let (closing_tx, closing_rx) = watch::channel(false);
-    let Control { tx: commands, rx: mut command_rx } = control;
+    let Control {
+        tx: commands,
+        rx: mut command_rx,
+    } = control;
     let shared = Arc::new(Shared {
         started: Instant::now(),
         started_at: jiff::Timestamp::now(),
@@ -125,7 +146,10 @@ pub async fn run(listener: AgentListener, config: AgentConfig, control: Control)
         shared.config.mode,
         set.generation,
         set.rules.len(),
-        start_error.as_deref().map(|e| format!("; policy load failed: {e}")).unwrap_or_default()
+        start_error
+            .as_deref()
+            .map(|e| format!("; policy load failed: {e}"))
+            .unwrap_or_default()
     ));
     start.policy_generation = Some(set.generation);
     let _ = audit.send(Append(start)).await;
@@ -166,7 +190,10 @@ pub async fn run(listener: AgentListener, config: AgentConfig, control: Control)
     }
     let left = shared.connection_count();
     if left > 0 {
-        tracing::warn!(connections = left, "connections still open after the drain timeout");
+        tracing::warn!(
+            connections = left,
+            "connections still open after the drain timeout"
+        );
     }
     let active = registry.send(Stats).await.map(|s| s.active).unwrap_or(0);
     let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success)

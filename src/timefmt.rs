@@ -30,8 +30,8 @@ mod tests {
 
     #[test]
     fn whole_seconds_and_z() {
-        let ts = Timestamp::from_second(1_700_000_000).unwrap()
-            + jiff::SignedDuration::from_millis(999);
+        let ts =
+            Timestamp::from_second(1_700_000_000).unwrap() + jiff::SignedDuration::from_millis(999);
         assert_eq!(rfc3339(ts), "2023-11-14T22:13:20Z");
     }
 

@@ -30,19 +30,29 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
     match docs.len() {
         0 => Ok(Value::Null),
         1 => to_json(&docs[0]),
-        _ => Err(YamlError { line: 1, column: 1, message: "expected one YAML document".into() }),
+        _ => Err(YamlError {
+            line: 1,
+            column: 1,
+            message: "expected one YAML document".into(),
+        }),
     }
 }
 
 fn to_json(y: &Yaml) -> Result<Value, YamlError> {
-    let bad = |message: String| YamlError { line: 0, column: 0, message };
+    let bad = |message: String| YamlError {
+        line: 0,
+        column: 0,
+        message,
+    };
     Ok(match y {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(*b),
         Yaml::Integer(i) => Value::Number((*i).into()),
         Yaml::Real(s) => {
             let f: f64 = s.parse().map_err(|_| bad(format!("invalid number {s}")))?;
-            Number::from_f64(f).map(Value::Number).ok_or_else(|| bad(format!("invalid number {s}")))?
+            Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| bad(format!("invalid number {s}")))?
         }
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
@@ -77,7 +87,9 @@ fn from_json(v: &Value) -> Yaml {
         Value::String(s) => Yaml::String(s.clone()),
         Value::Array(items) => Yaml::Array(items.iter().map(from_json).collect()),
         Value::Object(map) => Yaml::Hash(
-            map.iter().map(|(k, v)| (Yaml::String(k.clone()), from_json(v))).collect(),
+            map.iter()
+                .map(|(k, v)| (Yaml::String(k.clone()), from_json(v)))
+                .collect(),
         ),
     }
 }
@@ -88,7 +100,10 @@ pub fn to_string(v: &Value) -> String {
     let mut emitter = YamlEmitter::new(&mut out);
     // Emitting into a String cannot fail for plain data.
     let _ = emitter.dump(&from_json(v));
-    let body = out.strip_prefix("---\n").or_else(|| out.strip_prefix("---")).unwrap_or(&out);
+    let body = out
+        .strip_prefix("---\n")
+        .or_else(|| out.strip_prefix("---"))
+        .unwrap_or(&out);
     let mut body = body.trim_start_matches(' ').to_string();
     body.push('\n');
     body

@@ -36,7 +36,9 @@ fn grant_has_upstream_fields_and_a_signature_that_verifies_with_the_status_key()
     assert_eq!(p["policyResult"]["decision"], "allow");
     let cap = &p["capability"];
     let id = cap["id"].as_str().unwrap();
-    assert!(id.starts_with("cap_") && id.len() == 36 && id[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(
+        id.starts_with("cap_") && id.len() == 36 && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+    );
     assert_eq!(cap["type"], "write");
     assert_eq!(cap["issuer"], "aether-vault-agent");
     assert_eq!(cap["identity"], "billing");
@@ -52,39 +54,69 @@ fn grant_has_upstream_fields_and_a_signature_that_verifies_with_the_status_key()
     assert_eq!((expires - issued).get_seconds(), 120);
     assert!(cap["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    let key = c.call("status_request", Value::Null)["payload"]["public_key"].as_str().unwrap().to_string();
+    let key = c.call("status_request", Value::Null)["payload"]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&b64(&key).try_into().unwrap()).unwrap();
     let parsed: Capability = serde_json::from_value(cap.clone()).unwrap();
     let sig = ed25519_dalek::Signature::from_slice(&b64(&parsed.signature)).unwrap();
-    vk.verify_strict(&canonical_bytes(&parsed, my_uid()), &sig).expect("signature verifies with the published key");
+    vk.verify_strict(&canonical_bytes(&parsed, my_uid()), &sig)
+        .expect("signature verifies with the published key");
     let mut forged = parsed.clone();
     forged.resource = "secret:/other".into();
-    assert!(vk.verify_strict(&canonical_bytes(&forged, my_uid()), &sig).is_err());
+    assert!(
+        vk.verify_strict(&canonical_bytes(&forged, my_uid()), &sig)
+            .is_err()
+    );
 }
 
 #[test]
 fn ttl_defaults_to_the_mode_and_above_the_maximum_is_denied_naming_it() {
     let agent = Agent::builder().mode("development").start();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"]}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"]}),
+    );
     assert_eq!(r["payload"]["capability"]["ttl"], 3600);
     assert_eq!(r["payload"]["capability"]["maxUses"], 100);
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"ttl":7201}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"ttl":7201}),
+    );
     assert_eq!(r["payload"]["status"], "denied");
-    assert!(r["payload"]["message"].as_str().unwrap().contains("7200"), "{r}");
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"ttl":7200}));
+    assert!(
+        r["payload"]["message"].as_str().unwrap().contains("7200"),
+        "{r}"
+    );
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"ttl":7200}),
+    );
     assert_eq!(r["payload"]["status"], "granted");
 }
 
 #[test]
 fn configured_max_uses_zero_means_unlimited() {
-    let agent = Agent::builder().config("capability_engine:\n  max_uses: 0\n").start();
-    let r = agent.client().call("capability_request", json!({"resource":"r","actions":["read"]}));
+    let agent = Agent::builder()
+        .config("capability_engine:\n  max_uses: 0\n")
+        .start();
+    let r = agent.client().call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"]}),
+    );
     assert_eq!(r["payload"]["capability"]["maxUses"], 0);
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut c = agent.client();
     for _ in 0..150 {
-        assert_eq!(c.call("capability_validate", json!({"capability_id":id}))["payload"]["valid"], true);
+        assert_eq!(
+            c.call("capability_validate", json!({"capability_id":id}))["payload"]["valid"],
+            true
+        );
     }
 }
 
@@ -92,13 +124,22 @@ fn configured_max_uses_zero_means_unlimited() {
 fn each_successful_validation_uses_one_and_the_limit_holds() {
     let agent = Agent::dev();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"maxUses":2}));
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"maxUses":2}),
+    );
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let v = c.call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["valid"], true);
     assert_eq!(v["payload"]["errors"], json!([]));
     assert!(v["payload"]["validationTime"].is_u64());
-    assert_eq!(c.call("capability_validate", json!({"capability_id":id}))["payload"]["valid"], true);
+    assert_eq!(
+        c.call("capability_validate", json!({"capability_id":id}))["payload"]["valid"],
+        true
+    );
     let v = c.call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["valid"], false);
     assert_eq!(v["payload"]["errors"][0]["code"], "USAGE_LIMIT_EXCEEDED");
@@ -111,7 +152,10 @@ fn revoked_capabilities_fail_validation_and_list_as_revoked() {
     let agent = Agent::dev();
     let id = agent.grant("secret:/x", &["read"]);
     let mut c = agent.client();
-    let r = c.call("capability_revoke", json!({"capability_id":id,"reason":"rotated"}));
+    let r = c.call(
+        "capability_revoke",
+        json!({"capability_id":id,"reason":"rotated"}),
+    );
     assert_eq!(r["payload"]["status"], "revoked");
     assert_eq!(r["payload"]["message"], "Capability revoked successfully");
     let v = c.call("capability_validate", json!({"capability_id":id}));
@@ -129,8 +173,14 @@ fn revoked_capabilities_fail_validation_and_list_as_revoked() {
 fn expired_capabilities_fail_validation_and_stay_listable() {
     let agent = Agent::dev();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"ttl":1}));
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"ttl":1}),
+    );
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     std::thread::sleep(Duration::from_millis(2100));
     let v = c.call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["errors"][0]["code"], "EXPIRED");
@@ -146,14 +196,20 @@ fn constraints_are_enforced_at_validation() {
         "capability_request",
         json!({"resource":"r","actions":["read"],"constraints":{"ipAddresses":["10.0.0.0/8"],"environment":{"stage":"prod"}}}),
     );
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let v = c.call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["errors"][0]["code"], "CONSTRAINT_VIOLATION");
     let v = c.call("capability_validate", json!({"capability_id":id,"context":{"ipAddress":"192.168.0.1","environment":{"stage":"prod"}}}));
     assert_eq!(v["payload"]["errors"][0]["code"], "CONSTRAINT_VIOLATION");
     let v = c.call("capability_validate", json!({"capability_id":id,"context":{"ipAddress":"10.9.8.7","environment":{"stage":"prod"}}}));
     assert_eq!(v["payload"]["valid"], true, "{v}");
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"constraints":{"timeWindow":{"hours":[25]}}}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"constraints":{"timeWindow":{"hours":[25]}}}),
+    );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
 }
 
@@ -179,17 +235,46 @@ fn policy_files_decide_and_a_deny_wins() {
         )
         .start();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource":"secret:/db","actions":["read"],"ttl":300}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"secret:/db","actions":["read"],"ttl":300}),
+    );
     assert_eq!(r["payload"]["status"], "granted", "{r}");
-    assert_eq!(r["payload"]["capability"]["ttl"], 60, "the rule's max_ttl caps the grant");
-    assert_eq!(r["payload"]["policyResult"]["appliedRules"], json!(["test/read-secrets"]));
-    assert_eq!(r["payload"]["policyResult"]["appliedPolicies"], json!(["test"]));
-    let r = c.call("capability_request", json!({"resource":"secret:/db","actions":["read","write"]}));
-    assert_eq!(r["payload"]["status"], "denied", "a read rule must not grant read+write");
-    assert!(r["payload"]["policyResult"]["reasoning"].as_str().unwrap().contains("write"));
-    let r = c.call("capability_request", json!({"resource":"secret:/prod/db","actions":["read"]}));
+    assert_eq!(
+        r["payload"]["capability"]["ttl"], 60,
+        "the rule's max_ttl caps the grant"
+    );
+    assert_eq!(
+        r["payload"]["policyResult"]["appliedRules"],
+        json!(["test/read-secrets"])
+    );
+    assert_eq!(
+        r["payload"]["policyResult"]["appliedPolicies"],
+        json!(["test"])
+    );
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"secret:/db","actions":["read","write"]}),
+    );
+    assert_eq!(
+        r["payload"]["status"], "denied",
+        "a read rule must not grant read+write"
+    );
+    assert!(
+        r["payload"]["policyResult"]["reasoning"]
+            .as_str()
+            .unwrap()
+            .contains("write")
+    );
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"secret:/prod/db","actions":["read"]}),
+    );
     assert_eq!(r["payload"]["status"], "denied");
-    assert_eq!(r["payload"]["policyResult"]["appliedRules"], json!(["lockdown/no-prod"]));
+    assert_eq!(
+        r["payload"]["policyResult"]["appliedRules"],
+        json!(["lockdown/no-prod"])
+    );
     let s = c.call("status_request", Value::Null);
     assert_eq!(s["payload"]["policy_files"], 2);
     assert_eq!(s["payload"]["policy_rules"], 2);
@@ -204,10 +289,22 @@ fn a_bad_policy_file_at_start_denies_everything_in_standard_mode() {
         .policy("b.json", "{\"id\": \"broken\", \"rules\": [")
         .start();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource":"x","actions":["read"]}));
-    assert_eq!(r["payload"]["status"], "denied", "one bad file must not half-load the set");
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"x","actions":["read"]}),
+    );
+    assert_eq!(
+        r["payload"]["status"], "denied",
+        "one bad file must not half-load the set"
+    );
     let s = c.call("status_request", Value::Null);
-    assert!(s["payload"]["policy_last_error"].as_str().unwrap().contains("b.json"), "{s}");
+    assert!(
+        s["payload"]["policy_last_error"]
+            .as_str()
+            .unwrap()
+            .contains("b.json"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -216,7 +313,10 @@ fn identity_label_in_the_request_decides_nothing() {
         .mode("standard")
         .policy("a.json", &policy(json!([{"id":"root-only","effect":"allow","resources":["*"],"actions":["*"],"identities":["uid:4000000000"]}])))
         .start();
-    let r = agent.client().call("capability_request", json!({"identity":"uid:4000000000","resource":"x","actions":["read"]}));
+    let r = agent.client().call(
+        "capability_request",
+        json!({"identity":"uid:4000000000","resource":"x","actions":["read"]}),
+    );
     assert_eq!(r["payload"]["status"], "denied");
 }
 
@@ -224,15 +324,36 @@ fn identity_label_in_the_request_decides_nothing() {
 fn audit_records_each_decision_with_the_verified_identity() {
     let mut agent = Agent::dev();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"identity":"claimed-label","resource":"secret:/a","actions":["read"]}));
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
+    let r = c.call(
+        "capability_request",
+        json!({"identity":"claimed-label","resource":"secret:/a","actions":["read"]}),
+    );
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     c.call("capability_validate", json!({"capability_id":id}));
-    c.call("capability_revoke", json!({"capability_id":id,"reason":"done"}));
+    c.call(
+        "capability_revoke",
+        json!({"capability_id":id,"reason":"done"}),
+    );
     drop(c);
     assert!(agent.stop().success());
     let records = agent.audit();
-    let kinds: Vec<&str> = records.iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["agent_start", "capability_request", "capability_validation", "capability_revocation", "agent_stop"]);
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "agent_start",
+            "capability_request",
+            "capability_validation",
+            "capability_revocation",
+            "agent_stop"
+        ]
+    );
     let grant = &records[1];
     assert_eq!(grant["outcome"], "granted");
     assert_eq!(grant["identity"]["uid"], my_uid());
@@ -240,31 +361,44 @@ fn audit_records_each_decision_with_the_verified_identity() {
     assert_eq!(grant["claimed_identity"], "claimed-label");
     assert_eq!(grant["capability_id"], id.as_str());
     let text = std::fs::read_to_string(&agent.audit_file).unwrap();
-    assert!(!text.contains("signature"), "signatures never appear in the audit log");
+    assert!(
+        !text.contains("signature"),
+        "signatures never appear in the audit log"
+    );
 }
 
 #[test]
 fn the_signing_key_survives_a_restart() {
     let mut agent = Agent::dev();
-    let key = |a: &Agent| a.client().call("status_request", Value::Null)["payload"]["public_key"].clone();
+    let key =
+        |a: &Agent| a.client().call("status_request", Value::Null)["payload"]["public_key"].clone();
     let before = key(&agent);
     assert!(agent.stop().success());
     let mut cmd = std::process::Command::new(common::AGENT);
     common::clean_env(&mut cmd, agent.dir.path());
-    cmd.args(["--mode", "development", "--log-target", "stderr", "--socket-path"])
-        .arg(&agent.socket)
-        .arg("--state-dir")
-        .arg(&agent.state_dir)
-        .arg("--policy-dir")
-        .arg(&agent.policy_dir)
-        .arg("--audit-file")
-        .arg(&agent.audit_file)
-        .stderr(std::fs::File::create(&agent.stderr_file).unwrap());
+    cmd.args([
+        "--mode",
+        "development",
+        "--log-target",
+        "stderr",
+        "--socket-path",
+    ])
+    .arg(&agent.socket)
+    .arg("--state-dir")
+    .arg(&agent.state_dir)
+    .arg("--policy-dir")
+    .arg(&agent.policy_dir)
+    .arg("--audit-file")
+    .arg(&agent.audit_file)
+    .stderr(std::fs::File::create(&agent.stderr_file).unwrap());
     agent.child = Some(cmd.spawn().unwrap());
     agent.wait_ready();
     assert_eq!(key(&agent), before);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(agent.state_dir.join("signing.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(agent.state_dir.join("signing.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -282,11 +416,18 @@ fn another_user_cannot_validate_revoke_list_or_administer() {
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
     let v = common::json_out(&out);
     assert_eq!(v["valid"], false);
-    assert_eq!(v["errors"], json!([{"code":"NOT_HOLDER","message":"the capability was not issued to the caller"}]));
+    assert_eq!(
+        v["errors"],
+        json!([{"code":"NOT_HOLDER","message":"the capability was not issued to the caller"}])
+    );
 
     let out = agent.cli_as(NOBODY, &["capability", "revoke", &id]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(common::stderr(&out).contains("holder"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("holder"),
+        "{}",
+        common::stderr(&out)
+    );
 
     let out = agent.cli_as(NOBODY, &["capability", "list", "--format", "json"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -295,19 +436,40 @@ fn another_user_cannot_validate_revoke_list_or_administer() {
     for admin in [&["agent", "reload"][..], &["agent", "stop"]] {
         let out = agent.cli_as(NOBODY, admin);
         assert_eq!(out.status.code(), Some(1), "{admin:?}");
-        assert!(common::stderr(&out).contains("administrators"), "{}", common::stderr(&out));
+        assert!(
+            common::stderr(&out).contains("administrators"),
+            "{}",
+            common::stderr(&out)
+        );
     }
 
     // Development mode without policy grants only the agent's own uid.
-    let out = agent.cli_as(NOBODY, &["capability", "request", "--resource", "secret:/x", "--action", "read", "--format", "json"]);
+    let out = agent.cli_as(
+        NOBODY,
+        &[
+            "capability",
+            "request",
+            "--resource",
+            "secret:/x",
+            "--action",
+            "read",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
     assert_eq!(common::json_out(&out)["status"], "denied");
 
     // Nothing of the above disturbed the holder's capability.
-    let v = agent.client().call("capability_validate", json!({"capability_id":id}));
+    let v = agent
+        .client()
+        .call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["valid"], true);
     let audit = std::fs::read_to_string(&agent.audit_file).unwrap();
-    assert!(audit.contains(&format!("\"uid\":{NOBODY}")), "the other user's attempts are audited");
+    assert!(
+        audit.contains(&format!("\"uid\":{NOBODY}")),
+        "the other user's attempts are audited"
+    );
 }
 
 #[test]
@@ -317,18 +479,39 @@ fn a_policy_can_grant_another_user_and_then_only_that_user_holds_it() {
         .mode("standard")
         .policy("a.json", &policy(json!([{"id":"nobody-reads","effect":"allow","resources":["secret:/shared/*"],"actions":["read"],"identities":["uid:65534"]}])))
         .start();
-    let out = agent.cli_as(NOBODY, &["capability", "request", "--resource", "secret:/shared/x", "--action", "read", "--format", "json"]);
+    let out = agent.cli_as(
+        NOBODY,
+        &[
+            "capability",
+            "request",
+            "--resource",
+            "secret:/shared/x",
+            "--action",
+            "read",
+            "--format",
+            "json",
+        ],
+    );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let cap = common::json_out(&out);
     let id = cap["capability"]["id"].as_str().unwrap().to_string();
     assert_eq!(cap["capability"]["holder"]["uid"], NOBODY);
     // root is not the holder: validation says NOT_HOLDER; as an admin it may revoke.
-    let v = agent.client().call("capability_validate", json!({"capability_id":id}));
+    let v = agent
+        .client()
+        .call("capability_validate", json!({"capability_id":id}));
     assert_eq!(v["payload"]["errors"][0]["code"], "NOT_HOLDER");
     let out = agent.cli_as(NOBODY, &["capability", "validate", &id, "--format", "json"]);
     assert_eq!(common::json_out(&out)["valid"], true);
-    let l = agent.client().call("capability_list", json!({"filter":{"uid":NOBODY}}));
+    let l = agent
+        .client()
+        .call("capability_list", json!({"filter":{"uid":NOBODY}}));
     assert_eq!(l["payload"]["count"], 1, "admins list others' capabilities");
-    let r = agent.client().call("capability_revoke", json!({"capability_id":id}));
-    assert_eq!(r["payload"]["status"], "revoked", "admins may revoke any capability");
+    let r = agent
+        .client()
+        .call("capability_revoke", json!({"capability_id":id}));
+    assert_eq!(
+        r["payload"]["status"], "revoked",
+        "admins may revoke any capability"
+    );
 }

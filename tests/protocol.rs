@@ -7,11 +7,16 @@ use common::{Agent, RawClient};
 use serde_json::{Value, json};
 
 fn assert_timestamp(v: &Value) {
-    let s = v.as_str().unwrap_or_else(|| panic!("timestamp is a string: {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("timestamp is a string: {v}"));
     assert_eq!(s.len(), 20, "{s}");
     assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
     let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    assert!(digits.iter().all(|i| s.as_bytes()[*i].is_ascii_digit()), "{s}");
+    assert!(
+        digits.iter().all(|i| s.as_bytes()[*i].is_ascii_digit()),
+        "{s}"
+    );
     assert!(s.parse::<jiff::Timestamp>().is_ok(), "{s}");
 }
 
@@ -29,8 +34,18 @@ fn upstream_go_client_status_handshake_decodes() {
     assert_timestamp(&r["timestamp"]);
     let p = &r["payload"];
     assert!(p["version"].is_string());
-    assert!(p["capabilities"].as_array().unwrap().iter().all(Value::is_string));
-    assert!(p["uptime"].is_u64(), "uptime must be integer nanoseconds: {}", p["uptime"]);
+    assert!(
+        p["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(Value::is_string)
+    );
+    assert!(
+        p["uptime"].is_u64(),
+        "uptime must be integer nanoseconds: {}",
+        p["uptime"]
+    );
     assert!(p["connectionCount"].is_u64());
     assert_eq!(p["connectionCount"], 1);
     assert_eq!(p["mode"], "development");
@@ -48,7 +63,10 @@ fn upstream_go_client_status_handshake_decodes() {
 
 fn base64_len(s: &str) -> usize {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap().len()
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -57,16 +75,40 @@ fn ping_and_every_message_type_answers_with_its_response_type() {
     let mut c = agent.client();
     let r = c.call("ping_request", Value::Null);
     assert_eq!(r["type"], "ping_response");
-    assert_eq!(r["payload"], json!({"message":"pong","server":"aether-vault-agent"}));
-    let r = c.call("capability_request", json!({"resource":"secret:/a","actions":["read"]}));
+    assert_eq!(
+        r["payload"],
+        json!({"message":"pong","server":"aether-vault-agent"})
+    );
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"secret:/a","actions":["read"]}),
+    );
     assert_eq!(r["type"], "capability_response");
-    let id = r["payload"]["capability"]["id"].as_str().unwrap().to_string();
-    assert_eq!(c.call("capability_validate", json!({"capability_id": id}))["type"], "validation_response");
-    assert_eq!(c.call("capability_list", json!({}))["type"], "capability_response");
-    assert_eq!(c.call("capability_revoke", json!({"capability_id": id}))["type"], "capability_response");
-    assert_eq!(c.call("agent_status", Value::Null)["type"], "status_response");
+    let id = r["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c.call("capability_validate", json!({"capability_id": id}))["type"],
+        "validation_response"
+    );
+    assert_eq!(
+        c.call("capability_list", json!({}))["type"],
+        "capability_response"
+    );
+    assert_eq!(
+        c.call("capability_revoke", json!({"capability_id": id}))["type"],
+        "capability_response"
+    );
+    assert_eq!(
+        c.call("agent_status", Value::Null)["type"],
+        "status_response"
+    );
     let r = c.call("agent_status", Value::Null);
-    assert_eq!(r["payload"]["detail"]["pid"], agent.child.as_ref().unwrap().id());
+    assert_eq!(
+        r["payload"]["detail"]["pid"],
+        agent.child.as_ref().unwrap().id()
+    );
     let r = c.call("agent_reload", Value::Null);
     assert_eq!(r["type"], "reload_response");
     assert_eq!(r["payload"]["status"], "reloaded");
@@ -90,7 +132,10 @@ fn responses_echo_ids_in_order_for_concatenated_and_pretty_requests() {
 fn oversized_request_gets_request_too_large_then_close() {
     let agent = Agent::dev();
     let mut c = agent.client();
-    let big = format!("{{\"type\":\"ping_request\",\"id\":\"x\",\"payload\":\"{}\"}}\n", "a".repeat(70_000));
+    let big = format!(
+        "{{\"type\":\"ping_request\",\"id\":\"x\",\"payload\":\"{}\"}}\n",
+        "a".repeat(70_000)
+    );
     // The agent may close before reading everything; a failed write is fine.
     let _ = std::io::Write::write_all(&mut c.stream, big.as_bytes());
     let r = c.read().expect("an error before the close");
@@ -99,7 +144,10 @@ fn oversized_request_gets_request_too_large_then_close() {
     assert!(r["payload"]["error"].as_str().unwrap().contains("65536"));
     assert!(c.closed());
     // The agent still serves others.
-    assert_eq!(agent.client().call("ping_request", Value::Null)["type"], "ping_response");
+    assert_eq!(
+        agent.client().call("ping_request", Value::Null)["type"],
+        "ping_response"
+    );
 }
 
 #[test]
@@ -115,7 +163,12 @@ fn request_just_under_the_limit_is_served() {
 #[test]
 fn malformed_json_gets_malformed_request_then_close() {
     let agent = Agent::dev();
-    for bad in [&b"{\"type\": nope}\n"[..], b"[1,2,3]\n", b"hello\n", b"{\"type\":\"ping_request\",\"id\":\"\xff\xfe\"}\n"] {
+    for bad in [
+        &b"{\"type\": nope}\n"[..],
+        b"[1,2,3]\n",
+        b"hello\n",
+        b"{\"type\":\"ping_request\",\"id\":\"\xff\xfe\"}\n",
+    ] {
         let mut c = agent.client();
         c.send(bad);
         let r = c.read().expect("an error before the close");
@@ -130,7 +183,10 @@ fn unknown_type_gets_upstream_error_and_the_connection_stays_usable() {
     let mut c = agent.client();
     let r = c.call("secret_dump", json!({}));
     assert_eq!(r["type"], "error_response");
-    assert_eq!(r["payload"], json!({"error":"unknown message type","code":"UNKNOWN_MESSAGE_TYPE","type":"secret_dump"}));
+    assert_eq!(
+        r["payload"],
+        json!({"error":"unknown message type","code":"UNKNOWN_MESSAGE_TYPE","type":"secret_dump"})
+    );
     assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
 }
 
@@ -141,18 +197,40 @@ fn missing_type_and_bad_payloads_are_errors_that_keep_the_connection() {
     c.send(b"{\"id\":\"x\"}\n");
     let r = c.read().unwrap();
     assert_eq!(r["payload"]["code"], "INVALID_REQUEST");
-    let r = c.call("capability_request", json!({"resource":"r","actions":"read"}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":"read"}),
+    );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
-    assert!(r["payload"]["error"].as_str().unwrap().starts_with("invalid payload format"));
+    assert!(
+        r["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid payload format")
+    );
     let r = c.call("capability_validate", json!({}));
-    assert_eq!(r["payload"], json!({"error":"capability_id is required","code":"INVALID_PAYLOAD"}));
+    assert_eq!(
+        r["payload"],
+        json!({"error":"capability_id is required","code":"INVALID_PAYLOAD"})
+    );
     let r = c.call("capability_revoke", json!({"capability_id":""}));
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"ttl":-5}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"ttl":-5}),
+    );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
-    let r = c.call("capability_request", json!({"resource":"r","actions":["read"],"constraints":{"geography":["EU"]}}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"r","actions":["read"],"constraints":{"geography":["EU"]}}),
+    );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
-    assert!(r["payload"]["error"].as_str().unwrap().contains("geography"));
+    assert!(
+        r["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("geography")
+    );
     assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
 }
 
@@ -160,10 +238,16 @@ fn missing_type_and_bad_payloads_are_errors_that_keep_the_connection() {
 fn unknown_capability_is_cap_not_found() {
     let agent = Agent::dev();
     let mut c = agent.client();
-    let r = c.call("capability_validate", json!({"capability_id":"cap_doesnotexist"}));
+    let r = c.call(
+        "capability_validate",
+        json!({"capability_id":"cap_doesnotexist"}),
+    );
     assert_eq!(r["payload"]["valid"], false);
     assert_eq!(r["payload"]["errors"][0]["code"], "CAP_NOT_FOUND");
-    let r = c.call("capability_revoke", json!({"capability_id":"cap_doesnotexist"}));
+    let r = c.call(
+        "capability_revoke",
+        json!({"capability_id":"cap_doesnotexist"}),
+    );
     assert_eq!(r["type"], "error_response");
     assert_eq!(r["payload"]["code"], "CAP_NOT_FOUND");
 }
@@ -179,7 +263,10 @@ fn empty_list_is_an_array_never_null() {
 #[test]
 fn denial_is_a_full_capability_response_with_policy_result() {
     let agent = Agent::builder().mode("standard").start();
-    let r = agent.client().call("capability_request", json!({"identity":"x","resource":"secret:/db","actions":["read"]}));
+    let r = agent.client().call(
+        "capability_request",
+        json!({"identity":"x","resource":"secret:/db","actions":["read"]}),
+    );
     assert_eq!(r["type"], "capability_response");
     let p = &r["payload"];
     assert_eq!(p["status"], "denied");
@@ -190,7 +277,12 @@ fn denial_is_a_full_capability_response_with_policy_result() {
     assert_eq!(p["policyResult"]["decision"], "deny");
     assert!(p["policyResult"]["appliedPolicies"].is_array());
     assert!(p["policyResult"]["appliedRules"].is_array());
-    assert!(p["policyResult"]["reasoning"].as_str().unwrap().contains("no policy"));
+    assert!(
+        p["policyResult"]["reasoning"]
+            .as_str()
+            .unwrap()
+            .contains("no policy")
+    );
     assert!(p["policyResult"]["evaluationTime"].is_u64());
 }
 

@@ -30,7 +30,11 @@ impl AuditWriter {
 
     /// Opens `path` when `enabled`.
     pub fn open(enabled: bool, path: &std::path::Path) -> Result<Self, AuditError> {
-        Ok(AuditWriter::new(if enabled { Some(AuditFile::open(path)?) } else { None }))
+        Ok(AuditWriter::new(if enabled {
+            Some(AuditFile::open(path)?)
+        } else {
+            None
+        }))
     }
 }
 

@@ -21,8 +21,8 @@ use crate::audit::AuditEvent;
 use crate::capability::grant::check_request;
 use crate::identity::PeerIdentity;
 use crate::protocol::types::{
-    CapabilityRequest, ListRequest, PingResponse, ReloadResponse, RevokeRequest, StatusDetail, StatusResponse,
-    StopResponse, ValidateRequest,
+    CapabilityRequest, ListRequest, PingResponse, ReloadResponse, RevokeRequest, StatusDetail,
+    StatusResponse, StopResponse, ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
 use crate::transport::framing::FrameError;
@@ -56,12 +56,18 @@ pub struct Caller {
 }
 
 fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
-    Reply { line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(), after: After::KeepOpen }
+    Reply {
+        line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(),
+        after: After::KeepOpen,
+    }
 }
 
 /// An `error_response`.
 pub fn error(id: &str, payload: ErrorPayload, after: After) -> Reply {
-    Reply { line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(), after }
+    Reply {
+        line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(),
+        after,
+    }
 }
 
 /// The reply to a framing error: an error response, then close.
@@ -69,18 +75,31 @@ pub fn frame_error(e: &FrameError) -> Reply {
     let code = match e {
         FrameError::TooLarge { .. } => ErrorCode::RequestTooLarge,
         FrameError::TooDeep { .. } | FrameError::Malformed(_) => ErrorCode::MalformedRequest,
-        FrameError::Io(_) => return Reply { line: Vec::new(), after: After::Close },
+        FrameError::Io(_) => {
+            return Reply {
+                line: Vec::new(),
+                after: After::Close,
+            };
+        }
     };
     error("", ErrorPayload::new(code, e.to_string()), After::Close)
 }
 
 fn payload<T: DeserializeOwned>(v: Value) -> Result<T, ErrorPayload> {
-    serde_json::from_value(v).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, format!("invalid payload format: {e}")))
+    serde_json::from_value(v).map_err(|e| {
+        ErrorPayload::new(
+            ErrorCode::InvalidPayload,
+            format!("invalid payload format: {e}"),
+        )
+    })
 }
 
 fn internal(what: &str) -> ErrorPayload {
     tracing::error!("{what} did not answer");
-    ErrorPayload::new(ErrorCode::InternalError, "internal error; nothing was granted")
+    ErrorPayload::new(
+        ErrorCode::InternalError,
+        "internal error; nothing was granted",
+    )
 }
 
 async fn record(shared: &SharedRef, event: AuditEvent) {
@@ -97,7 +116,11 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
     let value: Value = match serde_json::from_slice(&frame) {
         Ok(v) => v,
         Err(e) => {
-            return error("", ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")), After::Close);
+            return error(
+                "",
+                ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")),
+                After::Close,
+            );
         }
     };
     let raw = match RawRequest::deserialize(value) {
@@ -105,7 +128,10 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
         Err(e) => {
             return error(
                 "",
-                ErrorPayload::new(ErrorCode::InvalidRequest, format!("invalid request format: {e}")),
+                ErrorPayload::new(
+                    ErrorCode::InvalidRequest,
+                    format!("invalid request format: {e}"),
+                ),
                 After::KeepOpen,
             );
         }
@@ -119,7 +145,10 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
             &id,
             ErrorPayload::new(
                 ErrorCode::PermissionDenied,
-                format!("{} is only for administrators (root, the agent's own user, or ipc.admin_group)", kind.as_str()),
+                format!(
+                    "{} is only for administrators (root, the agent's own user, or ipc.admin_group)",
+                    kind.as_str()
+                ),
             ),
             After::KeepOpen,
         );
@@ -130,16 +159,31 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
     }
 }
 
-async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received: Instant) -> Result<Reply, ErrorPayload> {
+async fn dispatch(
+    c: &Caller,
+    kind: RequestType,
+    id: &str,
+    body: Value,
+    received: Instant,
+) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
     Ok(match kind {
-        RequestType::PingRequest => {
-            ok(kind, id, PingResponse { message: "pong".into(), server: "aether-vault-agent".into() })
-        }
+        RequestType::PingRequest => ok(
+            kind,
+            id,
+            PingResponse {
+                message: "pong".into(),
+                server: "aether-vault-agent".into(),
+            },
+        ),
         RequestType::StatusRequest => ok(kind, id, status(shared, false).await?),
         RequestType::AgentStatus => ok(kind, id, status(shared, true).await?),
         RequestType::AgentReload => {
-            let o = shared.policy.send(Reload).await.map_err(|_| internal("policy watcher"))?;
+            let o = shared
+                .policy
+                .send(Reload)
+                .await
+                .map_err(|_| internal("policy watcher"))?;
             ok(
                 kind,
                 id,
@@ -155,20 +199,39 @@ async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received
         RequestType::AgentStop => {
             tracing::info!(caller = %c.identity.describe(), "stop requested over IPC");
             let _ = shared.commands.send(super::Command::Shutdown);
-            ok(kind, id, StopResponse { status: "stopping".into(), message: "Agent is stopping".into() })
+            ok(
+                kind,
+                id,
+                StopResponse {
+                    status: "stopping".into(),
+                    message: "Agent is stopping".into(),
+                },
+            )
         }
         RequestType::CapabilityRequest => {
             let request: CapabilityRequest = payload(body)?;
             check_request(&request).map_err(|m| ErrorPayload::new(ErrorCode::InvalidPayload, m))?;
-            let msg = Grant { identity: c.identity.clone(), request, request_id: id.to_string(), received };
-            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            let msg = Grant {
+                identity: c.identity.clone(),
+                request,
+                request_id: id.to_string(),
+                received,
+            };
+            let decided = shared
+                .registry
+                .send(msg)
+                .await
+                .map_err(|_| internal("capability registry"))?;
             record(shared, decided.event).await;
             ok(kind, id, decided.answer)
         }
         RequestType::CapabilityValidate => {
             let req: ValidateRequest = payload(body)?;
             if req.capability_id.is_empty() {
-                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, "capability_id is required"));
+                return Err(ErrorPayload::new(
+                    ErrorCode::InvalidPayload,
+                    "capability_id is required",
+                ));
             }
             let msg = Validate {
                 identity: c.identity.clone(),
@@ -177,14 +240,21 @@ async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received
                 request_id: id.to_string(),
                 received,
             };
-            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            let decided = shared
+                .registry
+                .send(msg)
+                .await
+                .map_err(|_| internal("capability registry"))?;
             record(shared, decided.event).await;
             ok(kind, id, decided.answer)
         }
         RequestType::CapabilityRevoke => {
             let req: RevokeRequest = payload(body)?;
             if req.capability_id.is_empty() {
-                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, "capability_id is required"));
+                return Err(ErrorPayload::new(
+                    ErrorCode::InvalidPayload,
+                    "capability_id is required",
+                ));
             }
             let msg = Revoke {
                 identity: c.identity.clone(),
@@ -193,14 +263,30 @@ async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received
                 reason: req.reason,
                 request_id: id.to_string(),
             };
-            let decided = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))?;
+            let decided = shared
+                .registry
+                .send(msg)
+                .await
+                .map_err(|_| internal("capability registry"))?;
             record(shared, decided.event).await;
             ok(kind, id, decided.answer?)
         }
         RequestType::CapabilityList => {
-            let req: ListRequest = if body.is_null() { ListRequest::default() } else { payload(body)? };
-            let msg = List { identity: c.identity.clone(), is_admin: c.is_admin, filter: req.filter.unwrap_or_default() };
-            let answer = shared.registry.send(msg).await.map_err(|_| internal("capability registry"))??;
+            let req: ListRequest = if body.is_null() {
+                ListRequest::default()
+            } else {
+                payload(body)?
+            };
+            let msg = List {
+                identity: c.identity.clone(),
+                is_admin: c.is_admin,
+                filter: req.filter.unwrap_or_default(),
+            };
+            let answer = shared
+                .registry
+                .send(msg)
+                .await
+                .map_err(|_| internal("capability registry"))??;
             ok(kind, id, answer)
         }
     })
@@ -208,13 +294,24 @@ async fn dispatch(c: &Caller, kind: RequestType, id: &str, body: Value, received
 
 /// Builds `status_response`; `detail` adds the admin-only section.
 pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, ErrorPayload> {
-    let policy = shared.policy.send(GetStatus).await.map_err(|_| internal("policy watcher"))?;
-    let stats = shared.registry.send(Stats).await.map_err(|_| internal("capability registry"))?;
+    let policy = shared
+        .policy
+        .send(GetStatus)
+        .await
+        .map_err(|_| internal("policy watcher"))?;
+    let stats = shared
+        .registry
+        .send(Stats)
+        .await
+        .map_err(|_| internal("capability registry"))?;
     let cfg = &shared.config;
     let set = &policy.set;
     Ok(StatusResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
-        capabilities: RequestType::ALL.iter().map(|t| t.as_str().to_string()).collect(),
+        capabilities: RequestType::ALL
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect(),
         uptime: u64::try_from(shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
         connection_count: shared.connection_count(),
         mode: cfg.mode.to_string(),
@@ -234,7 +331,10 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
             started_at: crate::timefmt::rfc3339(shared.started_at),
             policy_directory: policy.directory.display().to_string(),
             state_directory: cfg.state_dir.display().to_string(),
-            audit_file: cfg.audit.enable.then(|| cfg.audit.log_file.display().to_string()),
+            audit_file: cfg
+                .audit
+                .enable
+                .then(|| cfg.audit.log_file.display().to_string()),
             socket_activated: shared.socket_activated,
             capabilities_by_status: stats.by_status.clone(),
             default_ttl: cfg.capability_engine.default_ttl,

@@ -32,7 +32,10 @@ pub struct Listener {
 impl Listener {
     /// A listener actor for a bound or inherited socket.
     pub fn new(listener: UnixListener, shared: SharedRef) -> Self {
-        Listener { listener: Some(listener), shared }
+        Listener {
+            listener: Some(listener),
+            shared,
+        }
     }
 
     fn refuse(&self, stream: UnixStream, code: ErrorCode, message: &str) {
@@ -43,14 +46,25 @@ impl Listener {
 
     fn accept(&mut self, stream: UnixStream) {
         let shared = &self.shared;
-        if shared.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
-            self.refuse(stream, ErrorCode::ShuttingDown, "the agent is shutting down");
+        if shared
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.refuse(
+                stream,
+                ErrorCode::ShuttingDown,
+                "the agent is shutting down",
+            );
             return;
         }
         let max = shared.config.ipc.max_connections;
-        let before = shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let before = shared
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if before >= max {
-            shared.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .connections
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             let peer = identity::from_socket(stream.as_fd()).ok();
             tracing::warn!(max, peer = ?peer.as_ref().map(|p| p.describe()), "connection refused: too many connections");
             let mut ev = AuditEvent::new(EventType::ConnectionRejected, Outcome::Rejected)
@@ -59,21 +73,35 @@ impl Listener {
                 ev = ev.by(p);
             }
             shared.audit.do_send(Append(ev));
-            self.refuse(stream, ErrorCode::TooManyConnections, &format!("the agent serves at most {max} connections"));
+            self.refuse(
+                stream,
+                ErrorCode::TooManyConnections,
+                &format!("the agent serves at most {max} connections"),
+            );
             return;
         }
         let identity = match identity::from_socket(stream.as_fd()) {
             Ok(id) => id,
             Err(e) => {
-                shared.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                shared
+                    .connections
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(error = %e, "connection refused: no peer credentials");
-                self.refuse(stream, ErrorCode::PermissionDenied, "the caller's identity could not be verified");
+                self.refuse(
+                    stream,
+                    ErrorCode::PermissionDenied,
+                    "the caller's identity could not be verified",
+                );
                 return;
             }
         };
         tracing::debug!(peer = %identity.describe(), "connection accepted");
         let is_admin = shared.is_admin(&identity);
-        let caller = Caller { shared: shared.clone(), identity: std::sync::Arc::new(identity), is_admin };
+        let caller = Caller {
+            shared: shared.clone(),
+            identity: std::sync::Arc::new(identity),
+            is_admin,
+        };
         Session::new(caller, stream).start();
     }
 }
@@ -82,7 +110,9 @@ impl Actor for Listener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(listener) = self.listener.take() else { return };
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
         let accepts = stream::unfold(listener, |l| async move {
             let r = l.accept().await.map(|(s, _)| s);
             if r.is_err() {

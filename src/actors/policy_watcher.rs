@@ -74,9 +74,18 @@ pub fn fallback_for(mode: Mode, agent_uid: u32) -> Fallback {
 }
 
 /// Loads `directory` into a set of `generation`.
-pub fn build_set(directory: &std::path::Path, mode: Mode, agent_uid: u32, generation: u64) -> Result<PolicySet, String> {
+pub fn build_set(
+    directory: &std::path::Path,
+    mode: Mode,
+    agent_uid: u32,
+    generation: u64,
+) -> Result<PolicySet, String> {
     let loaded = load_dir(directory).map_err(|e| e.to_string())?;
-    let fallback = if loaded.rules.is_empty() { fallback_for(mode, agent_uid) } else { Fallback::DenyAll };
+    let fallback = if loaded.rules.is_empty() {
+        fallback_for(mode, agent_uid)
+    } else {
+        Fallback::DenyAll
+    };
     Ok(PolicySet {
         generation,
         loaded_at: jiff::Timestamp::now(),
@@ -89,7 +98,11 @@ pub fn build_set(directory: &std::path::Path, mode: Mode, agent_uid: u32, genera
 
 impl PolicyWatcher {
     /// Performs the initial load and returns the watcher and the handle evaluators read.
-    pub fn start_load(directory: PathBuf, mode: Mode, agent_uid: u32) -> (PolicyWatcher, PolicyHandle) {
+    pub fn start_load(
+        directory: PathBuf,
+        mode: Mode,
+        agent_uid: u32,
+    ) -> (PolicyWatcher, PolicyHandle) {
         let (set, last_error) = match build_set(&directory, mode, agent_uid, 1) {
             Ok(set) => (set, None),
             Err(e) => {
@@ -109,7 +122,14 @@ impl PolicyWatcher {
             "policy set in force"
         );
         let handle: PolicyHandle = Arc::new(ArcSwap::from_pointee(set));
-        let watcher = PolicyWatcher { directory, mode, agent_uid, handle: handle.clone(), last_error, audit: None };
+        let watcher = PolicyWatcher {
+            directory,
+            mode,
+            agent_uid,
+            handle: handle.clone(),
+            last_error,
+            audit: None,
+        };
         (watcher, handle)
     }
 
@@ -133,7 +153,13 @@ impl PolicyWatcher {
                 self.handle.store(Arc::new(set));
                 self.last_error = None;
                 tracing::info!(generation = next_gen, files, rules, "policy set reloaded");
-                ReloadOutcome { ok: true, generation: next_gen, files, rules, error: None }
+                ReloadOutcome {
+                    ok: true,
+                    generation: next_gen,
+                    files,
+                    rules,
+                    error: None,
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, generation = current.generation, "policy reload failed; the previous set stays in force");
@@ -150,12 +176,22 @@ impl PolicyWatcher {
         if let Some(audit) = &self.audit {
             let mut ev = AuditEvent::new(
                 EventType::PolicyReload,
-                if outcome.ok { Outcome::Success } else { Outcome::Failure },
+                if outcome.ok {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                },
             );
             ev.policy_generation = Some(outcome.generation);
             ev.reason = Some(match &outcome.error {
-                Some(e) => format!("reload failed, generation {} stays in force: {e}", outcome.generation),
-                None => format!("generation {} loaded: {} files, {} rules", outcome.generation, outcome.files, outcome.rules),
+                Some(e) => format!(
+                    "reload failed, generation {} stays in force: {e}",
+                    outcome.generation
+                ),
+                None => format!(
+                    "generation {} loaded: {} files, {} rules",
+                    outcome.generation, outcome.files, outcome.rules
+                ),
             });
             audit.do_send(Append(ev));
         }
@@ -176,7 +212,11 @@ impl Handler<Reload> for PolicyWatcher {
         crate::notify::ready(&format!(
             "policy generation {}{}",
             outcome.generation,
-            if outcome.ok { "" } else { " (last reload failed)" }
+            if outcome.ok {
+                ""
+            } else {
+                " (last reload failed)"
+            }
         ));
         MessageResult(outcome)
     }

@@ -16,12 +16,14 @@ use jiff::{SignedDuration, Timestamp};
 use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::record::check;
-use crate::capability::{CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant};
+use crate::capability::{
+    CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant,
+};
 use crate::identity::PeerIdentity;
 use crate::policy::{EvalInput, evaluate};
 use crate::protocol::types::{
-    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, Holder, ListResponse, PolicyResult,
-    RequestContext, RevokeResponse, ValidationIssue, ValidationResult,
+    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, Holder, ListResponse,
+    PolicyResult, RequestContext, RevokeResponse, ValidationIssue, ValidationResult,
 };
 use crate::protocol::{ErrorCode, ErrorPayload};
 
@@ -126,7 +128,12 @@ fn nanos(since: Instant) -> u64 {
 impl CapabilityRegistry {
     /// An empty registry.
     pub fn new(signer: Arc<Signer>, limits: GrantLimits, policy: PolicyHandle) -> Self {
-        CapabilityRegistry { caps: HashMap::new(), signer, limits, policy }
+        CapabilityRegistry {
+            caps: HashMap::new(),
+            signer,
+            limits,
+            policy,
+        }
     }
 
     fn sweep(&mut self) {
@@ -140,13 +147,23 @@ impl CapabilityRegistry {
     }
 
     fn grant(&mut self, msg: Grant) -> Decided<CapabilityResponse> {
-        let Grant { identity, request, request_id, received } = msg;
+        let Grant {
+            identity,
+            request,
+            request_id,
+            received,
+        } = msg;
         let now = Timestamp::now();
         let set = self.policy.load();
         let eval_start = Instant::now();
         let decision = evaluate(
             &set,
-            EvalInput { identity: &identity, resource: &request.resource, actions: &request.actions, now },
+            EvalInput {
+                identity: &identity,
+                resource: &request.resource,
+                actions: &request.actions,
+                now,
+            },
         );
         let mut policy_result = PolicyResult {
             decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
@@ -155,23 +172,34 @@ impl CapabilityRegistry {
             reasoning: decision.reasoning.clone(),
             evaluation_time: nanos(eval_start),
         };
-        let mut event = AuditEvent::new(EventType::CapabilityRequest, Outcome::Denied).by(&identity).request(&request_id);
+        let mut event = AuditEvent::new(EventType::CapabilityRequest, Outcome::Denied)
+            .by(&identity)
+            .request(&request_id);
         event.claimed_identity = Some(request.identity.clone()).filter(|s| !s.is_empty());
         event.resource = Some(request.resource.clone());
         event.actions = request.actions.clone();
         event.rules = decision.applied_rules.clone();
         event.policy_generation = Some(decision.generation);
-        let respond = |status: &str, message: String, cap: Option<Capability>, pr: PolicyResult, code| CapabilityResponse {
-            capability: cap,
-            status: status.to_string(),
-            message,
-            request_id: request_id.clone(),
-            processing_time: nanos(received),
-            policy_result: Some(pr),
-            code,
-        };
+        let respond =
+            |status: &str, message: String, cap: Option<Capability>, pr: PolicyResult, code| {
+                CapabilityResponse {
+                    capability: cap,
+                    status: status.to_string(),
+                    message,
+                    request_id: request_id.clone(),
+                    processing_time: nanos(received),
+                    policy_result: Some(pr),
+                    code,
+                }
+            };
         if !decision.allowed {
-            let answer = respond("denied", "Capability request denied by policy".into(), None, policy_result, None);
+            let answer = respond(
+                "denied",
+                "Capability request denied by policy".into(),
+                None,
+                policy_result,
+                None,
+            );
             event.reason = Some(decision.reasoning);
             return Decided { answer, event };
         }
@@ -179,9 +207,13 @@ impl CapabilityRegistry {
             Ok(p) => p,
             Err(why) => {
                 policy_result.decision = "deny".into();
-                policy_result.reasoning = format!("{why} (policy would allow: {})", decision.reasoning);
+                policy_result.reasoning =
+                    format!("{why} (policy would allow: {})", decision.reasoning);
                 event.reason = Some(why.clone());
-                return Decided { answer: respond("denied", why, None, policy_result, None), event };
+                return Decided {
+                    answer: respond("denied", why, None, policy_result, None),
+                    event,
+                };
             }
         };
         let id = match new_capability_id() {
@@ -191,7 +223,13 @@ impl CapabilityRegistry {
                 event.outcome = Outcome::Failure;
                 event.reason = Some("internal error: no randomness".into());
                 return Decided {
-                    answer: respond("error", "internal error; nothing was granted".into(), None, policy_result, Some(ErrorCode::InternalError)),
+                    answer: respond(
+                        "error",
+                        "internal error; nothing was granted".into(),
+                        None,
+                        policy_result,
+                        Some(ErrorCode::InternalError),
+                    ),
                     event,
                 };
             }
@@ -225,14 +263,33 @@ impl CapabilityRegistry {
         cap.signature = self.signer.sign(&cap, identity.uid);
         // Expiry is computed from the whole-second timestamp written into the capability.
         let expires_at = crate::timefmt::parse(&cap.expires_at).unwrap_or(expires);
-        let holder = Holder { uid: identity.uid, gid: identity.gid, user: identity.user.clone(), unit: identity.unit.clone() };
-        let record = Record { cap, holder, expires_at, revoked: None };
+        let holder = Holder {
+            uid: identity.uid,
+            gid: identity.gid,
+            user: identity.user.clone(),
+            unit: identity.unit.clone(),
+        };
+        let record = Record {
+            cap,
+            holder,
+            expires_at,
+            revoked: None,
+        };
         let wire = record.to_wire(now);
         self.caps.insert(id.clone(), record);
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);
         event.reason = Some(decision.reasoning);
-        Decided { answer: respond("granted", "Capability granted".into(), Some(wire), policy_result, None), event }
+        Decided {
+            answer: respond(
+                "granted",
+                "Capability granted".into(),
+                Some(wire),
+                policy_result,
+                None,
+            ),
+            event,
+        }
     }
 
     fn validate(&mut self, msg: Validate) -> Decided<ValidationResult> {
@@ -242,10 +299,19 @@ impl CapabilityRegistry {
             .request(&msg.request_id)
             .capability(&msg.capability_id);
         let outcome = match self.caps.get_mut(&msg.capability_id) {
-            None => Err(ValidationIssue { code: ErrorCode::CapNotFound, message: "capability not found".into() }),
+            None => Err(ValidationIssue {
+                code: ErrorCode::CapNotFound,
+                message: "capability not found".into(),
+            }),
             Some(rec) => {
                 event.resource = Some(rec.cap.resource.clone());
-                match check(rec, msg.identity.uid, msg.context.as_ref(), now, &self.signer) {
+                match check(
+                    rec,
+                    msg.identity.uid,
+                    msg.context.as_ref(),
+                    now,
+                    &self.signer,
+                ) {
                     Ok(()) => {
                         rec.cap.used_count += 1;
                         Ok(rec.remaining_uses())
@@ -264,7 +330,13 @@ impl CapabilityRegistry {
                     }],
                     _ => vec![],
                 };
-                ValidationResult { valid: true, errors: vec![], warnings, validation_time: nanos(msg.received), remaining_uses: remaining }
+                ValidationResult {
+                    valid: true,
+                    errors: vec![],
+                    warnings,
+                    validation_time: nanos(msg.received),
+                    remaining_uses: remaining,
+                }
             }
             Err(issue) => {
                 event.reason = Some(format!("{}: {}", issue.code, issue.message));
@@ -272,7 +344,13 @@ impl CapabilityRegistry {
                     // Nothing about someone else's capability goes back, or into our record's resource.
                     event.resource = None;
                 }
-                ValidationResult { valid: false, errors: vec![issue], warnings: vec![], validation_time: nanos(msg.received), remaining_uses: None }
+                ValidationResult {
+                    valid: false,
+                    errors: vec![issue],
+                    warnings: vec![],
+                    validation_time: nanos(msg.received),
+                    remaining_uses: None,
+                }
             }
         };
         Decided { answer, event }
@@ -285,7 +363,13 @@ impl CapabilityRegistry {
             .capability(&msg.capability_id);
         let Some(rec) = self.caps.get_mut(&msg.capability_id) else {
             event.reason = Some("CAP_NOT_FOUND".into());
-            return Decided { answer: Err(ErrorPayload::new(ErrorCode::CapNotFound, "capability not found")), event };
+            return Decided {
+                answer: Err(ErrorPayload::new(
+                    ErrorCode::CapNotFound,
+                    "capability not found",
+                )),
+                event,
+            };
         };
         if rec.holder.uid != msg.identity.uid && !msg.is_admin {
             event.reason = Some("PERMISSION_DENIED: not the holder and not an admin".into());
@@ -300,7 +384,11 @@ impl CapabilityRegistry {
         let now = Timestamp::now();
         let revocation = rec
             .revoked
-            .get_or_insert_with(|| Revocation { at: now, reason: msg.reason.clone(), by_uid: msg.identity.uid })
+            .get_or_insert_with(|| Revocation {
+                at: now,
+                reason: msg.reason.clone(),
+                by_uid: msg.identity.uid,
+            })
             .clone();
         event.outcome = Outcome::Revoked;
         event.resource = Some(rec.cap.resource.clone());
@@ -326,22 +414,38 @@ impl CapabilityRegistry {
         }
         if let Some(s) = &f.status {
             if !["active", "revoked", "expired"].contains(&s.as_str()) {
-                return Err(ErrorPayload::new(ErrorCode::InvalidPayload, format!("status {s:?} is not active, revoked or expired")));
+                return Err(ErrorPayload::new(
+                    ErrorCode::InvalidPayload,
+                    format!("status {s:?} is not active, revoked or expired"),
+                ));
             }
         }
-        let uid = if msg.is_admin { f.uid } else { Some(msg.identity.uid) };
+        let uid = if msg.is_admin {
+            f.uid
+        } else {
+            Some(msg.identity.uid)
+        };
         let now = Timestamp::now();
         let mut matching: Vec<&Record> = self
             .caps
             .values()
             .filter(|r| uid.is_none_or(|u| r.holder.uid == u))
-            .filter(|r| f.status.as_deref().is_none_or(|s| r.status(now).as_str() == s))
+            .filter(|r| {
+                f.status
+                    .as_deref()
+                    .is_none_or(|s| r.status(now).as_str() == s)
+            })
             .filter(|r| f.resource.as_deref().is_none_or(|s| r.cap.resource == s))
             .filter(|r| f.identity.as_deref().is_none_or(|s| r.cap.identity == s))
             .filter(|r| f.kind.as_deref().is_none_or(|s| r.cap.kind == s))
             .filter(|r| f.issuer.as_deref().is_none_or(|s| r.cap.issuer == s))
             .collect();
-        matching.sort_by(|a, b| b.cap.issued_at.cmp(&a.cap.issued_at).then_with(|| a.cap.id.cmp(&b.cap.id)));
+        matching.sort_by(|a, b| {
+            b.cap
+                .issued_at
+                .cmp(&a.cap.issued_at)
+                .then_with(|| a.cap.id.cmp(&b.cap.id))
+        });
         let total = matching.len();
         let capabilities: Vec<Capability> = matching
             .into_iter()
@@ -349,7 +453,11 @@ impl CapabilityRegistry {
             .take(f.limit.unwrap_or(MAX_LIST).min(MAX_LIST))
             .map(|r| r.to_wire(now))
             .collect();
-        Ok(ListResponse { count: capabilities.len(), capabilities, total })
+        Ok(ListResponse {
+            count: capabilities.len(),
+            capabilities,
+            total,
+        })
     }
 
     fn stats(&self) -> RegistryStats {

@@ -35,7 +35,12 @@ impl Session {
     /// A session for an accepted connection (the connection is already counted).
     pub fn new(caller: Caller, stream: tokio::net::UnixStream) -> Session {
         let (reader, writer) = stream.into_split();
-        Session { caller: Arc::new(caller), reader: Some(reader), writer: Some(writer), idle: None }
+        Session {
+            caller: Arc::new(caller),
+            reader: Some(reader),
+            writer: Some(writer),
+            idle: None,
+        }
     }
 
     fn arm_idle_timer(&mut self, ctx: &mut Context<Self>) {
@@ -49,7 +54,10 @@ impl Session {
         self.idle = Some(ctx.run_later(Duration::from_secs(secs), move |act, ctx| {
             let reply = error(
                 "",
-                ErrorPayload::new(ErrorCode::IdleTimeout, format!("connection idle for {secs} seconds; closing")),
+                ErrorPayload::new(
+                    ErrorCode::IdleTimeout,
+                    format!("connection idle for {secs} seconds; closing"),
+                ),
                 After::Close,
             );
             act.respond(ctx, async move { reply });
@@ -58,16 +66,25 @@ impl Session {
 
     /// Runs `reply` to completion, writes it, and closes if asked to or if writing fails;
     /// nothing else on this connection is processed meanwhile.
-    fn respond(&mut self, ctx: &mut Context<Self>, reply: impl std::future::Future<Output = Reply> + 'static) {
+    fn respond(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: impl std::future::Future<Output = Reply> + 'static,
+    ) {
         let writer = self.writer.take();
         ctx.wait(
             async move {
                 let reply = reply.await;
-                let Some(mut w) = writer else { return (None, false) };
+                let Some(mut w) = writer else {
+                    return (None, false);
+                };
                 if reply.line.is_empty() {
                     return (Some(w), reply.after == After::KeepOpen);
                 }
-                let written = matches!(tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&reply.line)).await, Ok(Ok(())));
+                let written = matches!(
+                    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&reply.line)).await,
+                    Ok(Ok(()))
+                );
                 (Some(w), written && reply.after == After::KeepOpen)
             }
             .into_actor(self)
@@ -87,7 +104,10 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(reader) = self.reader.take() {
             let max = self.caller.shared.config.ipc.max_request_bytes;
-            ctx.add_stream(FramedRead::new(reader, JsonStreamDecoder::new(max, DEFAULT_MAX_DEPTH)));
+            ctx.add_stream(FramedRead::new(
+                reader,
+                JsonStreamDecoder::new(max, DEFAULT_MAX_DEPTH),
+            ));
         }
         let mut closing = self.caller.shared.closing.clone();
         ctx.spawn(
@@ -105,7 +125,10 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.caller.shared.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.caller
+            .shared
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -34,12 +34,30 @@ pub struct AuditFile {
 impl AuditFile {
     /// Opens (creating if needed) the log at `path`.
     pub fn open(path: &Path) -> Result<AuditFile, AuditError> {
-        let io = |source| AuditError::Io { path: path.to_path_buf(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir).map_err(io)?;
+        let io = |source| AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
+                .map_err(io)?;
         }
-        let file = OpenOptions::new().create(true).append(true).mode(0o640).open(path).map_err(io)?;
-        Ok(AuditFile { path: path.to_path_buf(), file })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640)
+            .open(path)
+            .map_err(io)?;
+        Ok(AuditFile {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// The log's path.
@@ -51,12 +69,18 @@ impl AuditFile {
     pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
         self.file
             .write_all(&event.to_line())
-            .map_err(|source| AuditError::Io { path: self.path.clone(), source })
+            .map_err(|source| AuditError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Flushes file data to disk.
     pub fn sync(&mut self) -> Result<(), AuditError> {
-        self.file.sync_data().map_err(|source| AuditError::Io { path: self.path.clone(), source })
+        self.file.sync_data().map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -71,18 +95,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/audit.log");
         let mut f = AuditFile::open(&path).unwrap();
-        f.append(&AuditEvent::new(EventType::AgentStart, Outcome::Success)).unwrap();
+        f.append(&AuditEvent::new(EventType::AgentStart, Outcome::Success))
+            .unwrap();
         drop(f);
         let mut f = AuditFile::open(&path).unwrap();
-        f.append(&AuditEvent::new(EventType::AgentStop, Outcome::Success)).unwrap();
+        f.append(&AuditEvent::new(EventType::AgentStop, Outcome::Success))
+            .unwrap();
         f.sync().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let types: Vec<String> = text
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(types, vec!["agent_start", "agent_stop"]);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
-        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o750);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o750
+        );
     }
 }

@@ -17,7 +17,9 @@ use jiff::Timestamp;
 use crate::protocol::types::{Constraints, RequestContext};
 
 fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// Checks that a requested set of constraints is well-formed and enforceable.
@@ -30,25 +32,42 @@ pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
     }
     if let Some(ips) = &c.ip_addresses {
         if ips.is_empty() {
-            return Err("constraint ipAddresses is empty, so the capability could never be used".into());
+            return Err(
+                "constraint ipAddresses is empty, so the capability could never be used".into(),
+            );
         }
         if let Some(bad) = ips.iter().find(|s| parse_net(s).is_none()) {
-            return Err(format!("constraint ipAddresses: {bad:?} is not an IP address or CIDR block"));
+            return Err(format!(
+                "constraint ipAddresses: {bad:?} is not an IP address or CIDR block"
+            ));
         }
     }
     if let Some(w) = &c.time_window {
         if let Some(bad) = w.hours.iter().flatten().find(|h| **h > 23) {
-            return Err(format!("constraint timeWindow.hours: {bad} is not an hour from 0 to 23"));
+            return Err(format!(
+                "constraint timeWindow.hours: {bad} is not an hour from 0 to 23"
+            ));
         }
         if let Some(bad) = w.days_of_week.iter().flatten().find(|d| **d > 6) {
-            return Err(format!("constraint timeWindow.daysOfWeek: {bad} is not a day from 0 (Sunday) to 6"));
+            return Err(format!(
+                "constraint timeWindow.daysOfWeek: {bad} is not a day from 0 (Sunday) to 6"
+            ));
         }
         for p in w.blackout_periods.iter().flatten() {
-            let (Some(s), Some(e)) = (crate::timefmt::parse(&p.start), crate::timefmt::parse(&p.end)) else {
-                return Err(format!("constraint blackoutPeriods: {:?}–{:?} is not a pair of RFC 3339 times", p.start, p.end));
+            let (Some(s), Some(e)) = (
+                crate::timefmt::parse(&p.start),
+                crate::timefmt::parse(&p.end),
+            ) else {
+                return Err(format!(
+                    "constraint blackoutPeriods: {:?}–{:?} is not a pair of RFC 3339 times",
+                    p.start, p.end
+                ));
             };
             if e <= s {
-                return Err(format!("constraint blackoutPeriods: end {} is not after start {}", p.end, p.start));
+                return Err(format!(
+                    "constraint blackoutPeriods: end {} is not after start {}",
+                    p.end, p.start
+                ));
             }
         }
     }
@@ -56,16 +75,27 @@ pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
 }
 
 /// Checks the constraints against a validation's context at `now`; the error says which failed.
-pub fn check_holds(c: &Constraints, ctx: Option<&RequestContext>, now: Timestamp) -> Result<(), String> {
+pub fn check_holds(
+    c: &Constraints,
+    ctx: Option<&RequestContext>,
+    now: Timestamp,
+) -> Result<(), String> {
     if let Some(ips) = &c.ip_addresses {
         let addr = ctx.and_then(|c| c.ip_address.as_deref());
         let Some(addr) = addr else {
-            return Err("the capability is restricted to certain IP addresses and no ipAddress was given".into());
+            return Err(
+                "the capability is restricted to certain IP addresses and no ipAddress was given"
+                    .into(),
+            );
         };
         let Ok(ip) = addr.parse::<IpAddr>() else {
             return Err(format!("ipAddress {addr:?} is not an IP address"));
         };
-        if !ips.iter().filter_map(|s| parse_net(s)).any(|n| n.contains(&ip)) {
+        if !ips
+            .iter()
+            .filter_map(|s| parse_net(s))
+            .any(|n| n.contains(&ip))
+        {
             return Err(format!("ipAddress {ip} is not among the allowed addresses"));
         }
     }
@@ -73,17 +103,25 @@ pub fn check_holds(c: &Constraints, ctx: Option<&RequestContext>, now: Timestamp
         let t = now.to_zoned(jiff::tz::TimeZone::UTC);
         if let Some(hours) = &w.hours {
             if !hours.contains(&(t.hour() as u8)) {
-                return Err(format!("hour {} UTC is outside the capability's time window", t.hour()));
+                return Err(format!(
+                    "hour {} UTC is outside the capability's time window",
+                    t.hour()
+                ));
             }
         }
         if let Some(days) = &w.days_of_week {
             let d = t.weekday().to_sunday_zero_offset() as u8;
             if !days.contains(&d) {
-                return Err(format!("day {d} (0 = Sunday) is outside the capability's time window"));
+                return Err(format!(
+                    "day {d} (0 = Sunday) is outside the capability's time window"
+                ));
             }
         }
         for p in w.blackout_periods.iter().flatten() {
-            let (Some(s), Some(e)) = (crate::timefmt::parse(&p.start), crate::timefmt::parse(&p.end)) else {
+            let (Some(s), Some(e)) = (
+                crate::timefmt::parse(&p.start),
+                crate::timefmt::parse(&p.end),
+            ) else {
                 return Err("a blackout period cannot be read".into());
             };
             if s <= now && now < e {
@@ -126,7 +164,10 @@ mod tests {
         assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"192.168.1.5"}))), now()).is_ok());
         assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"::1"}))), now()).is_ok());
         assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"192.168.1.6"}))), now()).is_err());
-        assert!(check_holds(&k, None, now()).is_err(), "no address must fail, not skip");
+        assert!(
+            check_holds(&k, None, now()).is_err(),
+            "no address must fail, not skip"
+        );
         assert!(check_holds(&k, Some(&ctx(json!({"ipAddress":"nope"}))), now()).is_err());
         assert!(check_well_formed(&c(json!({"ipAddresses":["10.0.0.0/33"]}))).is_err());
         assert!(check_well_formed(&c(json!({"ipAddresses":[]}))).is_err());
@@ -138,18 +179,39 @@ mod tests {
         assert!(check_holds(&c(json!({"timeWindow":{"hours":[9,10]}})), None, now()).is_err());
         assert!(check_holds(&c(json!({"timeWindow":{"daysOfWeek":[2]}})), None, now()).is_ok());
         assert!(check_holds(&c(json!({"timeWindow":{"daysOfWeek":[0,6]}})), None, now()).is_err());
-        let b = c(json!({"timeWindow":{"blackoutPeriods":[{"start":"2023-11-14T22:00:00Z","end":"2023-11-14T23:00:00Z"}]}}));
+        let b = c(
+            json!({"timeWindow":{"blackoutPeriods":[{"start":"2023-11-14T22:00:00Z","end":"2023-11-14T23:00:00Z"}]}}),
+        );
         check_well_formed(&b).unwrap();
         assert!(check_holds(&b, None, now()).is_err());
         assert!(check_well_formed(&c(json!({"timeWindow":{"hours":[24]}}))).is_err());
-        assert!(check_well_formed(&c(json!({"timeWindow":{"blackoutPeriods":[{"start":"x","end":"y"}]}}))).is_err());
+        assert!(
+            check_well_formed(&c(
+                json!({"timeWindow":{"blackoutPeriods":[{"start":"x","end":"y"}]}})
+            ))
+            .is_err()
+        );
     }
 
     #[test]
     fn environment_and_unenforceable_constraints() {
         let k = c(json!({"environment":{"stage":"prod"}}));
-        assert!(check_holds(&k, Some(&ctx(json!({"environment":{"stage":"prod","x":"y"}}))), now()).is_ok());
-        assert!(check_holds(&k, Some(&ctx(json!({"environment":{"stage":"dev"}}))), now()).is_err());
+        assert!(
+            check_holds(
+                &k,
+                Some(&ctx(json!({"environment":{"stage":"prod","x":"y"}}))),
+                now()
+            )
+            .is_ok()
+        );
+        assert!(
+            check_holds(
+                &k,
+                Some(&ctx(json!({"environment":{"stage":"dev"}}))),
+                now()
+            )
+            .is_err()
+        );
         assert!(check_holds(&k, None, now()).is_err());
         assert!(check_well_formed(&c(json!({"rateLimit":{"requests":5}}))).is_err());
         assert!(check_well_formed(&c(json!({"geography":["EU"]}))).is_err());

@@ -44,9 +44,15 @@ pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
         return Err("at least one action is required".into());
     }
     if req.actions.len() > MAX_ACTIONS {
-        return Err(format!("at most {MAX_ACTIONS} actions may be requested at once"));
+        return Err(format!(
+            "at most {MAX_ACTIONS} actions may be requested at once"
+        ));
     }
-    if let Some(bad) = req.actions.iter().find(|a| a.is_empty() || a.chars().any(char::is_whitespace)) {
+    if let Some(bad) = req
+        .actions
+        .iter()
+        .find(|a| a.is_empty() || a.chars().any(char::is_whitespace))
+    {
         return Err(format!("action {bad:?} is empty or contains whitespace"));
     }
     for (name, value) in [
@@ -71,7 +77,11 @@ pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
 }
 
 /// The terms for a granted request, or the reason to deny it (a TTL above the maximum).
-pub fn plan_grant(req: &CapabilityRequest, limits: &GrantLimits, decision: &Decision) -> Result<GrantPlan, String> {
+pub fn plan_grant(
+    req: &CapabilityRequest,
+    limits: &GrantLimits,
+    decision: &Decision,
+) -> Result<GrantPlan, String> {
     let asked_ttl = req.ttl.filter(|t| *t > 0).map(|t| t as u64);
     if let Some(t) = asked_ttl {
         if t > limits.max_ttl {
@@ -93,7 +103,10 @@ pub fn plan_grant(req: &CapabilityRequest, limits: &GrantLimits, decision: &Deci
     if let Some(cap) = decision.max_uses.filter(|c| *c > 0) {
         uses = if uses == 0 { cap } else { uses.min(cap) };
     }
-    Ok(GrantPlan { ttl, max_uses: uses })
+    Ok(GrantPlan {
+        ttl,
+        max_uses: uses,
+    })
 }
 
 /// The capability type upstream derives from the actions.
@@ -129,7 +142,12 @@ mod tests {
     use super::*;
 
     fn limits() -> GrantLimits {
-        GrantLimits { default_ttl: 300, max_ttl: 3600, max_uses: 100, issuer: "i".into() }
+        GrantLimits {
+            default_ttl: 300,
+            max_ttl: 3600,
+            max_uses: 100,
+            issuer: "i".into(),
+        }
     }
     fn decision(max_ttl: Option<u64>, max_uses: Option<u64>) -> Decision {
         Decision {
@@ -143,31 +161,91 @@ mod tests {
         }
     }
     fn req(ttl: Option<i64>, uses: Option<i64>) -> CapabilityRequest {
-        CapabilityRequest { resource: "r".into(), actions: vec!["read".into()], ttl, max_uses: uses, ..Default::default() }
+        CapabilityRequest {
+            resource: "r".into(),
+            actions: vec!["read".into()],
+            ttl,
+            max_uses: uses,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn ttl_defaults_caps_and_denies_above_max() {
         let d = decision(None, None);
-        assert_eq!(plan_grant(&req(None, None), &limits(), &d).unwrap().ttl, 300);
-        assert_eq!(plan_grant(&req(Some(0), None), &limits(), &d).unwrap().ttl, 300);
-        assert_eq!(plan_grant(&req(Some(3600), None), &limits(), &d).unwrap().ttl, 3600);
+        assert_eq!(
+            plan_grant(&req(None, None), &limits(), &d).unwrap().ttl,
+            300
+        );
+        assert_eq!(
+            plan_grant(&req(Some(0), None), &limits(), &d).unwrap().ttl,
+            300
+        );
+        assert_eq!(
+            plan_grant(&req(Some(3600), None), &limits(), &d)
+                .unwrap()
+                .ttl,
+            3600
+        );
         let e = plan_grant(&req(Some(3601), None), &limits(), &d).unwrap_err();
         assert!(e.contains("3600"), "{e}");
-        assert_eq!(plan_grant(&req(Some(600), None), &limits(), &decision(Some(60), None)).unwrap().ttl, 60);
+        assert_eq!(
+            plan_grant(&req(Some(600), None), &limits(), &decision(Some(60), None))
+                .unwrap()
+                .ttl,
+            60
+        );
     }
 
     #[test]
     fn uses_default_cap_and_unlimited() {
         let d = decision(None, None);
-        assert_eq!(plan_grant(&req(None, None), &limits(), &d).unwrap().max_uses, 100);
-        assert_eq!(plan_grant(&req(None, Some(5)), &limits(), &d).unwrap().max_uses, 5);
-        assert_eq!(plan_grant(&req(None, Some(500)), &limits(), &d).unwrap().max_uses, 100);
-        let unlimited = GrantLimits { max_uses: 0, ..limits() };
-        assert_eq!(plan_grant(&req(None, None), &unlimited, &d).unwrap().max_uses, 0);
-        assert_eq!(plan_grant(&req(None, Some(500)), &unlimited, &d).unwrap().max_uses, 500);
-        assert_eq!(plan_grant(&req(None, None), &unlimited, &decision(None, Some(3))).unwrap().max_uses, 3);
-        assert_eq!(plan_grant(&req(None, Some(50)), &limits(), &decision(None, Some(3))).unwrap().max_uses, 3);
+        assert_eq!(
+            plan_grant(&req(None, None), &limits(), &d)
+                .unwrap()
+                .max_uses,
+            100
+        );
+        assert_eq!(
+            plan_grant(&req(None, Some(5)), &limits(), &d)
+                .unwrap()
+                .max_uses,
+            5
+        );
+        assert_eq!(
+            plan_grant(&req(None, Some(500)), &limits(), &d)
+                .unwrap()
+                .max_uses,
+            100
+        );
+        let unlimited = GrantLimits {
+            max_uses: 0,
+            ..limits()
+        };
+        assert_eq!(
+            plan_grant(&req(None, None), &unlimited, &d)
+                .unwrap()
+                .max_uses,
+            0
+        );
+        assert_eq!(
+            plan_grant(&req(None, Some(500)), &unlimited, &d)
+                .unwrap()
+                .max_uses,
+            500
+        );
+        assert_eq!(
+            plan_grant(&req(None, None), &unlimited, &decision(None, Some(3)))
+                .unwrap()
+                .max_uses,
+            3
+        );
+        assert_eq!(
+            plan_grant(&req(None, Some(50)), &limits(), &decision(None, Some(3)))
+                .unwrap()
+                .max_uses,
+            3
+        );
     }
 
     #[test]

@@ -92,7 +92,10 @@ impl Record {
 }
 
 fn issue(code: ErrorCode, message: impl Into<String>) -> ValidationIssue {
-    ValidationIssue { code, message: message.into() }
+    ValidationIssue {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Checks whether `caller_uid` may use the capability now. Does not count the use.
@@ -104,24 +107,39 @@ pub fn check(
     signer: &Signer,
 ) -> Result<(), ValidationIssue> {
     if rec.holder.uid != caller_uid {
-        return Err(issue(ErrorCode::NotHolder, "the capability was not issued to the caller"));
+        return Err(issue(
+            ErrorCode::NotHolder,
+            "the capability was not issued to the caller",
+        ));
     }
     if !signer.verify(&rec.cap, rec.holder.uid) {
-        return Err(issue(ErrorCode::InvalidSignature, "the capability's signature does not verify"));
+        return Err(issue(
+            ErrorCode::InvalidSignature,
+            "the capability's signature does not verify",
+        ));
     }
     if let Some(r) = &rec.revoked {
         return Err(issue(
             ErrorCode::Revoked,
-            format!("the capability was revoked at {}", crate::timefmt::rfc3339(r.at)),
+            format!(
+                "the capability was revoked at {}",
+                crate::timefmt::rfc3339(r.at)
+            ),
         ));
     }
     if now >= rec.expires_at {
-        return Err(issue(ErrorCode::Expired, format!("the capability expired at {}", rec.cap.expires_at)));
+        return Err(issue(
+            ErrorCode::Expired,
+            format!("the capability expired at {}", rec.cap.expires_at),
+        ));
     }
     if rec.cap.max_uses > 0 && rec.cap.used_count >= rec.cap.max_uses {
         return Err(issue(
             ErrorCode::UsageLimitExceeded,
-            format!("all {} uses of the capability have been used", rec.cap.max_uses),
+            format!(
+                "all {} uses of the capability have been used",
+                rec.cap.max_uses
+            ),
         ));
     }
     if let Some(c) = &rec.cap.constraints {
@@ -157,8 +175,21 @@ mod tests {
             holder: None,
         };
         cap.signature = signer.sign(&cap, 1000);
-        let holder = Holder { uid: 1000, gid: 1000, user: None, unit: None };
-        (Record { cap, holder, expires_at: exp, revoked: None }, now)
+        let holder = Holder {
+            uid: 1000,
+            gid: 1000,
+            user: None,
+            unit: None,
+        };
+        (
+            Record {
+                cap,
+                holder,
+                expires_at: exp,
+                revoked: None,
+            },
+            now,
+        )
     }
 
     fn code(r: Result<(), ValidationIssue>) -> Option<ErrorCode> {
@@ -170,20 +201,46 @@ mod tests {
         let s = Signer::from_seed([1; 32]);
         let (mut rec, now) = record(&s, 2, 60);
         assert_eq!(code(check(&rec, 1000, None, now, &s)), None);
-        assert_eq!(code(check(&rec, 1001, None, now, &s)), Some(ErrorCode::NotHolder));
+        assert_eq!(
+            code(check(&rec, 1001, None, now, &s)),
+            Some(ErrorCode::NotHolder)
+        );
         let after = now + SignedDuration::from_secs(60);
-        assert_eq!(code(check(&rec, 1000, None, after, &s)), Some(ErrorCode::Expired));
+        assert_eq!(
+            code(check(&rec, 1000, None, after, &s)),
+            Some(ErrorCode::Expired)
+        );
         // The holder check comes first: a foreign caller learns nothing about expiry.
-        assert_eq!(code(check(&rec, 1001, None, after, &s)), Some(ErrorCode::NotHolder));
+        assert_eq!(
+            code(check(&rec, 1001, None, after, &s)),
+            Some(ErrorCode::NotHolder)
+        );
         rec.cap.used_count = 2;
-        assert_eq!(code(check(&rec, 1000, None, now, &s)), Some(ErrorCode::UsageLimitExceeded));
+        assert_eq!(
+            code(check(&rec, 1000, None, now, &s)),
+            Some(ErrorCode::UsageLimitExceeded)
+        );
         rec.cap.used_count = 0;
-        rec.revoked = Some(Revocation { at: now, reason: None, by_uid: 1000 });
-        assert_eq!(code(check(&rec, 1000, None, now, &s)), Some(ErrorCode::Revoked));
-        assert_eq!(rec.status(after), CapStatus::Revoked, "revoked wins over expired");
+        rec.revoked = Some(Revocation {
+            at: now,
+            reason: None,
+            by_uid: 1000,
+        });
+        assert_eq!(
+            code(check(&rec, 1000, None, now, &s)),
+            Some(ErrorCode::Revoked)
+        );
+        assert_eq!(
+            rec.status(after),
+            CapStatus::Revoked,
+            "revoked wins over expired"
+        );
         rec.revoked = None;
         rec.cap.resource.push_str("/other");
-        assert_eq!(code(check(&rec, 1000, None, now, &s)), Some(ErrorCode::InvalidSignature));
+        assert_eq!(
+            code(check(&rec, 1000, None, now, &s)),
+            Some(ErrorCode::InvalidSignature)
+        );
     }
 
     #[test]
@@ -191,10 +248,16 @@ mod tests {
         let s = Signer::from_seed([1; 32]);
         let (mut rec, now) = record(&s, 0, 60);
         rec.cap.used_count = 1_000_000;
-        rec.cap.constraints = Some(serde_json::from_value(serde_json::json!({"ipAddresses":["10.0.0.0/8"]})).unwrap());
+        rec.cap.constraints = Some(
+            serde_json::from_value(serde_json::json!({"ipAddresses":["10.0.0.0/8"]})).unwrap(),
+        );
         rec.cap.signature = s.sign(&rec.cap, 1000);
-        assert_eq!(code(check(&rec, 1000, None, now, &s)), Some(ErrorCode::ConstraintViolation));
-        let ctx: RequestContext = serde_json::from_value(serde_json::json!({"ipAddress":"10.1.1.1"})).unwrap();
+        assert_eq!(
+            code(check(&rec, 1000, None, now, &s)),
+            Some(ErrorCode::ConstraintViolation)
+        );
+        let ctx: RequestContext =
+            serde_json::from_value(serde_json::json!({"ipAddress":"10.1.1.1"})).unwrap();
         assert_eq!(code(check(&rec, 1000, Some(&ctx), now, &s)), None);
         assert_eq!(rec.remaining_uses(), None);
     }
@@ -204,7 +267,10 @@ mod tests {
         let s = Signer::from_seed([1; 32]);
         let (rec, now) = record(&s, 1, 60);
         assert!(!rec.droppable(now + SignedDuration::from_secs(61)));
-        assert_eq!(rec.status(now + SignedDuration::from_secs(61)), CapStatus::Expired);
+        assert_eq!(
+            rec.status(now + SignedDuration::from_secs(61)),
+            CapStatus::Expired
+        );
         assert!(rec.droppable(now + SignedDuration::from_secs(60 + 3600)));
     }
 }

@@ -55,7 +55,9 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// A signer from a 32-byte seed (tests).
     pub fn from_seed(seed: [u8; 32]) -> Signer {
-        Signer { key: SigningKey::from_bytes(&seed) }
+        Signer {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// Loads `state_dir/signing.key`, creating the directory (0700) and the key (0600) if absent.
@@ -65,7 +67,11 @@ impl Signer {
             move |source| KeyError::Io { path, source }
         };
         if !state_dir.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io(state_dir))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(state_dir)
+                .map_err(io(state_dir))?;
         }
         let path = state_dir.join(KEY_FILE);
         match std::fs::metadata(&path) {
@@ -80,10 +86,11 @@ impl Signer {
                     });
                 }
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {
-                    path: path.clone(),
-                    reason: format!("expected 32 bytes, found {}", bytes.len()),
-                })?;
+                let seed: [u8; 32] =
+                    bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {
+                        path: path.clone(),
+                        reason: format!("expected 32 bytes, found {}", bytes.len()),
+                    })?;
                 Ok(Signer::from_seed(seed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -112,20 +119,37 @@ impl Signer {
 
     /// Whether `cap.signature` is this key's signature over `cap` bound to `holder_uid`.
     pub fn verify(&self, cap: &Capability, holder_uid: u32) -> bool {
-        let Ok(raw) = B64.decode(cap.signature.as_bytes()) else { return false };
-        let Ok(sig) = Signature::from_slice(&raw) else { return false };
-        self.key.verifying_key().verify(&canonical_bytes(cap, holder_uid), &sig).is_ok()
+        let Ok(raw) = B64.decode(cap.signature.as_bytes()) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&raw) else {
+            return false;
+        };
+        self.key
+            .verifying_key()
+            .verify(&canonical_bytes(cap, holder_uid), &sig)
+            .is_ok()
     }
 }
 
 /// Writes a new key file: O_EXCL, 0600, synced, then the directory synced.
 fn write_new_key(path: &Path, seed: &[u8; 32]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     f.write_all(seed).map_err(io)?;
     f.sync_all().map_err(io)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -153,8 +177,14 @@ pub fn canonical_bytes(cap: &Capability, holder_uid: u32) -> Vec<u8> {
     out.extend_from_slice(&cap.max_uses.to_be_bytes());
     out.extend_from_slice(&holder_uid.to_be_bytes());
     // serde_json maps are sorted by key, so these encodings are canonical.
-    put(&mut out, &serde_json::to_vec(&cap.metadata).unwrap_or_default());
-    put(&mut out, &serde_json::to_vec(&cap.constraints).unwrap_or_default());
+    put(
+        &mut out,
+        &serde_json::to_vec(&cap.metadata).unwrap_or_default(),
+    );
+    put(
+        &mut out,
+        &serde_json::to_vec(&cap.constraints).unwrap_or_default(),
+    );
     out
 }
 
@@ -210,7 +240,10 @@ mod tests {
         let mut used = c.clone();
         used.used_count = 5;
         assert!(s.verify(&used, 1000), "usedCount is mutable and not signed");
-        assert!(!Signer::from_seed([8; 32]).verify(&c, 1000), "another key must not verify");
+        assert!(
+            !Signer::from_seed([8; 32]).verify(&c, 1000),
+            "another key must not verify"
+        );
         let mut garbage = c.clone();
         garbage.signature = "%%%".into();
         assert!(!s.verify(&garbage, 1000));
@@ -223,7 +256,10 @@ mod tests {
         let a = Signer::load_or_create(&state).unwrap();
         let meta = std::fs::metadata(state.join(KEY_FILE)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let b = Signer::load_or_create(&state).unwrap();
         assert_eq!(a.public_key_base64(), b.public_key_base64());
         assert!(!format!("{a:?}").contains(&B64.encode([0u8; 32])));
@@ -235,9 +271,19 @@ mod tests {
         Signer::load_or_create(dir.path()).unwrap();
         let path = dir.path().join(KEY_FILE);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Signer::load_or_create(dir.path()).unwrap_err().to_string().contains("chmod 600"));
+        assert!(
+            Signer::load_or_create(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, b"short").unwrap();
-        assert!(Signer::load_or_create(dir.path()).unwrap_err().to_string().contains("32 bytes"));
+        assert!(
+            Signer::load_or_create(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("32 bytes")
+        );
     }
 }

@@ -188,16 +188,19 @@ pub fn load(
         Ok(_) => upper.extract_inner("mode")?,
         Err(_) => Mode::Standard,
     };
-    let figment = Figment::from(Serialized::defaults(AgentConfig::defaults(mode, paths))).merge(upper);
+    let figment =
+        Figment::from(Serialized::defaults(AgentConfig::defaults(mode, paths))).merge(upper);
     let config: AgentConfig = figment.extract()?;
-    config.validate().map_err(|(key, message)| ConfigError::Invalid {
-        source_name: figment
-            .find_metadata(&key)
-            .map(|m| m.name.to_string())
-            .unwrap_or_else(|| "defaults".to_string()),
-        key,
-        message,
-    })?;
+    config
+        .validate()
+        .map_err(|(key, message)| ConfigError::Invalid {
+            source_name: figment
+                .find_metadata(&key)
+                .map(|m| m.name.to_string())
+                .unwrap_or_else(|| "defaults".to_string()),
+            key,
+            message,
+        })?;
     Ok(LoadedConfig { config, file })
 }
 

@@ -182,7 +182,10 @@ impl AgentConfig {
                 directory: paths.policy_dir.clone(),
                 default_decision: "deny".to_string(),
             },
-            audit: AuditConfig { enable: true, log_file: paths.audit_file.clone() },
+            audit: AuditConfig {
+                enable: true,
+                log_file: paths.audit_file.clone(),
+            },
             ipc: IpcConfig {
                 max_connections,
                 conn_timeout: 60,
@@ -198,21 +201,33 @@ impl AgentConfig {
         let fail = |k: &str, m: String| Err((k.to_string(), m));
         if let Some(v) = &self.version {
             if v != "1.0" && v != "1" {
-                return fail("version", format!("unsupported configuration version {v:?} (expected \"1.0\")"));
+                return fail(
+                    "version",
+                    format!("unsupported configuration version {v:?} (expected \"1.0\")"),
+                );
             }
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
             return fail(
                 "log_level",
-                format!("{:?} is not one of trace, debug, info, warn, error", self.log_level),
+                format!(
+                    "{:?} is not one of trace, debug, info, warn, error",
+                    self.log_level
+                ),
             );
         }
         let ce = &self.capability_engine;
         if !ce.enable {
-            return fail("capability_engine.enable", "the capability engine cannot be disabled".into());
+            return fail(
+                "capability_engine.enable",
+                "the capability engine cannot be disabled".into(),
+            );
         }
         if ce.default_ttl == 0 {
-            return fail("capability_engine.default_ttl", "must be at least 1 second".into());
+            return fail(
+                "capability_engine.default_ttl",
+                "must be at least 1 second".into(),
+            );
         }
         if ce.max_ttl < ce.default_ttl {
             return fail(
@@ -239,7 +254,10 @@ impl AgentConfig {
             return fail("ipc.max_request_bytes", "must be at least 1024".into());
         }
         if self.socket_path.as_os_str().len() >= 108 {
-            return fail("socket_path", "longer than a Unix socket path may be (107 bytes)".into());
+            return fail(
+                "socket_path",
+                "longer than a Unix socket path may be (107 bytes)".into(),
+            );
         }
         Ok(())
     }

@@ -13,14 +13,29 @@ fn mode_defaults_follow_the_upstream_table() {
         let p = paths(jail.directory());
         let c = load(None, &Overrides::default(), &p).unwrap().config;
         assert_eq!(c.mode, Mode::Standard);
-        assert_eq!((c.capability_engine.default_ttl, c.capability_engine.max_ttl), (300, 3600));
-        let o = Overrides { mode: Some(Mode::Hardened), ..Default::default() };
+        assert_eq!(
+            (c.capability_engine.default_ttl, c.capability_engine.max_ttl),
+            (300, 3600)
+        );
+        let o = Overrides {
+            mode: Some(Mode::Hardened),
+            ..Default::default()
+        };
         let c = load(None, &o, &p).unwrap().config;
-        assert_eq!((c.capability_engine.default_ttl, c.ipc.max_connections), (60, 50));
+        assert_eq!(
+            (c.capability_engine.default_ttl, c.ipc.max_connections),
+            (60, 50)
+        );
         assert_eq!(c.log_level, "warn");
-        let o = Overrides { mode: Some(Mode::Development), ..Default::default() };
+        let o = Overrides {
+            mode: Some(Mode::Development),
+            ..Default::default()
+        };
         let c = load(None, &o, &p).unwrap().config;
-        assert_eq!((c.capability_engine.max_ttl, c.ipc.max_connections), (7200, 200));
+        assert_eq!(
+            (c.capability_engine.max_ttl, c.ipc.max_connections),
+            (7200, 200)
+        );
         Ok(())
     });
 }
@@ -36,7 +51,10 @@ fn file_then_env_then_flags() {
         let file = jail.directory().join("agent.yaml");
         let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
         assert_eq!(c.mode, Mode::Development);
-        assert_eq!(c.capability_engine.default_ttl, 3600, "mode from the file picks the defaults");
+        assert_eq!(
+            c.capability_engine.default_ttl, 3600,
+            "mode from the file picks the defaults"
+        );
         assert_eq!(c.ipc.max_connections, 7);
         assert_eq!(c.ipc.socket_mode, SocketMode(0o660));
         jail.set_env("VAULT_AGENT_SOCKET_PATH", "/tmp/from-env.sock");
@@ -68,10 +86,22 @@ fn config_file_env_var_and_default_path() {
         assert_eq!(l.config.log_level, "error");
         assert_eq!(l.file.as_deref(), Some(p.config_file.as_path()));
         jail.create_file("other.yaml", "log_level: trace\n")?;
-        jail.set_env("VAULT_AGENT_CONFIG_FILE", jail.directory().join("other.yaml").display());
-        assert_eq!(load(None, &Overrides::default(), &p).unwrap().config.log_level, "trace");
+        jail.set_env(
+            "VAULT_AGENT_CONFIG_FILE",
+            jail.directory().join("other.yaml").display(),
+        );
+        assert_eq!(
+            load(None, &Overrides::default(), &p)
+                .unwrap()
+                .config
+                .log_level,
+            "trace"
+        );
         jail.set_env("VAULT_AGENT_CONFIG_FILE", "/nonexistent/agent.yaml");
-        assert!(matches!(load(None, &Overrides::default(), &p), Err(ConfigError::MissingFile(_))));
+        assert!(matches!(
+            load(None, &Overrides::default(), &p),
+            Err(ConfigError::MissingFile(_))
+        ));
         Ok(())
     });
 }
@@ -81,31 +111,61 @@ fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
     Jail::expect_with(|jail| {
         let p = paths(jail.directory());
         jail.create_file("a.yaml", "ipc:\n  max_conections: 5\n")?;
-        let e = load(Some(&jail.directory().join("a.yaml")), &Overrides::default(), &p)
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some(&jail.directory().join("a.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("max_conections") && e.contains("a.yaml"), "{e}");
         jail.create_file("b.yaml", "capability_engine:\n  default_ttl: soon\n")?;
-        let e = load(Some(&jail.directory().join("b.yaml")), &Overrides::default(), &p)
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some(&jail.directory().join("b.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("default_ttl") && e.contains("b.yaml"), "{e}");
         jail.create_file("c.yaml", "capability_engine:\n  max_ttl: 10\n")?;
-        let e = load(Some(&jail.directory().join("c.yaml")), &Overrides::default(), &p)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("capability_engine.max_ttl") && e.contains("c.yaml"), "{e}");
+        let e = load(
+            Some(&jail.directory().join("c.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("capability_engine.max_ttl") && e.contains("c.yaml"),
+            "{e}"
+        );
         jail.create_file("d.yaml", "mode: turbo\n")?;
-        assert!(load(Some(&jail.directory().join("d.yaml")), &Overrides::default(), &p).is_err());
+        assert!(
+            load(
+                Some(&jail.directory().join("d.yaml")),
+                &Overrides::default(),
+                &p
+            )
+            .is_err()
+        );
         jail.create_file("e.yaml", "policy_engine:\n  default_decision: allow\n")?;
-        let e = load(Some(&jail.directory().join("e.yaml")), &Overrides::default(), &p)
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some(&jail.directory().join("e.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("default_decision"), "{e}");
         jail.create_file("f.yaml", "mode: [\n")?;
-        let e = load(Some(&jail.directory().join("f.yaml")), &Overrides::default(), &p)
-            .unwrap_err()
-            .to_string();
+        let e = load(
+            Some(&jail.directory().join("f.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("f.yaml") && e.contains("line"), "{e}");
         Ok(())
     });
@@ -116,7 +176,9 @@ fn unknown_env_key_is_an_error() {
     Jail::expect_with(|jail| {
         let p = paths(jail.directory());
         jail.set_env("VAULT_AGENT_SOKET_PATH", "/tmp/x");
-        let e = load(None, &Overrides::default(), &p).unwrap_err().to_string();
+        let e = load(None, &Overrides::default(), &p)
+            .unwrap_err()
+            .to_string();
         assert!(e.to_lowercase().contains("soket_path"), "{e}");
         Ok(())
     });
@@ -130,9 +192,13 @@ fn upstream_capabilities_alias_and_version_are_accepted() {
             "k8s.yaml",
             "version: \"1.0\"\nmode: \"standard\"\ncapabilities:\n  enable: true\n  default_ttl: 300\n  max_ttl: 3600\n",
         )?;
-        let c = load(Some(&jail.directory().join("k8s.yaml")), &Overrides::default(), &p)
-            .unwrap()
-            .config;
+        let c = load(
+            Some(&jail.directory().join("k8s.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config;
         assert_eq!(c.capability_engine.max_ttl, 3600);
         Ok(())
     });
@@ -146,5 +212,8 @@ fn socket_mode_forms() {
     assert_eq!(m, SocketMode(0o666));
     assert!(serde_json::from_value::<SocketMode>(serde_json::json!(438)).is_err());
     assert!(serde_json::from_value::<SocketMode>(serde_json::json!("7777")).is_err());
-    assert_eq!(serde_json::to_value(SocketMode(0o666)).unwrap(), serde_json::json!("0666"));
+    assert_eq!(
+        serde_json::to_value(SocketMode(0o666)).unwrap(),
+        serde_json::json!("0666")
+    );
 }

@@ -14,7 +14,9 @@ pub struct YamlFile {
 impl YamlFile {
     /// A provider reading `path` when figment asks for data.
     pub fn new(path: &Path) -> Self {
-        YamlFile { path: path.to_path_buf() }
+        YamlFile {
+            path: path.to_path_buf(),
+        }
     }
 }
 
@@ -30,8 +32,7 @@ impl Provider for YamlFile {
         let shown = self.path.display();
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| Error::from(format!("cannot read {shown}: {e}")))?;
-        let value = crate::yaml::parse(&text)
-            .map_err(|e| Error::from(format!("{shown}: {e}")))?;
+        let value = crate::yaml::parse(&text).map_err(|e| Error::from(format!("{shown}: {e}")))?;
         let value = match value {
             serde_json::Value::Null => serde_json::json!({}),
             serde_json::Value::Object(mut map) => {
@@ -43,7 +44,11 @@ impl Provider for YamlFile {
                 }
                 serde_json::Value::Object(map)
             }
-            _ => return Err(Error::from(format!("{shown}: the top level must be a mapping of keys"))),
+            _ => {
+                return Err(Error::from(format!(
+                    "{shown}: the top level must be a mapping of keys"
+                )));
+            }
         };
         let dict = figment::value::Value::serialize(value)?
             .into_dict()

@@ -86,14 +86,23 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             Fallback::OwnerOnly { uid } if input.identity.uid == uid => Decision::new(
                 set,
                 true,
-                format!("granted: development mode without policies allows the agent's own uid {uid}"),
+                format!(
+                    "granted: development mode without policies allows the agent's own uid {uid}"
+                ),
             ),
-            Fallback::OwnerOnly { .. } => {
-                Decision::new(set, false, format!("denied: {} ({who} is not the agent's uid)", set.fallback.describe()))
-            }
-            Fallback::DenyAll => {
-                Decision::new(set, false, "denied: no policy is loaded, so nothing is allowed".to_string())
-            }
+            Fallback::OwnerOnly { .. } => Decision::new(
+                set,
+                false,
+                format!(
+                    "denied: {} ({who} is not the agent's uid)",
+                    set.fallback.describe()
+                ),
+            ),
+            Fallback::DenyAll => Decision::new(
+                set,
+                false,
+                "denied: no policy is loaded, so nothing is allowed".to_string(),
+            ),
         };
     }
     let applicable: Vec<&Rule> = set
@@ -122,7 +131,10 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             .filter(|r| r.effect == Effect::Allow && r.covers_action(action))
             .collect();
         if allows.is_empty() {
-            denied_parts.push(format!("no rule allows {action:?} on {:?} for {who}", input.resource));
+            denied_parts.push(format!(
+                "no rule allows {action:?} on {:?} for {who}",
+                input.resource
+            ));
             continue;
         }
         let names: Vec<String> = allows.iter().map(|r| r.qualified_id()).collect();
@@ -131,7 +143,10 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             granted.max_ttl = min_opt(granted.max_ttl, r.max_ttl);
             granted.max_uses = min_opt(granted.max_uses, r.max_uses);
         }
-        granted_parts.push(format!("{action:?} is allowed by rule {}", names.join(", ")));
+        granted_parts.push(format!(
+            "{action:?} is allowed by rule {}",
+            names.join(", ")
+        ));
     }
     if denied_parts.is_empty() {
         granted.reasoning = format!("granted: {}", granted_parts.join("; "));
@@ -152,15 +167,33 @@ mod tests {
         let docs = json_docs
             .iter()
             .enumerate()
-            .map(|(i, d)| (PathBuf::from(format!("{i}.json")), parse_document(Path::new("x"), d).unwrap()))
+            .map(|(i, d)| {
+                (
+                    PathBuf::from(format!("{i}.json")),
+                    parse_document(Path::new("x"), d).unwrap(),
+                )
+            })
             .collect();
         let l = compile(docs).unwrap();
-        PolicySet { rules: l.rules, policies: l.policies, files: l.files, ..PolicySet::empty(1, Fallback::DenyAll) }
+        PolicySet {
+            rules: l.rules,
+            policies: l.policies,
+            files: l.files,
+            ..PolicySet::empty(1, Fallback::DenyAll)
+        }
     }
 
     fn decide(s: &PolicySet, id: &PeerIdentity, resource: &str, actions: &[&str]) -> Decision {
         let actions: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
-        evaluate(s, EvalInput { identity: id, resource, actions: &actions, now: Timestamp::now() })
+        evaluate(
+            s,
+            EvalInput {
+                identity: id,
+                resource,
+                actions: &actions,
+                now: Timestamp::now(),
+            },
+        )
     }
 
     const READ_ONLY: &str = r#"{"id":"p","rules":[{"id":"read","effect":"allow","resources":["secret:*"],"actions":["read"],"identities":["uid:1000"],"max_ttl":120,"max_uses":5}]}"#;
@@ -184,7 +217,11 @@ mod tests {
         ];
         for (id, res, actions, expect) in cases {
             let d = decide(&s, id, res, actions);
-            assert_eq!(d.allowed, *expect, "{} {res} {actions:?}: {}", id.uid, d.reasoning);
+            assert_eq!(
+                d.allowed, *expect,
+                "{} {res} {actions:?}: {}",
+                id.uid, d.reasoning
+            );
         }
     }
 
@@ -192,9 +229,18 @@ mod tests {
     fn a_read_rule_does_not_grant_read_and_write() {
         // Upstream flaw: a rule for `read` granted a request for `read`+`write`.
         let s = set(&[READ_ONLY]);
-        let d = decide(&s, &PeerIdentity::bare(1000, 1000), "secret:/db", &["read", "write"]);
+        let d = decide(
+            &s,
+            &PeerIdentity::bare(1000, 1000),
+            "secret:/db",
+            &["read", "write"],
+        );
         assert!(!d.allowed);
-        assert!(d.reasoning.contains("no rule allows \"write\""), "{}", d.reasoning);
+        assert!(
+            d.reasoning.contains("no rule allows \"write\""),
+            "{}",
+            d.reasoning
+        );
     }
 
     #[test]

@@ -44,7 +44,12 @@ impl fmt::Display for LoadError {
 
 impl LoadError {
     fn in_file(file: &Path, message: impl Into<String>) -> Self {
-        LoadError { file: Some(file.to_path_buf()), line: None, column: None, message: message.into() }
+        LoadError {
+            file: Some(file.to_path_buf()),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -71,11 +76,17 @@ pub fn load_dir(dir: &Path) -> Result<LoadedPolicies, LoadError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadedPolicies::default()),
-        Err(e) => return Err(LoadError::in_file(dir, format!("cannot read directory: {e}"))),
+        Err(e) => {
+            return Err(LoadError::in_file(
+                dir,
+                format!("cannot read directory: {e}"),
+            ));
+        }
     };
     let mut paths = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| LoadError::in_file(dir, format!("cannot read directory: {e}")))?;
+        let entry =
+            entry.map_err(|e| LoadError::in_file(dir, format!("cannot read directory: {e}")))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if is_policy_file_name(name) {
@@ -120,7 +131,10 @@ pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, L
             return Err(LoadError::in_file(&path, "the policy needs a non-empty id"));
         }
         if !seen.insert(doc.id.clone()) {
-            return Err(LoadError::in_file(&path, format!("policy id {:?} is already used by another file", doc.id)));
+            return Err(LoadError::in_file(
+                &path,
+                format!("policy id {:?} is already used by another file", doc.id),
+            ));
         }
         let active = match doc.status.as_deref() {
             None | Some("active") => true,
@@ -135,7 +149,10 @@ pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, L
         let mut rule_ids = HashSet::new();
         for r in &doc.rules {
             if !rule_ids.insert(r.id.clone()) {
-                return Err(LoadError::in_file(&path, format!("rule id {:?} appears twice", r.id)));
+                return Err(LoadError::in_file(
+                    &path,
+                    format!("rule id {:?} appears twice", r.id),
+                ));
             }
             let rule = compile_rule(&doc.id, r).map_err(|m| LoadError::in_file(&path, m))?;
             if active {
@@ -184,23 +201,43 @@ mod tests {
     #[test]
     fn unknown_fields_duplicates_and_bad_selectors_are_errors() {
         let unknown = GOOD.replace("\"effect\"", "\"efect\":\"x\",\"effect\"");
-        assert!(parse_document(Path::new("x.json"), &unknown).unwrap_err().message.contains("efect"));
+        assert!(
+            parse_document(Path::new("x.json"), &unknown)
+                .unwrap_err()
+                .message
+                .contains("efect")
+        );
         let dup = vec![
-            (PathBuf::from("a.json"), parse_document(Path::new("a"), GOOD).unwrap()),
-            (PathBuf::from("b.json"), parse_document(Path::new("b"), GOOD).unwrap()),
+            (
+                PathBuf::from("a.json"),
+                parse_document(Path::new("a"), GOOD).unwrap(),
+            ),
+            (
+                PathBuf::from("b.json"),
+                parse_document(Path::new("b"), GOOD).unwrap(),
+            ),
         ];
         assert!(compile(dup).unwrap_err().message.contains("already used"));
         let bare = GOOD.replace("uid:1000", "billing-app");
-        let e = compile(vec![(PathBuf::from("c.json"), parse_document(Path::new("c"), &bare).unwrap())])
-            .unwrap_err();
-        assert!(e.message.contains("billing-app") && e.message.contains("r1"), "{e}");
+        let e = compile(vec![(
+            PathBuf::from("c.json"),
+            parse_document(Path::new("c"), &bare).unwrap(),
+        )])
+        .unwrap_err();
+        assert!(
+            e.message.contains("billing-app") && e.message.contains("r1"),
+            "{e}"
+        );
     }
 
     #[test]
     fn inactive_policies_contribute_no_rules_and_missing_dir_is_empty() {
         let inactive = GOOD.replace("\"rules\"", "\"status\":\"inactive\",\"rules\"");
-        let l = compile(vec![(PathBuf::from("a.json"), parse_document(Path::new("a"), &inactive).unwrap())])
-            .unwrap();
+        let l = compile(vec![(
+            PathBuf::from("a.json"),
+            parse_document(Path::new("a"), &inactive).unwrap(),
+        )])
+        .unwrap();
         assert!(l.rules.is_empty());
         let l = load_dir(Path::new("/nonexistent/policies")).unwrap();
         assert!(!l.dir_exists && l.rules.is_empty());

@@ -88,7 +88,9 @@ impl Condition {
 }
 
 fn small_ints(v: &Value, max: u8, what: &str) -> Result<BTreeSet<u8>, String> {
-    let items = v.as_array().ok_or_else(|| format!("{what}: value must be a list of numbers"))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("{what}: value must be a list of numbers"))?;
     let mut out = BTreeSet::new();
     for item in items {
         match item.as_u64() {
@@ -99,7 +101,9 @@ fn small_ints(v: &Value, max: u8, what: &str) -> Result<BTreeSet<u8>, String> {
         }
     }
     if out.is_empty() {
-        return Err(format!("{what}: the list is empty, so the rule could never apply"));
+        return Err(format!(
+            "{what}: the list is empty, so the rule could never apply"
+        ));
     }
     Ok(out)
 }
@@ -114,18 +118,28 @@ pub fn compile_condition(c: &ConditionDocument) -> Result<Condition, String> {
         ));
     }
     if c.kind != "time" {
-        return Err(format!("unsupported condition type {:?} (supported: time)", c.kind));
+        return Err(format!(
+            "unsupported condition type {:?} (supported: time)",
+            c.kind
+        ));
     }
     if op != "in" {
-        return Err(format!("unsupported operator {op:?} for a time condition (supported: in)"));
+        return Err(format!(
+            "unsupported operator {op:?} for a time condition (supported: in)"
+        ));
     }
     match c.key.as_deref() {
-        Some("hours") => Ok(Condition::Hours { hours: small_ints(&c.value, 23, "hours")?, negate: c.negate }),
+        Some("hours") => Ok(Condition::Hours {
+            hours: small_ints(&c.value, 23, "hours")?,
+            negate: c.negate,
+        }),
         Some("daysOfWeek") => Ok(Condition::DaysOfWeek {
             days: small_ints(&c.value, 6, "daysOfWeek")?,
             negate: c.negate,
         }),
-        other => Err(format!("time condition key {other:?} is not hours or daysOfWeek")),
+        other => Err(format!(
+            "time condition key {other:?} is not hours or daysOfWeek"
+        )),
     }
 }
 
@@ -136,13 +150,17 @@ pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, String> {
     }
     let ctx = |m: String| format!("rule {:?}: {m}", r.id);
     if r.resources.is_empty() {
-        return Err(ctx("resources is empty, so the rule could never apply".into()));
+        return Err(ctx(
+            "resources is empty, so the rule could never apply".into()
+        ));
     }
     if r.actions.is_empty() {
         return Err(ctx("actions is empty, so the rule could never apply".into()));
     }
     if r.identities.is_empty() {
-        return Err(ctx("identities is empty: name who the rule applies to (\"*\" for everyone)".into()));
+        return Err(ctx(
+            "identities is empty: name who the rule applies to (\"*\" for everyone)".into(),
+        ));
     }
     if r.max_ttl == Some(0) {
         return Err(ctx("max_ttl must be at least 1 second".into()));
@@ -185,11 +203,31 @@ mod tests {
     fn time_conditions() {
         // 2023-11-14T22:13:20Z is a Tuesday (2), hour 22.
         let now = Timestamp::from_second(1_700_000_000).unwrap();
-        assert!(cond(json!({"type":"time","key":"hours","value":[22,23]})).unwrap().holds(now));
-        assert!(!cond(json!({"type":"time","key":"hours","value":[9]})).unwrap().holds(now));
-        assert!(!cond(json!({"type":"time","key":"hours","value":[22],"negate":true})).unwrap().holds(now));
-        assert!(cond(json!({"type":"time","key":"daysOfWeek","value":[2]})).unwrap().holds(now));
-        assert!(!cond(json!({"type":"time","key":"daysOfWeek","value":[0,6]})).unwrap().holds(now));
+        assert!(
+            cond(json!({"type":"time","key":"hours","value":[22,23]}))
+                .unwrap()
+                .holds(now)
+        );
+        assert!(
+            !cond(json!({"type":"time","key":"hours","value":[9]}))
+                .unwrap()
+                .holds(now)
+        );
+        assert!(
+            !cond(json!({"type":"time","key":"hours","value":[22],"negate":true}))
+                .unwrap()
+                .holds(now)
+        );
+        assert!(
+            cond(json!({"type":"time","key":"daysOfWeek","value":[2]}))
+                .unwrap()
+                .holds(now)
+        );
+        assert!(
+            !cond(json!({"type":"time","key":"daysOfWeek","value":[0,6]}))
+                .unwrap()
+                .holds(now)
+        );
     }
 
     #[test]

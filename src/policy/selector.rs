@@ -20,7 +20,10 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles a glob.
     pub fn new(text: &str) -> Pattern {
-        Pattern { text: text.to_string(), matcher: WildMatch::new(text) }
+        Pattern {
+            text: text.to_string(),
+            matcher: WildMatch::new(text),
+        }
     }
 
     /// Whether `s` matches.
@@ -74,7 +77,10 @@ const KNOWN: &str = "use *, uid:N, uid:N-M, user:NAME, group:NAME, unit:GLOB or 
 impl Selector {
     /// Parses a selector.
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
-        let err = |reason: String| SelectorError { selector: text.to_string(), reason };
+        let err = |reason: String| SelectorError {
+            selector: text.to_string(),
+            reason,
+        };
         if text == "*" {
             return Ok(Selector::Any);
         }
@@ -126,9 +132,12 @@ impl Selector {
 
 fn parse_uid(s: &str) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?} is not a uid (a number from 0 to 4294967295)"));
+        return Err(format!(
+            "{s:?} is not a uid (a number from 0 to 4294967295)"
+        ));
     }
-    s.parse::<u32>().map_err(|_| format!("{s} is not a uid (a number from 0 to 4294967295)"))
+    s.parse::<u32>()
+        .map_err(|_| format!("{s} is not a uid (a number from 0 to 4294967295)"))
 }
 
 impl fmt::Display for Selector {
@@ -184,20 +193,44 @@ mod tests {
     #[test]
     fn unverified_attributes_match_nothing() {
         let id = PeerIdentity::bare(1000, 1000);
-        for s in ["user:alice", "group:deploy", "unit:*", "exe:/usr/bin/billing"] {
+        for s in [
+            "user:alice",
+            "group:deploy",
+            "unit:*",
+            "exe:/usr/bin/billing",
+        ] {
             assert!(!Selector::parse(s).unwrap().matches(&id), "{s}");
         }
     }
 
     #[test]
     fn claims_and_bad_values_are_refused_with_a_reason() {
-        for s in ["billing-app", "app-*", "identity:billing", "label:x", "uid:-1", "uid:4294967296",
-                  "uid:abc", "uid:5-2", "exe:relative/path", "foo:bar", "user:"] {
+        for s in [
+            "billing-app",
+            "app-*",
+            "identity:billing",
+            "label:x",
+            "uid:-1",
+            "uid:4294967296",
+            "uid:abc",
+            "uid:5-2",
+            "exe:relative/path",
+            "foo:bar",
+            "user:",
+        ] {
             let e = Selector::parse(s).unwrap_err();
             assert!(!e.reason.is_empty(), "{s}");
         }
-        assert!(Selector::parse("billing-app").unwrap_err().reason.contains("claims"));
-        assert_eq!(Selector::parse("uid:4294967295").unwrap(), Selector::Uid(u32::MAX));
+        assert!(
+            Selector::parse("billing-app")
+                .unwrap_err()
+                .reason
+                .contains("claims")
+        );
+        assert_eq!(
+            Selector::parse("uid:4294967295").unwrap(),
+            Selector::Uid(u32::MAX)
+        );
     }
 
     #[test]

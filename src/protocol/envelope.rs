@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn response_line_is_compact_and_newline_terminated() {
-        let line = Envelope::new("ping_response", "a", serde_json::json!({"message":"pong"})).to_line();
+        let line =
+            Envelope::new("ping_response", "a", serde_json::json!({"message":"pong"})).to_line();
         assert_eq!(*line.last().unwrap(), b'\n');
         let text = std::str::from_utf8(&line[..line.len() - 1]).unwrap();
         assert!(!text.contains('\n') && !text.contains(": "));

@@ -96,7 +96,11 @@ pub struct ErrorPayload {
 impl ErrorPayload {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, error: impl Into<String>) -> Self {
-        ErrorPayload { error: error.into(), code, kind: None }
+        ErrorPayload {
+            error: error.into(),
+            code,
+            kind: None,
+        }
     }
 
     /// Upstream's answer to an unknown type.
@@ -121,7 +125,11 @@ mod tests {
 
     #[test]
     fn serde_spelling_matches_as_str() {
-        for code in [ErrorCode::RequestTooLarge, ErrorCode::CapNotFound, ErrorCode::NotHolder] {
+        for code in [
+            ErrorCode::RequestTooLarge,
+            ErrorCode::CapNotFound,
+            ErrorCode::NotHolder,
+        ] {
             let s = serde_json::to_string(&code).unwrap();
             assert_eq!(s, format!("\"{}\"", code.as_str()));
         }
@@ -130,8 +138,14 @@ mod tests {
     #[test]
     fn unknown_type_keeps_upstream_fields() {
         let v = serde_json::to_value(ErrorPayload::unknown_type("x")).unwrap();
-        assert_eq!(v, serde_json::json!({"error":"unknown message type","code":"UNKNOWN_MESSAGE_TYPE","type":"x"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error":"unknown message type","code":"UNKNOWN_MESSAGE_TYPE","type":"x"})
+        );
         let v = serde_json::to_value(ErrorPayload::new(ErrorCode::InvalidPayload, "bad")).unwrap();
-        assert_eq!(v, serde_json::json!({"error":"bad","code":"INVALID_PAYLOAD"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"error":"bad","code":"INVALID_PAYLOAD"})
+        );
     }
 }

@@ -142,10 +142,17 @@ mod tests {
 
     #[test]
     fn only_agent_messages_are_admin() {
-        let admin: Vec<_> = RequestType::ALL.into_iter().filter(|t| t.is_admin_only()).collect();
+        let admin: Vec<_> = RequestType::ALL
+            .into_iter()
+            .filter(|t| t.is_admin_only())
+            .collect();
         assert_eq!(
             admin,
-            vec![RequestType::AgentStatus, RequestType::AgentReload, RequestType::AgentStop]
+            vec![
+                RequestType::AgentStatus,
+                RequestType::AgentReload,
+                RequestType::AgentStop
+            ]
         );
     }
 }

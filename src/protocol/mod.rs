@@ -10,6 +10,6 @@ pub mod errors;
 pub mod messages;
 pub mod types;
 
-pub use envelope::{Envelope, RawRequest, PROTOCOL_VERSION};
+pub use envelope::{Envelope, PROTOCOL_VERSION, RawRequest};
 pub use errors::{ErrorCode, ErrorPayload};
 pub use messages::{RequestType, ResponseType};

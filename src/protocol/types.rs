@@ -30,7 +30,12 @@ pub struct CapabilityRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
     /// Requested number of uses; absent or 0 means the configured default.
-    #[serde(rename = "maxUses", alias = "max_uses", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxUses",
+        alias = "max_uses",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_uses: Option<i64>,
     /// Restrictions the capability carries and every validation checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,10 +56,18 @@ pub struct CapabilityRequest {
 pub struct Constraints {
     /// Allowed client addresses or CIDR blocks, matched against the validation context's
     /// `ipAddress`. A validation without an address fails the constraint.
-    #[serde(rename = "ipAddresses", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ipAddresses",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip_addresses: Option<Vec<String>>,
     /// When the capability may be used.
-    #[serde(rename = "timeWindow", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "timeWindow",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub time_window: Option<TimeWindow>,
     /// Key/value pairs the validation context's `environment` must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,10 +88,18 @@ pub struct TimeWindow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<Vec<u8>>,
     /// Days of the week (0 = Sunday … 6) on which use is allowed; absent = any day.
-    #[serde(rename = "daysOfWeek", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "daysOfWeek",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub days_of_week: Option<Vec<u8>>,
     /// Periods (RFC 3339 `start`/`end`) in which use is refused.
-    #[serde(rename = "blackoutPeriods", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "blackoutPeriods",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub blackout_periods: Option<Vec<Period>>,
 }
 
@@ -195,7 +216,11 @@ pub struct CapabilityResponse {
     #[serde(rename = "processingTime")]
     pub processing_time: u64,
     /// The policy decision, when one was made.
-    #[serde(rename = "policyResult", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "policyResult",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub policy_result: Option<PolicyResult>,
     /// For `status: "error"` or a denial that is not a policy decision: the code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +286,11 @@ pub struct ValidationResult {
     #[serde(rename = "validationTime")]
     pub validation_time: u64,
     /// On success: uses left after this one (absent when unlimited).
-    #[serde(rename = "remainingUses", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "remainingUses",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub remaining_uses: Option<u64>,
 }
 
@@ -462,16 +491,23 @@ mod tests {
 
     #[test]
     fn misspelt_request_fields_and_unknown_constraints_are_refused() {
-        assert!(serde_json::from_value::<CapabilityRequest>(json!({
-            "resource":"r","actions":["read"],"maxuses":3
-        }))
-        .is_err());
+        assert!(
+            serde_json::from_value::<CapabilityRequest>(json!({
+                "resource":"r","actions":["read"],"maxuses":3
+            }))
+            .is_err()
+        );
         assert!(serde_json::from_value::<Constraints>(json!({"ipAdresses":["10.0.0.1"]})).is_err());
     }
 
     #[test]
     fn list_response_is_never_null() {
-        let v = serde_json::to_value(ListResponse { capabilities: vec![], count: 0, total: 0 }).unwrap();
+        let v = serde_json::to_value(ListResponse {
+            capabilities: vec![],
+            count: 0,
+            total: 0,
+        })
+        .unwrap();
         assert_eq!(v["capabilities"], json!([]));
     }
 

@@ -108,7 +108,9 @@ impl Decoder for JsonStreamDecoder {
             let b = src[self.scanned];
             self.scanned += 1;
             if self.scanned > self.max_bytes {
-                return Err(FrameError::TooLarge { limit: self.max_bytes });
+                return Err(FrameError::TooLarge {
+                    limit: self.max_bytes,
+                });
             }
             if self.in_string {
                 if self.escaped {
@@ -125,7 +127,9 @@ impl Decoder for JsonStreamDecoder {
                 b'{' | b'[' => {
                     self.depth += 1;
                     if self.depth > self.max_depth {
-                        return Err(FrameError::TooDeep { limit: self.max_depth });
+                        return Err(FrameError::TooDeep {
+                            limit: self.max_depth,
+                        });
                     }
                 }
                 b'}' | b']' => {
@@ -185,7 +189,14 @@ mod tests {
         let input = b"{\"a\":1}\n{\"b\":2}{\"c\":\n  {\"d\": [1, {\"e\": \"}\"}]}\n}  \n";
         let (f, err) = frames(input, 1024);
         assert!(err.is_none());
-        assert_eq!(f, vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":\n  {\"d\": [1, {\"e\": \"}\"}]}\n}"]);
+        assert_eq!(
+            f,
+            vec![
+                "{\"a\":1}",
+                "{\"b\":2}",
+                "{\"c\":\n  {\"d\": [1, {\"e\": \"}\"}]}\n}"
+            ]
+        );
     }
 
     #[test]
@@ -241,7 +252,12 @@ mod tests {
     fn deep_nesting_is_refused() {
         let input = "{\"a\":".to_string() + &"[".repeat(100);
         let (_, err) = frames(input.as_bytes(), 10_000);
-        assert!(matches!(err, Some(FrameError::TooDeep { limit: DEFAULT_MAX_DEPTH })));
+        assert!(matches!(
+            err,
+            Some(FrameError::TooDeep {
+                limit: DEFAULT_MAX_DEPTH
+            })
+        ));
     }
 
     #[test]

@@ -105,10 +105,17 @@ impl Origin {
 
 /// Binds `path` with `mode`, replacing a stale socket file only when nothing answers on it.
 pub fn bind(path: &Path, mode: u32) -> Result<AgentListener, SocketError> {
-    let err = |source: io::Error| SocketError::Bind { path: path.to_path_buf(), source };
+    let err = |source: io::Error| SocketError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(err)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(err)?;
         }
     }
     match std::fs::symlink_metadata(path) {
@@ -137,7 +144,11 @@ pub fn bind(path: &Path, mode: u32) -> Result<AgentListener, SocketError> {
     let meta = std::fs::symlink_metadata(path).map_err(err)?;
     Ok(AgentListener {
         listener,
-        origin: Origin::Bound { path: path.to_path_buf(), dev: meta.dev(), ino: meta.ino() },
+        origin: Origin::Bound {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
     })
 }
 
@@ -166,19 +177,23 @@ pub fn take_activated() -> Result<Option<AgentListener>, SocketError> {
     // SAFETY: systemd passed this fd to us (LISTEN_PID matched); we take sole ownership of it.
     let listener = unsafe { UnixListener::from_raw_fd(chosen) };
     check_listening_unix_stream(&listener)?;
-    listener.set_nonblocking(true).map_err(|e| SocketError::Activation(e.to_string()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| SocketError::Activation(e.to_string()))?;
     let path = listener
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
-    Ok(Some(AgentListener { listener, origin: Origin::Activated { path } }))
+    Ok(Some(AgentListener {
+        listener,
+        origin: Origin::Activated { path },
+    }))
 }
 
 fn check_listening_unix_stream(listener: &UnixListener) -> Result<(), SocketError> {
     let fd = listener.as_fd();
-    let bad = |what: &str| {
-        SocketError::Activation(format!("fd {} is not {what}", listener.as_raw_fd()))
-    };
+    let bad =
+        |what: &str| SocketError::Activation(format!("fd {} is not {what}", listener.as_raw_fd()));
     let ty = getsockopt(&fd, sockopt::SockType).map_err(|_| bad("a socket"))?;
     if ty != nix::sys::socket::SockType::Stream {
         return Err(bad("a stream socket"));
@@ -216,7 +231,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");
         let live = bind(&path, 0o600).unwrap();
-        assert!(matches!(bind(&path, 0o600), Err(SocketError::AlreadyRunning(_))));
+        assert!(matches!(
+            bind(&path, 0o600),
+            Err(SocketError::AlreadyRunning(_))
+        ));
         drop(live); // closes the socket; the file stays behind, stale
         assert!(path.exists());
         let again = bind(&path, 0o600).unwrap();
@@ -228,7 +246,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");
         std::fs::write(&path, "precious").unwrap();
-        assert!(matches!(bind(&path, 0o600), Err(SocketError::NotASocket(_))));
+        assert!(matches!(
+            bind(&path, 0o600),
+            Err(SocketError::NotASocket(_))
+        ));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
     }
 
@@ -240,7 +261,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let theirs = bind(&path, 0o600).unwrap();
         ours.cleanup();
-        assert!(path.exists(), "another process's socket must survive our cleanup");
+        assert!(
+            path.exists(),
+            "another process's socket must survive our cleanup"
+        );
         theirs.cleanup();
     }
 

@@ -33,9 +33,15 @@ pub struct AgentBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     config: Option<String>,
+    socket: Option<PathBuf>,
 }
 
 impl AgentBuilder {
+    /// Uses this socket path instead of one in the test directory.
+    pub fn socket(mut self, p: &Path) -> Self {
+        self.socket = Some(p.to_path_buf());
+        self
+    }
     pub fn mode(mut self, m: &str) -> Self {
         self.mode = m.to_string();
         self
@@ -59,10 +65,16 @@ impl AgentBuilder {
 
     /// Prepares the directory and the command without starting it.
     pub fn prepare(self) -> (Agent, Command) {
-        let dir = tempfile::Builder::new().prefix("av-test").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("av-test")
+            .tempdir()
+            .unwrap();
         // Other users (the `nobody` tests) must reach the socket: access is decided by identity.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let socket = dir.path().join("run/agent.sock");
+        let socket = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| dir.path().join("run/agent.sock"));
         let policy_dir = dir.path().join("policies");
         std::fs::create_dir_all(&policy_dir).unwrap();
         for (name, content) in &self.policies {
@@ -97,7 +109,15 @@ impl AgentBuilder {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_file).unwrap());
-        let agent = Agent { child: None, dir, socket, policy_dir, state_dir, audit_file, stderr_file };
+        let agent = Agent {
+            child: None,
+            dir,
+            socket,
+            policy_dir,
+            state_dir,
+            audit_file,
+            stderr_file,
+        };
         (agent, cmd)
     }
 
@@ -113,7 +133,11 @@ impl AgentBuilder {
 /// Removes the caller's VAULT_AGENT_* variables and points HOME into the test directory.
 pub fn clean_env(cmd: &mut Command, dir: &Path) {
     for (k, _) in std::env::vars() {
-        if k.starts_with("VAULT_AGENT_") || k == "RUST_LOG" || k == "NOTIFY_SOCKET" || k.starts_with("LISTEN_") {
+        if k.starts_with("VAULT_AGENT_")
+            || k == "RUST_LOG"
+            || k == "NOTIFY_SOCKET"
+            || k.starts_with("LISTEN_")
+        {
             cmd.env_remove(k);
         }
     }
@@ -124,7 +148,14 @@ pub fn clean_env(cmd: &mut Command, dir: &Path) {
 
 impl Agent {
     pub fn builder() -> AgentBuilder {
-        AgentBuilder { mode: "development".into(), policies: vec![], args: vec![], env: vec![], config: None }
+        AgentBuilder {
+            mode: "development".into(),
+            policies: vec![],
+            args: vec![],
+            env: vec![],
+            config: None,
+            socket: None,
+        }
     }
 
     /// An agent in development mode with no policies.
@@ -147,7 +178,11 @@ impl Agent {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "agent not ready:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -160,7 +195,10 @@ impl Agent {
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(CLI);
         clean_env(&mut cmd, self.dir.path());
-        cmd.args(args).arg("--socket-path").arg(&self.socket).stdin(Stdio::null());
+        cmd.args(args)
+            .arg("--socket-path")
+            .arg(&self.socket)
+            .stdin(Stdio::null());
         cmd.output().unwrap()
     }
 
@@ -194,7 +232,11 @@ impl Agent {
                 self.child = None;
                 return s;
             }
-            assert!(Instant::now() < deadline, "agent did not exit:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -221,7 +263,10 @@ impl Agent {
             json!({"identity":"test","resource":resource,"actions":actions}),
         );
         assert_eq!(r["payload"]["status"], "granted", "{r}");
-        r["payload"]["capability"]["id"].as_str().unwrap().to_string()
+        r["payload"]["capability"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -246,7 +291,11 @@ impl RawClient {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(Duration::from_secs(15)))?;
         let reader = BufReader::new(stream.try_clone()?);
-        Ok(RawClient { stream, reader, n: 0 })
+        Ok(RawClient {
+            stream,
+            reader,
+            n: 0,
+        })
     }
 
     /// Sends an envelope with `kind` and `payload`; returns the whole response envelope.
@@ -268,8 +317,14 @@ impl RawClient {
         match self.reader.read_line(&mut line) {
             Ok(0) => None,
             Ok(_) => {
-                assert!(line.ends_with('\n'), "response must end in a newline: {line:?}");
-                Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+                assert!(
+                    line.ends_with('\n'),
+                    "response must end in a newline: {line:?}"
+                );
+                Some(
+                    serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")),
+                )
             }
             Err(e) => panic!("read failed: {e}"),
         }
@@ -306,5 +361,11 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn json_out(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            stdout(o),
+            stderr(o)
+        )
+    })
 }

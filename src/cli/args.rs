@@ -1,0 +1,439 @@
+//! The command line of `aether-vault` (installed as `vault`), as clap derive types: global
+//! flags, the `agent` and `capability` command trees, and turning a clap parse failure into the
+//! right stream and exit code.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::output::Format;
+use crate::config::{Mode, Overrides};
+use crate::daemon::LogTarget;
+
+/// The help heading of the flags every command accepts.
+const GLOBAL: &str = "Global options";
+
+/// Talk to the local aether-vault agent: request, validate, revoke and list capabilities;
+/// start, stop and inspect the agent.
+///
+/// Exit codes: 0 success (granted, valid), 2 the agent said no (denied, invalid), 1 error.
+#[derive(Debug, Parser)]
+#[command(name = "aether-vault", version, propagate_version = true)]
+pub struct Cli {
+    /// Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it
+    /// exists, else ~/.aether-vault/agent.sock].
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
+    pub socket_path: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = GLOBAL)]
+    pub format: Format,
+
+    /// Say more (on stderr), and ask the agent for detailed status.
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
+    pub verbose: bool,
+
+    /// Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else
+    /// /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml].
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run and manage the agent.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Request, validate, revoke and list capabilities.
+    #[command(subcommand)]
+    Capability(CapabilityCommand),
+}
+
+/// `agent …`
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Run the agent in the foreground (until SIGTERM/SIGINT or `agent stop`).
+    Start(StartArgs),
+    /// Ask the running agent to stop, and wait until it has (admin).
+    Stop,
+    /// Show the agent's status (`--verbose`: detailed, admin).
+    Status,
+    /// Reload the policy files (admin).
+    Reload,
+    /// Show the effective configuration, or check it with `--validate`.
+    Config(ConfigArgs),
+}
+
+/// Flags that override the configuration file and environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigFlags {
+    /// Operating mode (sets TTL, connection and log defaults).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Directory of policy files.
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Directory for the agent's state (signing key).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Audit log file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub audit_file: Option<PathBuf>,
+    /// Log level.
+    #[arg(long, value_name = "LEVEL", value_parser = ["trace", "debug", "info", "warn", "error"])]
+    pub log_level: Option<String>,
+}
+
+impl ConfigFlags {
+    /// The configuration overrides these flags and an explicit `--socket-path` make.
+    pub fn overrides(&self, socket_path: Option<PathBuf>) -> Overrides {
+        Overrides {
+            mode: self.mode,
+            socket_path,
+            log_level: self.log_level.clone(),
+            state_dir: self.state_dir.clone(),
+            policy_dir: self.policy_dir.clone(),
+            audit_file: self.audit_file.clone(),
+        }
+    }
+}
+
+/// `agent start`.
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// Configuration overrides.
+    #[command(flatten)]
+    pub flags: ConfigFlags,
+    /// Where operational logs go.
+    #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
+    pub log_target: LogTarget,
+}
+
+/// `agent config`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Only check the configuration: print `Configuration is valid` or the error.
+    #[arg(long)]
+    pub validate: bool,
+    /// Configuration overrides, as `agent start` would apply them.
+    #[command(flatten)]
+    pub flags: ConfigFlags,
+}
+
+/// `capability …`
+#[derive(Debug, Subcommand)]
+pub enum CapabilityCommand {
+    /// Ask the agent for a capability (exit 0 granted, 2 denied, 1 error).
+    Request(RequestArgs),
+    /// Check a capability, using it once (exit 0 valid, 2 invalid, 1 error).
+    Validate(ValidateArgs),
+    /// Revoke a capability.
+    Revoke(RevokeArgs),
+    /// List capabilities (yours; an admin sees all).
+    List(ListArgs),
+    /// Check that the agent answers, and show counts.
+    Status,
+}
+
+/// `capability request`.
+#[derive(Debug, Clone, Args)]
+pub struct RequestArgs {
+    /// The resource, e.g. `secret:/db/primary`.
+    #[arg(long)]
+    pub resource: String,
+    /// Actions wanted; comma-separated and/or repeated (`--action read,write --action delete`).
+    #[arg(
+        long = "action",
+        visible_alias = "actions",
+        value_name = "ACTION",
+        required = true,
+        value_delimiter = ',',
+        num_args = 1
+    )]
+    pub actions: Vec<String>,
+    /// Lifetime in seconds [default: the agent's, per mode].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub ttl: Option<i64>,
+    /// Number of uses allowed [default: the agent's].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub max_uses: Option<i64>,
+    /// A label for the requester, recorded with the capability (not trusted for decisions).
+    #[arg(long, value_name = "LABEL")]
+    pub identity: Option<String>,
+    /// Why the capability is wanted (recorded).
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Restrictions as JSON, e.g. `{"ipAddresses":["10.0.0.0/8"]}`.
+    #[arg(long, value_name = "JSON")]
+    pub constraints: Option<String>,
+    /// Free-form context as JSON (recorded).
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+    /// Also write the agent's JSON response to FILE (mode 0600) when granted.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `capability validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// The capability id (`cap_…`).
+    pub id: String,
+    /// Facts for the capability's constraints as JSON, e.g. `{"ipAddress":"10.1.2.3"}`.
+    #[arg(long, value_name = "JSON")]
+    pub context: Option<String>,
+}
+
+/// `capability revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The capability id (`cap_…`).
+    pub id: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// A capability's status, for `capability list --status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFilter {
+    /// Neither revoked nor expired.
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl StatusFilter {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Active => "active",
+            StatusFilter::Revoked => "revoked",
+            StatusFilter::Expired => "expired",
+        }
+    }
+}
+
+/// A capability's type, for `capability list --type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindFilter {
+    /// Read.
+    Read,
+    /// Write.
+    Write,
+    /// Delete.
+    Delete,
+    /// Execute.
+    Execute,
+    /// Admin.
+    Admin,
+}
+
+impl KindFilter {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindFilter::Read => "read",
+            KindFilter::Write => "write",
+            KindFilter::Delete => "delete",
+            KindFilter::Execute => "execute",
+            KindFilter::Admin => "admin",
+        }
+    }
+}
+
+/// `capability list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only capabilities with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusFilter>,
+    /// Only capabilities for this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only capabilities with this identity label.
+    #[arg(long, value_name = "LABEL")]
+    pub identity: Option<String>,
+    /// Only capabilities of this type.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub kind: Option<KindFilter>,
+    /// Only capabilities from this issuer.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Only capabilities held by this uid (admin).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// At most this many.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip this many first.
+    #[arg(long, value_name = "N")]
+    pub offset: Option<usize>,
+}
+
+/// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything
+/// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent).
+pub fn report_parse_error(e: &clap::Error) -> u8 {
+    if e.exit_code() == 0 {
+        let _ = e.print();
+        return 0;
+    }
+    eprint!("{}", parse_error_text(e));
+    1
+}
+
+/// The text of a refused command line, starting with `Error: `.
+pub fn parse_error_text(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return format!("Error: a command is required\n\n{text}");
+    }
+    match text.strip_prefix("error: ") {
+        Some(rest) => format!("Error: {rest}"),
+        None => format!("Error: {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vault").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn actions_split_on_commas_and_repeat() {
+        let cli = parse(&[
+            "capability",
+            "request",
+            "--resource",
+            "secret:/x",
+            "--action",
+            "read,write",
+            "--action",
+            "delete",
+        ])
+        .unwrap();
+        let Command::Capability(CapabilityCommand::Request(r)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.actions, vec!["read", "write", "delete"]);
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = parse(&[
+            "capability",
+            "request",
+            "--resource",
+            "r",
+            "--action",
+            "read",
+            "--format",
+            "json",
+            "--socket-path",
+            "/x",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(cli.format, Format::Json);
+        assert_eq!(cli.socket_path, Some(PathBuf::from("/x")));
+        assert!(cli.verbose);
+
+        let cli = parse(&["--format", "yaml", "agent", "status", "--verbose"]).unwrap();
+        assert_eq!(cli.format, Format::Yaml);
+        assert!(cli.verbose);
+        assert!(matches!(cli.command, Command::Agent(AgentCommand::Status)));
+    }
+
+    #[test]
+    fn start_takes_the_upstream_flags() {
+        let cli = parse(&[
+            "agent",
+            "start",
+            "--mode",
+            "development",
+            "--socket-path",
+            "/tmp/x/agent.sock",
+            "--config",
+            "/etc/a.yaml",
+            "--log-target",
+            "stderr",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, Some(PathBuf::from("/etc/a.yaml")));
+        let Command::Agent(AgentCommand::Start(s)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.flags.mode, Some(Mode::Development));
+        assert_eq!(s.log_target, LogTarget::Stderr);
+        assert_eq!(s.flags.log_level.as_deref(), Some("debug"));
+        assert!(parse(&["agent", "start", "--log-level", "loud"]).is_err());
+    }
+
+    #[test]
+    fn list_filters_parse() {
+        let cli = parse(&[
+            "capability",
+            "list",
+            "--status",
+            "active",
+            "--type",
+            "write",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        let Command::Capability(CapabilityCommand::List(l)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.status, Some(StatusFilter::Active));
+        assert_eq!(l.kind.map(KindFilter::as_str), Some("write"));
+        assert_eq!(l.limit, Some(5));
+        assert!(parse(&["capability", "list", "--status", "gone"]).is_err());
+    }
+
+    #[test]
+    fn bad_command_lines_exit_1_with_error_prefix_and_help_exits_0() {
+        let e = parse(&["capability", "request", "--resource", "r"]).unwrap_err();
+        assert!(
+            parse_error_text(&e).starts_with("Error: "),
+            "{}",
+            parse_error_text(&e)
+        );
+        assert_ne!(e.exit_code(), 0);
+        assert!(
+            parse(&[
+                "capability",
+                "request",
+                "--resource",
+                "r",
+                "--action",
+                "read",
+                "--ttl",
+                "-5"
+            ])
+            .is_err()
+        );
+        assert_eq!(parse(&["--help"]).unwrap_err().exit_code(), 0);
+        let e = parse(&["capability"]).unwrap_err();
+        assert_ne!(e.exit_code(), 0);
+        assert!(parse_error_text(&e).starts_with("Error: a command is required\n\n"));
+    }
+}
