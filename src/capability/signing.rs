@@ -221,7 +221,8 @@ mod tests {
         c.signature = s.sign(&c, 1000);
         assert!(s.verify(&c, 1000));
         assert!(!s.verify(&c, 1001), "another holder must not verify");
-        let mutations: Vec<Box<dyn Fn(&mut Capability)>> = vec![
+        type Mutation = Box<dyn Fn(&mut Capability)>;
+        let mutations: Vec<Mutation> = vec![
             Box::new(|c| c.resource.push('x')),
             Box::new(|c| c.actions.push("write".into())),
             Box::new(|c| c.expires_at = "2027-01-01T00:00:00Z".into()),

@@ -202,13 +202,19 @@ impl Agent {
         cmd.output().unwrap()
     }
 
-    /// Runs the CLI as another user (root only).
+    /// Runs the CLI as another user (root only). The CLI is copied into the test directory
+    /// first, since the build directory need not be reachable by that user.
     pub fn cli_as(&self, uid: u32, args: &[&str]) -> Output {
+        let copy = self.dir.path().join("aether-vault");
+        if !copy.exists() {
+            std::fs::copy(CLI, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let mut cmd = Command::new("setpriv");
         cmd.arg(format!("--reuid={uid}"))
             .arg(format!("--regid={uid}"))
             .arg("--clear-groups")
-            .arg(CLI)
+            .arg(&copy)
             .args(args)
             .arg("--socket-path")
             .arg(&self.socket);
