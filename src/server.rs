@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::actors::audit_writer::{Append, AuditWriter, Flush};
 use crate::actors::listener::{Listener, StopAccepting};
-use crate::actors::policy_watcher::{PolicyWatcher, Reload};
+use crate::actors::policy_watcher::{PolicyWatcher, Reload, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
 use crate::actors::{Command, Shared};
 use crate::audit::{AuditError, AuditEvent, EventType, Outcome};
@@ -94,12 +94,7 @@ pub async fn run(
     );
     let start_error = watcher.last_error().map(str::to_string);
     let policy = watcher.with_audit(audit.clone()).start();
-    let limits = GrantLimits {
-        default_ttl: config.capability_engine.default_ttl,
-        max_ttl: config.capability_engine.max_ttl,
-        max_uses: config.capability_engine.max_uses,
-        issuer: config.capability_engine.issuer.clone(),
-    };
+    let limits = GrantLimits::from(&config.capability_engine);
     let registry = CapabilityRegistry::new(signer.clone(), limits, policy_handle.clone()).start();
 
     let AgentListener {
@@ -145,7 +140,7 @@ pub async fn run(
         "serving {socket_path} in {} mode; policy generation {} ({} rules){}",
         shared.config.mode,
         set.generation,
-        set.rules.len(),
+        set.rules().len(),
         start_error
             .as_deref()
             .map(|e| format!("; policy load failed: {e}"))
@@ -171,7 +166,7 @@ pub async fn run(
     while let Some(cmd) = command_rx.recv().await {
         match cmd {
             Command::Reload => {
-                if policy.send(Reload).await.is_err() {
+                if policy.send(Reload(Trigger::Signal)).await.is_err() {
                     tracing::error!("policy watcher is gone");
                 }
             }

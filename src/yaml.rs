@@ -4,7 +4,11 @@
 //! the configuration loader parses YAML here and feeds figment the result; the CLI's
 //! `--format yaml` emits through the same crate.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
 
 /// A YAML document that could not be read.
@@ -36,6 +40,91 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
             message: "expected one YAML document".into(),
         }),
     }
+}
+
+/// Where each mapping key and sequence item starts, by path (`rules/0/effect`), as 1-based
+/// (line, column). Used to put a position on errors found after parsing.
+pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
+    enum Frame {
+        Map { key: Option<String> },
+        Seq { index: usize },
+    }
+    struct Recorder {
+        stack: Vec<Frame>,
+        path: Vec<String>,
+        out: HashMap<String, (usize, usize)>,
+    }
+    impl Recorder {
+        /// A value starts here: returns whether it was a mapping key.
+        fn value_at(&mut self, mark: Marker, scalar: Option<&str>) -> bool {
+            let at = (mark.line(), mark.col() + 1);
+            match self.stack.last_mut() {
+                Some(Frame::Map { key }) if key.is_none() => {
+                    let k = scalar.unwrap_or_default().to_string();
+                    let mut p = self.path.clone();
+                    p.push(k.clone());
+                    self.out.insert(p.join("/"), at);
+                    *key = Some(k);
+                    true
+                }
+                Some(Frame::Map { key }) => {
+                    let k = key.take().unwrap_or_default();
+                    self.path.push(k);
+                    false
+                }
+                Some(Frame::Seq { index }) => {
+                    let i = *index;
+                    *index += 1;
+                    self.path.push(i.to_string());
+                    self.out.insert(self.path.join("/"), at);
+                    false
+                }
+                None => {
+                    self.path.push(String::new());
+                    false
+                }
+            }
+        }
+    }
+    impl MarkedEventReceiver for Recorder {
+        fn on_event(&mut self, ev: Event, mark: Marker) {
+            match ev {
+                Event::Scalar(v, ..) => {
+                    if !self.value_at(mark, Some(&v)) {
+                        self.path.pop();
+                    }
+                }
+                Event::Alias(_) => {
+                    if !self.value_at(mark, None) {
+                        self.path.pop();
+                    }
+                }
+                Event::MappingStart(..) => {
+                    self.value_at(mark, None);
+                    self.stack.push(Frame::Map { key: None });
+                }
+                Event::SequenceStart(..) => {
+                    self.value_at(mark, None);
+                    self.stack.push(Frame::Seq { index: 0 });
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    self.stack.pop();
+                    self.path.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut rec = Recorder {
+        stack: Vec::new(),
+        path: Vec::new(),
+        out: HashMap::new(),
+    };
+    let _ = Parser::new_from_str(text).load(&mut rec, false);
+    rec.out
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches('/').to_string(), v))
+        .collect()
 }
 
 fn to_json(y: &Yaml) -> Result<Value, YamlError> {
@@ -126,6 +215,17 @@ mod tests {
     fn errors_carry_a_position() {
         let e = parse("mode: standard\nipc:\n  - a\n  b: c\n").unwrap_err();
         assert!(e.line >= 3, "{e}");
+    }
+
+    #[test]
+    fn positions_of_keys_and_items() {
+        let text = "id: p\nrules:\n  - id: r\n    efect: allow\n  - id: s\n    nested: {a: 1}\n";
+        let p = positions(text);
+        assert_eq!(p["id"], (1, 1));
+        assert_eq!(p["rules"], (2, 1));
+        assert_eq!(p["rules/0/efect"], (4, 5));
+        assert_eq!(p["rules/1"].0, 5);
+        assert_eq!(p["rules/1/nested/a"].0, 6);
     }
 
     #[test]

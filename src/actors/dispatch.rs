@@ -15,14 +15,17 @@ use serde_json::Value;
 
 use super::SharedRef;
 use super::audit_writer::Append;
-use super::policy_watcher::{GetStatus, Reload};
+use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
 use super::registry::{Grant, List, Revoke, Stats, Validate};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::capability::GrantLimits;
 use crate::capability::grant::check_request;
 use crate::identity::PeerIdentity;
+use crate::policy::tester::{explain, resolve};
 use crate::protocol::types::{
-    CapabilityRequest, ListRequest, PingResponse, ReloadResponse, RevokeRequest, StatusDetail,
-    StatusResponse, StopResponse, ValidateRequest,
+    CapabilityRequest, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo, PolicyListResponse,
+    PolicyTestRequest, ReloadResponse, RevokeRequest, StatusDetail, StatusResponse, StopResponse,
+    ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
 use crate::transport::framing::FrameError;
@@ -181,7 +184,7 @@ async fn dispatch(
         RequestType::AgentReload => {
             let o = shared
                 .policy
-                .send(Reload)
+                .send(Reload(Trigger::Request))
                 .await
                 .map_err(|_| internal("policy watcher"))?;
             ok(
@@ -271,6 +274,45 @@ async fn dispatch(
             record(shared, decided.event).await;
             ok(kind, id, decided.answer?)
         }
+        RequestType::PolicyList => {
+            let st = shared
+                .policy
+                .send(GetStatus)
+                .await
+                .map_err(|_| internal("policy watcher"))?;
+            ok(kind, id, policy_list(&st))
+        }
+        RequestType::PolicyTest => {
+            let req: PolicyTestRequest = payload(body)?;
+            if req.resource.is_empty() || req.actions.is_empty() {
+                return Err(ErrorPayload::new(
+                    ErrorCode::InvalidPayload,
+                    "resource and actions are required",
+                ));
+            }
+            let identity = resolve(&req.identity)
+                .map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
+            let st = shared
+                .policy
+                .send(GetStatus)
+                .await
+                .map_err(|_| internal("policy watcher"))?;
+            let limits = GrantLimits::from(&shared.config.capability_engine);
+            let answer = explain(&st.set, identity, &req.resource, &req.actions, &limits);
+            let mut ev = AuditEvent::new(EventType::PolicyEvaluation, Outcome::Success)
+                .by(&c.identity)
+                .request(id)
+                .because(format!(
+                    "policy test for uid {}: {} ({})",
+                    answer.identity.uid, answer.decision, answer.reasoning
+                ));
+            ev.resource = Some(req.resource.clone());
+            ev.actions = req.actions.clone();
+            ev.rules = answer.applied_rules.clone();
+            ev.policy_generation = Some(answer.generation);
+            record(shared, ev).await;
+            ok(kind, id, answer)
+        }
         RequestType::CapabilityList => {
             let req: ListRequest = if body.is_null() {
                 ListRequest::default()
@@ -290,6 +332,37 @@ async fn dispatch(
             ok(kind, id, answer)
         }
     })
+}
+
+/// Builds `policy_list_response` from the watcher's status.
+fn policy_list(st: &PolicyStatus) -> PolicyListResponse {
+    let set = &st.set;
+    PolicyListResponse {
+        generation: set.generation,
+        loaded_at: crate::timefmt::rfc3339(set.loaded_at),
+        directory: st.directory.display().to_string(),
+        files: set
+            .summaries
+            .iter()
+            .map(|f| PolicyFileInfo {
+                path: f.path.display().to_string(),
+                policy_id: f.policy_id.clone(),
+                rules: f.rules,
+                active: f.active,
+            })
+            .collect(),
+        rules: set.rules().len(),
+        ignored: set
+            .ignored
+            .iter()
+            .map(|(p, why)| IgnoredFile {
+                path: p.display().to_string(),
+                reason: why.clone(),
+            })
+            .collect(),
+        last_error: st.last_error.clone(),
+        fallback: set.fallback.describe(),
+    }
 }
 
 /// Builds `status_response`; `detail` adds the admin-only section.
@@ -320,7 +393,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         capabilities_active: stats.active,
         policy_generation: set.generation,
         policy_files: set.files.len(),
-        policy_rules: set.rules.len(),
+        policy_rules: set.rules().len(),
         policy_loaded_at: crate::timefmt::rfc3339(set.loaded_at),
         policy_last_error: policy.last_error.clone(),
         policy_fallback: set.fallback.describe(),

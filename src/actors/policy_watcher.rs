@@ -1,12 +1,15 @@
-//! The PolicyWatcher actor: loads the policy directory at start and on request (SIGHUP,
-//! `agent_reload`), and publishes each new immutable [`PolicySet`] through a [`PolicyHandle`].
+//! The PolicyWatcher actor: loads the policy directory at start, on request (SIGHUP,
+//! `agent_reload`) and when the directory changes (inotify through the notify crate, debounced:
+//! one editor save is several events), and publishes each new immutable [`PolicySet`] through a
+//! [`PolicyHandle`].
 //!
 //! A load is all or nothing ([`crate::policy::load_dir`]); a failed reload changes nothing but
 //! `last_error`. At start, a set that fails to load leaves standard and hardened modes denying
 //! everything, and development mode behaving as with an empty directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use arc_swap::ArcSwap;
@@ -14,15 +17,39 @@ use arc_swap::ArcSwap;
 use super::audit_writer::{Append, AuditWriter};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::Mode;
-use crate::policy::{Fallback, PolicySet, load_dir};
+use crate::policy::{Fallback, LoadOptions, PolicySet, load_dir};
 
 /// Where evaluators read the current set: one atomic pointer swap per reload.
 pub type PolicyHandle = Arc<ArcSwap<PolicySet>>;
 
+/// How long the directory must be quiet before a change is reloaded.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
 /// Reload now; answers with the outcome after the new set is in force (or failed).
 #[derive(Message)]
 #[rtype(result = "ReloadOutcome")]
-pub struct Reload;
+pub struct Reload(pub Trigger);
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP (`systemctl reload`): systemd is told RELOADING=1, then READY=1.
+    Signal,
+    /// An `agent_reload` request.
+    Request,
+    /// A change in the policy directory.
+    Watch,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "signal",
+            Trigger::Request => "request",
+            Trigger::Watch => "directory change",
+        }
+    }
+}
 
 /// The outcome of a reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +90,21 @@ pub struct PolicyWatcher {
     handle: PolicyHandle,
     last_error: Option<String>,
     audit: Option<Addr<AuditWriter>>,
+    /// The inotify watch; `None` if watching is off or failed (SIGHUP still works).
+    watcher: Option<notify::RecommendedWatcher>,
+    /// Whether to watch the directory at all.
+    watch_enabled: bool,
+    /// The pending debounced reload.
+    pending: Option<SpawnHandle>,
+}
+
+/// Whether a filesystem event concerns the policy directory or a file directly in it.
+fn concerns(dir: &Path, event: &notify::Event) -> bool {
+    !matches!(event.kind, notify::EventKind::Access(_))
+        && event
+            .paths
+            .iter()
+            .any(|p| p == dir || p.parent() == Some(dir))
 }
 
 /// The fallback for a mode when no rule is loaded.
@@ -80,20 +122,12 @@ pub fn build_set(
     agent_uid: u32,
     generation: u64,
 ) -> Result<PolicySet, String> {
-    let loaded = load_dir(directory).map_err(|e| e.to_string())?;
-    let fallback = if loaded.rules.is_empty() {
-        fallback_for(mode, agent_uid)
-    } else {
-        Fallback::DenyAll
-    };
-    Ok(PolicySet {
+    let loaded = load_dir(directory, LoadOptions { agent_uid }).map_err(|e| e.to_string())?;
+    Ok(PolicySet::from_loaded(
         generation,
-        loaded_at: jiff::Timestamp::now(),
-        files: loaded.files,
-        policies: loaded.policies,
-        rules: loaded.rules,
-        fallback,
-    })
+        loaded,
+        fallback_for(mode, agent_uid),
+    ))
 }
 
 impl PolicyWatcher {
@@ -117,7 +151,7 @@ impl PolicyWatcher {
         tracing::info!(
             generation = set.generation,
             files = set.files.len(),
-            rules = set.rules.len(),
+            rules = set.rules().len(),
             fallback = %set.fallback.describe(),
             "policy set in force"
         );
@@ -129,6 +163,9 @@ impl PolicyWatcher {
             handle: handle.clone(),
             last_error,
             audit: None,
+            watcher: None,
+            watch_enabled: true,
+            pending: None,
         };
         (watcher, handle)
     }
@@ -139,20 +176,72 @@ impl PolicyWatcher {
         self
     }
 
+    /// Turns directory watching off (reloads then come only from SIGHUP and `agent_reload`).
+    pub fn without_watching(mut self) -> Self {
+        self.watch_enabled = false;
+        self
+    }
+
+    /// (Re)arms the inotify watches: the directory itself, and its parent so that the directory
+    /// being created, removed or replaced is noticed too.
+    fn arm_watch(&mut self, ctx: &mut Context<Self>) {
+        if !self.watch_enabled {
+            return;
+        }
+        if self.watcher.is_none() {
+            let addr = ctx.address();
+            let dir = self.directory.clone();
+            let made =
+                notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                    Ok(ev) if concerns(&dir, &ev) => addr.do_send(Changed),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "policy directory watch error"),
+                });
+            match made {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the policy directory; reload with SIGHUP or agent reload");
+                    return;
+                }
+            }
+        }
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        use notify::Watcher as _;
+        for path in [Some(self.directory.as_path()), self.directory.parent()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = w.unwatch(path);
+            if path.is_dir() {
+                if let Err(e) = w.watch(path, notify::RecursiveMode::NonRecursive) {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot watch");
+                }
+            }
+        }
+    }
+
     /// The error of the initial load, if it failed.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }
 
-    fn reload(&mut self) -> ReloadOutcome {
+    fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
         let current = self.handle.load_full();
         let next_gen = current.generation + 1;
         let outcome = match build_set(&self.directory, self.mode, self.agent_uid, next_gen) {
             Ok(set) => {
-                let (files, rules) = (set.files.len(), set.rules.len());
+                let (files, rules) = (set.files.len(), set.rules().len());
                 self.handle.store(Arc::new(set));
                 self.last_error = None;
-                tracing::info!(generation = next_gen, files, rules, "policy set reloaded");
+                tracing::info!(
+                    generation = next_gen,
+                    files,
+                    rules,
+                    trigger = trigger.as_str(),
+                    "policy set reloaded"
+                );
                 ReloadOutcome {
                     ok: true,
                     generation: next_gen,
@@ -162,13 +251,13 @@ impl PolicyWatcher {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, generation = current.generation, "policy reload failed; the previous set stays in force");
+                tracing::error!(error = %e, generation = current.generation, trigger = trigger.as_str(), "policy reload failed; the previous set stays in force");
                 self.last_error = Some(e.clone());
                 ReloadOutcome {
                     ok: false,
                     generation: current.generation,
                     files: current.files.len(),
-                    rules: current.rules.len(),
+                    rules: current.rules().len(),
                     error: Some(e),
                 }
             }
@@ -185,12 +274,16 @@ impl PolicyWatcher {
             ev.policy_generation = Some(outcome.generation);
             ev.reason = Some(match &outcome.error {
                 Some(e) => format!(
-                    "reload failed, generation {} stays in force: {e}",
+                    "reload on {} failed, generation {} stays in force: {e}",
+                    trigger.as_str(),
                     outcome.generation
                 ),
                 None => format!(
-                    "generation {} loaded: {} files, {} rules",
-                    outcome.generation, outcome.files, outcome.rules
+                    "reload on {}: generation {} loaded: {} files, {} rules",
+                    trigger.as_str(),
+                    outcome.generation,
+                    outcome.files,
+                    outcome.rules
                 ),
             });
             audit.do_send(Append(ev));
@@ -199,25 +292,56 @@ impl PolicyWatcher {
     }
 }
 
+/// Something changed in the policy directory (sent by the inotify thread).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Changed;
+
 impl Actor for PolicyWatcher {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.arm_watch(ctx);
+    }
+}
+
+impl Handler<Changed> for PolicyWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        if let Some(h) = self.pending.take() {
+            ctx.cancel_future(h);
+        }
+        self.pending = Some(ctx.run_later(DEBOUNCE, |act, ctx| {
+            act.pending = None;
+            let outcome = act.reload(Trigger::Watch);
+            crate::notify::status(&format!("policy generation {}", outcome.generation));
+            act.arm_watch(ctx);
+        }));
+    }
 }
 
 impl Handler<Reload> for PolicyWatcher {
     type Result = MessageResult<Reload>;
 
-    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
-        crate::notify::reloading();
-        let outcome = self.reload();
-        crate::notify::ready(&format!(
-            "policy generation {}{}",
-            outcome.generation,
-            if outcome.ok {
-                ""
-            } else {
-                " (last reload failed)"
-            }
-        ));
+    fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
+        let Reload(trigger) = msg;
+        if trigger == Trigger::Signal {
+            crate::notify::reloading();
+        }
+        let outcome = self.reload(trigger);
+        if trigger == Trigger::Signal {
+            crate::notify::ready(&format!(
+                "policy generation {}{}",
+                outcome.generation,
+                if outcome.ok {
+                    ""
+                } else {
+                    " (last reload failed)"
+                }
+            ));
+        }
+        self.arm_watch(ctx);
         MessageResult(outcome)
     }
 }

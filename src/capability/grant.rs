@@ -21,6 +21,17 @@ pub struct GrantLimits {
     pub issuer: String,
 }
 
+impl From<&crate::config::CapabilityEngineConfig> for GrantLimits {
+    fn from(c: &crate::config::CapabilityEngineConfig) -> Self {
+        GrantLimits {
+            default_ttl: c.default_ttl,
+            max_ttl: c.max_ttl,
+            max_uses: c.max_uses,
+            issuer: c.issuer.clone(),
+        }
+    }
+}
+
 /// The terms a grant gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrantPlan {

@@ -52,6 +52,68 @@ pub enum Command {
     /// Request, validate, revoke and list capabilities.
     #[command(subcommand)]
     Capability(CapabilityCommand),
+    /// Check, test and list policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Lint policy files or directories offline, with the agent's own parser and checks (exit 1
+    /// with file:line messages on any error).
+    Check(PolicyCheckArgs),
+    /// Show what the policy decides for a described caller: offline against a directory, or
+    /// `--live` against the running agent's set (administrators only). Exit 0 allow, 2 deny.
+    Test(PolicyTestArgs),
+    /// Show the running agent's policy set: generation, files, rule counts, ignored files, last
+    /// error (administrators only).
+    List,
+}
+
+/// `policy check`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyCheckArgs {
+    /// Files or directories (default: the configured policy directory).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `policy test`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyTestArgs {
+    /// The resource, e.g. `secret:/db/primary`.
+    #[arg(long)]
+    pub resource: String,
+    /// Actions, comma-separated or repeated.
+    #[arg(
+        long = "action",
+        alias = "actions",
+        value_name = "A[,B]",
+        required = true
+    )]
+    pub actions: Vec<String>,
+    /// The caller's uid.
+    #[arg(long, conflicts_with = "user")]
+    pub uid: Option<u32>,
+    /// The caller's user name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A group the caller is in (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The caller's systemd unit.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// The caller's executable.
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+    /// Policy directory to test offline (default: the configured one).
+    #[arg(long, value_name = "DIR", conflicts_with = "live")]
+    pub dir: Option<PathBuf>,
+    /// Ask the running agent, with the set it has in force.
+    #[arg(long)]
+    pub live: bool,
 }
 
 /// `agent …`

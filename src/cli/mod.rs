@@ -11,6 +11,7 @@ pub mod capability;
 pub mod context;
 pub mod error;
 pub mod output;
+pub mod policy;
 
 #[cfg(test)]
 mod tests;
@@ -50,5 +51,6 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
     match &cli.command {
         Command::Agent(command) => agent::run(&mut ctx, command),
         Command::Capability(command) => capability::run(&mut ctx, command),
+        Command::Policy(command) => policy::run(&mut ctx, command),
     }
 }

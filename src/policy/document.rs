@@ -76,7 +76,8 @@ pub struct RuleDocument {
     pub max_uses: Option<u64>,
 }
 
-/// One condition as written: `{"type":"time","key":"hours","operator":"in","value":[9,17]}`.
+/// One condition as written: `{"type":"time","key":"hours","operator":"in","value":[9,17],
+/// "timezone":"Europe/Paris"}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionDocument {
@@ -95,4 +96,7 @@ pub struct ConditionDocument {
     /// Inverts the result.
     #[serde(default)]
     pub negate: bool,
+    /// For time conditions: an IANA time zone name (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
 }

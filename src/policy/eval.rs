@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 
 use super::document::Effect;
+use super::rules::Facts;
 use super::{Fallback, PolicySet, Rule};
 use crate::identity::PeerIdentity;
 
@@ -81,7 +82,7 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
     if input.actions.is_empty() {
         return Decision::new(set, false, "denied: no action was requested".to_string());
     }
-    if set.rules.is_empty() {
+    if set.rules().is_empty() {
         return match set.fallback {
             Fallback::OwnerOnly { uid } if input.identity.uid == uid => Decision::new(
                 set,
@@ -105,10 +106,11 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             ),
         };
     }
-    let applicable: Vec<&Rule> = set
-        .rules
-        .iter()
-        .filter(|r| r.applies(input.identity, input.resource, input.now))
+    let candidates: Vec<&Rule> = set
+        .index
+        .candidates(input.resource)
+        .into_iter()
+        .map(|i| &set.rules()[i])
         .collect();
 
     let mut granted = Decision::new(set, true, String::new());
@@ -116,9 +118,21 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
     let mut granted_parts = Vec::new();
     let mut denied_parts = Vec::new();
     for action in input.actions {
-        let denies: Vec<&&Rule> = applicable
+        let facts = Facts {
+            identity: input.identity,
+            resource: input.resource,
+            action,
+            now: input.now,
+        };
+        let matching: Vec<&Rule> = candidates
             .iter()
-            .filter(|r| r.effect == Effect::Deny && r.covers_action(action))
+            .copied()
+            .filter(|r| r.matches(&facts))
+            .collect();
+        let denies: Vec<&Rule> = matching
+            .iter()
+            .copied()
+            .filter(|r| r.effect == Effect::Deny)
             .collect();
         if !denies.is_empty() {
             let names: Vec<String> = denies.iter().map(|r| r.qualified_id()).collect();
@@ -126,9 +140,10 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             denied_parts.push(format!("{action:?} is denied by rule {}", names.join(", ")));
             continue;
         }
-        let allows: Vec<&&Rule> = applicable
+        let allows: Vec<&Rule> = matching
             .iter()
-            .filter(|r| r.effect == Effect::Allow && r.covers_action(action))
+            .copied()
+            .filter(|r| r.effect == Effect::Allow)
             .collect();
         if allows.is_empty() {
             denied_parts.push(format!(
@@ -174,13 +189,7 @@ mod tests {
                 )
             })
             .collect();
-        let l = compile(docs).unwrap();
-        PolicySet {
-            rules: l.rules,
-            policies: l.policies,
-            files: l.files,
-            ..PolicySet::empty(1, Fallback::DenyAll)
-        }
+        PolicySet::from_loaded(1, compile(docs).unwrap(), Fallback::DenyAll)
     }
 
     fn decide(s: &PolicySet, id: &PeerIdentity, resource: &str, actions: &[&str]) -> Decision {

@@ -1,13 +1,19 @@
 //! Reading a policy directory, all or nothing.
 //!
-//! Every `*.json` file in the directory is read in lexical order; every file must parse
-//! (unknown fields are errors, reported as `file:line:column`), every rule must validate, and
-//! policy ids must be unique across files. Only then is a list of rules returned; any error
-//! returns nothing at all, so a caller never holds half a set. Other files (dotfiles, editor
-//! leftovers, other suffixes) are ignored.
+//! Files are read in lexical order: `*.json` (upstream's format) and `*.yaml`/`*.yml` (the
+//! same schema). Dotfiles, editor and package-manager leftovers (`*~`, `*.swp`, `#*#`,
+//! `*.dpkg-*`, `*.rpmnew`…) and other suffixes are ignored, and listed as ignored. Every file
+//! must parse (unknown fields are errors, reported as `file:line:column`), every rule must
+//! validate, and policy ids must be unique across files; any error returns nothing at all, so a
+//! caller never holds half a set.
+//!
+//! Like sudo and sshd, the loader refuses a policy directory or file that anyone but root or the
+//! agent's own user can write (owner, or a group/other write bit), and a symlink that leads out
+//! of the directory: whoever can write policy can grant anything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::document::PolicyDocument;
@@ -53,26 +59,129 @@ impl LoadError {
     }
 }
 
+/// What a directory entry is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A JSON policy file.
+    Json,
+    /// A YAML policy file.
+    Yaml,
+    /// Not a policy file, and why.
+    Ignored(&'static str),
+}
+
+/// Classifies a directory entry by its name.
+pub fn classify(name: &str) -> FileKind {
+    const LEFTOVER: &str = "editor or package-manager leftover";
+    if name.starts_with('.') {
+        return FileKind::Ignored("hidden file");
+    }
+    if name.ends_with('~')
+        || (name.starts_with('#') && name.ends_with('#'))
+        || [
+            ".swp",
+            ".swo",
+            ".swx",
+            ".bak",
+            ".orig",
+            ".rej",
+            ".tmp",
+            ".rpmnew",
+            ".rpmsave",
+            ".rpmorig",
+            ".ucf-dist",
+            ".ucf-old",
+            ".ucf-new",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
+        || name.contains(".dpkg-")
+    {
+        return FileKind::Ignored(LEFTOVER);
+    }
+    if name.ends_with(".json") {
+        FileKind::Json
+    } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+        FileKind::Yaml
+    } else {
+        FileKind::Ignored("not a .json, .yaml or .yml file")
+    }
+}
+
+/// Who may own policy files besides root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The agent's own uid (root is always trusted).
+    pub agent_uid: u32,
+}
+
+impl LoadOptions {
+    /// Options for the current process.
+    pub fn current() -> Self {
+        LoadOptions {
+            agent_uid: nix::unistd::geteuid().as_raw(),
+        }
+    }
+}
+
 /// A successfully loaded directory.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedPolicies {
     /// Files read, in order.
     pub files: Vec<PathBuf>,
+    /// Entries ignored, and why.
+    pub ignored: Vec<(PathBuf, String)>,
     /// Ids of the active policies.
     pub policies: Vec<String>,
     /// All rules of the active policies, in file order.
     pub rules: Vec<Rule>,
+    /// One line per file read.
+    pub summaries: Vec<FileSummary>,
     /// Whether the directory exists.
     pub dir_exists: bool,
 }
 
-/// Whether a directory entry is a policy file by its name.
-pub fn is_policy_file_name(name: &str) -> bool {
-    !name.starts_with('.') && name.ends_with(".json")
+/// What one policy file contributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// Its policy id.
+    pub policy_id: String,
+    /// How many rules it has.
+    pub rules: usize,
+    /// Whether its rules are in force (`status` active).
+    pub active: bool,
+}
+
+/// Checks that only root or the agent's user can write `path` (already resolved).
+fn check_trusted(path: &Path, what: &str, opts: LoadOptions) -> Result<(), LoadError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| LoadError::in_file(path, format!("cannot read {what}: {e}")))?;
+    let owner = meta.uid();
+    if owner != 0 && owner != opts.agent_uid {
+        return Err(LoadError::in_file(
+            path,
+            format!(
+                "refusing {what} owned by uid {owner}, which is neither root nor the agent's user (uid {}): its owner could grant anything",
+                opts.agent_uid
+            ),
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(LoadError::in_file(
+            path,
+            format!(
+                "refusing {what} writable by group or others (mode {mode:04o}); run chmod go-w on it"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and validates every policy file in `dir`. A missing directory is an empty set.
-pub fn load_dir(dir: &Path) -> Result<LoadedPolicies, LoadError> {
+pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadedPolicies::default()),
@@ -83,35 +192,146 @@ pub fn load_dir(dir: &Path) -> Result<LoadedPolicies, LoadError> {
             ));
         }
     };
-    let mut paths = Vec::new();
+    let real_dir = std::fs::canonicalize(dir)
+        .map_err(|e| LoadError::in_file(dir, format!("cannot resolve: {e}")))?;
+    check_trusted(&real_dir, "policy directory", opts)?;
+    let mut names = Vec::new();
     for entry in entries {
         let entry =
             entry.map_err(|e| LoadError::in_file(dir, format!("cannot read directory: {e}")))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if is_policy_file_name(name) {
-            paths.push(entry.path());
+        names.push(entry.file_name());
+    }
+    names.sort();
+    let mut out = LoadedPolicies {
+        dir_exists: true,
+        ..Default::default()
+    };
+    let mut docs = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let Some(name) = name.to_str() else {
+            out.ignored.push((path, "name is not UTF-8".to_string()));
+            continue;
+        };
+        let kind = classify(name);
+        if let FileKind::Ignored(why) = kind {
+            out.ignored.push((path, why.to_string()));
+            continue;
         }
+        let real = std::fs::canonicalize(&path)
+            .map_err(|e| LoadError::in_file(&path, format!("cannot resolve: {e}")))?;
+        if real.parent() != Some(real_dir.as_path()) {
+            return Err(LoadError::in_file(
+                &path,
+                format!(
+                    "refusing a symlink that leads out of the policy directory (to {})",
+                    real.display()
+                ),
+            ));
+        }
+        if !real.is_file() {
+            out.ignored.push((path, "not a regular file".to_string()));
+            continue;
+        }
+        let doc = read_file(&path, &real, kind, opts)?;
+        docs.push((path, doc));
     }
-    paths.sort();
-    let mut docs = Vec::with_capacity(paths.len());
-    for path in &paths {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::in_file(path, format!("cannot read: {e}")))?;
-        docs.push((path.clone(), parse_document(path, &text)?));
-    }
-    let mut out = compile(docs)?;
-    out.dir_exists = true;
+    let compiled = compile(docs)?;
+    out.files = compiled.files;
+    out.policies = compiled.policies;
+    out.rules = compiled.rules;
+    out.summaries = compiled.summaries;
     Ok(out)
 }
 
-/// Parses one policy file's text.
+/// Reads one policy file (`real` is its resolved path) after checking who can write it.
+fn read_file(
+    path: &Path,
+    real: &Path,
+    kind: FileKind,
+    opts: LoadOptions,
+) -> Result<PolicyDocument, LoadError> {
+    check_trusted(real, "policy file", opts)?;
+    let text = std::fs::read_to_string(real)
+        .map_err(|e| LoadError::in_file(path, format!("cannot read: {e}")))?;
+    match kind {
+        FileKind::Yaml => parse_yaml_document(path, &text),
+        _ => parse_document(path, &text),
+    }
+}
+
+/// Checks one policy file on its own, with the same checks as a directory load (except
+/// uniqueness across other files).
+pub fn load_file(path: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let kind = match classify(name) {
+        FileKind::Ignored(why) => {
+            return Err(LoadError::in_file(
+                path,
+                format!("not a policy file ({why}); the agent would ignore it"),
+            ));
+        }
+        k => k,
+    };
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| LoadError::in_file(path, format!("cannot resolve: {e}")))?;
+    let doc = read_file(path, &real, kind, opts)?;
+    compile(vec![(path.to_path_buf(), doc)])
+}
+
+/// Parses one JSON policy file's text.
 pub fn parse_document(path: &Path, text: &str) -> Result<PolicyDocument, LoadError> {
     serde_json::from_str(text).map_err(|e| LoadError {
         file: Some(path.to_path_buf()),
         line: Some(e.line()),
         column: Some(e.column()),
         message: strip_position(&e.to_string()),
+    })
+}
+
+/// Parses one YAML policy file's text, with positions for schema errors too.
+pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, LoadError> {
+    let value = crate::yaml::parse(text).map_err(|e| LoadError {
+        file: Some(path.to_path_buf()),
+        line: (e.line > 0).then_some(e.line),
+        column: (e.line > 0).then_some(e.column),
+        message: e.message.clone(),
+    })?;
+    serde_path_to_error::deserialize::<_, PolicyDocument>(value).map_err(|e| {
+        let positions = crate::yaml::positions(text);
+        let mut path_parts: Vec<String> = e
+            .path()
+            .iter()
+            .map(|seg| match seg {
+                serde_path_to_error::Segment::Seq { index } => index.to_string(),
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                serde_path_to_error::Segment::Enum { variant } => variant.clone(),
+                serde_path_to_error::Segment::Unknown => String::new(),
+            })
+            .collect();
+        let message = e.inner().to_string();
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            if path_parts.last().map(String::as_str) != Some(field) {
+                path_parts.push(field.to_string());
+            }
+        }
+        let mut at = None;
+        while at.is_none() && !path_parts.is_empty() {
+            at = positions.get(&path_parts.join("/")).copied();
+            path_parts.pop();
+        }
+        LoadError {
+            file: Some(path.to_path_buf()),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            message,
+        }
     })
 }
 
@@ -124,18 +344,23 @@ fn strip_position(msg: &str) -> String {
 
 /// Validates parsed documents together: unique policy ids, every rule valid.
 pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, LoadError> {
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut out = LoadedPolicies::default();
     for (path, doc) in docs {
         if doc.id.trim().is_empty() {
             return Err(LoadError::in_file(&path, "the policy needs a non-empty id"));
         }
-        if !seen.insert(doc.id.clone()) {
+        if let Some(first) = seen.get(&doc.id) {
             return Err(LoadError::in_file(
                 &path,
-                format!("policy id {:?} is already used by another file", doc.id),
+                format!(
+                    "policy id {:?} is already used by {}",
+                    doc.id,
+                    first.display()
+                ),
             ));
         }
+        seen.insert(doc.id.clone(), path.clone());
         let active = match doc.status.as_deref() {
             None | Some("active") => true,
             Some("inactive") | Some("disabled") => false,
@@ -162,6 +387,12 @@ pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, L
         if active {
             out.policies.push(doc.id.clone());
         }
+        out.summaries.push(FileSummary {
+            path: path.clone(),
+            policy_id: doc.id.clone(),
+            rules: doc.rules.len(),
+            active,
+        });
         out.files.push(path);
     }
     Ok(out)
@@ -170,20 +401,72 @@ pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, L
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const GOOD: &str = r#"{"id":"p1","rules":[{"id":"r1","effect":"allow","resources":["secret:*"],"actions":["read"],"identities":["uid:1000"]}]}"#;
 
+    fn opts() -> LoadOptions {
+        LoadOptions::current()
+    }
+
     #[test]
-    fn loads_json_files_in_order_and_ignores_others() {
+    fn classification() {
+        for (name, kind) in [
+            ("a.json", FileKind::Json),
+            ("b.yaml", FileKind::Yaml),
+            ("c.yml", FileKind::Yaml),
+            (".hidden.json", FileKind::Ignored("hidden file")),
+            (
+                "a.json~",
+                FileKind::Ignored("editor or package-manager leftover"),
+            ),
+            (".a.json.swp", FileKind::Ignored("hidden file")),
+            (
+                "a.json.swp",
+                FileKind::Ignored("editor or package-manager leftover"),
+            ),
+            (
+                "#a.json#",
+                FileKind::Ignored("editor or package-manager leftover"),
+            ),
+            (
+                "a.json.dpkg-dist",
+                FileKind::Ignored("editor or package-manager leftover"),
+            ),
+            (
+                "a.json.rpmnew",
+                FileKind::Ignored("editor or package-manager leftover"),
+            ),
+            (
+                "a.json.example",
+                FileKind::Ignored("not a .json, .yaml or .yml file"),
+            ),
+            (
+                "README",
+                FileKind::Ignored("not a .json, .yaml or .yml file"),
+            ),
+        ] {
+            assert_eq!(classify(name), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn loads_json_and_yaml_in_order_and_lists_the_ignored() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b.json"), GOOD.replace("p1", "p2")).unwrap();
         std::fs::write(dir.path().join("a.json"), GOOD).unwrap();
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            "id: p3\nrules:\n  - id: r\n    effect: deny\n    resources: [\"secret:/x\"]\n    actions: [\"*\"]\n    identities: [\"*\"]\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join(".hidden.json"), "garbage").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "garbage").unwrap();
         std::fs::write(dir.path().join("a.json~"), "garbage").unwrap();
-        let l = load_dir(dir.path()).unwrap();
-        assert_eq!(l.policies, vec!["p1", "p2"]);
-        assert_eq!(l.rules.len(), 2);
+        let l = load_dir(dir.path(), opts()).unwrap();
+        assert_eq!(l.policies, vec!["p1", "p2", "p3"]);
+        assert_eq!(l.rules.len(), 3);
+        assert_eq!(l.ignored.len(), 3);
         assert!(l.dir_exists);
     }
 
@@ -192,10 +475,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.json"), GOOD).unwrap();
         std::fs::write(dir.path().join("b.json"), "{\"id\":\"p2\",\n \"rules\": [}").unwrap();
-        let e = load_dir(dir.path()).unwrap_err();
+        let e = load_dir(dir.path(), opts()).unwrap_err();
         assert!(e.file.as_ref().unwrap().ends_with("b.json"));
         assert_eq!(e.line, Some(2));
         assert!(e.to_string().contains("b.json:2:"), "{e}");
+    }
+
+    #[test]
+    fn yaml_errors_have_positions() {
+        let text = "id: p\nrules:\n  - id: r\n    effect: allow\n    resources: [\"*\"]\n    actions: [\"*\"]\n    identities: [\"*\"]\n    efect: deny\n";
+        let e = parse_yaml_document(Path::new("x.yaml"), text).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(8), Some(5)), "{e}");
+        assert!(e.message.contains("efect"));
+        let e = parse_yaml_document(Path::new("x.yaml"), "id: p\nrules: [\n").unwrap_err();
+        assert!(e.line.is_some(), "{e}");
+        let e = parse_yaml_document(
+            Path::new("x.yaml"),
+            "id: p\nrules:\n  - id: r\n    effect: perhaps\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]
@@ -217,7 +516,8 @@ mod tests {
                 parse_document(Path::new("b"), GOOD).unwrap(),
             ),
         ];
-        assert!(compile(dup).unwrap_err().message.contains("already used"));
+        let e = compile(dup).unwrap_err();
+        assert!(e.message.contains("already used by a.json"), "{e}");
         let bare = GOOD.replace("uid:1000", "billing-app");
         let e = compile(vec![(
             PathBuf::from("c.json"),
@@ -231,6 +531,49 @@ mod tests {
     }
 
     #[test]
+    fn writable_files_and_directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.json");
+        std::fs::write(&f, GOOD).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = load_dir(dir.path(), opts()).unwrap_err();
+        assert!(e.message.contains("writable by group or others"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = load_dir(dir.path(), opts()).unwrap_err();
+        assert!(e.message.contains("policy directory"), "{e}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let other = LoadOptions { agent_uid: 4242 };
+        if nix::unistd::geteuid().as_raw() != 0 {
+            assert!(
+                load_dir(dir.path(), other)
+                    .unwrap_err()
+                    .message
+                    .contains("neither root")
+            );
+        }
+        assert!(load_dir(dir.path(), opts()).is_ok());
+    }
+
+    #[test]
+    fn symlinks_out_of_the_directory_are_refused_but_inside_are_fine() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("evil.json"), GOOD).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("evil.json"),
+            dir.path().join("evil.json"),
+        )
+        .unwrap();
+        let e = load_dir(dir.path(), opts()).unwrap_err();
+        assert!(e.message.contains("symlink"), "{e}");
+        std::fs::remove_file(dir.path().join("evil.json")).unwrap();
+        std::fs::write(dir.path().join("real.json.disabled"), GOOD).unwrap();
+        std::os::unix::fs::symlink("real.json.disabled", dir.path().join("enabled.json")).unwrap();
+        assert_eq!(load_dir(dir.path(), opts()).unwrap().policies, vec!["p1"]);
+    }
+
+    #[test]
     fn inactive_policies_contribute_no_rules_and_missing_dir_is_empty() {
         let inactive = GOOD.replace("\"rules\"", "\"status\":\"inactive\",\"rules\"");
         let l = compile(vec![(
@@ -239,7 +582,7 @@ mod tests {
         )])
         .unwrap();
         assert!(l.rules.is_empty());
-        let l = load_dir(Path::new("/nonexistent/policies")).unwrap();
+        let l = load_dir(Path::new("/nonexistent/policies"), opts()).unwrap();
         assert!(!l.dir_exists && l.rules.is_empty());
     }
 }

@@ -12,14 +12,20 @@
 
 pub mod document;
 pub mod eval;
+pub mod index;
 pub mod load;
 pub mod rules;
 pub mod selector;
+pub mod tester;
+
+#[cfg(test)]
+mod proptests;
 
 use std::path::PathBuf;
 
 pub use eval::{Decision, EvalInput, evaluate};
-pub use load::{LoadError, load_dir};
+pub use index::RuleIndex;
+pub use load::{FileSummary, LoadError, LoadOptions, LoadedPolicies, load_dir, load_file};
 pub use rules::Rule;
 
 /// What applies when the set has no rule at all.
@@ -57,21 +63,46 @@ pub struct PolicySet {
     pub files: Vec<PathBuf>,
     /// The ids of its active policies.
     pub policies: Vec<String>,
-    /// Its rules, in file order.
-    pub rules: Vec<Rule>,
+    /// Directory entries that were not loaded, and why.
+    pub ignored: Vec<(PathBuf, String)>,
+    /// What each file contributed.
+    pub summaries: Vec<FileSummary>,
+    /// Its rules, in file order (private: only [`PolicySet::from_loaded`] pairs them with their
+    /// index).
+    rules: Vec<Rule>,
+    /// `rules` indexed by resource prefix.
+    pub(crate) index: RuleIndex,
     /// What applies when `rules` is empty.
     pub fallback: Fallback,
 }
 
 impl PolicySet {
+    /// Its rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// A set with no rules.
     pub fn empty(generation: u64, fallback: Fallback) -> PolicySet {
+        PolicySet::from_loaded(generation, LoadedPolicies::default(), fallback)
+    }
+
+    /// A set from a loaded directory; the fallback applies only if it has no rules.
+    pub fn from_loaded(generation: u64, loaded: LoadedPolicies, fallback: Fallback) -> PolicySet {
+        let fallback = if loaded.rules.is_empty() {
+            fallback
+        } else {
+            Fallback::DenyAll
+        };
         PolicySet {
             generation,
             loaded_at: jiff::Timestamp::now(),
-            files: Vec::new(),
-            policies: Vec::new(),
-            rules: Vec::new(),
+            files: loaded.files,
+            policies: loaded.policies,
+            ignored: loaded.ignored,
+            summaries: loaded.summaries,
+            index: RuleIndex::build(&loaded.rules),
+            rules: loaded.rules,
             fallback,
         }
     }

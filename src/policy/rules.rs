@@ -1,8 +1,13 @@
 //! Compiled rules and conditions: what a policy document means once validated.
+//!
+//! Conditions may test only facts the agent knows itself: the time (`hours`, `daysOfWeek`, in a
+//! named time zone or UTC), the verified identity, the resource and the action. A condition on
+//! the client-supplied `context` is refused at load time: a client can claim anything.
 
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde_json::Value;
 
 use super::document::{ConditionDocument, Effect, RuleDocument};
@@ -36,52 +41,97 @@ pub struct Rule {
     pub max_uses: Option<u64>,
 }
 
+/// The facts one decision is made on.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The verified caller.
+    pub identity: &'a PeerIdentity,
+    /// The resource.
+    pub resource: &'a str,
+    /// The action being decided.
+    pub action: &'a str,
+    /// Now.
+    pub now: Timestamp,
+}
+
 impl Rule {
     /// `policy/rule`, the name decisions use.
     pub fn qualified_id(&self) -> String {
         format!("{}/{}", self.policy_id, self.id)
     }
 
-    /// Whether the rule applies to this caller and resource at this time (actions aside).
-    pub fn applies(&self, id: &PeerIdentity, resource: &str, now: Timestamp) -> bool {
-        self.identities.iter().any(|s| s.matches(id))
-            && self.resources.iter().any(|p| p.matches(resource))
-            && self.conditions.iter().all(|c| c.holds(now))
-    }
-
-    /// Whether the rule covers this action.
-    pub fn covers_action(&self, action: &str) -> bool {
-        self.actions.iter().any(|p| p.matches(action))
+    /// Whether the rule applies to this caller, resource and action at this time.
+    pub fn matches(&self, f: &Facts<'_>) -> bool {
+        self.resources.iter().any(|p| p.matches(f.resource))
+            && self.actions.iter().any(|p| p.matches(f.action))
+            && self.identities.iter().any(|s| s.matches(f.identity))
+            && self.conditions.iter().all(|c| c.holds(f))
     }
 }
 
-/// A condition over facts the agent knows itself (here: the time, in UTC).
-#[derive(Debug, Clone, PartialEq)]
+/// A condition over facts the agent knows itself.
+#[derive(Debug, Clone)]
 pub enum Condition {
-    /// The current UTC hour is (or, negated, is not) one of these.
+    /// The current hour in `tz` is (or, negated, is not) one of these.
     Hours {
         /// Hours 0–23.
         hours: BTreeSet<u8>,
+        /// Zone the hour is read in.
+        tz: TimeZone,
         /// Inverts the test.
         negate: bool,
     },
-    /// The current UTC weekday (0 = Sunday) is (or is not) one of these.
+    /// The current weekday in `tz` (0 = Sunday) is (or is not) one of these.
     DaysOfWeek {
         /// Days 0–6.
         days: BTreeSet<u8>,
+        /// Zone the day is read in.
+        tz: TimeZone,
+        /// Inverts the test.
+        negate: bool,
+    },
+    /// The verified identity matches (or does not match) one of these selectors.
+    Identity {
+        /// Selectors.
+        selectors: Vec<Selector>,
+        /// Inverts the test.
+        negate: bool,
+    },
+    /// The resource matches (or does not match) one of these globs.
+    Resource {
+        /// Globs.
+        patterns: Vec<Pattern>,
+        /// Inverts the test.
+        negate: bool,
+    },
+    /// The action matches (or does not match) one of these globs.
+    Action {
+        /// Globs.
+        patterns: Vec<Pattern>,
         /// Inverts the test.
         negate: bool,
     },
 }
 
 impl Condition {
-    /// Whether the condition holds at `now`.
-    pub fn holds(&self, now: Timestamp) -> bool {
-        let t = now.to_zoned(jiff::tz::TimeZone::UTC);
+    /// Whether the condition holds for these facts.
+    pub fn holds(&self, f: &Facts<'_>) -> bool {
         match self {
-            Condition::Hours { hours, negate } => hours.contains(&(t.hour() as u8)) != *negate,
-            Condition::DaysOfWeek { days, negate } => {
-                days.contains(&(t.weekday().to_sunday_zero_offset() as u8)) != *negate
+            Condition::Hours { hours, tz, negate } => {
+                hours.contains(&(f.now.to_zoned(tz.clone()).hour() as u8)) != *negate
+            }
+            Condition::DaysOfWeek { days, tz, negate } => {
+                let d = f.now.to_zoned(tz.clone()).weekday().to_sunday_zero_offset() as u8;
+                days.contains(&d) != *negate
+            }
+            Condition::Identity { selectors, negate } => {
+                selectors.iter().any(|s| s.matches(f.identity)) != *negate
+            }
+            Condition::Resource { patterns, negate } => {
+                patterns.iter().any(|p| p.matches(f.resource)) != *negate
+            }
+            Condition::Action { patterns, negate } => {
+                patterns.iter().any(|p| p.matches(f.action)) != *negate
             }
         }
     }
@@ -102,43 +152,116 @@ fn small_ints(v: &Value, max: u8, what: &str) -> Result<BTreeSet<u8>, String> {
     }
     if out.is_empty() {
         return Err(format!(
-            "{what}: the list is empty, so the rule could never apply"
+            "{what}: the list is empty, so the condition could never hold"
         ));
     }
     Ok(out)
 }
 
+/// A condition's value as a list of strings (a single string is a list of one).
+fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
+    let list = match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(format!("{what}: {other} is not a string")),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "{what}: value must be a string or a list of strings, not {other}"
+            ));
+        }
+    };
+    if list.is_empty() {
+        return Err(format!(
+            "{what}: the list is empty, so the condition could never hold"
+        ));
+    }
+    Ok(list)
+}
+
 /// Compiles one condition, refusing anything that tests what the client says.
 pub fn compile_condition(c: &ConditionDocument) -> Result<Condition, String> {
     let op = c.operator.as_deref().unwrap_or("in");
-    if c.kind == "context" || c.kind == "request" || c.kind == "label" {
+    let kind = c.kind.as_str();
+    if matches!(kind, "context" | "request" | "label" | "claim" | "metadata") {
         return Err(format!(
-            "condition type {:?} tests what the client supplies about itself, which it can set to anything; conditions may test only the time, the verified identity, the resource and the action",
-            c.kind
+            "condition type {kind:?} tests what the client supplies about itself, which it can set to anything; conditions may test only the time, the verified identity, the resource and the action"
         ));
     }
-    if c.kind != "time" {
+    let accepted: &[&str] = match kind {
+        "time" => &["in"],
+        _ => &["in", "equals", "matches"],
+    };
+    if !accepted.contains(&op) {
         return Err(format!(
-            "unsupported condition type {:?} (supported: time)",
-            c.kind
+            "operator {op:?} is not supported for a {kind} condition (use {})",
+            accepted.join(", ")
         ));
     }
-    if op != "in" {
+    if kind != "time" && c.timezone.is_some() {
         return Err(format!(
-            "unsupported operator {op:?} for a time condition (supported: in)"
+            "timezone applies only to time conditions, not {kind}"
         ));
     }
-    match c.key.as_deref() {
-        Some("hours") => Ok(Condition::Hours {
-            hours: small_ints(&c.value, 23, "hours")?,
-            negate: c.negate,
+    let negate = c.negate;
+    match kind {
+        "time" => {
+            let tz = match c.timezone.as_deref() {
+                None | Some("UTC") => TimeZone::UTC,
+                Some(name) => {
+                    TimeZone::get(name).map_err(|e| format!("unknown time zone {name:?}: {e}"))?
+                }
+            };
+            match c.key.as_deref() {
+                Some("hours") => Ok(Condition::Hours {
+                    hours: small_ints(&c.value, 23, "hours")?,
+                    tz,
+                    negate,
+                }),
+                Some("daysOfWeek") => Ok(Condition::DaysOfWeek {
+                    days: small_ints(&c.value, 6, "daysOfWeek")?,
+                    tz,
+                    negate,
+                }),
+                other => Err(format!(
+                    "time condition key {other:?} is not hours or daysOfWeek"
+                )),
+            }
+        }
+        "identity" => {
+            let key = c.key.as_deref().unwrap_or_default();
+            if !["uid", "user", "group", "unit", "exe"].contains(&key) {
+                return Err(format!(
+                    "identity condition key {key:?} is not uid, user, group, unit or exe"
+                ));
+            }
+            let selectors = strings(&c.value, "identity")?
+                .iter()
+                .map(|v| Selector::parse(&format!("{key}:{v}")).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?;
+            Ok(Condition::Identity { selectors, negate })
+        }
+        "resource" => Ok(Condition::Resource {
+            patterns: strings(&c.value, "resource")?
+                .iter()
+                .map(|p| Pattern::new(p))
+                .collect(),
+            negate,
         }),
-        Some("daysOfWeek") => Ok(Condition::DaysOfWeek {
-            days: small_ints(&c.value, 6, "daysOfWeek")?,
-            negate: c.negate,
+        "action" => Ok(Condition::Action {
+            patterns: strings(&c.value, "action")?
+                .iter()
+                .map(|p| Pattern::new(p))
+                .collect(),
+            negate,
         }),
         other => Err(format!(
-            "time condition key {other:?} is not hours or daysOfWeek"
+            "unsupported condition type {other:?} (supported: time, identity, resource, action)"
         )),
     }
 }
@@ -199,35 +322,99 @@ mod tests {
         compile_condition(&serde_json::from_value(v).unwrap())
     }
 
+    fn facts<'a>(id: &'a PeerIdentity, resource: &'a str, action: &'a str) -> Facts<'a> {
+        // 2023-11-14T22:13:20Z is a Tuesday (2), hour 22 UTC; 23:13 in Paris; 17:13 in New York.
+        Facts {
+            identity: id,
+            resource,
+            action,
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+        }
+    }
+
     #[test]
-    fn time_conditions() {
-        // 2023-11-14T22:13:20Z is a Tuesday (2), hour 22.
-        let now = Timestamp::from_second(1_700_000_000).unwrap();
+    fn time_conditions_in_utc_and_named_zones() {
+        let id = PeerIdentity::bare(1000, 1000);
+        let f = facts(&id, "r", "read");
         assert!(
             cond(json!({"type":"time","key":"hours","value":[22,23]}))
                 .unwrap()
-                .holds(now)
+                .holds(&f)
         );
         assert!(
             !cond(json!({"type":"time","key":"hours","value":[9]}))
                 .unwrap()
-                .holds(now)
+                .holds(&f)
         );
         assert!(
             !cond(json!({"type":"time","key":"hours","value":[22],"negate":true}))
                 .unwrap()
-                .holds(now)
+                .holds(&f)
         );
+        assert!(
+            cond(json!({"type":"time","key":"hours","value":[23],"timezone":"Europe/Paris"}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(cond(json!({"type":"time","key":"hours","value":[9,10,11,12,13,14,15,16,17],"timezone":"America/New_York"})).unwrap().holds(&f));
         assert!(
             cond(json!({"type":"time","key":"daysOfWeek","value":[2]}))
                 .unwrap()
-                .holds(now)
+                .holds(&f)
         );
         assert!(
             !cond(json!({"type":"time","key":"daysOfWeek","value":[0,6]}))
                 .unwrap()
-                .holds(now)
+                .holds(&f)
         );
+        assert!(
+            cond(json!({"type":"time","key":"hours","value":[1],"timezone":"Mars/Olympus"}))
+                .unwrap_err()
+                .contains("time zone")
+        );
+    }
+
+    #[test]
+    fn identity_resource_and_action_conditions() {
+        let mut id = PeerIdentity::bare(1000, 1000);
+        id.user = Some("alice".into());
+        let f = facts(&id, "secret:/db/primary", "read");
+        assert!(
+            cond(json!({"type":"identity","key":"user","value":["alice","bob"]}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            !cond(json!({"type":"identity","key":"uid","value":"0-999"}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            cond(json!({"type":"identity","key":"uid","value":[1000]}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            cond(json!({"type":"resource","operator":"matches","value":"secret:/db/*"}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            !cond(json!({"type":"resource","value":["secret:/db/*"],"negate":true}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            cond(json!({"type":"action","value":["read","list"]}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(
+            !cond(json!({"type":"action","value":["write"]}))
+                .unwrap()
+                .holds(&f)
+        );
+        assert!(cond(json!({"type":"identity","key":"label","value":"x"})).is_err());
     }
 
     #[test]
@@ -237,6 +424,11 @@ mod tests {
         assert!(cond(json!({"type":"time","key":"hours","value":[24]})).is_err());
         assert!(cond(json!({"type":"time","key":"hours","value":[]})).is_err());
         assert!(cond(json!({"type":"time","key":"minutes","value":[1]})).is_err());
+        assert!(
+            cond(json!({"type":"time","key":"hours","operator":"equals","value":[1]})).is_err()
+        );
         assert!(cond(json!({"type":"geo","key":"x","value":[1]})).is_err());
+        assert!(cond(json!({"type":"resource","value":[]})).is_err());
+        assert!(cond(json!({"type":"resource","value":"x","timezone":"UTC"})).is_err());
     }
 }

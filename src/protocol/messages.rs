@@ -11,6 +11,8 @@
 //! | `agent_status` (admin) | `status_response` |
 //! | `agent_reload` (admin) | `reload_response` |
 //! | `agent_stop` (admin) | `stop_response` |
+//! | `policy_list` (admin) | `policy_list_response` |
+//! | `policy_test` (admin) | `policy_test_response` |
 //! | anything else | `error_response` |
 
 /// A request type this agent knows.
@@ -34,11 +36,15 @@ pub enum RequestType {
     AgentReload,
     /// Stop the agent, admin only.
     AgentStop,
+    /// Describe the live policy set, admin only.
+    PolicyList,
+    /// Evaluate a described request against the live set, admin only.
+    PolicyTest,
 }
 
 impl RequestType {
     /// Every known request type, for docs and for the status `capabilities` list.
-    pub const ALL: [RequestType; 9] = [
+    pub const ALL: [RequestType; 11] = [
         RequestType::CapabilityRequest,
         RequestType::CapabilityValidate,
         RequestType::CapabilityRevoke,
@@ -48,6 +54,8 @@ impl RequestType {
         RequestType::AgentStatus,
         RequestType::AgentReload,
         RequestType::AgentStop,
+        RequestType::PolicyList,
+        RequestType::PolicyTest,
     ];
 
     /// Parses the envelope's `type` field; `None` for a type this agent does not know.
@@ -67,6 +75,8 @@ impl RequestType {
             RequestType::AgentStatus => "agent_status",
             RequestType::AgentReload => "agent_reload",
             RequestType::AgentStop => "agent_stop",
+            RequestType::PolicyList => "policy_list",
+            RequestType::PolicyTest => "policy_test",
         }
     }
 
@@ -81,6 +91,8 @@ impl RequestType {
             RequestType::PingRequest => ResponseType::PingResponse,
             RequestType::AgentReload => ResponseType::ReloadResponse,
             RequestType::AgentStop => ResponseType::StopResponse,
+            RequestType::PolicyList => ResponseType::PolicyListResponse,
+            RequestType::PolicyTest => ResponseType::PolicyTestResponse,
         }
     }
 
@@ -88,7 +100,11 @@ impl RequestType {
     pub fn is_admin_only(self) -> bool {
         matches!(
             self,
-            RequestType::AgentStatus | RequestType::AgentReload | RequestType::AgentStop
+            RequestType::AgentStatus
+                | RequestType::AgentReload
+                | RequestType::AgentStop
+                | RequestType::PolicyList
+                | RequestType::PolicyTest
         )
     }
 }
@@ -108,6 +124,10 @@ pub enum ResponseType {
     ReloadResponse,
     /// Answer to agent_stop.
     StopResponse,
+    /// Answer to policy_list.
+    PolicyListResponse,
+    /// Answer to policy_test.
+    PolicyTestResponse,
     /// Any error.
     ErrorResponse,
 }
@@ -122,6 +142,8 @@ impl ResponseType {
             ResponseType::PingResponse => "ping_response",
             ResponseType::ReloadResponse => "reload_response",
             ResponseType::StopResponse => "stop_response",
+            ResponseType::PolicyListResponse => "policy_list_response",
+            ResponseType::PolicyTestResponse => "policy_test_response",
             ResponseType::ErrorResponse => "error_response",
         }
     }

@@ -473,6 +473,129 @@ pub struct StopResponse {
     pub message: String,
 }
 
+/// `policy_list` answer: the live policy set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyListResponse {
+    /// Generation in force.
+    pub generation: u64,
+    /// When it was loaded.
+    pub loaded_at: String,
+    /// The policy directory.
+    pub directory: String,
+    /// Files in force, in load order.
+    pub files: Vec<PolicyFileInfo>,
+    /// Rules in force.
+    pub rules: usize,
+    /// Directory entries not loaded, and why.
+    pub ignored: Vec<IgnoredFile>,
+    /// The last failed load, if the last load failed.
+    pub last_error: Option<String>,
+    /// What applies when no rule is loaded.
+    pub fallback: String,
+}
+
+/// One policy file in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyFileInfo {
+    /// The file.
+    pub path: String,
+    /// Its policy id.
+    pub policy_id: String,
+    /// Its rule count.
+    pub rules: usize,
+    /// Whether its rules are in force.
+    pub active: bool,
+}
+
+/// A directory entry that was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredFile {
+    /// The entry.
+    pub path: String,
+    /// Why it was not loaded.
+    pub reason: String,
+}
+
+/// `policy_test` payload (admin only): what would the live set decide for this described
+/// identity?
+///
+/// ```json
+/// {"resource":"secret:/db/primary","actions":["read"],"identity":{"user":"alice","groups":["deploy"]}}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTestRequest {
+    /// The resource.
+    pub resource: String,
+    /// The actions.
+    pub actions: Vec<String>,
+    /// Who is asking (described, not verified).
+    pub identity: IdentitySpec,
+}
+
+/// A described identity: `uid` or `user`, and optional groups, unit and executable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySpec {
+    /// The uid (else resolved from `user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The user name (else resolved from `uid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Group names (the user's primary group is added when it resolves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The systemd unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The executable path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+}
+
+/// The identity a policy test evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestedIdentity {
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// User name, if it resolved.
+    pub user: Option<String>,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Executable.
+    pub exe: Option<String>,
+}
+
+/// `policy_test` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyTestResponse {
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Policies whose rules decided.
+    #[serde(rename = "appliedPolicies")]
+    pub applied_policies: Vec<String>,
+    /// Rules that decided.
+    #[serde(rename = "appliedRules")]
+    pub applied_rules: Vec<String>,
+    /// Why.
+    pub reasoning: String,
+    /// TTL a grant would get, seconds (when allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    /// Uses a grant would get, 0 = unlimited (when allowed).
+    #[serde(rename = "maxUses", default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// The generation of the set that decided.
+    pub generation: u64,
+    /// The identity as evaluated.
+    pub identity: TestedIdentity,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,7 +174,10 @@ impl Agent {
                 panic!("agent exited early with {status}:\n{}", self.stderr());
             }
             if let Ok(mut c) = RawClient::connect(&self.socket) {
-                if c.call("ping_request", Value::Null)["type"] == "ping_response" {
+                if c.stream.write_all(b"{\"type\":\"ping_request\"}\n").is_ok()
+                    && c.read_quietly()
+                        .is_some_and(|r| r["type"] == "ping_response")
+                {
                     return;
                 }
             }
@@ -315,6 +318,15 @@ impl RawClient {
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response line; `None` at EOF or on any error.
+    pub fn read_quietly(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
+            _ => None,
+        }
     }
 
     /// Reads one response line; `None` at EOF.
