@@ -20,8 +20,14 @@ fn allow_read(id: &str, resource: &str) -> String {
 }
 
 fn ask(c: &mut RawClient, resource: &str) -> String {
-    let r = c.call("capability_request", json!({"resource": resource, "actions": ["read"]}));
-    r["payload"]["status"].as_str().unwrap_or("error").to_string()
+    let r = c.call(
+        "capability_request",
+        json!({"resource": resource, "actions": ["read"]}),
+    );
+    r["payload"]["status"]
+        .as_str()
+        .unwrap_or("error")
+        .to_string()
 }
 
 /// Waits until the agent's status satisfies `f` (inotify reloads are debounced).
@@ -32,7 +38,10 @@ fn wait_for(c: &mut RawClient, what: &str, f: impl Fn(&Value) -> bool) -> Value 
         if f(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -42,7 +51,11 @@ fn a_new_file_takes_effect_without_a_signal_and_a_rename_save_too() {
     let agent = Agent::builder().mode("standard").start();
     let mut c = agent.client();
     assert_eq!(ask(&mut c, "secret:/a"), "denied");
-    std::fs::write(agent.policy_dir.join("a.json"), allow_read("a", "secret:/a")).unwrap();
+    std::fs::write(
+        agent.policy_dir.join("a.json"),
+        allow_read("a", "secret:/a"),
+    )
+    .unwrap();
     wait_for(&mut c, "generation 2", |s| s["policy_generation"] == 2);
     assert_eq!(ask(&mut c, "secret:/a"), "granted");
     // Editor-style save: write a temporary file, rename it over the original.
@@ -58,7 +71,10 @@ fn a_new_file_takes_effect_without_a_signal_and_a_rename_save_too() {
         .filter(|r| r["type"] == "policy_reload")
         .map(|r| r["reason"].as_str().unwrap().to_string())
         .collect();
-    assert!(reasons.iter().all(|r| r.contains("directory change")), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("directory change")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -66,13 +82,20 @@ fn a_burst_of_writes_is_one_reload() {
     let agent = Agent::builder().mode("standard").start();
     let mut c = agent.client();
     for i in 0..20 {
-        std::fs::write(agent.policy_dir.join("a.json"), allow_read("a", &format!("secret:/{i}"))).unwrap();
+        std::fs::write(
+            agent.policy_dir.join("a.json"),
+            allow_read("a", &format!("secret:/{i}")),
+        )
+        .unwrap();
     }
     let s = wait_for(&mut c, "a reload", |s| s["policy_generation"] != 1);
     std::thread::sleep(Duration::from_millis(600));
     let s2 = c.call("status_request", Value::Null)["payload"].clone();
     assert_eq!(s["policy_generation"], s2["policy_generation"]);
-    assert!(s2["policy_generation"].as_u64().unwrap() <= 3, "debounced: {s2}");
+    assert!(
+        s2["policy_generation"].as_u64().unwrap() <= 3,
+        "debounced: {s2}"
+    );
     assert_eq!(ask(&mut c, "secret:/19"), "granted");
 }
 
@@ -82,11 +105,21 @@ fn yaml_policies_load_and_bad_yaml_reports_file_line_column() {
         "id: y\nrules:\n  - id: r\n    effect: allow\n    resources: [\"secret:/y/*\"]\n    actions: [read]\n    identities: [\"uid:{}\"]\n    max_uses: 3\n",
         me()
     );
-    let agent = Agent::builder().mode("standard").policy("y.yaml", &yaml).start();
+    let agent = Agent::builder()
+        .mode("standard")
+        .policy("y.yaml", &yaml)
+        .start();
     let mut c = agent.client();
-    let r = c.call("capability_request", json!({"resource": "secret:/y/1", "actions": ["read"]}));
+    let r = c.call(
+        "capability_request",
+        json!({"resource": "secret:/y/1", "actions": ["read"]}),
+    );
     assert_eq!(r["payload"]["capability"]["maxUses"], 3, "{r}");
-    std::fs::write(agent.policy_dir.join("z.yml"), "id: z\nrules:\n  - id: r\n    efect: allow\n").unwrap();
+    std::fs::write(
+        agent.policy_dir.join("z.yml"),
+        "id: z\nrules:\n  - id: r\n    efect: allow\n",
+    )
+    .unwrap();
     let r = c.call("agent_reload", Value::Null);
     let err = r["payload"]["error"].as_str().unwrap();
     assert!(err.contains("z.yml:4:5") && err.contains("efect"), "{err}");
@@ -94,7 +127,10 @@ fn yaml_policies_load_and_bad_yaml_reports_file_line_column() {
 
 #[test]
 fn writable_files_and_escaping_symlinks_are_refused_and_the_last_good_set_stays() {
-    let agent = Agent::builder().mode("standard").policy("a.json", &allow_read("a", "secret:/a")).start();
+    let agent = Agent::builder()
+        .mode("standard")
+        .policy("a.json", &allow_read("a", "secret:/a"))
+        .start();
     let mut c = agent.client();
     assert_eq!(ask(&mut c, "secret:/a"), "granted");
     let evil = agent.policy_dir.join("evil.json");
@@ -102,15 +138,28 @@ fn writable_files_and_escaping_symlinks_are_refused_and_the_last_good_set_stays(
     std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o666)).unwrap();
     let r = c.call("agent_reload", Value::Null);
     assert_eq!(r["payload"]["status"], "failed");
-    assert!(r["payload"]["error"].as_str().unwrap().contains("chmod go-w"), "{r}");
+    assert!(
+        r["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("chmod go-w"),
+        "{r}"
+    );
     assert_eq!(ask(&mut c, "secret:/zzz"), "denied");
     assert_eq!(ask(&mut c, "secret:/a"), "granted");
     std::fs::remove_file(&evil).unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("x.json"), allow_read("x", "*")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("x.json"), agent.policy_dir.join("x.json")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("x.json"),
+        agent.policy_dir.join("x.json"),
+    )
+    .unwrap();
     let r = c.call("agent_reload", Value::Null);
-    assert!(r["payload"]["error"].as_str().unwrap().contains("symlink"), "{r}");
+    assert!(
+        r["payload"]["error"].as_str().unwrap().contains("symlink"),
+        "{r}"
+    );
     assert_eq!(ask(&mut c, "secret:/zzz"), "denied");
 }
 
@@ -119,17 +168,34 @@ fn policy_check_lints_offline_with_file_line_messages() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("good.json"), allow_read("g", "secret:*")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-    let out = std::process::Command::new(common::CLI).args(["policy", "check"]).arg(dir.path()).output().unwrap();
+    let out = std::process::Command::new(common::CLI)
+        .args(["policy", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("1 files, 1 rules") && stdout(&out).contains("notes.txt"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("1 files, 1 rules") && stdout(&out).contains("notes.txt"),
+        "{}",
+        stdout(&out)
+    );
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"id\":\"b\",\n\"rules\":[{\"id\":\"r\",\"effect\":\"allow\",\"resources\":[\"*\"],\"actions\":[\"*\"],\"identities\":[\"bob\"]}]}").unwrap();
-    let out = std::process::Command::new(common::CLI).args(["policy", "check"]).arg(dir.path()).arg(&bad).output().unwrap();
+    let out = std::process::Command::new(common::CLI)
+        .args(["policy", "check"])
+        .arg(dir.path())
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("bad.json") && err.contains("\"bob\""), "{err}");
     std::fs::write(&bad, "{\"id\":\"b\",\n  \"rulez\": []}").unwrap();
-    let out = std::process::Command::new(common::CLI).args(["policy", "check"]).arg(&bad).output().unwrap();
+    let out = std::process::Command::new(common::CLI)
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(stderr(&out).contains("bad.json:2:"), "{}", stderr(&out));
 }
 
@@ -141,16 +207,51 @@ fn policy_test_offline_and_live_agree_and_list_shows_the_set() {
         .policy("README", "not a policy")
         .start();
     let dir = agent.policy_dir.to_str().unwrap().to_string();
-    let offline = agent.cli(&["policy", "test", "--resource", "secret:/x", "--action", "read", "--user", "root", "--dir", &dir, "--format", "json"]);
+    let offline = agent.cli(&[
+        "policy",
+        "test",
+        "--resource",
+        "secret:/x",
+        "--action",
+        "read",
+        "--user",
+        "root",
+        "--dir",
+        &dir,
+        "--format",
+        "json",
+    ]);
     assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
-    let live = agent.cli(&["policy", "test", "--resource", "secret:/x", "--action", "read", "--user", "root", "--live", "--format", "json"]);
+    let live = agent.cli(&[
+        "policy",
+        "test",
+        "--resource",
+        "secret:/x",
+        "--action",
+        "read",
+        "--user",
+        "root",
+        "--live",
+        "--format",
+        "json",
+    ]);
     assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
     let (o, l) = (json_out(&offline), json_out(&live));
     assert_eq!(o["decision"], "allow");
     assert_eq!(l["decision"], "allow");
     assert_eq!(o["appliedRules"], l["appliedRules"]);
     assert_eq!(l["ttl"], 42);
-    let denied = agent.cli(&["policy", "test", "--resource", "secret:/x", "--action", "read,write", "--uid", "0", "--live"]);
+    let denied = agent.cli(&[
+        "policy",
+        "test",
+        "--resource",
+        "secret:/x",
+        "--action",
+        "read,write",
+        "--uid",
+        "0",
+        "--live",
+    ]);
     assert_eq!(denied.status.code(), Some(2));
     assert!(stdout(&denied).contains("deny"), "{}", stdout(&denied));
     let list = agent.cli(&["policy", "list", "--format", "json"]);
@@ -158,14 +259,32 @@ fn policy_test_offline_and_live_agree_and_list_shows_the_set() {
     assert_eq!(v["generation"], 1);
     assert_eq!(v["files"][0]["policy_id"], "a");
     assert_eq!(v["ignored"][0]["reason"], "not a .json, .yaml or .yml file");
-    assert!(agent.audit().iter().any(|r| r["type"] == "policy_evaluation"));
+    assert!(
+        agent
+            .audit()
+            .iter()
+            .any(|r| r["type"] == "policy_evaluation")
+    );
 }
 
 #[test]
 fn policy_tools_on_the_live_agent_are_for_admins_only() {
     require_root!();
     let agent = Agent::dev();
-    for args in [&["policy", "list"][..], &["policy", "test", "--resource", "x", "--action", "read", "--uid", "0", "--live"]] {
+    for args in [
+        &["policy", "list"][..],
+        &[
+            "policy",
+            "test",
+            "--resource",
+            "x",
+            "--action",
+            "read",
+            "--uid",
+            "0",
+            "--live",
+        ],
+    ] {
         let out = agent.cli_as(65534, args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(stderr(&out).contains("administrators"), "{}", stderr(&out));

@@ -158,7 +158,17 @@ pub struct FileSummary {
 fn check_trusted(path: &Path, what: &str, opts: LoadOptions) -> Result<(), LoadError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| LoadError::in_file(path, format!("cannot read {what}: {e}")))?;
-    let owner = meta.uid();
+    check_owner_mode(path, what, meta.uid(), meta.mode() & 0o7777, opts)
+}
+
+/// Refuses an owner other than root or the agent's user, and group or other write bits.
+fn check_owner_mode(
+    path: &Path,
+    what: &str,
+    owner: u32,
+    mode: u32,
+    opts: LoadOptions,
+) -> Result<(), LoadError> {
     if owner != 0 && owner != opts.agent_uid {
         return Err(LoadError::in_file(
             path,
@@ -168,7 +178,6 @@ fn check_trusted(path: &Path, what: &str, opts: LoadOptions) -> Result<(), LoadE
             ),
         ));
     }
-    let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(LoadError::in_file(
             path,
@@ -180,11 +189,37 @@ fn check_trusted(path: &Path, what: &str, opts: LoadOptions) -> Result<(), LoadE
     Ok(())
 }
 
-/// Reads and validates every policy file in `dir`. A missing directory is an empty set.
-pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadError> {
-    let entries = match std::fs::read_dir(dir) {
+/// How often a load is retried when the directory changes while it is read.
+const SNAPSHOT_TRIES: usize = 10;
+/// Largest policy file read.
+pub const MAX_POLICY_FILE_BYTES: u64 = 4 << 20;
+
+/// One directory entry as read: what the checks and the parser need, so that two reads can be
+/// compared whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: std::ffi::OsString,
+    /// The resolved path, or why it could not be resolved.
+    real: Result<PathBuf, String>,
+    /// Owner and mode of the resolved file.
+    meta: Option<(u32, u32)>,
+    is_file: bool,
+    /// The contents, for policy files (or why they could not be read).
+    bytes: Option<Result<Vec<u8>, String>>,
+}
+
+/// The whole directory as read at one moment (as far as a directory can be).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snapshot {
+    real_dir: PathBuf,
+    entries: Vec<Entry>,
+}
+
+/// Reads the directory into memory; `Ok(None)` if it does not exist.
+fn snapshot(dir: &Path) -> Result<Option<Snapshot>, LoadError> {
+    let listing = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LoadedPolicies::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(LoadError::in_file(
                 dir,
@@ -194,22 +229,76 @@ pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadErr
     };
     let real_dir = std::fs::canonicalize(dir)
         .map_err(|e| LoadError::in_file(dir, format!("cannot resolve: {e}")))?;
-    check_trusted(&real_dir, "policy directory", opts)?;
-    let mut names = Vec::new();
-    for entry in entries {
+    let mut entries = Vec::new();
+    for entry in listing {
         let entry =
             entry.map_err(|e| LoadError::in_file(dir, format!("cannot read directory: {e}")))?;
-        names.push(entry.file_name());
+        let name = entry.file_name();
+        let path = dir.join(&name);
+        let real = std::fs::canonicalize(&path).map_err(|e| e.to_string());
+        let meta = real.as_ref().ok().and_then(|r| std::fs::metadata(r).ok());
+        let is_file = meta.as_ref().is_some_and(|m| m.is_file());
+        let wanted = name
+            .to_str()
+            .is_some_and(|n| !matches!(classify(n), FileKind::Ignored(_)));
+        let bytes = (wanted && is_file).then(|| match &meta {
+            Some(m) if m.len() > MAX_POLICY_FILE_BYTES => {
+                Err(format!("larger than {MAX_POLICY_FILE_BYTES} bytes"))
+            }
+            _ => std::fs::read(real.as_ref().map_err(Clone::clone)?).map_err(|e| e.to_string()),
+        });
+        entries.push(Entry {
+            name,
+            real,
+            meta: meta.map(|m| (m.uid(), m.mode() & 0o7777)),
+            is_file,
+            bytes,
+        });
     }
-    names.sort();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some(Snapshot { real_dir, entries }))
+}
+
+/// Reads and validates every policy file in `dir`. A missing directory is an empty set.
+///
+/// A directory cannot be read atomically: a read that races with writes can see a combination
+/// of files the directory never held (say, a new allow-everything file without the broken file
+/// written just before it). So the directory is read whole, twice in a row, and only a state
+/// that reads the same both times is evaluated; if it keeps changing, the load fails and the
+/// previous set stays in force.
+pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadError> {
+    let mut first = snapshot(dir)?;
+    for _ in 0..SNAPSHOT_TRIES {
+        let second = snapshot(dir)?;
+        if first == second {
+            return match first {
+                None => Ok(LoadedPolicies::default()),
+                Some(snap) => evaluate_snapshot(dir, &snap, opts),
+            };
+        }
+        first = second;
+    }
+    Err(LoadError::in_file(
+        dir,
+        "the policy directory kept changing while it was read; the previous set stays in force",
+    ))
+}
+
+/// Applies the checks and the parser to a snapshot.
+fn evaluate_snapshot(
+    dir: &Path,
+    snap: &Snapshot,
+    opts: LoadOptions,
+) -> Result<LoadedPolicies, LoadError> {
+    check_trusted(&snap.real_dir, "policy directory", opts)?;
     let mut out = LoadedPolicies {
         dir_exists: true,
         ..Default::default()
     };
     let mut docs = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let Some(name) = name.to_str() else {
+    for e in &snap.entries {
+        let path = dir.join(&e.name);
+        let Some(name) = e.name.to_str() else {
             out.ignored.push((path, "name is not UTF-8".to_string()));
             continue;
         };
@@ -218,9 +307,11 @@ pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadErr
             out.ignored.push((path, why.to_string()));
             continue;
         }
-        let real = std::fs::canonicalize(&path)
-            .map_err(|e| LoadError::in_file(&path, format!("cannot resolve: {e}")))?;
-        if real.parent() != Some(real_dir.as_path()) {
+        let real = e
+            .real
+            .as_ref()
+            .map_err(|err| LoadError::in_file(&path, format!("cannot resolve: {err}")))?;
+        if real.parent() != Some(snap.real_dir.as_path()) {
             return Err(LoadError::in_file(
                 &path,
                 format!(
@@ -229,11 +320,25 @@ pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadErr
                 ),
             ));
         }
-        if !real.is_file() {
+        if !e.is_file {
             out.ignored.push((path, "not a regular file".to_string()));
             continue;
         }
-        let doc = read_file(&path, &real, kind, opts)?;
+        let (owner, mode) = e
+            .meta
+            .ok_or_else(|| LoadError::in_file(&path, "cannot read its metadata"))?;
+        check_owner_mode(&path, "policy file", owner, mode, opts)?;
+        let bytes = match &e.bytes {
+            Some(Ok(b)) => b,
+            Some(Err(err)) => return Err(LoadError::in_file(&path, format!("cannot read: {err}"))),
+            None => return Err(LoadError::in_file(&path, "cannot read")),
+        };
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| LoadError::in_file(&path, "not UTF-8 text"))?;
+        let doc = match kind {
+            FileKind::Yaml => parse_yaml_document(&path, text)?,
+            _ => parse_document(&path, text)?,
+        };
         docs.push((path, doc));
     }
     let compiled = compile(docs)?;

@@ -13,10 +13,24 @@ use super::rules::Facts;
 use super::{EvalInput, Fallback, PolicySet, evaluate};
 use crate::identity::PeerIdentity;
 
-const RESOURCES: &[&str] = &["*", "secret:*", "secret:/a*", "secret:/?", "secret:/a", "config:*", "secret:/a/*"];
+const RESOURCES: &[&str] = &[
+    "*",
+    "secret:*",
+    "secret:/a*",
+    "secret:/?",
+    "secret:/a",
+    "config:*",
+    "secret:/a/*",
+];
 const ACTIONS: &[&str] = &["*", "read", "write", "re?d", "delete"];
 const IDENTITIES: &[&str] = &["*", "uid:1000", "uid:1001", "uid:1000-1001", "uid:0-999"];
-const REQ_RESOURCES: &[&str] = &["secret:/a", "secret:/b", "secret:/a/x", "config:/c", "other"];
+const REQ_RESOURCES: &[&str] = &[
+    "secret:/a",
+    "secret:/b",
+    "secret:/a/x",
+    "config:/c",
+    "other",
+];
 
 #[derive(Debug, Clone)]
 struct R {
@@ -35,7 +49,13 @@ fn rule_strategy() -> impl Strategy<Value = R> {
         prop::collection::vec(0..IDENTITIES.len(), 1..3),
         prop::option::of(1u64..100),
     )
-        .prop_map(|(allow, resources, actions, identities, max_ttl)| R { allow, resources, actions, identities, max_ttl })
+        .prop_map(|(allow, resources, actions, identities, max_ttl)| R {
+            allow,
+            resources,
+            actions,
+            identities,
+            max_ttl,
+        })
 }
 
 fn rule_json(i: usize, r: &R) -> Value {
@@ -61,7 +81,10 @@ fn build(rules: &[R], files: usize, order: &[usize]) -> PolicySet {
         .filter(|f| **f < files)
         .map(|f| {
             let text = json!({"id": format!("p{f}"), "rules": per_file[*f]}).to_string();
-            (PathBuf::from(format!("{f}.json")), parse_document(Path::new("x"), &text).unwrap())
+            (
+                PathBuf::from(format!("{f}.json")),
+                parse_document(Path::new("x"), &text).unwrap(),
+            )
         })
         .collect();
     PolicySet::from_loaded(1, compile(docs).unwrap(), Fallback::DenyAll)
@@ -71,7 +94,12 @@ fn requests() -> Vec<(u32, &'static str, Vec<String>)> {
     let mut out = Vec::new();
     for uid in [1000, 1001, 5] {
         for res in REQ_RESOURCES {
-            for acts in [&["read"][..], &["write"], &["read", "write"], &["delete", "read"]] {
+            for acts in [
+                &["read"][..],
+                &["write"],
+                &["read", "write"],
+                &["delete", "read"],
+            ] {
                 out.push((uid, *res, acts.iter().map(|a| a.to_string()).collect()));
             }
         }
@@ -81,7 +109,15 @@ fn requests() -> Vec<(u32, &'static str, Vec<String>)> {
 
 fn decide(set: &PolicySet, uid: u32, res: &str, actions: &[String]) -> (bool, Option<u64>) {
     let id = PeerIdentity::bare(uid, uid);
-    let d = evaluate(set, EvalInput { identity: &id, resource: res, actions, now: jiff::Timestamp::now() });
+    let d = evaluate(
+        set,
+        EvalInput {
+            identity: &id,
+            resource: res,
+            actions,
+            now: jiff::Timestamp::now(),
+        },
+    );
     (d.allowed, d.max_ttl)
 }
 
@@ -92,7 +128,12 @@ fn naive(set: &PolicySet, uid: u32, res: &str, actions: &[String]) -> bool {
         return false;
     }
     actions.iter().all(|a| {
-        let f = Facts { identity: &id, resource: res, action: a, now: jiff::Timestamp::now() };
+        let f = Facts {
+            identity: &id,
+            resource: res,
+            action: a,
+            now: jiff::Timestamp::now(),
+        };
         let m: Vec<_> = set.rules().iter().filter(|r| r.matches(&f)).collect();
         !m.iter().any(|r| r.effect == Effect::Deny) && m.iter().any(|r| r.effect == Effect::Allow)
     })
