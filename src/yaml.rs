@@ -89,15 +89,12 @@ pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
     impl MarkedEventReceiver for Recorder {
         fn on_event(&mut self, ev: Event, mark: Marker) {
             match ev {
-                Event::Scalar(v, ..) => {
-                    if !self.value_at(mark, Some(&v)) {
-                        self.path.pop();
-                    }
+                // A scalar value (not a key) ends where it starts: leave its path at once.
+                Event::Scalar(v, ..) if !self.value_at(mark, Some(&v)) => {
+                    self.path.pop();
                 }
-                Event::Alias(_) => {
-                    if !self.value_at(mark, None) {
-                        self.path.pop();
-                    }
+                Event::Alias(_) if !self.value_at(mark, None) => {
+                    self.path.pop();
                 }
                 Event::MappingStart(..) => {
                     self.value_at(mark, None);
