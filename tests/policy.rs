@@ -290,3 +290,29 @@ fn policy_tools_on_the_live_agent_are_for_admins_only() {
         assert!(stderr(&out).contains("administrators"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn development_mode_with_a_bad_set_at_start_behaves_as_an_empty_directory() {
+    let agent = Agent::builder()
+        .mode("development")
+        .policy("bad.json", "{\"id\": ")
+        .start();
+    let mut c = agent.client();
+    assert_eq!(
+        ask(&mut c, "secret:/anything"),
+        "granted",
+        "the agent's own uid, as with no policy"
+    );
+    let s = c.call("status_request", Value::Null)["payload"].clone();
+    assert!(
+        s["policy_last_error"]
+            .as_str()
+            .unwrap()
+            .contains("bad.json"),
+        "{s}"
+    );
+    assert!(
+        s["policy_fallback"].as_str().unwrap().contains("own uid"),
+        "{s}"
+    );
+}

@@ -56,13 +56,11 @@ fn invalid_episode(dir: &Path, outside: &Path, kind: usize, hold: Duration) {
             std::fs::remove_file(&evil).unwrap();
         }
         2 => {
-            // A world-writable allow-everything file (written at 0600, then opened up).
-            std::fs::write(&evil, allow_all("evil")).unwrap();
-            std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // A world-writable allow-everything file: staged under a hidden (ignored) name with
+            // its final mode, then renamed in, so it never exists in the directory as a valid file.
             let staged = dir.join(".staged");
             std::fs::write(&staged, allow_all("evil")).unwrap();
             std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o666)).unwrap();
-            std::fs::remove_file(&evil).unwrap();
             std::fs::rename(&staged, &evil).unwrap();
             std::thread::sleep(hold);
             std::fs::remove_file(&evil).unwrap();

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::SharedRef;
 use super::audit_writer::Append;
 use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
-use super::registry::{Grant, List, Revoke, Stats, Validate};
+use super::registry::{CapabilityRegistry, Decided, Grant, List, Revoke, Stats, Validate};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
 use crate::capability::grant::check_request;
@@ -111,6 +111,33 @@ async fn record(shared: &SharedRef, event: AuditEvent) {
         Ok(Err(e)) => tracing::error!(error = %e, "audit write failed"),
         Err(_) => tracing::error!("audit writer is gone"),
     }
+}
+
+/// Asks the registry to decide, writes the decision's audit record, then hands back the answer.
+async fn decide<M, T>(shared: &SharedRef, msg: M) -> Result<T, ErrorPayload>
+where
+    M: actix::Message<Result = Decided<T>> + Send + 'static,
+    T: Send + 'static,
+    CapabilityRegistry: actix::Handler<M>,
+{
+    let decided = shared
+        .registry
+        .send(msg)
+        .await
+        .map_err(|_| internal("capability registry"))?;
+    record(shared, decided.event).await;
+    Ok(decided.answer)
+}
+
+/// `capability_id is required` unless it is given.
+fn require_id(id: &str) -> Result<(), ErrorPayload> {
+    if id.is_empty() {
+        return Err(ErrorPayload::new(
+            ErrorCode::InvalidPayload,
+            "capability_id is required",
+        ));
+    }
+    Ok(())
 }
 
 /// Handles one complete request frame.
@@ -220,22 +247,11 @@ async fn dispatch(
                 request_id: id.to_string(),
                 received,
             };
-            let decided = shared
-                .registry
-                .send(msg)
-                .await
-                .map_err(|_| internal("capability registry"))?;
-            record(shared, decided.event).await;
-            ok(kind, id, decided.answer)
+            ok(kind, id, decide(shared, msg).await?)
         }
         RequestType::CapabilityValidate => {
             let req: ValidateRequest = payload(body)?;
-            if req.capability_id.is_empty() {
-                return Err(ErrorPayload::new(
-                    ErrorCode::InvalidPayload,
-                    "capability_id is required",
-                ));
-            }
+            require_id(&req.capability_id)?;
             let msg = Validate {
                 identity: c.identity.clone(),
                 capability_id: req.capability_id,
@@ -243,22 +259,11 @@ async fn dispatch(
                 request_id: id.to_string(),
                 received,
             };
-            let decided = shared
-                .registry
-                .send(msg)
-                .await
-                .map_err(|_| internal("capability registry"))?;
-            record(shared, decided.event).await;
-            ok(kind, id, decided.answer)
+            ok(kind, id, decide(shared, msg).await?)
         }
         RequestType::CapabilityRevoke => {
             let req: RevokeRequest = payload(body)?;
-            if req.capability_id.is_empty() {
-                return Err(ErrorPayload::new(
-                    ErrorCode::InvalidPayload,
-                    "capability_id is required",
-                ));
-            }
+            require_id(&req.capability_id)?;
             let msg = Revoke {
                 identity: c.identity.clone(),
                 is_admin: c.is_admin,
@@ -266,13 +271,7 @@ async fn dispatch(
                 reason: req.reason,
                 request_id: id.to_string(),
             };
-            let decided = shared
-                .registry
-                .send(msg)
-                .await
-                .map_err(|_| internal("capability registry"))?;
-            record(shared, decided.event).await;
-            ok(kind, id, decided.answer?)
+            ok(kind, id, decide(shared, msg).await??)
         }
         RequestType::PolicyList => {
             let st = shared
@@ -304,11 +303,11 @@ async fn dispatch(
                 .request(id)
                 .because(format!(
                     "policy test for uid {}: {} ({})",
-                    answer.identity.uid, answer.decision, answer.reasoning
+                    answer.identity.uid, answer.result.decision, answer.result.reasoning
                 ));
             ev.resource = Some(req.resource.clone());
             ev.actions = req.actions.clone();
-            ev.rules = answer.applied_rules.clone();
+            ev.rules = answer.result.applied_rules.clone();
             ev.policy_generation = Some(answer.generation);
             record(shared, ev).await;
             ok(kind, id, answer)

@@ -165,13 +165,7 @@ impl CapabilityRegistry {
                 now,
             },
         );
-        let mut policy_result = PolicyResult {
-            decision: if decision.allowed { "allow" } else { "deny" }.to_string(),
-            applied_policies: decision.applied_policies.clone(),
-            applied_rules: decision.applied_rules.clone(),
-            reasoning: decision.reasoning.clone(),
-            evaluation_time: nanos(eval_start),
-        };
+        let mut policy_result = decision.policy_result(nanos(eval_start));
         let mut event = AuditEvent::new(EventType::CapabilityRequest, Outcome::Denied)
             .by(&identity)
             .request(&request_id);

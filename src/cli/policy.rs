@@ -144,7 +144,7 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
         (answer, raw)
     };
     ctx.print(&output::render(ctx.format, &raw, || test_table(&answer)))?;
-    Ok(if answer.decision == "allow" {
+    Ok(if answer.result.decision == "allow" {
         Outcome::Success
     } else {
         Outcome::Negative
@@ -154,14 +154,14 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
 /// The table form of a policy test.
 pub fn test_table(a: &PolicyTestResponse) -> String {
     let mut kv = KeyValues::new();
-    kv.row("decision", &a.decision);
-    kv.row("reasoning", &a.reasoning);
+    kv.row("decision", &a.result.decision);
+    kv.row("reasoning", &a.result.reasoning);
     kv.row(
         "rules",
-        if a.applied_rules.is_empty() {
+        if a.result.applied_rules.is_empty() {
             "(none)".to_string()
         } else {
-            a.applied_rules.join(", ")
+            a.result.applied_rules.join(", ")
         },
     );
     kv.opt("ttl", a.ttl.map(|t| format!("{t}s")));
@@ -235,15 +235,16 @@ pub fn list_table(r: &PolicyListResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::types::{IgnoredFile, PolicyFileInfo, TestedIdentity};
+    use crate::protocol::types::{IgnoredFile, PolicyFileInfo, PolicyResult, TestedIdentity};
 
     #[test]
     fn tables_show_what_matters() {
         let t = test_table(&PolicyTestResponse {
-            decision: "deny".into(),
-            applied_policies: vec![],
-            applied_rules: vec![],
-            reasoning: "denied: no rule allows \"read\"".into(),
+            result: PolicyResult {
+                decision: "deny".into(),
+                reasoning: "denied: no rule allows \"read\"".into(),
+                ..Default::default()
+            },
             ttl: None,
             max_uses: None,
             generation: 3,

@@ -11,6 +11,7 @@ use super::document::Effect;
 use super::rules::Facts;
 use super::{Fallback, PolicySet, Rule};
 use crate::identity::PeerIdentity;
+use crate::protocol::types::PolicyResult;
 
 /// What is being decided.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +46,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The decision as the protocol reports it, with how long evaluation took.
+    pub fn policy_result(&self, evaluation_time: u64) -> PolicyResult {
+        PolicyResult {
+            decision: if self.allowed { "allow" } else { "deny" }.to_string(),
+            applied_policies: self.applied_policies.clone(),
+            applied_rules: self.applied_rules.clone(),
+            reasoning: self.reasoning.clone(),
+            evaluation_time,
+        }
+    }
+
     fn new(set: &PolicySet, allowed: bool, reasoning: String) -> Decision {
         Decision {
             allowed,

@@ -63,6 +63,7 @@ pub fn explain(
     actions: &[String],
     limits: &GrantLimits,
 ) -> PolicyTestResponse {
+    let started = std::time::Instant::now();
     let d = evaluate(
         set,
         EvalInput {
@@ -72,6 +73,7 @@ pub fn explain(
             now: jiff::Timestamp::now(),
         },
     );
+    let elapsed = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let tested = TestedIdentity {
         uid: identity.uid,
         gid: identity.gid,
@@ -81,10 +83,7 @@ pub fn explain(
         exe: identity.exe.clone(),
     };
     let mut out = PolicyTestResponse {
-        decision: if d.allowed { "allow" } else { "deny" }.to_string(),
-        applied_policies: d.applied_policies.clone(),
-        applied_rules: d.applied_rules.clone(),
-        reasoning: d.reasoning.clone(),
+        result: d.policy_result(elapsed),
         ttl: None,
         max_uses: None,
         generation: d.generation,
@@ -134,10 +133,10 @@ mod tests {
         assert_eq!(root.user.as_deref(), Some("root"));
         let o = explain(&set, root, "secret:/x", &["read".to_string()], &limits);
         assert_eq!(
-            (o.decision.as_str(), o.ttl, o.max_uses, o.generation),
+            (o.result.decision.as_str(), o.ttl, o.max_uses, o.generation),
             ("allow", Some(30), Some(3), 4)
         );
-        assert_eq!(o.applied_rules, vec!["p/r"]);
+        assert_eq!(o.result.applied_rules, vec!["p/r"]);
         let o = explain(
             &set,
             PeerIdentity::bare(12345, 12345),
@@ -145,7 +144,7 @@ mod tests {
             &["read".to_string()],
             &limits,
         );
-        assert_eq!(o.decision, "deny");
+        assert_eq!(o.result.decision, "deny");
         assert!(o.ttl.is_none());
         let grouped = resolve(&IdentitySpec {
             uid: Some(12345),
@@ -154,7 +153,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            explain(&set, grouped, "secret:/x", &["read".to_string()], &limits).decision,
+            explain(&set, grouped, "secret:/x", &["read".to_string()], &limits)
+                .result
+                .decision,
             "allow"
         );
     }

@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn only_agent_messages_are_admin() {
+    fn only_agent_and_policy_tool_messages_are_admin() {
         let admin: Vec<_> = RequestType::ALL
             .into_iter()
             .filter(|t| t.is_admin_only())
@@ -173,7 +173,9 @@ mod tests {
             vec![
                 RequestType::AgentStatus,
                 RequestType::AgentReload,
-                RequestType::AgentStop
+                RequestType::AgentStop,
+                RequestType::PolicyList,
+                RequestType::PolicyTest
             ]
         );
     }

@@ -180,7 +180,7 @@ pub struct Holder {
 }
 
 /// The outcome of evaluating a request against the policy set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyResult {
     /// `allow` or `deny`.
     pub decision: String,
@@ -571,19 +571,12 @@ pub struct TestedIdentity {
     pub exe: Option<String>,
 }
 
-/// `policy_test` answer.
+/// `policy_test` answer: the decision as a `policyResult`, and the terms a grant would get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyTestResponse {
-    /// `allow` or `deny`.
-    pub decision: String,
-    /// Policies whose rules decided.
-    #[serde(rename = "appliedPolicies")]
-    pub applied_policies: Vec<String>,
-    /// Rules that decided.
-    #[serde(rename = "appliedRules")]
-    pub applied_rules: Vec<String>,
-    /// Why.
-    pub reasoning: String,
+    /// The decision, exactly as a capability request would report it.
+    #[serde(flatten)]
+    pub result: PolicyResult,
     /// TTL a grant would get, seconds (when allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
