@@ -4,6 +4,7 @@
 //! actor owns the open file and answers each append only after the line is written, so a
 //! session can hold its response until the decision is on record.
 
+pub mod chain;
 pub mod event;
 pub mod file;
 

@@ -90,7 +90,9 @@ pub struct PolicyTestArgs {
         long = "action",
         alias = "actions",
         value_name = "A[,B]",
-        required = true
+        required = true,
+        value_delimiter = ',',
+        num_args = 1
     )]
     pub actions: Vec<String>,
     /// The caller's uid.

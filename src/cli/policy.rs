@@ -37,6 +37,16 @@ fn local_config(ctx: &Context<'_>) -> Result<LoadedConfig, CliError> {
 }
 
 fn load_path(path: &Path) -> Result<LoadedPolicies, crate::policy::LoadError> {
+    if !path.exists() {
+        return Err(crate::policy::LoadError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            column: None,
+            message:
+                "no such file or directory (the agent treats a missing policy directory as empty)"
+                    .into(),
+        });
+    }
     if path.is_dir() {
         load_dir(path, LoadOptions::current())
     } else {

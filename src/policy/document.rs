@@ -51,7 +51,7 @@ pub struct RuleDocument {
     /// For people.
     #[serde(default)]
     pub name: Option<String>,
-    /// For people; shown in decisions.
+    /// For people.
     #[serde(default)]
     pub description: Option<String>,
     /// `allow` or `deny`.
@@ -65,7 +65,7 @@ pub struct RuleDocument {
     /// Extra conditions, all of which must hold.
     #[serde(default)]
     pub conditions: Vec<ConditionDocument>,
-    /// Upstream field; kept for ordering in reports (a deny wins whatever the priorities).
+    /// Upstream field; accepted, but it decides nothing (a deny wins whatever the priorities).
     #[serde(default)]
     pub priority: i64,
     /// Largest TTL, seconds, a grant through this rule may have.

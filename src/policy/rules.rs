@@ -33,7 +33,7 @@ pub struct Rule {
     pub identities: Vec<Selector>,
     /// Conditions; all must hold.
     pub conditions: Vec<Condition>,
-    /// Upstream priority (reporting order only).
+    /// Upstream priority; accepted and kept, but it decides nothing (a deny always wins).
     pub priority: i64,
     /// Cap on the TTL of a grant through this rule.
     pub max_ttl: Option<u64>,
@@ -246,6 +246,10 @@ pub fn compile_condition(c: &ConditionDocument) -> Result<Condition, String> {
                 .collect::<Result<_, _>>()?;
             Ok(Condition::Identity { selectors, negate })
         }
+        "resource" | "action" if c.key.as_deref().is_some_and(|k| k != kind) => Err(format!(
+            "a {kind} condition takes no key (or key {kind:?}), not {:?}",
+            c.key.as_deref().unwrap_or_default()
+        )),
         "resource" => Ok(Condition::Resource {
             patterns: strings(&c.value, "resource")?
                 .iter()
@@ -287,6 +291,11 @@ pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, String> {
     }
     if r.max_ttl == Some(0) {
         return Err(ctx("max_ttl must be at least 1 second".into()));
+    }
+    if r.max_uses == Some(0) {
+        return Err(ctx(
+            "max_uses must be at least 1 (leave it out for no cap of the rule's own)".into(),
+        ));
     }
     let identities = r
         .identities
@@ -430,5 +439,7 @@ mod tests {
         assert!(cond(json!({"type":"geo","key":"x","value":[1]})).is_err());
         assert!(cond(json!({"type":"resource","value":[]})).is_err());
         assert!(cond(json!({"type":"resource","value":"x","timezone":"UTC"})).is_err());
+        assert!(cond(json!({"type":"resource","key":"path","value":"x"})).is_err());
+        assert!(cond(json!({"type":"action","key":"action","value":"read"})).is_ok());
     }
 }

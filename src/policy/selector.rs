@@ -92,6 +92,11 @@ impl Selector {
         if value.is_empty() {
             return Err(err(format!("empty value; {KNOWN}")));
         }
+        if value.trim() != value {
+            return Err(err(
+                "the value has leading or trailing spaces, so it would never match".to_string(),
+            ));
+        }
         match kind {
             "uid" => match value.split_once('-') {
                 Some((a, b)) => {

@@ -1,0 +1,294 @@
+//! The hash chain that makes the audit log tamper-evident.
+//!
+//! Each record carries `seq` (one more than the record before it), `prev_hash` (the `hash` of
+//! the record before it; 64 zeros for the very first) and `hash`: SHA-256, in hex, over the
+//! record's canonical form — its JSON object without `hash`, keys sorted, compact. Records are
+//! written in that canonical form plus `hash`, so verifying is re-serializing what was read.
+//! The chain continues across rotated files. Changing a byte of a record changes its hash;
+//! deleting or reordering records breaks `seq` and `prev_hash`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the first record ever written.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The position of the last record: what the next record chains to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// `seq` of the last record (0 before the first).
+    pub seq: u64,
+    /// `hash` of the last record ([`GENESIS`] before the first).
+    pub hash: String,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        ChainHead {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+}
+
+/// SHA-256 (hex) of a record's canonical form: `fields` without `hash`, keys sorted, compact.
+pub fn hash_of(fields: &Map<String, Value>) -> String {
+    let mut without = fields.clone();
+    without.remove("hash");
+    // serde_json's Map is ordered by key, so this serialization is canonical.
+    let bytes = serde_json::to_vec(&Value::Object(without)).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Seals `fields` (a record without chain fields) onto the chain: sets `seq`, `prev_hash` and
+/// `hash`, advances `head`, and returns the line to write (with its `\n`).
+pub fn seal(mut fields: Map<String, Value>, head: &mut ChainHead) -> Vec<u8> {
+    let seq = head.seq + 1;
+    fields.insert("seq".into(), Value::from(seq));
+    fields.insert("prev_hash".into(), Value::from(head.hash.clone()));
+    fields.remove("hash");
+    let hash = hash_of(&fields);
+    fields.insert("hash".into(), Value::from(hash.clone()));
+    *head = ChainHead { seq, hash };
+    let mut line = serde_json::to_vec(&Value::Object(fields)).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// The first record that breaks the chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: record {}: {reason}", file.display(), seq.map(|s| s.to_string()).unwrap_or_else(|| "?".into()))]
+pub struct Broken {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// The record's `seq`, if it could be read.
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Records checked.
+    pub records: u64,
+    /// `seq` of the first record.
+    pub first_seq: Option<u64>,
+    /// Whether the first record is the first ever (`prev_hash` is the genesis value); if not,
+    /// older files are missing (rotated away) and the chain is checked from there on.
+    pub from_genesis: bool,
+    /// Where the chain ends.
+    pub head: ChainHead,
+}
+
+/// Verifies records given as (file, contents), oldest file first, as one chain.
+pub fn verify(files: &[(PathBuf, String)]) -> Result<Verified, Broken> {
+    let mut head: Option<ChainHead> = None;
+    let mut out = Verified {
+        records: 0,
+        first_seq: None,
+        from_genesis: false,
+        head: ChainHead::default(),
+    };
+    for (file, text) in files {
+        if !text.is_empty() && !text.ends_with('\n') {
+            let line = text.lines().count();
+            return Err(Broken {
+                file: file.clone(),
+                line,
+                seq: None,
+                reason: "the last record is incomplete".into(),
+            });
+        }
+        for (i, line) in text.lines().enumerate() {
+            let at = |seq: Option<u64>, reason: String| Broken {
+                file: file.clone(),
+                line: i + 1,
+                seq,
+                reason,
+            };
+            let fields: Map<String, Value> = match serde_json::from_str(line) {
+                Ok(Value::Object(m)) => m,
+                _ => return Err(at(None, "not a JSON record".into())),
+            };
+            let seq = fields.get("seq").and_then(Value::as_u64);
+            let (Some(s), Some(prev), Some(hash)) = (
+                seq,
+                fields.get("prev_hash").and_then(Value::as_str),
+                fields.get("hash").and_then(Value::as_str),
+            ) else {
+                return Err(at(seq, "missing seq, prev_hash or hash".into()));
+            };
+            if hash_of(&fields) != hash {
+                return Err(at(
+                    seq,
+                    "hash does not match the record's contents (the record was changed)".into(),
+                ));
+            }
+            match &head {
+                None => {
+                    out.first_seq = Some(s);
+                    out.from_genesis = prev == GENESIS;
+                    if out.from_genesis && s != 1 {
+                        return Err(at(seq, format!("the first record has seq {s}, expected 1")));
+                    }
+                }
+                Some(h) => {
+                    if s != h.seq + 1 {
+                        return Err(at(
+                            seq,
+                            format!("seq {s} follows {} (records missing or reordered)", h.seq),
+                        ));
+                    }
+                    if prev != h.hash {
+                        return Err(at(seq, "prev_hash is not the previous record's hash (a record was removed or replaced)".into()));
+                    }
+                }
+            }
+            head = Some(ChainHead {
+                seq: s,
+                hash: hash.to_string(),
+            });
+            out.records += 1;
+        }
+    }
+    out.head = head.unwrap_or_default();
+    Ok(out)
+}
+
+/// The chain head at the end of `text`; `None` when the last record is unreadable.
+pub fn head_of(text: &str) -> Option<ChainHead> {
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let v: Map<String, Value> = serde_json::from_str(last).ok()?;
+    Some(ChainHead {
+        seq: v.get("seq")?.as_u64()?,
+        hash: v.get("hash")?.as_str()?.to_string(),
+    })
+}
+
+/// Rotated files of `log` (`log.1` is the newest backup), oldest first, then `log` itself.
+pub fn rotation_set(log: &Path) -> Vec<PathBuf> {
+    let mut backups: Vec<(u32, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) {
+        if let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }) {
+            for e in entries.flatten() {
+                let fname = e.file_name();
+                let Some(f) = fname.to_str() else { continue };
+                if let Some(n) = f
+                    .strip_prefix(name)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .and_then(|n| n.parse().ok())
+                {
+                    backups.push((n, dir.join(f)));
+                }
+            }
+        }
+    }
+    backups.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut out: Vec<PathBuf> = backups.into_iter().map(|(_, p)| p).collect();
+    out.push(log.to_path_buf());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(i: u64) -> Map<String, Value> {
+        match json!({"type":"capability_request","outcome":"granted","timestamp":"2026-01-01T00:00:00Z",
+                     "resource": format!("secret:/{i}"), "reason": "é \"quoted\" \n"})
+        {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn chain(n: u64, head: &mut ChainHead) -> String {
+        (1..=n)
+            .map(|i| String::from_utf8(seal(record(i), head)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_sealed_chain_verifies_across_files() {
+        let mut head = ChainHead::default();
+        let a = chain(3, &mut head);
+        let b = chain(2, &mut head);
+        let v = verify(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+        assert_eq!((v.records, v.first_seq, v.from_genesis), (5, Some(1), true));
+        assert_eq!(v.head, head);
+        assert_eq!(head_of(&b), Some(head.clone()));
+        // A rotated-away beginning verifies from where it starts, and says so.
+        let v = verify(&[("b".into(), b)]).unwrap();
+        assert!(!v.from_genesis);
+        assert_eq!(v.first_seq, Some(4));
+    }
+
+    #[test]
+    fn one_changed_byte_names_that_record() {
+        let mut head = ChainHead::default();
+        let text = chain(5, &mut head);
+        let tampered = text.replacen("secret:/3", "secret:/8", 1);
+        let e = verify(&[("log".into(), tampered)]).unwrap_err();
+        assert_eq!((e.line, e.seq), (3, Some(3)), "{e}");
+        assert!(e.reason.contains("changed"));
+    }
+
+    #[test]
+    fn a_deleted_or_reordered_line_is_named() {
+        let mut head = ChainHead::default();
+        let text = chain(5, &mut head);
+        let lines: Vec<&str> = text.lines().collect();
+        let deleted = [lines[0], lines[1], lines[3], lines[4]]
+            .map(|l| format!("{l}\n"))
+            .concat();
+        let e = verify(&[("log".into(), deleted)]).unwrap_err();
+        assert_eq!((e.line, e.seq), (3, Some(4)), "{e}");
+        let swapped = [lines[0], lines[2], lines[1], lines[3]]
+            .map(|l| format!("{l}\n"))
+            .concat();
+        assert_eq!(verify(&[("log".into(), swapped)]).unwrap_err().line, 2);
+        let first_gone = [lines[1], lines[2]].map(|l| format!("{l}\n")).concat();
+        assert!(
+            verify(&[("log".into(), first_gone)]).is_ok(),
+            "a chain may start mid-way (rotated away)"
+        );
+        let e = verify(&[("log".into(), format!("{}\ngarbage\n", lines[0]))]).unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = verify(&[("log".into(), text[..text.len() - 5].to_string())]).unwrap_err();
+        assert!(e.reason.contains("incomplete"));
+    }
+
+    #[test]
+    fn rotation_set_orders_backups_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        for f in [
+            "audit.log",
+            "audit.log.1",
+            "audit.log.2",
+            "audit.log.10",
+            "audit.logx",
+            "other.1",
+        ] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names: Vec<String> = rotation_set(&log)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["audit.log.10", "audit.log.2", "audit.log.1", "audit.log"]
+        );
+    }
+}
