@@ -1,42 +1,51 @@
-//! Appending records to the audit log file.
+//! The audit log file: appending sealed records durably, and picking the chain up again.
 //!
-//! The file is opened in append mode, created 0640 (its directory 0750), and each record is
-//! written with a single `write` of the whole line, so concurrent readers never see half a
-//! record from a healthy writer.
+//! The file is opened in append mode, created 0640 (its directory 0750). On open, the chain
+//! head is read from the end of the file (or of the newest rotated file, `FILE.1`, when the file
+//! is new), and a torn last line — a record whose write was cut by a crash, and so was never
+//! acknowledged — is cut off. [`AuditLog::append_batch`] seals a batch of records, writes them
+//! with one `write`, and makes them durable with one `fdatasync`: the group commit that lets
+//! many concurrent requests share one sync. On any failure the file is cut back to where it was
+//! and the chain head does not move, so a failed batch leaves no half-record behind.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
 
-/// Why a record could not be written.
-#[derive(Debug, thiserror::Error)]
+/// Why the log could not be written.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
-    /// Opening or writing the file failed.
-    #[error("audit log {path}: {source}")]
+    /// Opening, reading or writing the file failed.
+    #[error("audit log {path}: {message}")]
     Io {
         /// The log file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// What failed.
+        message: String,
     },
 }
 
-/// An open audit log.
+/// How much of the end of the file is read to find the chain head.
+const TAIL_BYTES: u64 = 1 << 20;
+
+/// An open audit log and the head of its chain.
 #[derive(Debug)]
-pub struct AuditFile {
+pub struct AuditLog {
     path: PathBuf,
     file: File,
+    head: ChainHead,
 }
 
-impl AuditFile {
-    /// Opens (creating if needed) the log at `path`.
-    pub fn open(path: &Path) -> Result<AuditFile, AuditError> {
-        let io = |source| AuditError::Io {
+impl AuditLog {
+    /// Opens (creating if needed) the log at `path` and finds where its chain ends.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let io = |what: &str, e: std::io::Error| AuditError::Io {
             path: path.to_path_buf(),
-            source,
+            message: format!("{what}: {e}"),
         };
         if let Some(dir) = path
             .parent()
@@ -46,17 +55,44 @@ impl AuditFile {
                 .recursive(true)
                 .mode(0o750)
                 .create(dir)
-                .map_err(io)?;
+                .map_err(|e| io("cannot create directory", e))?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o640)
             .open(path)
-            .map_err(io)?;
-        Ok(AuditFile {
+            .map_err(|e| io("cannot open", e))?;
+        let tail = read_tail(&mut file).map_err(|e| io("cannot read", e))?;
+        let len = file.metadata().map_err(|e| io("cannot stat", e))?.len();
+        let keep = match tail.iter().rposition(|b| *b == b'\n') {
+            Some(i) => len - (tail.len() - i - 1) as u64,
+            None if len <= TAIL_BYTES => 0,
+            None => len,
+        };
+        if keep < len {
+            tracing::warn!(path = %path.display(), bytes = len - keep, "cutting off a torn last audit record (never acknowledged)");
+            file.set_len(keep)
+                .map_err(|e| io("cannot truncate a torn record", e))?;
+            file.sync_data().map_err(|e| io("cannot sync", e))?;
+        }
+        let text =
+            String::from_utf8_lossy(&tail[..tail.len() - (len - keep) as usize]).into_owned();
+        let head = match chain::head_of(&text) {
+            Some(h) => h,
+            None if keep == 0 => previous_head(path),
+            None => {
+                return Err(AuditError::Io {
+                    path: path.to_path_buf(),
+                    message: "the last record cannot be read, so the hash chain cannot continue; move the file aside".into(),
+                });
+            }
+        };
+        Ok(AuditLog {
             path: path.to_path_buf(),
             file,
+            head,
         })
     }
 
@@ -65,23 +101,71 @@ impl AuditFile {
         &self.path
     }
 
-    /// Appends one record.
-    pub fn append(&mut self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.file
-            .write_all(&event.to_line())
-            .map_err(|source| AuditError::Io {
-                path: self.path.clone(),
-                source,
-            })
+    /// Where the chain ends.
+    pub fn head(&self) -> &ChainHead {
+        &self.head
     }
 
-    /// Flushes file data to disk.
-    pub fn sync(&mut self) -> Result<(), AuditError> {
-        self.file.sync_data().map_err(|source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        })
+    /// Seals and appends `events` in order, durably (one write, one `fdatasync`).
+    pub fn append_batch(&mut self, events: &[&AuditEvent]) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut head = self.head.clone();
+        let mut bytes = Vec::with_capacity(events.len() * 400);
+        for ev in events {
+            let fields = match serde_json::to_value(ev) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => return Err(self.error("a record could not be encoded".into())),
+            };
+            bytes.extend_from_slice(&chain::seal(fields, &mut head));
+        }
+        let before = self
+            .file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| self.error(format!("cannot stat: {e}")))?;
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Leave no half-record behind; the head stays where it was.
+            let _ = self.file.set_len(before);
+            return Err(self.error(format!("cannot write: {e}")));
+        }
+        self.head = head;
+        Ok(())
     }
+
+    fn error(&self, message: String) -> AuditError {
+        AuditError::Io {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}
+
+fn read_tail(file: &mut File) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::with_capacity((len - start) as usize);
+    file.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The head of the newest rotated file, so a fresh file continues the chain.
+fn previous_head(path: &Path) -> ChainHead {
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(".1");
+    let Ok(mut f) = File::open(PathBuf::from(backup)) else {
+        return ChainHead::default();
+    };
+    read_tail(&mut f)
+        .ok()
+        .and_then(|t| chain::head_of(&String::from_utf8_lossy(&t)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -90,29 +174,34 @@ mod tests {
     use crate::audit::{EventType, Outcome};
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn appends_lines_with_private_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/audit.log");
-        let mut f = AuditFile::open(&path).unwrap();
-        f.append(&AuditEvent::new(EventType::AgentStart, Outcome::Success))
-            .unwrap();
-        drop(f);
-        let mut f = AuditFile::open(&path).unwrap();
-        f.append(&AuditEvent::new(EventType::AgentStop, Outcome::Success))
-            .unwrap();
-        f.sync().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let types: Vec<String> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
+    fn ev(kind: EventType) -> AuditEvent {
+        AuditEvent::new(kind, Outcome::Success)
+    }
+
+    fn verify(path: &Path) -> chain::Verified {
+        let files: Vec<(PathBuf, String)> = chain::rotation_set(path)
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p).unwrap();
+                (p, t)
             })
             .collect();
-        assert_eq!(types, vec!["agent_start", "agent_stop"]);
+        chain::verify(&files).unwrap()
+    }
+
+    #[test]
+    fn appends_a_chain_that_continues_across_opens_with_private_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/audit.log");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStart), &ev(EventType::PolicyReload)])
+            .unwrap();
+        drop(log);
+        let mut log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.head().seq, 2);
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        let v = verify(&path);
+        assert_eq!((v.records, v.from_genesis), (3, true));
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o640
@@ -124,6 +213,51 @@ mod tests {
                 .mode()
                 & 0o777,
             0o750
+        );
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":2,\"type\":\"capab").unwrap();
+        drop(f);
+        let mut log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.head().seq, 1);
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        assert_eq!(verify(&path).records, 2);
+    }
+
+    #[test]
+    fn a_new_file_continues_the_rotated_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStart), &ev(EventType::AgentStop)])
+            .unwrap();
+        drop(log);
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        let mut log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.head().seq, 2);
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        let v = verify(&path);
+        assert_eq!((v.records, v.from_genesis), (3, true));
+    }
+
+    #[test]
+    fn an_unreadable_last_record_refuses_to_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "not json\n").unwrap();
+        assert!(
+            AuditLog::open(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("chain")
         );
     }
 }

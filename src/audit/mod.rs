@@ -1,12 +1,13 @@
 //! The audit trail: one JSON line per decision, for the people who must trust it afterwards.
 //!
-//! [`event`] defines the record; [`file`] appends records to the log file. The `AuditWriter`
-//! actor owns the open file and answers each append only after the line is written, so a
-//! session can hold its response until the decision is on record.
+//! [`event`] defines the record; [`chain`] seals records into a SHA-256 hash chain and verifies
+//! it; [`file`] appends sealed records durably (group commit). The `AuditWriter` actor feeds a
+//! writer thread and answers each append only after its record is on disk, so a session holds
+//! its response until the decision is on record.
 
 pub mod chain;
 pub mod event;
 pub mod file;
 
 pub use event::{AuditEvent, AuditIdentity, EventType, Outcome};
-pub use file::{AuditError, AuditFile};
+pub use file::{AuditError, AuditLog};

@@ -55,6 +55,48 @@ pub enum Command {
     /// Check, test and list policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify and read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain across the log and its rotated files; names the first broken record
+    /// (file, line, seq) and exits 1.
+    Verify(AuditVerifyArgs),
+    /// Show the latest records for people (or as JSON lines with --format json).
+    Tail(AuditTailArgs),
+}
+
+/// `audit verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    /// Log files, oldest first (default: the configured log and its rotated files; one FILE
+    /// means that file and its rotated files).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `audit tail`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditTailArgs {
+    /// The log (default: the configured one).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How many records to show first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub lines: usize,
+    /// Keep showing records as they are written.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only records of this type (e.g. capability_request).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only records of this caller uid.
+    #[arg(long)]
+    pub uid: Option<u32>,
 }
 
 /// `policy …`

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod audit;
 pub mod capability;
 pub mod context;
 pub mod error;
@@ -52,5 +53,6 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         Command::Agent(command) => agent::run(&mut ctx, command),
         Command::Capability(command) => capability::run(&mut ctx, command),
         Command::Policy(command) => policy::run(&mut ctx, command),
+        Command::Audit(command) => audit::run(&mut ctx, command),
     }
 }
