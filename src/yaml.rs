@@ -45,6 +45,18 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
 /// Where each mapping key and sequence item starts, by path (`rules/0/effect`), as 1-based
 /// (line, column). Used to put a position on errors found after parsing.
 pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
+    walk(text).0
+}
+
+/// The text of each plain (unquoted) scalar value, by path, exactly as written: for values
+/// whose YAML typing loses what the author meant (`0o644` is read as the integer 420).
+pub fn plain_scalars(text: &str) -> HashMap<String, String> {
+    walk(text).1
+}
+
+type Walked = (HashMap<String, (usize, usize)>, HashMap<String, String>);
+
+fn walk(text: &str) -> Walked {
     enum Frame {
         Map { key: Option<String> },
         Seq { index: usize },
@@ -53,6 +65,7 @@ pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
         stack: Vec<Frame>,
         path: Vec<String>,
         out: HashMap<String, (usize, usize)>,
+        plain: HashMap<String, String>,
     }
     impl Recorder {
         /// A value starts here: returns whether it was a mapping key.
@@ -90,7 +103,11 @@ pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
         fn on_event(&mut self, ev: Event, mark: Marker) {
             match ev {
                 // A scalar value (not a key) ends where it starts: leave its path at once.
-                Event::Scalar(v, ..) if !self.value_at(mark, Some(&v)) => {
+                Event::Scalar(v, style, ..) if !self.value_at(mark, Some(&v)) => {
+                    if style == yaml_rust2::scanner::TScalarStyle::Plain {
+                        let key = self.path.join("/").trim_start_matches('/').to_string();
+                        self.plain.insert(key, v);
+                    }
                     self.path.pop();
                 }
                 Event::Alias(_) if !self.value_at(mark, None) => {
@@ -116,12 +133,15 @@ pub fn positions(text: &str) -> HashMap<String, (usize, usize)> {
         stack: Vec::new(),
         path: Vec::new(),
         out: HashMap::new(),
+        plain: HashMap::new(),
     };
     let _ = Parser::new_from_str(text).load(&mut rec, false);
-    rec.out
+    let positions = rec
+        .out
         .into_iter()
         .map(|(k, v)| (k.trim_start_matches('/').to_string(), v))
-        .collect()
+        .collect();
+    (positions, rec.plain)
 }
 
 fn to_json(y: &Yaml) -> Result<Value, YamlError> {
@@ -223,6 +243,15 @@ mod tests {
         assert_eq!(p["rules/0/efect"], (4, 5));
         assert_eq!(p["rules/1"].0, 5);
         assert_eq!(p["rules/1/nested/a"].0, 6);
+    }
+
+    #[test]
+    fn plain_scalars_keep_their_text() {
+        let p = plain_scalars("ipc:\n  socket_mode: 0o644\n  quoted: \"0o1\"\nlist: [a, 'b']\n");
+        assert_eq!(p["ipc/socket_mode"], "0o644");
+        assert!(!p.contains_key("ipc/quoted"));
+        assert_eq!(p["list/0"], "a");
+        assert!(!p.contains_key("list/1"));
     }
 
     #[test]

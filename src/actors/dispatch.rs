@@ -16,16 +16,16 @@ use serde_json::Value;
 use super::SharedRef;
 use super::audit_writer::Append;
 use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
-use super::registry::{CapabilityRegistry, Decided, Grant, List, Revoke, Stats, Validate};
+use super::registry::{CapabilityRegistry, Decided, Discard, Grant, List, Revoke, Stats, Validate};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
 use crate::capability::grant::check_request;
 use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::types::{
-    CapabilityRequest, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo, PolicyListResponse,
-    PolicyTestRequest, ReloadResponse, RevokeRequest, StatusDetail, StatusResponse, StopResponse,
-    ValidateRequest,
+    CapabilityRequest, CapabilityResponse, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo,
+    PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest, StatusDetail,
+    StatusResponse, StopResponse, ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
 use crate::transport::framing::FrameError;
@@ -105,12 +105,19 @@ fn internal(what: &str) -> ErrorPayload {
     )
 }
 
-async fn record(shared: &SharedRef, event: AuditEvent) {
-    match shared.audit.send(Append(event)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "audit write failed"),
-        Err(_) => tracing::error!("audit writer is gone"),
-    }
+/// Writes an audit record and waits until it is durable. Without the record, the request must
+/// not succeed: the error is `AUDIT_UNAVAILABLE`.
+async fn record(shared: &SharedRef, event: AuditEvent) -> Result<(), ErrorPayload> {
+    let why = match shared.audit.send(Append(event)).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e,
+        Err(_) => "the audit writer is gone".to_string(),
+    };
+    tracing::error!(error = %why, "audit write failed; the request is refused");
+    Err(ErrorPayload::new(
+        ErrorCode::AuditUnavailable,
+        "the decision could not be recorded in the audit log, so nothing was granted",
+    ))
 }
 
 /// Asks the registry to decide, writes the decision's audit record, then hands back the answer.
@@ -125,7 +132,16 @@ where
         .send(msg)
         .await
         .map_err(|_| internal("capability registry"))?;
-    record(shared, decided.event).await;
+    let granted = (decided.event.outcome == Outcome::Granted)
+        .then(|| decided.event.capability_id.clone())
+        .flatten();
+    if let Err(e) = record(shared, decided.event).await {
+        // A grant that is not on record must not exist.
+        if let Some(id) = granted {
+            let _ = shared.registry.send::<Discard>(Discard(id)).await;
+        }
+        return Err(e);
+    }
     Ok(decided.answer)
 }
 
@@ -153,11 +169,16 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
             );
         }
     };
+    let readable_id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let raw = match RawRequest::deserialize(value) {
         Ok(r) => r,
         Err(e) => {
             return error(
-                "",
+                &readable_id,
                 ErrorPayload::new(
                     ErrorCode::InvalidRequest,
                     format!("invalid request format: {e}"),
@@ -247,7 +268,24 @@ async fn dispatch(
                 request_id: id.to_string(),
                 received,
             };
-            ok(kind, id, decide(shared, msg).await?)
+            match decide(shared, msg).await {
+                Ok(answer) => ok(kind, id, answer),
+                Err(e) if e.code == ErrorCode::AuditUnavailable => ok(
+                    kind,
+                    id,
+                    CapabilityResponse {
+                        capability: None,
+                        status: "error".into(),
+                        message: e.error,
+                        request_id: id.to_string(),
+                        processing_time: u64::try_from(received.elapsed().as_nanos())
+                            .unwrap_or(u64::MAX),
+                        policy_result: None,
+                        code: Some(ErrorCode::AuditUnavailable),
+                    },
+                ),
+                Err(e) => return Err(e),
+            }
         }
         RequestType::CapabilityValidate => {
             let req: ValidateRequest = payload(body)?;
@@ -309,7 +347,7 @@ async fn dispatch(
             ev.actions = req.actions.clone();
             ev.rules = answer.result.applied_rules.clone();
             ev.policy_generation = Some(answer.generation);
-            record(shared, ev).await;
+            record(shared, ev).await?;
             ok(kind, id, answer)
         }
         RequestType::CapabilityList => {

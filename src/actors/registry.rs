@@ -90,6 +90,11 @@ pub struct List {
     pub filter: CapabilityFilter,
 }
 
+/// Withdraws a capability whose grant could not be recorded (it never reached the client).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Discard(pub String);
+
 /// Asks for counts.
 #[derive(Message)]
 #[rtype(result = "RegistryStats")]
@@ -319,7 +324,7 @@ impl CapabilityRegistry {
                 event.outcome = Outcome::Valid;
                 let warnings = match remaining {
                     Some(0) => vec![ValidationIssue {
-                        code: ErrorCode::UsageLimitExceeded,
+                        code: ErrorCode::LastUse,
                         message: "this was the capability's last use".into(),
                     }],
                     _ => vec![],
@@ -501,6 +506,15 @@ impl Handler<List> for CapabilityRegistry {
     type Result = Result<ListResponse, ErrorPayload>;
     fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
         self.list(msg)
+    }
+}
+
+impl Handler<Discard> for CapabilityRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Discard, _: &mut Context<Self>) {
+        if self.caps.remove(&msg.0).is_some() {
+            tracing::warn!(capability = %msg.0, "grant withdrawn: it could not be recorded in the audit log");
+        }
     }
 }
 

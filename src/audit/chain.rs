@@ -192,7 +192,7 @@ pub fn rotation_set(log: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    backups.sort_by(|a, b| b.0.cmp(&a.0));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut out: Vec<PathBuf> = backups.into_iter().map(|(_, p)| p).collect();
     out.push(log.to_path_buf());
     out

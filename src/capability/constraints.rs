@@ -43,6 +43,14 @@ pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
         }
     }
     if let Some(w) = &c.time_window {
+        if w.hours.as_ref().is_some_and(Vec::is_empty)
+            || w.days_of_week.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Err(
+                "constraint timeWindow has an empty list, so the capability could never be used"
+                    .into(),
+            );
+        }
         if let Some(bad) = w.hours.iter().flatten().find(|h| **h > 23) {
             return Err(format!(
                 "constraint timeWindow.hours: {bad} is not an hour from 0 to 23"
@@ -185,6 +193,8 @@ mod tests {
         check_well_formed(&b).unwrap();
         assert!(check_holds(&b, None, now()).is_err());
         assert!(check_well_formed(&c(json!({"timeWindow":{"hours":[24]}}))).is_err());
+        assert!(check_well_formed(&c(json!({"timeWindow":{"hours":[]}}))).is_err());
+        assert!(check_well_formed(&c(json!({"timeWindow":{"daysOfWeek":[]}}))).is_err());
         assert!(
             check_well_formed(&c(
                 json!({"timeWindow":{"blackoutPeriods":[{"start":"x","end":"y"}]}})

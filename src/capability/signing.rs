@@ -176,7 +176,8 @@ pub fn canonical_bytes(cap: &Capability, holder_uid: u32) -> Vec<u8> {
     out.extend_from_slice(&cap.ttl.to_be_bytes());
     out.extend_from_slice(&cap.max_uses.to_be_bytes());
     out.extend_from_slice(&holder_uid.to_be_bytes());
-    // serde_json maps are sorted by key, so these encodings are canonical.
+    // Deterministic: `metadata` is a map sorted by key; `constraints` is a struct serialized in
+    // field order with absent fields left out (docs/protocol.md spells the layout out).
     put(
         &mut out,
         &serde_json::to_vec(&cap.metadata).unwrap_or_default(),

@@ -181,15 +181,20 @@ pub fn load(
         if let Some(path) = &file {
             f = f.merge(YamlFile::new(path));
         }
-        f.merge(env_provider())
-            .merge(Serialized::defaults(overrides.to_value()).profile(figment::Profile::Default))
+        f.merge(env_provider()).merge(Named {
+            name: "command-line flags".into(),
+            value: overrides.to_value(),
+        })
     };
     let mode: Mode = match upper.find_value("mode") {
         Ok(_) => upper.extract_inner("mode")?,
         Err(_) => Mode::Standard,
     };
-    let figment =
-        Figment::from(Serialized::defaults(AgentConfig::defaults(mode, paths))).merge(upper);
+    let figment = Figment::from(Named {
+        name: format!("built-in defaults for {mode} mode"),
+        value: serde_json::to_value(AgentConfig::defaults(mode, paths)).unwrap_or_default(),
+    })
+    .merge(upper);
     let config: AgentConfig = figment.extract()?;
     config
         .validate()
@@ -202,6 +207,24 @@ pub fn load(
             message,
         })?;
     Ok(LoadedConfig { config, file })
+}
+
+/// A figment layer from plain data, with a name for error messages ("command-line flags").
+struct Named {
+    name: String,
+    value: serde_json::Value,
+}
+
+impl figment::Provider for Named {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name.clone())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::defaults(&self.value).data()
+    }
 }
 
 fn env_provider() -> Env {

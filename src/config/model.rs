@@ -253,6 +253,9 @@ impl AgentConfig {
         if self.ipc.max_request_bytes < 1024 {
             return fail("ipc.max_request_bytes", "must be at least 1024".into());
         }
+        if self.socket_path.as_os_str().is_empty() {
+            return fail("socket_path", "must not be empty".into());
+        }
         if self.socket_path.as_os_str().len() >= 108 {
             return fail(
                 "socket_path",

@@ -207,6 +207,32 @@ fn upstream_capabilities_alias_and_version_are_accepted() {
 }
 
 #[test]
+fn unquoted_yaml_octal_and_hex_modes_are_read_as_written() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for (text, expect) in [
+            ("0o640", Some(0o640)),
+            ("0640", Some(0o640)),
+            ("640", Some(0o640)),
+            ("0x1a4", None),
+            ("\"0600\"", Some(0o600)),
+        ] {
+            jail.create_file("m.yaml", &format!("ipc:\n  socket_mode: {text}\n"))?;
+            let r = load(
+                Some(&jail.directory().join("m.yaml")),
+                &Overrides::default(),
+                &p,
+            );
+            match expect {
+                Some(m) => assert_eq!(r.unwrap().config.ipc.socket_mode, SocketMode(m), "{text}"),
+                None => assert!(r.unwrap_err().to_string().contains("socket mode"), "{text}"),
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn socket_mode_forms() {
     let m: SocketMode = serde_json::from_value(serde_json::json!("0600")).unwrap();
     assert_eq!(m, SocketMode(0o600));

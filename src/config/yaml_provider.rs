@@ -42,6 +42,16 @@ impl Provider for YamlFile {
                         map.insert("capability_engine".to_string(), section);
                     }
                 }
+                // YAML reads an unquoted `0o644` as 420 and `0644` as 644: take the mode as
+                // written, so that it is read as octal text.
+                if let Some(raw) = crate::yaml::plain_scalars(&text).get("ipc/socket_mode") {
+                    if let Some(serde_json::Value::Object(ipc)) = map.get_mut("ipc") {
+                        ipc.insert(
+                            "socket_mode".to_string(),
+                            serde_json::Value::String(raw.clone()),
+                        );
+                    }
+                }
                 serde_json::Value::Object(map)
             }
             _ => {

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The connection was idle for `ipc.conn_timeout` seconds and is closed.
     IdleTimeout,
+    /// The decision could not be recorded in the audit log, so nothing was granted.
+    AuditUnavailable,
+    /// A warning, not an error: this validation used the capability's last use.
+    LastUse,
     /// Something failed inside the agent; nothing was granted.
     InternalError,
 }
@@ -66,6 +70,8 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::IdleTimeout => "IDLE_TIMEOUT",
+            ErrorCode::AuditUnavailable => "AUDIT_UNAVAILABLE",
+            ErrorCode::LastUse => "LAST_USE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }

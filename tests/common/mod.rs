@@ -34,9 +34,16 @@ pub struct AgentBuilder {
     env: Vec<(String, String)>,
     config: Option<String>,
     socket: Option<PathBuf>,
+    audit: Option<PathBuf>,
 }
 
 impl AgentBuilder {
+    /// Uses this audit log instead of one in the test directory.
+    pub fn audit_file(mut self, p: &Path) -> Self {
+        self.audit = Some(p.to_path_buf());
+        self
+    }
+
     /// Uses this socket path instead of one in the test directory.
     pub fn socket(mut self, p: &Path) -> Self {
         self.socket = Some(p.to_path_buf());
@@ -81,7 +88,10 @@ impl AgentBuilder {
             std::fs::write(policy_dir.join(name), content).unwrap();
         }
         let state_dir = dir.path().join("state");
-        let audit_file = dir.path().join("log/audit.log");
+        let audit_file = self
+            .audit
+            .clone()
+            .unwrap_or_else(|| dir.path().join("log/audit.log"));
         let stderr_file = dir.path().join("agent.stderr");
         let mut cmd = Command::new(AGENT);
         clean_env(&mut cmd, dir.path());
@@ -155,6 +165,7 @@ impl Agent {
             env: vec![],
             config: None,
             socket: None,
+            audit: None,
         }
     }
 

@@ -1,0 +1,288 @@
+//! The audit trail against the real agent: a hash chain that `audit verify` checks across
+//! restarts, tampering it names, `audit tail`, and a full disk that refuses requests until space
+//! comes back.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Agent, json_out, stderr, stdout};
+use serde_json::{Value, json};
+
+fn activity(agent: &Agent, n: usize) {
+    let mut c = agent.client();
+    for i in 0..n {
+        let r = c.call(
+            "capability_request",
+            json!({"resource": format!("secret:/{i}"), "actions": ["read"]}),
+        );
+        let id = r["payload"]["capability"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.call("capability_validate", json!({"capability_id": id}));
+    }
+}
+
+fn verify(agent: &Agent, file: &std::path::Path) -> std::process::Output {
+    agent.cli(&["audit", "verify", file.to_str().unwrap()])
+}
+
+#[test]
+fn the_chain_verifies_across_restarts_and_names_tampered_records() {
+    let mut agent = Agent::dev();
+    activity(&agent, 5);
+    assert!(agent.stop().success());
+    let mut cmd = Command::new(common::AGENT);
+    common::clean_env(&mut cmd, agent.dir.path());
+    cmd.args([
+        "--mode",
+        "development",
+        "--log-target",
+        "stderr",
+        "--socket-path",
+    ])
+    .arg(&agent.socket)
+    .arg("--state-dir")
+    .arg(&agent.state_dir)
+    .arg("--policy-dir")
+    .arg(&agent.policy_dir)
+    .arg("--audit-file")
+    .arg(&agent.audit_file);
+    agent.child = Some(cmd.spawn().unwrap());
+    agent.wait_ready();
+    activity(&agent, 2);
+    assert!(agent.stop().success());
+
+    let records = agent.audit();
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=records.len() as u64).collect::<Vec<_>>(),
+        "one chain across the restart"
+    );
+    let out = verify(&agent, &agent.audit_file);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{} records", records.len())),
+        "{}",
+        stdout(&out)
+    );
+
+    let text = std::fs::read_to_string(&agent.audit_file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // One byte changed in the middle of record 6.
+    let mut tampered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    tampered[5] = tampered[5].replacen("secret:/", "secret:%", 1);
+    std::fs::write(&agent.audit_file, tampered.join("\n") + "\n").unwrap();
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_out(&out);
+    assert_eq!(
+        (v["line"].clone(), v["seq"].clone()),
+        (json!(6), json!(6)),
+        "{v}"
+    );
+    assert!(stderr(&out).contains(":6: record 6"), "{}", stderr(&out));
+    // One line deleted.
+    let mut deleted: Vec<&str> = lines.clone();
+    deleted.remove(3);
+    std::fs::write(&agent.audit_file, deleted.join("\n") + "\n").unwrap();
+    let out = verify(&agent, &agent.audit_file);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(":4: record 5"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_rotated_set_verifies_whole() {
+    let mut agent = Agent::dev();
+    activity(&agent, 3);
+    assert!(agent.stop().success());
+    let backup = agent.audit_file.with_extension("log.1");
+    std::fs::rename(&agent.audit_file, &backup).unwrap();
+    agent.child = None;
+    let mut cmd = Command::new(common::AGENT);
+    common::clean_env(&mut cmd, agent.dir.path());
+    cmd.args([
+        "--mode",
+        "development",
+        "--log-target",
+        "stderr",
+        "--socket-path",
+    ])
+    .arg(&agent.socket)
+    .arg("--state-dir")
+    .arg(&agent.state_dir)
+    .arg("--audit-file")
+    .arg(&agent.audit_file);
+    agent.child = Some(cmd.spawn().unwrap());
+    agent.wait_ready();
+    activity(&agent, 1);
+    assert!(agent.stop().success());
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["from_genesis"], true);
+    assert_eq!(v["files"].as_array().unwrap().len(), 2);
+    // The new file alone starts mid-chain, which is fine, and said.
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "given newest first, the chain is out of order"
+    );
+}
+
+#[test]
+fn tail_shows_records_for_people_and_filters() {
+    let agent = Agent::dev();
+    activity(&agent, 2);
+    let file = agent.audit_file.to_str().unwrap().to_string();
+    let out = agent.cli(&[
+        "audit",
+        "tail",
+        "--file",
+        &file,
+        "--type",
+        "capability_request",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.contains("capability_request granted uid=")),
+        "{text}"
+    );
+    let out = agent.cli(&[
+        "audit", "tail", "--file", &file, "-n", "1", "--format", "json",
+    ]);
+    let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert!(v["hash"].as_str().unwrap().len() == 64);
+}
+
+/// A tmpfs mounted for one test, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
+    require_root!();
+    let base = tempfile::tempdir().unwrap();
+    let logs = base.path().join("small");
+    std::fs::create_dir_all(&logs).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .unwrap();
+    if !ok.success() {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    let _disk = SmallDisk(logs.clone());
+    let mut agent = Agent::builder().audit_file(&logs.join("audit.log")).start();
+    let mut c = agent.client();
+    let before = c.call(
+        "capability_request",
+        json!({"resource": "secret:/a", "actions": ["read"]}),
+    );
+    assert_eq!(before["payload"]["status"], "granted", "{before}");
+    let early = before["payload"]["capability"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Fill the disk.
+    let filler = logs.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![b'x'; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    drop(f);
+
+    // The log's last page may still hold a few records; then writes fail.
+    let mut granted = vec![early.clone()];
+    let mut refused = None;
+    for i in 0..64 {
+        let r = c.call(
+            "capability_request",
+            json!({"resource": format!("secret:/b{i}"), "actions": ["read"]}),
+        );
+        match r["payload"]["status"].as_str() {
+            Some("granted") => granted.push(
+                r["payload"]["capability"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            _ => {
+                refused = Some(r);
+                break;
+            }
+        }
+    }
+    let r = refused.expect("a full disk must refuse requests");
+    assert_eq!(r["payload"]["status"], "error", "{r}");
+    assert_eq!(r["payload"]["code"], "AUDIT_UNAVAILABLE");
+    assert!(r["payload"]["capability"].is_null());
+    let r = c.call("capability_validate", json!({"capability_id": early}));
+    assert_eq!(r["payload"]["code"], "AUDIT_UNAVAILABLE", "{r}");
+    // Nothing was granted unaudited: exactly the grants that were answered as granted exist.
+    let l = c.call("capability_list", json!({}));
+    let mut ids: Vec<String> = l["payload"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    granted.sort();
+    assert_eq!(ids, granted);
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.call(
+            "capability_request",
+            json!({"resource": "secret:/c", "actions": ["read"]}),
+        );
+        if r["payload"]["status"] == "granted" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not come back: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(c);
+    assert!(agent.stop().success());
+    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the chain survived the full disk: {}",
+        stderr(&out)
+    );
+}
