@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod durable;
 pub mod identity;
 pub mod logging;
 pub mod notify;

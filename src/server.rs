@@ -18,8 +18,10 @@ use crate::actors::policy_watcher::{PolicyWatcher, Reload, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
 use crate::actors::{Command, Shared};
 use crate::audit::{AuditError, AuditEvent, EventType, Outcome};
+use crate::capability::store::{CapStore, StoreError};
 use crate::capability::{GrantLimits, KeyError, Signer};
 use crate::config::AgentConfig;
+use crate::durable::Committer;
 use crate::transport::socket::AgentListener;
 
 /// Longest wait for in-flight requests at shutdown.
@@ -34,6 +36,9 @@ pub enum ServerError {
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The capability store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The listening socket cannot be used.
     #[error("listening socket: {0}")]
     Socket(std::io::Error),
@@ -95,7 +100,26 @@ pub async fn run(
     let start_error = watcher.last_error().map(str::to_string);
     let policy = watcher.with_audit(audit.clone()).start();
     let limits = GrantLimits::from(&config.capability_engine);
-    let registry = CapabilityRegistry::new(signer.clone(), limits, policy_handle.clone()).start();
+    let (mut store, mut caps) = CapStore::open(&config.state_dir)?;
+    let now = jiff::Timestamp::now();
+    caps.retain(|_, r| !r.droppable(now));
+    // Start from a compact store: one atomic rename, never briefly absent.
+    store.compact(caps.values())?;
+    tracing::info!(capabilities = caps.len(), store = %store.path().display(), "capability registry restored");
+    let store = Committer::start("capability-store", store).map_err(|e| {
+        ServerError::Store(StoreError {
+            path: config.state_dir.clone(),
+            message: e.to_string(),
+        })
+    })?;
+    let registry = CapabilityRegistry::new(
+        signer.clone(),
+        limits,
+        policy_handle.clone(),
+        caps,
+        Some(store),
+    )
+    .start();
 
     let AgentListener {
         listener: std_listener,

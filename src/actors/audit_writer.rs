@@ -1,20 +1,12 @@
-//! The AuditWriter actor: the front of a writer thread that owns the audit log.
-//!
-//! Each [`Append`] is queued to the thread and answered only once its record is on disk. The
-//! thread takes everything queued since its last write as one batch — one write, one
-//! `fdatasync` ([`AuditLog::append_batch`]) — so concurrent requests share a sync: durability
-//! costs each request a little latency, not the agent its throughput. With auditing disabled,
-//! appends succeed without writing. Records are sealed in the order they are queued.
-
-use std::sync::mpsc;
+//! The AuditWriter actor: the front of the audit log's group-commit writer thread
+//! ([`crate::durable::Committer`]). Each [`Append`] is answered once its record is durable;
+//! with auditing disabled, appends succeed without writing. Records are sealed into the hash
+//! chain in the order they are queued.
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::audit::{AuditError, AuditEvent, AuditLog};
-
-/// Most records written in one batch.
-const MAX_BATCH: usize = 4096;
+use crate::durable::{Committer, Pending};
 
 /// Appends one record; answers when it is durable.
 #[derive(Message)]
@@ -26,15 +18,9 @@ pub struct Append(pub AuditEvent);
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
 
-/// A record (or, for a flush, none) and who waits for it.
-struct Job {
-    event: Option<AuditEvent>,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
 /// The audit writer.
 pub struct AuditWriter {
-    jobs: Option<mpsc::Sender<Job>>,
+    log: Option<Committer<AuditLog>>,
 }
 
 impl AuditWriter {
@@ -42,52 +28,22 @@ impl AuditWriter {
     /// writer that records nothing.
     pub fn open(enabled: bool, path: &std::path::Path) -> Result<Self, AuditError> {
         if !enabled {
-            return Ok(AuditWriter { jobs: None });
+            return Ok(AuditWriter { log: None });
         }
         let log = AuditLog::open(path)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || write_loop(log, rx))
-            .map_err(|e| AuditError::Io {
-                path: path.to_path_buf(),
-                message: format!("cannot start the writer thread: {e}"),
-            })?;
-        Ok(AuditWriter { jobs: Some(tx) })
-    }
-
-    fn submit(&self, event: Option<AuditEvent>) -> ResponseFuture<Result<(), String>> {
-        let Some(jobs) = &self.jobs else {
-            return Box::pin(async { Ok(()) });
-        };
-        let (done, wait) = oneshot::channel();
-        if jobs.send(Job { event, done }).is_err() {
-            return Box::pin(async { Err("the audit writer has stopped".to_string()) });
-        }
-        Box::pin(async move {
-            wait.await
-                .unwrap_or_else(|_| Err("the audit writer has stopped".to_string()))
+        let committer = Committer::start("audit-writer", log).map_err(|e| AuditError::Io {
+            path: path.to_path_buf(),
+            message: format!("cannot start the writer thread: {e}"),
+        })?;
+        Ok(AuditWriter {
+            log: Some(committer),
         })
     }
-}
 
-/// The writer thread: batches whatever is queued, writes it durably, answers everyone.
-fn write_loop(mut log: AuditLog, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let events: Vec<&AuditEvent> = batch.iter().filter_map(|j| j.event.as_ref()).collect();
-        let result = log.append_batch(&events).map_err(|e| {
-            tracing::error!(error = %e, records = events.len(), "audit records could not be written");
-            e.to_string()
-        });
-        for job in batch {
-            let _ = job.done.send(result.clone());
+    fn submit(&self, events: Vec<AuditEvent>) -> Pending {
+        match &self.log {
+            Some(c) => c.submit(events),
+            None => Box::pin(async { Ok(()) }),
         }
     }
 }
@@ -100,7 +56,7 @@ impl Handler<Append> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: Append, _: &mut Context<Self>) -> Self::Result {
-        self.submit(Some(msg.0))
+        self.submit(vec![msg.0])
     }
 }
 
@@ -108,6 +64,6 @@ impl Handler<Flush> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        self.submit(None)
+        self.submit(Vec::new())
     }
 }

@@ -132,17 +132,38 @@ where
         .send(msg)
         .await
         .map_err(|_| internal("capability registry"))?;
-    let granted = (decided.event.outcome == Outcome::Granted)
-        .then(|| decided.event.capability_id.clone())
+    let Decided {
+        answer,
+        event,
+        durable,
+    } = decided;
+    let granted = (event.outcome == Outcome::Granted)
+        .then(|| event.capability_id.clone())
         .flatten();
-    if let Err(e) = record(shared, decided.event).await {
-        // A grant that is not on record must not exist.
-        if let Some(id) = granted {
-            let _ = shared.registry.send::<Discard>(Discard(id)).await;
+    // The store write and the audit record proceed together; both must be durable.
+    let stored = async move {
+        match durable {
+            Some(p) => p.await,
+            None => Ok(()),
         }
-        return Err(e);
+    };
+    let (stored, audited) = futures_util::future::join(stored, record(shared, event)).await;
+    let failure = match (stored, audited) {
+        (Ok(()), Ok(())) => return Ok(answer),
+        (Err(e), _) => {
+            tracing::error!(error = %e, "capability store write failed; the request is refused");
+            ErrorPayload::new(
+                ErrorCode::StoreUnavailable,
+                "the capability store could not be written, so nothing was granted",
+            )
+        }
+        (Ok(()), Err(e)) => e,
+    };
+    // A grant that is not on record must not exist.
+    if let Some(id) = granted {
+        let _ = shared.registry.send::<Discard>(Discard(id)).await;
     }
-    Ok(decided.answer)
+    Err(failure)
 }
 
 /// `capability_id is required` unless it is given.
@@ -270,20 +291,27 @@ async fn dispatch(
             };
             match decide(shared, msg).await {
                 Ok(answer) => ok(kind, id, answer),
-                Err(e) if e.code == ErrorCode::AuditUnavailable => ok(
-                    kind,
-                    id,
-                    CapabilityResponse {
-                        capability: None,
-                        status: "error".into(),
-                        message: e.error,
-                        request_id: id.to_string(),
-                        processing_time: u64::try_from(received.elapsed().as_nanos())
-                            .unwrap_or(u64::MAX),
-                        policy_result: None,
-                        code: Some(ErrorCode::AuditUnavailable),
-                    },
-                ),
+                Err(e)
+                    if matches!(
+                        e.code,
+                        ErrorCode::AuditUnavailable | ErrorCode::StoreUnavailable
+                    ) =>
+                {
+                    ok(
+                        kind,
+                        id,
+                        CapabilityResponse {
+                            capability: None,
+                            status: "error".into(),
+                            message: e.error,
+                            request_id: id.to_string(),
+                            processing_time: u64::try_from(received.elapsed().as_nanos())
+                                .unwrap_or(u64::MAX),
+                            policy_result: None,
+                            code: Some(e.code),
+                        },
+                    )
+                }
                 Err(e) => return Err(e),
             }
         }

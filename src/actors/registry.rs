@@ -1,5 +1,9 @@
 //! The CapabilityRegistry actor: the one owner of all capabilities.
 //!
+//! Every grant, revocation and use of a use-limited capability is queued to the durable store
+//! (group commit) as it happens in memory; the answer carries a [`Pending`] that the session
+//! awaits before it replies, so nothing a client was told is lost in a crash.
+//!
 //! It evaluates policy for a grant against the policy set in force at that moment and issues
 //! in the same handler, so no grant straddles a reload. Validation, revocation and listing apply
 //! the holder rules: only the holder's uid validates; only the holder or an admin revokes;
@@ -16,9 +20,11 @@ use jiff::{SignedDuration, Timestamp};
 use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::record::check;
+use crate::capability::store::{CapStore, StoreOp};
 use crate::capability::{
     CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant,
 };
+use crate::durable::{Committer, Pending};
 use crate::identity::PeerIdentity;
 use crate::policy::{EvalInput, evaluate};
 use crate::protocol::types::{
@@ -109,13 +115,15 @@ pub struct RegistryStats {
     pub by_status: BTreeMap<String, usize>,
 }
 
-/// An answer and the audit record that must be written before it is sent.
-#[derive(Debug)]
+/// An answer, the audit record that must be written before it is sent, and the store write
+/// that must be durable before it is sent.
 pub struct Decided<T> {
     /// The answer for the client.
     pub answer: T,
     /// The record of the decision.
     pub event: AuditEvent,
+    /// The store write this decision made, if any.
+    pub durable: Option<Pending>,
 }
 
 /// The registry.
@@ -124,21 +132,39 @@ pub struct CapabilityRegistry {
     signer: Arc<Signer>,
     limits: GrantLimits,
     policy: PolicyHandle,
+    store: Option<Committer<CapStore>>,
 }
+
+/// Compact the store when it is this much larger than its live records would be, and above
+/// [`COMPACT_MIN_BYTES`].
+const COMPACT_FACTOR: u64 = 4;
+/// Never compact a store smaller than this.
+const COMPACT_MIN_BYTES: u64 = 1 << 20;
 
 fn nanos(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl CapabilityRegistry {
-    /// An empty registry.
-    pub fn new(signer: Arc<Signer>, limits: GrantLimits, policy: PolicyHandle) -> Self {
+    /// A registry holding `caps` (restored from `store`), writing every change to `store`.
+    pub fn new(
+        signer: Arc<Signer>,
+        limits: GrantLimits,
+        policy: PolicyHandle,
+        caps: HashMap<String, Record>,
+        store: Option<Committer<CapStore>>,
+    ) -> Self {
         CapabilityRegistry {
-            caps: HashMap::new(),
+            caps,
             signer,
             limits,
             policy,
+            store,
         }
+    }
+
+    fn persist(&self, ops: Vec<StoreOp>) -> Option<Pending> {
+        self.store.as_ref().map(|s| s.submit(ops))
     }
 
     fn sweep(&mut self) {
@@ -148,6 +174,24 @@ impl CapabilityRegistry {
         let dropped = before - self.caps.len();
         if dropped > 0 {
             tracing::debug!(dropped, "dropped capabilities expired for over an hour");
+        }
+        if let Some(store) = &self.store {
+            // The snapshot is queued behind every change made so far, so the compacted store
+            // holds them all.
+            let live: Vec<Record> = self.caps.values().cloned().collect();
+            let _ = store.run(move |s| {
+                let estimate = (live.len() as u64 + 1) * 1024;
+                if s.size() > COMPACT_MIN_BYTES && s.size() > COMPACT_FACTOR * estimate {
+                    tracing::info!(
+                        bytes = s.size(),
+                        live = live.len(),
+                        "compacting the capability store"
+                    );
+                    s.compact(live.iter()).map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                }
+            });
         }
     }
 
@@ -200,7 +244,11 @@ impl CapabilityRegistry {
                 None,
             );
             event.reason = Some(decision.reasoning);
-            return Decided { answer, event };
+            return Decided {
+                durable: None,
+                answer,
+                event,
+            };
         }
         let plan = match plan_grant(&request, &self.limits, &decision) {
             Ok(p) => p,
@@ -210,6 +258,7 @@ impl CapabilityRegistry {
                     format!("{why} (policy would allow: {})", decision.reasoning);
                 event.reason = Some(why.clone());
                 return Decided {
+                    durable: None,
                     answer: respond("denied", why, None, policy_result, None),
                     event,
                 };
@@ -222,6 +271,7 @@ impl CapabilityRegistry {
                 event.outcome = Outcome::Failure;
                 event.reason = Some("internal error: no randomness".into());
                 return Decided {
+                    durable: None,
                     answer: respond(
                         "error",
                         "internal error; nothing was granted".into(),
@@ -275,11 +325,16 @@ impl CapabilityRegistry {
             revoked: None,
         };
         let wire = record.to_wire(now);
+        let durable = self.persist(vec![StoreOp::Grant {
+            cap: record.cap.clone(),
+            holder: record.holder.clone(),
+        }]);
         self.caps.insert(id.clone(), record);
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);
         event.reason = Some(decision.reasoning);
         Decided {
+            durable,
             answer: respond(
                 "granted",
                 "Capability granted".into(),
@@ -297,6 +352,7 @@ impl CapabilityRegistry {
             .by(&msg.identity)
             .request(&msg.request_id)
             .capability(&msg.capability_id);
+        let mut ops = Vec::new();
         let outcome = match self.caps.get_mut(&msg.capability_id) {
             None => Err(ValidationIssue {
                 code: ErrorCode::CapNotFound,
@@ -313,6 +369,12 @@ impl CapabilityRegistry {
                 ) {
                     Ok(()) => {
                         rec.cap.used_count += 1;
+                        if rec.cap.max_uses > 0 {
+                            ops.push(StoreOp::Use {
+                                id: rec.cap.id.clone(),
+                                count: rec.cap.used_count,
+                            });
+                        }
                         Ok(rec.remaining_uses())
                     }
                     Err(issue) => Err(issue),
@@ -352,7 +414,16 @@ impl CapabilityRegistry {
                 }
             }
         };
-        Decided { answer, event }
+        let durable = if ops.is_empty() {
+            None
+        } else {
+            self.persist(ops)
+        };
+        Decided {
+            durable,
+            answer,
+            event,
+        }
     }
 
     fn revoke(&mut self, msg: Revoke) -> Decided<Result<RevokeResponse, ErrorPayload>> {
@@ -363,6 +434,7 @@ impl CapabilityRegistry {
         let Some(rec) = self.caps.get_mut(&msg.capability_id) else {
             event.reason = Some("CAP_NOT_FOUND".into());
             return Decided {
+                durable: None,
                 answer: Err(ErrorPayload::new(
                     ErrorCode::CapNotFound,
                     "capability not found",
@@ -373,6 +445,7 @@ impl CapabilityRegistry {
         if rec.holder.uid != msg.identity.uid && !msg.is_admin {
             event.reason = Some("PERMISSION_DENIED: not the holder and not an admin".into());
             return Decided {
+                durable: None,
                 answer: Err(ErrorPayload::new(
                     ErrorCode::PermissionDenied,
                     "only the capability's holder or an administrator may revoke it",
@@ -381,6 +454,7 @@ impl CapabilityRegistry {
             };
         }
         let now = Timestamp::now();
+        let newly = rec.revoked.is_none();
         let revocation = rec
             .revoked
             .get_or_insert_with(|| Revocation {
@@ -392,7 +466,15 @@ impl CapabilityRegistry {
         event.outcome = Outcome::Revoked;
         event.resource = Some(rec.cap.resource.clone());
         event.reason = msg.reason.clone().or(Some("no reason given".into()));
+        let op = StoreOp::Revoke {
+            id: msg.capability_id.clone(),
+            at: crate::timefmt::rfc3339(revocation.at),
+            reason: revocation.reason.clone(),
+            by_uid: revocation.by_uid,
+        };
+        let durable = if newly { self.persist(vec![op]) } else { None };
         Decided {
+            durable,
             answer: Ok(RevokeResponse {
                 status: "revoked".into(),
                 message: "Capability revoked successfully".into(),
@@ -513,7 +595,14 @@ impl Handler<Discard> for CapabilityRegistry {
     type Result = ();
     fn handle(&mut self, msg: Discard, _: &mut Context<Self>) {
         if self.caps.remove(&msg.0).is_some() {
-            tracing::warn!(capability = %msg.0, "grant withdrawn: it could not be recorded in the audit log");
+            tracing::warn!(capability = %msg.0, "grant withdrawn: it could not be recorded");
+            // If the grant did reach the store, make sure it never comes back.
+            let _ = self.persist(vec![StoreOp::Revoke {
+                id: msg.0,
+                at: crate::timefmt::now_rfc3339(),
+                reason: Some("withdrawn: the grant could not be recorded".into()),
+                by_uid: 0,
+            }]);
         }
     }
 }

@@ -261,3 +261,15 @@ mod tests {
         );
     }
 }
+
+impl crate::durable::Sink for AuditLog {
+    type Item = AuditEvent;
+
+    fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
+        let refs: Vec<&AuditEvent> = items.iter().collect();
+        self.append_batch(&refs).map_err(|e| {
+            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
+            e.to_string()
+        })
+    }
+}

@@ -13,6 +13,7 @@ pub mod constraints;
 pub mod grant;
 pub mod record;
 pub mod signing;
+pub mod store;
 
 pub use grant::{GrantLimits, GrantPlan, derive_type, new_capability_id, plan_grant};
 pub use record::{CapStatus, Record, Revocation};

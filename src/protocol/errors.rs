@@ -44,6 +44,8 @@ pub enum ErrorCode {
     IdleTimeout,
     /// The decision could not be recorded in the audit log, so nothing was granted.
     AuditUnavailable,
+    /// The capability store could not be written, so nothing was granted or used.
+    StoreUnavailable,
     /// A warning, not an error: this validation used the capability's last use.
     LastUse,
     /// Something failed inside the agent; nothing was granted.
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "IDLE_TIMEOUT",
             ErrorCode::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ErrorCode::LastUse => "LAST_USE",
+            ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
