@@ -4,7 +4,8 @@
 //! - every capability whose grant reached a client is still there and valid (not expired here);
 //! - every revocation that reached a client is still in force;
 //! - no use count went backwards;
-//! and at the end the audit log's hash chain verifies across all the crashes.
+//!
+//! At the end the audit log's hash chain verifies across all the crashes.
 
 mod common;
 

@@ -179,7 +179,8 @@ impl CapabilityRegistry {
             // The snapshot is queued behind every change made so far, so the compacted store
             // holds them all.
             let live: Vec<Record> = self.caps.values().cloned().collect();
-            let _ = store.run(move |s| {
+            // The job is queued now; nobody needs to wait for its outcome.
+            drop(store.run(move |s| {
                 let estimate = (live.len() as u64 + 1) * 1024;
                 if s.size() > COMPACT_MIN_BYTES && s.size() > COMPACT_FACTOR * estimate {
                     tracing::info!(
@@ -191,7 +192,7 @@ impl CapabilityRegistry {
                 } else {
                     Ok(())
                 }
-            });
+            }));
         }
     }
 
@@ -326,7 +327,7 @@ impl CapabilityRegistry {
         };
         let wire = record.to_wire(now);
         let durable = self.persist(vec![StoreOp::Grant {
-            cap: record.cap.clone(),
+            cap: Box::new(record.cap.clone()),
             holder: record.holder.clone(),
         }]);
         self.caps.insert(id.clone(), record);

@@ -168,6 +168,18 @@ fn previous_head(path: &Path) -> ChainHead {
         .unwrap_or_default()
 }
 
+impl crate::durable::Sink for AuditLog {
+    type Item = AuditEvent;
+
+    fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
+        let refs: Vec<&AuditEvent> = items.iter().collect();
+        self.append_batch(&refs).map_err(|e| {
+            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
+            e.to_string()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,17 +271,5 @@ mod tests {
                 .to_string()
                 .contains("chain")
         );
-    }
-}
-
-impl crate::durable::Sink for AuditLog {
-    type Item = AuditEvent;
-
-    fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
-        let refs: Vec<&AuditEvent> = items.iter().collect();
-        self.append_batch(&refs).map_err(|e| {
-            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
-            e.to_string()
-        })
     }
 }

@@ -34,7 +34,7 @@ pub enum StoreOp {
     /// A capability was issued.
     Grant {
         /// The signed capability (without status and holder).
-        cap: Capability,
+        cap: Box<Capability>,
         /// Its holder.
         holder: Holder,
     },
@@ -101,7 +101,7 @@ pub fn apply(records: &mut HashMap<String, Record>, op: StoreOp) {
             let expires_at =
                 crate::timefmt::parse(&cap.expires_at).unwrap_or_else(jiff::Timestamp::now);
             records.entry(cap.id.clone()).or_insert(Record {
-                cap,
+                cap: *cap,
                 holder,
                 expires_at,
                 revoked: None,
@@ -134,7 +134,7 @@ pub fn ops_for(r: &Record) -> Vec<StoreOp> {
     cap.status = None;
     cap.holder = None;
     let mut ops = vec![StoreOp::Grant {
-        cap,
+        cap: Box::new(cap),
         holder: r.holder.clone(),
     }];
     if used > 0 {
@@ -290,6 +290,17 @@ impl CapStore {
     }
 }
 
+impl crate::durable::Sink for CapStore {
+    type Item = StoreOp;
+
+    fn write(&mut self, items: &[StoreOp]) -> Result<(), String> {
+        self.append(items).map_err(|e| {
+            tracing::error!(error = %e, records = items.len(), "capability records could not be written");
+            e.to_string()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,11 +345,11 @@ mod tests {
         assert!(recs.is_empty());
         s.append(&[
             StoreOp::Grant {
-                cap: cap("a"),
+                cap: Box::new(cap("a")),
                 holder: holder(),
             },
             StoreOp::Grant {
-                cap: cap("b"),
+                cap: Box::new(cap("b")),
                 holder: holder(),
             },
         ])
@@ -375,7 +386,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = CapStore::open(dir.path()).unwrap();
         s.append(&[StoreOp::Grant {
-            cap: cap("a"),
+            cap: Box::new(cap("a")),
             holder: holder(),
         }])
         .unwrap();
@@ -385,7 +396,7 @@ mod tests {
         let mut torn = good.clone();
         torn.extend_from_slice(
             &encode(&StoreOp::Grant {
-                cap: cap("b"),
+                cap: Box::new(cap("b")),
                 holder: holder(),
             })[..40],
         );
@@ -421,7 +432,7 @@ mod tests {
         let (mut s, _) = CapStore::open(dir.path()).unwrap();
         s.append(&[
             StoreOp::Grant {
-                cap: cap("a"),
+                cap: Box::new(cap("a")),
                 holder: holder(),
             },
             StoreOp::Use {
@@ -429,7 +440,7 @@ mod tests {
                 count: 4,
             },
             StoreOp::Grant {
-                cap: cap("b"),
+                cap: Box::new(cap("b")),
                 holder: holder(),
             },
             StoreOp::Revoke {
@@ -458,16 +469,5 @@ mod tests {
             c
         });
         assert!(!dir.path().join("capabilities.log.compact").exists());
-    }
-}
-
-impl crate::durable::Sink for CapStore {
-    type Item = StoreOp;
-
-    fn write(&mut self, items: &[StoreOp]) -> Result<(), String> {
-        self.append(items).map_err(|e| {
-            tracing::error!(error = %e, records = items.len(), "capability records could not be written");
-            e.to_string()
-        })
     }
 }
