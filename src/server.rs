@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::audit_writer::{Append, AuditWriter, Flush};
+use crate::actors::audit_writer::{Append, AuditWriter, Flush, Reopen};
 use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::policy_watcher::{PolicyWatcher, Reload, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
@@ -91,7 +91,9 @@ pub async fn run(
         }
         gid
     });
-    let audit = AuditWriter::open(config.audit.enable, &config.audit.log_file)?.start();
+    let audit_writer = AuditWriter::open(&config.audit)?;
+    let audit_health = audit_writer.health();
+    let audit = audit_writer.start();
     let (watcher, policy_handle) = PolicyWatcher::start_load(
         config.policy_engine.directory.clone(),
         config.mode,
@@ -150,6 +152,7 @@ pub async fn run(
         agent_uid,
         admin_gid,
         public_key: signer.public_key_base64(),
+        audit_health,
         registry: registry.clone(),
         policy: policy.clone(),
         audit: audit.clone(),
@@ -190,6 +193,10 @@ pub async fn run(
     while let Some(cmd) = command_rx.recv().await {
         match cmd {
             Command::Reload => {
+                // SIGHUP also reopens the audit log, for logrotate.
+                if let Ok(Err(e)) = audit.send(Reopen).await {
+                    tracing::error!(error = %e, "cannot reopen the audit log");
+                }
                 if policy.send(Reload(Trigger::Signal)).await.is_err() {
                     tracing::error!("policy watcher is gone");
                 }

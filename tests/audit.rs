@@ -246,6 +246,15 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
         }
     }
     let r = refused.expect("a full disk must refuse requests");
+    let st = c.call("agent_status", Value::Null);
+    assert_eq!(st["payload"]["audit_healthy"], false, "{st}");
+    assert!(
+        st["payload"]["detail"]["audit_last_error"]
+            .as_str()
+            .unwrap()
+            .contains("No space"),
+        "{st}"
+    );
     assert_eq!(r["payload"]["status"], "error", "{r}");
     assert_eq!(r["payload"]["code"], "AUDIT_UNAVAILABLE");
     assert!(r["payload"]["capability"].is_null());
@@ -276,6 +285,10 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
         assert!(Instant::now() < deadline, "service did not come back: {r}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(
+        c.call("status_request", Value::Null)["payload"]["audit_healthy"],
+        true
+    );
     drop(c);
     assert!(agent.stop().success());
     let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
@@ -283,6 +296,89 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
         out.status.code(),
         Some(0),
         "the chain survived the full disk: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn failure_action_halt_exits_non_zero() {
+    require_root!();
+    let base = tempfile::tempdir().unwrap();
+    let logs = base.path().join("small");
+    std::fs::create_dir_all(&logs).unwrap();
+    if !Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .unwrap()
+        .success()
+    {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    let _disk = SmallDisk(logs.clone());
+    let mut agent = Agent::builder()
+        .audit_file(&logs.join("audit.log"))
+        .config("audit:\n  failure_action: halt\n")
+        .start();
+    let mut f = std::fs::File::create(logs.join("filler")).unwrap();
+    while f.write_all(&[b'x'; 4096]).is_ok() {}
+    drop(f);
+    let mut c = agent.client();
+    for i in 0..64 {
+        let line = format!(
+            "{}\n",
+            json!({"type":"capability_request","payload":{"resource":format!("r{i}"),"actions":["read"]}})
+        );
+        if c.stream.write_all(line.as_bytes()).is_err() || c.read_quietly().is_none() {
+            break;
+        }
+    }
+    let status = agent.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "halt exits non-zero so systemd restarts the agent"
+    );
+}
+
+#[test]
+fn logrotate_rename_then_sighup_and_size_rotation_keep_one_verifiable_chain() {
+    let agent = Agent::builder()
+        .config("audit:\n  max_file_size: 4000\n  max_backup_files: 50\n")
+        .start();
+    activity(&agent, 10);
+    let rotated: Vec<_> = std::fs::read_dir(agent.audit_file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(rotated.len() > 2, "size rotation made backups: {rotated:?}");
+    // logrotate without copytruncate: move the file away, then SIGHUP.
+    let mut moved = agent.audit_file.as_os_str().to_owned();
+    moved.push(".0");
+    let moved = std::path::PathBuf::from(moved);
+    std::fs::rename(&agent.audit_file, &moved).unwrap();
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !agent.audit_file.exists() {
+        activity(&agent, 1);
+        assert!(Instant::now() < deadline, "no new audit file after SIGHUP");
+    }
+    activity(&agent, 2);
+    // The moved file sits between the numbered backups and the new file in the chain.
+    let mut files = common::audit_set_without(&agent.audit_file, &moved);
+    let live = files.pop().unwrap();
+    files.push(moved);
+    files.push(live);
+    let args: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let mut argv = vec!["audit", "verify"];
+    argv.extend(args.iter().map(String::as_str));
+    let out = agent.cli(&argv);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
         stderr(&out)
     );
 }

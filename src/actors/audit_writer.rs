@@ -2,10 +2,18 @@
 //! ([`crate::durable::Committer`]). Each [`Append`] is answered once its record is durable;
 //! with auditing disabled, appends succeed without writing. Records are sealed into the hash
 //! chain in the order they are queued.
+//!
+//! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
+//! write fails: `deny` lets the caller refuse the request (and the next write retries), `halt`
+//! exits the process non-zero so that systemd restarts it.
+
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use serde::Serialize;
 
-use crate::audit::{AuditError, AuditEvent, AuditLog};
+use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation};
+use crate::config::{AuditConfig, FailureAction};
 use crate::durable::{Committer, Pending};
 
 /// Appends one record; answers when it is durable.
@@ -18,31 +26,99 @@ pub struct Append(pub AuditEvent);
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
 
+/// Opens the log file anew, continuing the chain (SIGHUP, for logrotate).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Reopen;
+
+/// The audit log's health, as `agent status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditHealth {
+    /// Whether the last write succeeded (true before the first).
+    pub healthy: bool,
+    /// Failed writes so far.
+    pub failures: u64,
+    /// The last failure, when the last write failed.
+    pub last_error: Option<String>,
+}
+
+/// Shared view of [`AuditHealth`].
+pub type HealthRef = Arc<Mutex<AuditHealth>>;
+
 /// The audit writer.
 pub struct AuditWriter {
     log: Option<Committer<AuditLog>>,
+    health: HealthRef,
+    failure_action: FailureAction,
 }
 
 impl AuditWriter {
-    /// A writer for `path` when `enabled` (opening the log and starting its thread), else a
-    /// writer that records nothing.
-    pub fn open(enabled: bool, path: &std::path::Path) -> Result<Self, AuditError> {
-        if !enabled {
-            return Ok(AuditWriter { log: None });
+    /// A writer per `config` (opening the log and starting its thread when enabled).
+    pub fn open(config: &AuditConfig) -> Result<Self, AuditError> {
+        let health = Arc::new(Mutex::new(AuditHealth {
+            healthy: true,
+            ..Default::default()
+        }));
+        if !config.enable {
+            return Ok(AuditWriter {
+                log: None,
+                health,
+                failure_action: config.failure_action,
+            });
         }
-        let log = AuditLog::open(path)?;
+        let rotation = Rotation {
+            max_file_size: config.max_file_size,
+            max_backup_files: config.max_backup_files,
+        };
+        let log = AuditLog::open_with(&config.log_file, rotation)?;
         let committer = Committer::start("audit-writer", log).map_err(|e| AuditError::Io {
-            path: path.to_path_buf(),
+            path: config.log_file.clone(),
             message: format!("cannot start the writer thread: {e}"),
         })?;
         Ok(AuditWriter {
             log: Some(committer),
+            health,
+            failure_action: config.failure_action,
+        })
+    }
+
+    /// The health, shared with status.
+    pub fn health(&self) -> HealthRef {
+        self.health.clone()
+    }
+
+    fn watch(&self, pending: Pending) -> Pending {
+        let (health, action) = (self.health.clone(), self.failure_action);
+        Box::pin(async move {
+            let result = pending.await;
+            if let Ok(mut h) = health.lock() {
+                match &result {
+                    Ok(()) => {
+                        if !h.healthy {
+                            tracing::info!("the audit log is writable again");
+                        }
+                        h.healthy = true;
+                        h.last_error = None;
+                    }
+                    Err(e) => {
+                        h.healthy = false;
+                        h.failures += 1;
+                        h.last_error = Some(e.clone());
+                    }
+                }
+            }
+            if let (Err(e), FailureAction::Halt) = (&result, action) {
+                tracing::error!(error = %e, "the audit log cannot be written and audit.failure_action is halt: exiting");
+                crate::notify::status(&format!("halted: audit log unwritable: {e}"));
+                std::process::exit(1);
+            }
+            result
         })
     }
 
     fn submit(&self, events: Vec<AuditEvent>) -> Pending {
         match &self.log {
-            Some(c) => c.submit(events),
+            Some(c) => self.watch(c.submit(events)),
             None => Box::pin(async { Ok(()) }),
         }
     }
@@ -65,5 +141,16 @@ impl Handler<Flush> for AuditWriter {
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         self.submit(Vec::new())
+    }
+}
+
+impl Handler<Reopen> for AuditWriter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, _: Reopen, _: &mut Context<Self>) -> Self::Result {
+        match &self.log {
+            Some(c) => c.run(|log| log.reopen().map_err(|e| e.to_string())),
+            None => Box::pin(async { Ok(()) }),
+        }
     }
 }

@@ -444,6 +444,11 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         .map_err(|_| internal("capability registry"))?;
     let cfg = &shared.config;
     let set = &policy.set;
+    let audit = shared
+        .audit_health
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
     Ok(StatusResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         capabilities: RequestType::ALL
@@ -463,6 +468,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         policy_last_error: policy.last_error.clone(),
         policy_fallback: set.fallback.describe(),
         public_key: shared.public_key.clone(),
+        audit_healthy: audit.healthy,
         detail: detail.then(|| StatusDetail {
             pid: std::process::id(),
             uid: shared.agent_uid,
@@ -479,6 +485,8 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
             max_ttl: cfg.capability_engine.max_ttl,
             max_uses: cfg.capability_engine.max_uses,
             policy_file_list: set.files.iter().map(|f| f.display().to_string()).collect(),
+            audit_failures: audit.failures,
+            audit_last_error: audit.last_error.clone(),
         }),
     })
 }

@@ -56,6 +56,8 @@ pub struct Shared {
     pub admin_gid: Option<u32>,
     /// The signing key's public half, base64.
     pub public_key: String,
+    /// The audit log's health.
+    pub audit_health: audit_writer::HealthRef,
     /// The capability registry.
     pub registry: Addr<registry::CapabilityRegistry>,
     /// The policy watcher.

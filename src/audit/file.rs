@@ -7,6 +7,11 @@
 //! with one `write`, and makes them durable with one `fdatasync`: the group commit that lets
 //! many concurrent requests share one sync. On any failure the file is cut back to where it was
 //! and the chain head does not move, so a failed batch leaves no half-record behind.
+//!
+//! Before each batch the log checks that its path still names the file it has open; a deleted
+//! or replaced file (an operator's `rm`, logrotate's `create`) is noticed and a new file opened,
+//! the chain continuing from the last record written. Past `max_file_size` the log rotates
+//! itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`… up to `max_backup_files`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -32,17 +37,49 @@ pub enum AuditError {
 /// How much of the end of the file is read to find the chain head.
 const TAIL_BYTES: u64 = 1 << 20;
 
+/// When the log rotates itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rotation {
+    /// Rotate past this many bytes; 0 = never.
+    pub max_file_size: u64,
+    /// Rotated files kept.
+    pub max_backup_files: u32,
+}
+
 /// An open audit log and the head of its chain.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     file: File,
     head: ChainHead,
+    rotation: Rotation,
+    /// (device, inode) of the open file, to notice it being deleted or replaced.
+    identity: (u64, u64),
+}
+
+fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) the log at `path` and finds where its chain ends.
+    /// Opens (creating if needed) the log at `path` and finds where its chain ends; it never
+    /// rotates itself.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with(path, Rotation::default())
+    }
+
+    /// Opens the log with a rotation policy.
+    pub fn open_with(path: &Path, rotation: Rotation) -> Result<AuditLog, AuditError> {
         let io = |what: &str, e: std::io::Error| AuditError::Io {
             path: path.to_path_buf(),
             message: format!("{what}: {e}"),
@@ -57,13 +94,7 @@ impl AuditLog {
                 .create(dir)
                 .map_err(|e| io("cannot create directory", e))?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o640)
-            .open(path)
-            .map_err(|e| io("cannot open", e))?;
+        let mut file = open_append(path).map_err(|e| io("cannot open", e))?;
         let tail = read_tail(&mut file).map_err(|e| io("cannot read", e))?;
         let len = file.metadata().map_err(|e| io("cannot stat", e))?.len();
         let keep = match tail.iter().rposition(|b| *b == b'\n') {
@@ -89,11 +120,65 @@ impl AuditLog {
                 });
             }
         };
+        let identity = file_identity(&file.metadata().map_err(|e| io("cannot stat", e))?);
         Ok(AuditLog {
             path: path.to_path_buf(),
             file,
             head,
+            rotation,
+            identity,
         })
+    }
+
+    /// Opens a new file at the path, continuing the chain from the last record written (for
+    /// logrotate's SIGHUP, and when the file was deleted or replaced).
+    pub fn reopen(&mut self) -> Result<(), AuditError> {
+        let file =
+            open_append(&self.path).map_err(|e| self.error(format!("cannot reopen: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| self.error(format!("cannot stat: {e}")))?;
+        self.identity = file_identity(&meta);
+        self.file = file;
+        Ok(())
+    }
+
+    /// Reopens when the path no longer names the open file.
+    fn ensure_current(&mut self) -> Result<(), AuditError> {
+        let current = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| file_identity(&m));
+        if current != Some(self.identity) {
+            tracing::warn!(path = %self.path.display(), "the audit log was deleted or replaced; opening a new one");
+            self.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// Renames FILE.N-1 … FILE.1 up by one, FILE to FILE.1, and opens a new FILE.
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        let keep = self.rotation.max_backup_files.max(1);
+        let numbered = |n: u32| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        let _ = std::fs::remove_file(numbered(keep));
+        for n in (1..keep).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))
+                    .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(1))
+            .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
+        self.reopen()?;
+        if let Some(dir) = self.path.parent() {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        tracing::info!(path = %self.path.display(), "audit log rotated");
+        Ok(())
     }
 
     /// The log's path.
@@ -120,6 +205,7 @@ impl AuditLog {
             };
             bytes.extend_from_slice(&chain::seal(fields, &mut head));
         }
+        self.ensure_current()?;
         let before = self
             .file
             .metadata()
@@ -135,6 +221,13 @@ impl AuditLog {
             return Err(self.error(format!("cannot write: {e}")));
         }
         self.head = head;
+        let size = before + bytes.len() as u64;
+        if self.rotation.max_file_size > 0 && size >= self.rotation.max_file_size {
+            // The batch is durable already; a failed rotation is retried after the next one.
+            if let Err(e) = self.rotate() {
+                tracing::error!(error = %e, "audit log rotation failed");
+            }
+        }
         Ok(())
     }
 
@@ -258,6 +351,47 @@ mod tests {
         log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
         let v = verify(&path);
         assert_eq!((v.records, v.from_genesis), (3, true));
+    }
+
+    #[test]
+    fn rotates_by_size_keeping_the_chain_and_n_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = AuditLog::open_with(
+            &path,
+            Rotation {
+                max_file_size: 1000,
+                max_backup_files: 2,
+            },
+        )
+        .unwrap();
+        for _ in 0..20 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        assert!(dir.path().join("audit.log.2").exists());
+        assert!(
+            !dir.path().join("audit.log.3").exists(),
+            "only two backups are kept"
+        );
+        let v = verify(&path);
+        assert!(!v.from_genesis, "the oldest records were rotated away");
+        assert_eq!(v.head.seq, 20);
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_file_is_noticed_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        assert!(path.exists(), "a new file was opened");
+        assert_eq!(verify(&path).records, 2, "and the chain continues into it");
+        std::fs::remove_file(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 
     #[test]

@@ -19,8 +19,8 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 
 pub use model::{
-    AgentConfig, AuditConfig, CapabilityEngineConfig, IpcConfig, Mode, PolicyEngineConfig,
-    SocketMode,
+    AgentConfig, AuditConfig, CapabilityEngineConfig, FailureAction, IpcConfig, Mode,
+    PolicyEngineConfig, SocketMode,
 };
 pub use yaml_provider::YamlFile;
 

@@ -106,6 +106,35 @@ pub struct AuditConfig {
     pub enable: bool,
     /// The JSON-lines audit log.
     pub log_file: PathBuf,
+    /// What happens when a record cannot be written: `deny` answers `AUDIT_UNAVAILABLE` and
+    /// recovers by itself once writing works; `halt` exits non-zero (systemd restarts it).
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// Rotate the log when it grows past this many bytes; 0 = never (leave it to logrotate).
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+    /// Rotated files kept (`FILE.1` … `FILE.N`); older ones are deleted.
+    #[serde(default = "default_max_backup_files")]
+    pub max_backup_files: u32,
+}
+
+/// What to do when the audit log cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    /// Refuse requests until writing works again.
+    #[default]
+    Deny,
+    /// Exit non-zero.
+    Halt,
+}
+
+fn default_max_file_size() -> u64 {
+    100 << 20
+}
+
+fn default_max_backup_files() -> u32 {
+    10
 }
 
 /// `ipc` section.
@@ -185,6 +214,9 @@ impl AgentConfig {
             audit: AuditConfig {
                 enable: true,
                 log_file: paths.audit_file.clone(),
+                failure_action: FailureAction::Deny,
+                max_file_size: default_max_file_size(),
+                max_backup_files: default_max_backup_files(),
             },
             ipc: IpcConfig {
                 max_connections,
@@ -245,6 +277,12 @@ impl AgentConfig {
                     "{:?} is not supported: only \"deny\" is, so that nothing is granted by accident",
                     self.policy_engine.default_decision
                 ),
+            );
+        }
+        if self.audit.max_file_size > 0 && self.audit.max_backup_files == 0 {
+            return fail(
+                "audit.max_backup_files",
+                "must be at least 1 when audit.max_file_size rotates the log (rotating into nothing would delete records)".into(),
             );
         }
         if self.ipc.max_connections == 0 {

@@ -414,6 +414,9 @@ pub struct StatusResponse {
     pub policy_fallback: String,
     /// The agent's Ed25519 public key, base64.
     pub public_key: String,
+    /// Whether the last audit write succeeded (requests are refused while it does not).
+    #[serde(default = "yes")]
+    pub audit_healthy: bool,
     /// Admin-only details (`agent_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<StatusDetail>,
@@ -446,6 +449,16 @@ pub struct StatusDetail {
     pub max_uses: u64,
     /// Policy files in force, in load order.
     pub policy_file_list: Vec<String>,
+    /// Audit writes that failed since start.
+    #[serde(default)]
+    pub audit_failures: u64,
+    /// The last audit write error, while writes fail.
+    #[serde(default)]
+    pub audit_last_error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `reload_response` payload.

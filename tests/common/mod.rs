@@ -398,3 +398,11 @@ pub fn json_out(o: &Output) -> Value {
         )
     })
 }
+
+/// The rotation set of `log` (oldest first, `log` last), leaving out `skip`.
+pub fn audit_set_without(log: &Path, skip: &Path) -> Vec<PathBuf> {
+    aether_vault_agent::audit::chain::rotation_set(log)
+        .into_iter()
+        .filter(|p| p != skip)
+        .collect()
+}
