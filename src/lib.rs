@@ -17,6 +17,7 @@ pub mod durable;
 pub mod identity;
 pub mod logging;
 pub mod notify;
+pub mod oplog;
 pub mod policy;
 pub mod protocol;
 pub mod server;

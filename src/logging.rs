@@ -33,7 +33,12 @@ pub fn init(level: &str, target: LogTarget) {
             Ok(layer) => {
                 let _ = tracing_subscriber::registry()
                     .with(filter)
-                    .with(layer.with_syslog_identifier("aether-vault-agent".to_string()))
+                    .with(
+                        layer
+                            .with_syslog_identifier("aether-vault-agent".to_string())
+                            // Fields keep their own names: av_event becomes AV_EVENT.
+                            .with_field_prefix(None),
+                    )
                     .try_init();
                 return;
             }

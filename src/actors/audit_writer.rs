@@ -132,6 +132,7 @@ impl Handler<Append> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: Append, _: &mut Context<Self>) -> Self::Result {
+        crate::oplog::event(&msg.0);
         self.submit(vec![msg.0])
     }
 }

@@ -1,0 +1,144 @@
+//! Operational log records for the decisions the audit log records, with structured fields
+//! for journald: `AV_EVENT`, `AV_OUTCOME`, `AV_DECISION`, `AV_UID`, `AV_PID`, `AV_UNIT`,
+//! `AV_RESOURCE`, `AV_CAPABILITY_ID`, `AV_POLICY_GENERATION`, `AV_REQUEST_ID`, and a fixed
+//! `MESSAGE_ID` per kind of event (see [`message_id`]), so `journalctl MESSAGE_ID=…` finds them.
+//!
+//! Priorities: routine successes (a grant, a valid capability) are informational (debug level),
+//! denials and refusals are notices (info level), a failed reload or an unrecordable decision is
+//! an error. Journald rate-limits and drops under load by design; the audit log is the record of
+//! decisions, this is for operators. Signatures and keys are never logged.
+
+use crate::audit::{AuditEvent, EventType, Outcome};
+
+/// The journald `MESSAGE_ID` of each kind of event.
+pub fn message_id(kind: EventType) -> &'static str {
+    match kind {
+        EventType::CapabilityRequest => "ee6fb2ffd9ef443284590a7d0c167059",
+        EventType::CapabilityValidation => "f7b2e311d37243b2a25b57d03b32ba52",
+        EventType::CapabilityRevocation => "395f99d6d28b4efdb62d990e518ac428",
+        EventType::PolicyEvaluation => "165763a7457147a8b5d62577b054f4f8",
+        EventType::PolicyReload => "ca6ebcf9ccd940f2903a515085d8b647",
+        EventType::AgentStart => "7d27c8c3342445b891b3c7c943b0dd54",
+        EventType::AgentStop => "6c85bcd20a6442a7b6b18e4bd18d1dd6",
+        EventType::ConnectionRejected => "e12aeb8250cc474e91faed432d5fd011",
+    }
+}
+
+/// How loud an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loudness {
+    /// Routine: journald priority informational.
+    Routine,
+    /// Worth noticing: priority notice.
+    Notice,
+    /// Something is wrong: priority error.
+    Error,
+}
+
+/// The loudness of an event.
+pub fn loudness(ev: &AuditEvent) -> Loudness {
+    match ev.outcome {
+        Outcome::Failure => Loudness::Error,
+        Outcome::Granted | Outcome::Valid => Loudness::Routine,
+        Outcome::Denied | Outcome::Invalid | Outcome::Rejected | Outcome::Revoked => {
+            Loudness::Notice
+        }
+        Outcome::Success => match ev.kind {
+            EventType::PolicyEvaluation => Loudness::Routine,
+            _ => Loudness::Notice,
+        },
+    }
+}
+
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+macro_rules! emit {
+    ($level:ident, $ev:expr) => {{
+        let ev = $ev;
+        let id = ev.identity.as_ref();
+        tracing::$level!(
+            message_id = message_id(ev.kind),
+            av_event = name(&ev.kind).as_str(),
+            av_outcome = name(&ev.outcome).as_str(),
+            av_decision = name(&ev.outcome).as_str(),
+            av_uid = id.map(|i| i.uid),
+            av_pid = id.and_then(|i| i.pid),
+            av_unit = id.and_then(|i| i.unit.as_deref()),
+            av_resource = ev.resource.as_deref(),
+            av_capability_id = ev.capability_id.as_deref(),
+            av_policy_generation = ev.policy_generation,
+            av_request_id = ev.request_id.as_deref(),
+            "{} {}{}{}",
+            name(&ev.kind),
+            name(&ev.outcome),
+            ev.resource
+                .as_deref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default(),
+            ev.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+        )
+    }};
+}
+
+/// Logs one audited event for operators.
+pub fn event(ev: &AuditEvent) {
+    match loudness(ev) {
+        Loudness::Routine => emit!(debug, ev),
+        Loudness::Notice => emit!(info, ev),
+        Loudness::Error => emit!(error, ev),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_distinct_128_bit_hex() {
+        let kinds = [
+            EventType::CapabilityRequest,
+            EventType::CapabilityValidation,
+            EventType::CapabilityRevocation,
+            EventType::PolicyEvaluation,
+            EventType::PolicyReload,
+            EventType::AgentStart,
+            EventType::AgentStop,
+            EventType::ConnectionRejected,
+        ];
+        let ids: std::collections::HashSet<&str> = kinds.iter().map(|k| message_id(*k)).collect();
+        assert_eq!(ids.len(), kinds.len());
+        assert!(
+            ids.iter()
+                .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+    }
+
+    #[test]
+    fn denials_are_notices_and_failures_errors() {
+        let l = |kind, outcome| loudness(&AuditEvent::new(kind, outcome));
+        assert_eq!(
+            l(EventType::CapabilityRequest, Outcome::Denied),
+            Loudness::Notice
+        );
+        assert_eq!(
+            l(EventType::CapabilityRequest, Outcome::Granted),
+            Loudness::Routine
+        );
+        assert_eq!(
+            l(EventType::PolicyReload, Outcome::Failure),
+            Loudness::Error
+        );
+        assert_eq!(
+            l(EventType::PolicyReload, Outcome::Success),
+            Loudness::Notice
+        );
+    }
+}
