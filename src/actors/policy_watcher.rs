@@ -98,13 +98,20 @@ pub struct PolicyWatcher {
     pending: Option<SpawnHandle>,
 }
 
-/// Whether a filesystem event concerns the policy directory or a file directly in it.
+/// Whether a filesystem event concerns the policy directory itself or a policy file in it
+/// (changes to ignored files, such as an editor's swap file, do not reload).
 fn concerns(dir: &Path, event: &notify::Event) -> bool {
     !matches!(event.kind, notify::EventKind::Access(_))
-        && event
-            .paths
-            .iter()
-            .any(|p| p == dir || p.parent() == Some(dir))
+        && event.paths.iter().any(|p| {
+            p == dir
+                || (p.parent() == Some(dir)
+                    && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        !matches!(
+                            crate::policy::load::classify(n),
+                            crate::policy::load::FileKind::Ignored(_)
+                        )
+                    }))
+        })
 }
 
 /// The fallback for a mode when no rule is loaded.
@@ -355,5 +362,34 @@ impl Handler<GetStatus> for PolicyWatcher {
             last_error: self.last_error.clone(),
             directory: self.directory.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(paths: &[&str]) -> notify::Event {
+        let mut e = notify::Event::new(notify::EventKind::Modify(notify::event::ModifyKind::Any));
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn only_policy_files_and_the_directory_itself_matter() {
+        let dir = Path::new("/etc/p");
+        assert!(concerns(dir, &ev(&["/etc/p/a.json"])));
+        assert!(concerns(dir, &ev(&["/etc/p/b.yaml"])));
+        assert!(concerns(dir, &ev(&["/etc/p"])));
+        assert!(
+            concerns(dir, &ev(&["/etc/p/.a.json.swp", "/etc/p/a.json"])),
+            "a rename onto a policy file"
+        );
+        assert!(!concerns(dir, &ev(&["/etc/p/.a.json.swp"])));
+        assert!(!concerns(dir, &ev(&["/etc/p/a.json~"])));
+        assert!(!concerns(dir, &ev(&["/etc/other.json"])));
+        assert!(!concerns(dir, &ev(&["/etc/p/sub/x.json"])));
     }
 }
