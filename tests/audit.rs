@@ -35,24 +35,7 @@ fn the_chain_verifies_across_restarts_and_names_tampered_records() {
     let mut agent = Agent::dev();
     activity(&agent, 5);
     assert!(agent.stop().success());
-    let mut cmd = Command::new(common::AGENT);
-    common::clean_env(&mut cmd, agent.dir.path());
-    cmd.args([
-        "--mode",
-        "development",
-        "--log-target",
-        "stderr",
-        "--socket-path",
-    ])
-    .arg(&agent.socket)
-    .arg("--state-dir")
-    .arg(&agent.state_dir)
-    .arg("--policy-dir")
-    .arg(&agent.policy_dir)
-    .arg("--audit-file")
-    .arg(&agent.audit_file);
-    agent.child = Some(cmd.spawn().unwrap());
-    agent.wait_ready();
+    agent.restart();
     activity(&agent, 2);
     assert!(agent.stop().success());
 
@@ -108,23 +91,7 @@ fn a_rotated_set_verifies_whole() {
     assert!(agent.stop().success());
     let backup = agent.audit_file.with_extension("log.1");
     std::fs::rename(&agent.audit_file, &backup).unwrap();
-    agent.child = None;
-    let mut cmd = Command::new(common::AGENT);
-    common::clean_env(&mut cmd, agent.dir.path());
-    cmd.args([
-        "--mode",
-        "development",
-        "--log-target",
-        "stderr",
-        "--socket-path",
-    ])
-    .arg(&agent.socket)
-    .arg("--state-dir")
-    .arg(&agent.state_dir)
-    .arg("--audit-file")
-    .arg(&agent.audit_file);
-    agent.child = Some(cmd.spawn().unwrap());
-    agent.wait_ready();
+    agent.restart();
     activity(&agent, 1);
     assert!(agent.stop().success());
     let out = agent.cli(&[

@@ -374,25 +374,7 @@ fn the_signing_key_survives_a_restart() {
         |a: &Agent| a.client().call("status_request", Value::Null)["payload"]["public_key"].clone();
     let before = key(&agent);
     assert!(agent.stop().success());
-    let mut cmd = std::process::Command::new(common::AGENT);
-    common::clean_env(&mut cmd, agent.dir.path());
-    cmd.args([
-        "--mode",
-        "development",
-        "--log-target",
-        "stderr",
-        "--socket-path",
-    ])
-    .arg(&agent.socket)
-    .arg("--state-dir")
-    .arg(&agent.state_dir)
-    .arg("--policy-dir")
-    .arg(&agent.policy_dir)
-    .arg("--audit-file")
-    .arg(&agent.audit_file)
-    .stderr(std::fs::File::create(&agent.stderr_file).unwrap());
-    agent.child = Some(cmd.spawn().unwrap());
-    agent.wait_ready();
+    agent.restart();
     assert_eq!(key(&agent), before);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(agent.state_dir.join("signing.key"))

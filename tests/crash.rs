@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -101,35 +100,6 @@ fn traffic(path: std::path::PathBuf, known: Arc<Mutex<HashMap<String, Known>>>, 
     }
 }
 
-fn restart(agent: &mut Agent) {
-    let mut cmd = Command::new(common::AGENT);
-    common::clean_env(&mut cmd, agent.dir.path());
-    cmd.args([
-        "--mode",
-        "development",
-        "--log-target",
-        "stderr",
-        "--socket-path",
-    ])
-    .arg(&agent.socket)
-    .arg("--state-dir")
-    .arg(&agent.state_dir)
-    .arg("--policy-dir")
-    .arg(&agent.policy_dir)
-    .arg("--audit-file")
-    .arg(&agent.audit_file)
-    .arg("--config")
-    .arg(agent.dir.path().join("agent.yaml"))
-    .stderr(
-        std::fs::File::options()
-            .append(true)
-            .open(&agent.stderr_file)
-            .unwrap(),
-    );
-    agent.child = Some(cmd.spawn().unwrap());
-    agent.wait_ready();
-}
-
 #[test]
 fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
     // No configured cap on uses, so each capability's own limit (100000) is the one in force.
@@ -155,7 +125,7 @@ fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
         for c in clients {
             c.join().unwrap();
         }
-        restart(&mut agent);
+        agent.restart();
 
         let mut held: HashMap<String, Value> = HashMap::new();
         let mut lister = agent.client();

@@ -18,6 +18,8 @@ pub const CLI: &str = env!("CARGO_BIN_EXE_aether-vault");
 /// A running agent and its files.
 pub struct Agent {
     pub child: Option<Child>,
+    /// The arguments and extra environment it was started with, for [`Agent::restart`].
+    launch: (Vec<std::ffi::OsString>, Vec<(String, String)>),
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub policy_dir: PathBuf,
@@ -119,8 +121,13 @@ impl AgentBuilder {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_file).unwrap());
+        let launch = (
+            cmd.get_args().map(|a| a.to_os_string()).collect(),
+            self.env.clone(),
+        );
         let agent = Agent {
             child: None,
+            launch,
             dir,
             socket,
             policy_dir,
@@ -172,6 +179,28 @@ impl Agent {
     /// An agent in development mode with no policies.
     pub fn dev() -> Agent {
         Agent::builder().start()
+    }
+
+    /// Starts the agent again with the same arguments, directories and files (after it stopped
+    /// or was killed), and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the agent before restarting it");
+        let mut cmd = Command::new(AGENT);
+        clean_env(&mut cmd, self.dir.path());
+        cmd.args(&self.launch.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for (k, v) in &self.launch.1 {
+            cmd.env(k, v);
+        }
+        cmd.stderr(
+            std::fs::File::options()
+                .append(true)
+                .open(&self.stderr_file)
+                .unwrap(),
+        );
+        self.child = Some(cmd.spawn().unwrap());
+        self.wait_ready();
     }
 
     pub fn stderr(&self) -> String {
