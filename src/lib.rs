@@ -20,6 +20,7 @@ pub mod notify;
 pub mod oplog;
 pub mod policy;
 pub mod protocol;
+pub mod secrets;
 pub mod server;
 pub mod timefmt;
 pub mod transport;

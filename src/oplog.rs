@@ -21,6 +21,7 @@ pub fn message_id(kind: EventType) -> &'static str {
         EventType::AgentStart => "7d27c8c3342445b891b3c7c943b0dd54",
         EventType::AgentStop => "6c85bcd20a6442a7b6b18e4bd18d1dd6",
         EventType::ConnectionRejected => "e12aeb8250cc474e91faed432d5fd011",
+        EventType::SecretAccess => "dae65361f0e7463cb7bb542fa4142d37",
     }
 }
 
@@ -112,6 +113,7 @@ mod tests {
             EventType::AgentStart,
             EventType::AgentStop,
             EventType::ConnectionRejected,
+            EventType::SecretAccess,
         ];
         let ids: std::collections::HashSet<&str> = kinds.iter().map(|k| message_id(*k)).collect();
         assert_eq!(ids.len(), kinds.len());

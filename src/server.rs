@@ -39,6 +39,9 @@ pub enum ServerError {
     /// The capability store is unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The secrets backend cannot be opened.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretError),
     /// The listening socket cannot be used.
     #[error("listening socket: {0}")]
     Socket(std::io::Error),
@@ -69,6 +72,32 @@ impl Default for Control {
     }
 }
 
+/// Opens the configured secrets backend.
+fn open_secrets(
+    config: &AgentConfig,
+) -> Result<Arc<dyn crate::secrets::SecretBackend>, crate::secrets::SecretError> {
+    use crate::secrets::file::{FileBackend, load_key};
+    match config.secrets.backend.as_str() {
+        "file" => {
+            let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+            let (key, source) = load_key(
+                &config.state_dir,
+                creds.as_deref(),
+                &config.secrets.credential,
+            )?;
+            tracing::info!(key = ?source, "secrets: file backend");
+            Ok(Arc::new(FileBackend::open(
+                &config.state_dir,
+                &key,
+                config.secrets.max_versions,
+            )?))
+        }
+        other => Err(crate::secrets::SecretError::Invalid(format!(
+            "secrets.backend {other:?} is not available in this build yet"
+        ))),
+    }
+}
+
 /// Serves `listener` with `config` until a [`Command::Shutdown`] arrives (or every sender is
 /// gone). Must run inside an actix `System`.
 pub async fn run(
@@ -91,6 +120,7 @@ pub async fn run(
         }
         gid
     });
+    let secrets = open_secrets(&config)?;
     let audit_writer = AuditWriter::open(&config.audit)?;
     let audit_health = audit_writer.health();
     let audit = audit_writer.start();
@@ -153,6 +183,7 @@ pub async fn run(
         admin_gid,
         public_key: signer.public_key_base64(),
         audit_health,
+        secrets,
         registry: registry.clone(),
         policy: policy.clone(),
         audit: audit.clone(),

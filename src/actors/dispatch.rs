@@ -16,7 +16,9 @@ use serde_json::Value;
 use super::SharedRef;
 use super::audit_writer::Append;
 use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
-use super::registry::{CapabilityRegistry, Decided, Discard, Grant, List, Revoke, Stats, Validate};
+use super::registry::{
+    CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Stats, Validate,
+};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
 use crate::capability::grant::check_request;
@@ -24,10 +26,11 @@ use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::types::{
     CapabilityRequest, CapabilityResponse, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo,
-    PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest, StatusDetail,
-    StatusResponse, StopResponse, ValidateRequest,
+    PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest, SecretRequest,
+    SecretResponse, StatusDetail, StatusResponse, StopResponse, ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
+use crate::secrets::SecretError;
 use crate::transport::framing::FrameError;
 
 /// Whether the connection stays open after a response.
@@ -378,6 +381,10 @@ async fn dispatch(
             record(shared, ev).await?;
             ok(kind, id, answer)
         }
+        RequestType::SecretRead
+        | RequestType::SecretWrite
+        | RequestType::SecretList
+        | RequestType::SecretDelete => secret_op(c, kind, id, body).await?,
         RequestType::CapabilityList => {
             let req: ListRequest = if body.is_null() {
                 ListRequest::default()
@@ -397,6 +404,107 @@ async fn dispatch(
             ok(kind, id, answer)
         }
     })
+}
+
+/// A secret message: redeem the capability (audited, one use), act on the backend (off the
+/// event loop), record the access, answer.
+async fn secret_op(
+    c: &Caller,
+    kind: RequestType,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ErrorPayload> {
+    let shared = &c.shared;
+    let action = kind.secret_action().unwrap_or("read");
+    let req: SecretRequest = payload(body)?;
+    require_id(&req.capability_id)?;
+    if action == "write" && req.data.as_ref().is_none_or(|d| d.is_empty()) {
+        return Err(ErrorPayload::new(
+            ErrorCode::InvalidPayload,
+            "secret_write needs data with at least one field",
+        ));
+    }
+    let redeem = Redeem {
+        identity: c.identity.clone(),
+        capability_id: req.capability_id.clone(),
+        action,
+        path: req.path.clone(),
+        request_id: id.to_string(),
+    };
+    let path = decide(shared, redeem).await??;
+    let backend = shared.secrets.clone();
+    let (p, version, data) = (path.clone(), req.version, req.data);
+    let result = actix_rt::task::spawn_blocking(move || match action {
+        "read" => backend.read(&p, version).map(|v| SecretResponse {
+            path: p.clone(),
+            version: Some(v.version),
+            created_time: Some(v.created_time),
+            data: Some(v.data),
+            keys: None,
+            deleted: None,
+        }),
+        "write" => backend
+            .write(&p, data.unwrap_or_default())
+            .map(|v| SecretResponse {
+                path: p.clone(),
+                version: Some(v),
+                created_time: None,
+                data: None,
+                keys: None,
+                deleted: None,
+            }),
+        "list" => backend.list(&p).map(|keys| SecretResponse {
+            path: p.clone(),
+            version: None,
+            created_time: None,
+            data: None,
+            keys: Some(keys),
+            deleted: None,
+        }),
+        _ => backend.delete(&p).map(|()| SecretResponse {
+            path: p.clone(),
+            version: None,
+            created_time: None,
+            data: None,
+            keys: None,
+            deleted: Some(true),
+        }),
+    })
+    .await
+    .map_err(|_| internal("secrets backend"))?;
+    let mut ev = AuditEvent::new(
+        EventType::SecretAccess,
+        if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
+    )
+    .by(&c.identity)
+    .request(id)
+    .capability(&req.capability_id);
+    ev.resource = Some(format!("secret:/{path}"));
+    ev.actions = vec![action.to_string()];
+    ev.version = result.as_ref().ok().and_then(|r| r.version);
+    if let Err(e) = &result {
+        ev.reason = Some(e.to_string());
+    }
+    record(shared, ev).await?;
+    let answer = result.map_err(|e| match e {
+        SecretError::NotFound(_) => ErrorPayload::new(ErrorCode::SecretNotFound, e.to_string()),
+        SecretError::Invalid(_) => ErrorPayload::new(ErrorCode::InvalidPayload, e.to_string()),
+        SecretError::Unavailable(_) => {
+            ErrorPayload::new(ErrorCode::BackendUnavailable, e.to_string())
+        }
+        SecretError::Storage(_) => {
+            tracing::error!(error = %e, "secrets storage failed");
+            ErrorPayload::new(
+                ErrorCode::InternalError,
+                "the secrets store failed; see the agent's log",
+            )
+        }
+    })?;
+    Ok(ok(kind, id, answer))
 }
 
 /// Builds `policy_list_response` from the watcher's status.
@@ -469,6 +577,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         policy_fallback: set.fallback.describe(),
         public_key: shared.public_key.clone(),
         audit_healthy: audit.healthy,
+        secrets: Some(shared.secrets.health()),
         detail: detail.then(|| StatusDetail {
             pid: std::process::id(),
             uid: shared.agent_uid,

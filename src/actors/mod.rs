@@ -58,6 +58,8 @@ pub struct Shared {
     pub public_key: String,
     /// The audit log's health.
     pub audit_health: audit_writer::HealthRef,
+    /// Where secrets live.
+    pub secrets: Arc<dyn crate::secrets::SecretBackend>,
     /// The capability registry.
     pub registry: Addr<registry::CapabilityRegistry>,
     /// The policy watcher.

@@ -96,6 +96,23 @@ pub struct List {
     pub filter: CapabilityFilter,
 }
 
+/// Redeems a capability for a secret operation: validates it for the caller (one use), checks
+/// that it carries the action and covers the path, and answers with the path to act on.
+#[derive(Message)]
+#[rtype(result = "Decided<Result<String, ErrorPayload>>")]
+pub struct Redeem {
+    /// The verified caller.
+    pub identity: Arc<PeerIdentity>,
+    /// The capability.
+    pub capability_id: String,
+    /// `read`, `write`, `list` or `delete`.
+    pub action: &'static str,
+    /// The secret path asked for (required when the capability's resource is a pattern).
+    pub path: Option<String>,
+    /// The envelope id.
+    pub request_id: String,
+}
+
 /// Withdraws a capability whose grant could not be recorded (it never reached the client).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -427,6 +444,78 @@ impl CapabilityRegistry {
         }
     }
 
+    fn redeem(&mut self, msg: Redeem) -> Decided<Result<String, ErrorPayload>> {
+        let now = Timestamp::now();
+        let mut event = AuditEvent::new(EventType::CapabilityValidation, Outcome::Invalid)
+            .by(&msg.identity)
+            .request(&msg.request_id)
+            .capability(&msg.capability_id);
+        event.actions = vec![msg.action.to_string()];
+        let refuse = |event: AuditEvent, code: ErrorCode, why: String| Decided {
+            durable: None,
+            answer: Err(ErrorPayload::new(code, why.clone())),
+            event: event.because(format!("{code}: {why}")),
+        };
+        let Some(rec) = self.caps.get_mut(&msg.capability_id) else {
+            return refuse(event, ErrorCode::CapNotFound, "capability not found".into());
+        };
+        if let Err(issue) = check(rec, msg.identity.uid, None, now, &self.signer) {
+            return refuse(event, issue.code, issue.message);
+        }
+        if !rec.cap.actions.iter().any(|a| a == msg.action || a == "*") {
+            return refuse(
+                event,
+                ErrorCode::PermissionDenied,
+                format!("the capability does not carry the {} action", msg.action),
+            );
+        }
+        let Some(pattern) = rec.cap.resource.strip_prefix("secret:/") else {
+            return refuse(
+                event,
+                ErrorCode::PermissionDenied,
+                "the capability is not for a secret".into(),
+            );
+        };
+        let is_pattern = pattern.contains(['*', '?']);
+        let path = match &msg.path {
+            Some(p) => match crate::secrets::check_path(p, msg.action == "list") {
+                Ok(p) => p,
+                Err(e) => return refuse(event, ErrorCode::InvalidPayload, e.to_string()),
+            },
+            None if is_pattern => {
+                return refuse(
+                    event,
+                    ErrorCode::InvalidPayload,
+                    "path is required: the capability covers a pattern".into(),
+                );
+            }
+            None => pattern.to_string(),
+        };
+        let covered = crate::policy::selector::Pattern::new(&rec.cap.resource)
+            .matches(&format!("secret:/{path}"));
+        if !covered {
+            return refuse(
+                event,
+                ErrorCode::PermissionDenied,
+                format!("the capability does not cover secret:/{path}"),
+            );
+        }
+        rec.cap.used_count += 1;
+        let use_op = (rec.cap.max_uses > 0).then(|| StoreOp::Use {
+            id: rec.cap.id.clone(),
+            count: rec.cap.used_count,
+        });
+        let durable = use_op.and_then(|op| self.persist(vec![op]));
+        event.outcome = Outcome::Valid;
+        event.resource = Some(format!("secret:/{path}"));
+        event.reason = Some(format!("redeemed for secret {}", msg.action));
+        Decided {
+            durable,
+            answer: Ok(path),
+            event,
+        }
+    }
+
     fn revoke(&mut self, msg: Revoke) -> Decided<Result<RevokeResponse, ErrorPayload>> {
         let mut event = AuditEvent::new(EventType::CapabilityRevocation, Outcome::Rejected)
             .by(&msg.identity)
@@ -589,6 +678,13 @@ impl Handler<List> for CapabilityRegistry {
     type Result = Result<ListResponse, ErrorPayload>;
     fn handle(&mut self, msg: List, _: &mut Context<Self>) -> Self::Result {
         self.list(msg)
+    }
+}
+
+impl Handler<Redeem> for CapabilityRegistry {
+    type Result = MessageResult<Redeem>;
+    fn handle(&mut self, msg: Redeem, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.redeem(msg))
     }
 }
 

@@ -34,6 +34,8 @@ pub enum EventType {
     AgentStop,
     /// A connection was refused (limits).
     ConnectionRejected,
+    /// A secret was read, written, listed or deleted with a capability.
+    SecretAccess,
 }
 
 /// The result, in one word.
@@ -129,6 +131,9 @@ pub struct AuditEvent {
     /// The policy generation that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_generation: Option<u64>,
+    /// For secret access: the version read or written (never the value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 impl AuditEvent {
@@ -147,6 +152,7 @@ impl AuditEvent {
             rules: Vec::new(),
             reason: None,
             policy_generation: None,
+            version: None,
         }
     }
 

@@ -58,6 +58,85 @@ pub enum Command {
     /// Verify and read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Read, write, list and delete secrets (each through a short-lived capability).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Run a command with secrets in its environment (never printed).
+    Exec(ExecArgs),
+}
+
+/// `secret …`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a secret (or one field) or write it to a file (mode 0600).
+    #[command(disable_version_flag = true)]
+    Get(SecretGetArgs),
+    /// Write a new version of a secret: `key=value` or `key=@file` pairs.
+    Put(SecretPutArgs),
+    /// List the names under a path.
+    List(SecretPathArgs),
+    /// Delete a secret (all versions).
+    Delete(SecretPathArgs),
+}
+
+/// `secret get`.
+#[derive(Debug, Clone, Args)]
+pub struct SecretGetArgs {
+    /// The secret path (`db/primary` or `secret:/db/primary`); optional with --capability when
+    /// the capability names one secret.
+    pub path: Option<String>,
+    /// Print only this field.
+    #[arg(long)]
+    pub field: Option<String>,
+    /// A version (default the latest).
+    #[arg(long)]
+    pub version: Option<u64>,
+    /// Redeem this capability instead of requesting one.
+    #[arg(long, value_name = "ID")]
+    pub capability: Option<String>,
+    /// Write to this file (mode 0600) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `secret put`.
+#[derive(Debug, Clone, Args)]
+pub struct SecretPutArgs {
+    /// The secret path.
+    pub path: String,
+    /// `key=value` or `key=@file`.
+    #[arg(required = true, value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// Redeem this capability instead of requesting one.
+    #[arg(long, value_name = "ID")]
+    pub capability: Option<String>,
+}
+
+/// `secret list` and `secret delete`.
+#[derive(Debug, Clone, Args)]
+pub struct SecretPathArgs {
+    /// The path.
+    #[arg(default_value = "")]
+    pub path: String,
+    /// Redeem this capability instead of requesting one.
+    #[arg(long, value_name = "ID")]
+    pub capability: Option<String>,
+}
+
+/// `exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// `ENV=secret:/PATH#field` (repeatable); the field may be left out when the secret has
+    /// exactly one.
+    #[arg(
+        long = "secret",
+        value_name = "ENV=secret:/PATH#FIELD",
+        required = true
+    )]
+    pub secrets: Vec<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `audit …`

@@ -49,7 +49,7 @@ fn request(ctx: &mut Context<'_>, args: &RequestArgs) -> Result<Outcome, CliErro
                 grant_table(&resp, verbose)
             }))?;
         }
-        Ok(Outcome::Negative) => {
+        Ok(Outcome::Negative | Outcome::Child(_)) => {
             ctx.print(&output::render(ctx.format, &raw, || denial_table(&resp)))?;
         }
         Err(_) if ctx.format != Format::Table => {

@@ -15,6 +15,8 @@ pub enum Outcome {
     Success,
     /// The agent answered no (a denial, an invalid capability): exit 2.
     Negative,
+    /// `exec`: the child's own exit status.
+    Child(u8),
 }
 
 impl Outcome {
@@ -23,6 +25,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Negative => 2,
+            Outcome::Child(code) => code,
         }
     }
 }

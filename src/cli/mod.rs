@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod output;
 pub mod policy;
+pub mod secret;
 
 #[cfg(test)]
 mod tests;
@@ -54,5 +55,7 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         Command::Capability(command) => capability::run(&mut ctx, command),
         Command::Policy(command) => policy::run(&mut ctx, command),
         Command::Audit(command) => audit::run(&mut ctx, command),
+        Command::Secret(command) => secret::run(&mut ctx, command),
+        Command::Exec(args) => secret::exec(&mut ctx, args),
     }
 }

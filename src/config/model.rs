@@ -65,6 +65,52 @@ pub struct AgentConfig {
     pub audit: AuditConfig,
     /// Socket and connection limits.
     pub ipc: IpcConfig,
+    /// Where secrets redeemed with capabilities are kept.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// `secrets` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// `file` (embedded, encrypted under the state directory) or `vault` (HashiCorp Vault or
+    /// OpenBao).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// File backend: versions kept per secret.
+    #[serde(default = "default_max_versions")]
+    pub max_versions: usize,
+    /// File backend: the systemd credential holding the key (`LoadCredentialEncrypted=NAME`);
+    /// without it, `STATE_DIR/secrets.key` is used (created on first start).
+    #[serde(default = "default_credential")]
+    pub credential: String,
+    /// Vault backend settings (see docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<serde_json::Value>,
+}
+
+fn default_backend() -> String {
+    "file".into()
+}
+
+fn default_max_versions() -> usize {
+    10
+}
+
+fn default_credential() -> String {
+    "secrets-key".into()
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            backend: default_backend(),
+            max_versions: default_max_versions(),
+            credential: default_credential(),
+            vault: None,
+        }
+    }
 }
 
 /// `capability_engine` section.
@@ -225,6 +271,7 @@ impl AgentConfig {
                 socket_mode: SocketMode(0o666),
                 admin_group: None,
             },
+            secrets: SecretsConfig::default(),
         }
     }
 
@@ -284,6 +331,15 @@ impl AgentConfig {
                 "audit.max_backup_files",
                 "must be at least 1 when audit.max_file_size rotates the log (rotating into nothing would delete records)".into(),
             );
+        }
+        if !["file", "vault"].contains(&self.secrets.backend.as_str()) {
+            return fail(
+                "secrets.backend",
+                format!("{:?} is not file or vault", self.secrets.backend),
+            );
+        }
+        if self.secrets.max_versions == 0 {
+            return fail("secrets.max_versions", "must be at least 1".into());
         }
         if self.ipc.max_connections == 0 {
             return fail("ipc.max_connections", "must be at least 1".into());

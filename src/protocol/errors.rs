@@ -46,6 +46,10 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// The capability store could not be written, so nothing was granted or used.
     StoreUnavailable,
+    /// The secrets backend cannot be reached (a Vault outage); nothing stale was served.
+    BackendUnavailable,
+    /// No secret at that path (or no such version).
+    SecretNotFound,
     /// A warning, not an error: this validation used the capability's last use.
     LastUse,
     /// Something failed inside the agent; nothing was granted.
@@ -74,6 +78,8 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "IDLE_TIMEOUT",
             ErrorCode::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ErrorCode::LastUse => "LAST_USE",
+            ErrorCode::BackendUnavailable => "BACKEND_UNAVAILABLE",
+            ErrorCode::SecretNotFound => "SECRET_NOT_FOUND",
             ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }

@@ -13,6 +13,7 @@
 //! | `agent_stop` (admin) | `stop_response` |
 //! | `policy_list` (admin) | `policy_list_response` |
 //! | `policy_test` (admin) | `policy_test_response` |
+//! | `secret_read`, `secret_write`, `secret_list`, `secret_delete` | `secret_response` |
 //! | anything else | `error_response` |
 
 /// A request type this agent knows.
@@ -40,11 +41,30 @@ pub enum RequestType {
     PolicyList,
     /// Evaluate a described request against the live set, admin only.
     PolicyTest,
+    /// Redeem a capability to read a secret.
+    SecretRead,
+    /// Redeem a capability to write a secret.
+    SecretWrite,
+    /// Redeem a capability to list secrets.
+    SecretList,
+    /// Redeem a capability to delete a secret.
+    SecretDelete,
 }
 
 impl RequestType {
+    /// For a secret message: the capability action it needs.
+    pub fn secret_action(self) -> Option<&'static str> {
+        match self {
+            RequestType::SecretRead => Some("read"),
+            RequestType::SecretWrite => Some("write"),
+            RequestType::SecretList => Some("list"),
+            RequestType::SecretDelete => Some("delete"),
+            _ => None,
+        }
+    }
+
     /// Every known request type, for docs and for the status `capabilities` list.
-    pub const ALL: [RequestType; 11] = [
+    pub const ALL: [RequestType; 15] = [
         RequestType::CapabilityRequest,
         RequestType::CapabilityValidate,
         RequestType::CapabilityRevoke,
@@ -56,6 +76,10 @@ impl RequestType {
         RequestType::AgentStop,
         RequestType::PolicyList,
         RequestType::PolicyTest,
+        RequestType::SecretRead,
+        RequestType::SecretWrite,
+        RequestType::SecretList,
+        RequestType::SecretDelete,
     ];
 
     /// Parses the envelope's `type` field; `None` for a type this agent does not know.
@@ -77,6 +101,10 @@ impl RequestType {
             RequestType::AgentStop => "agent_stop",
             RequestType::PolicyList => "policy_list",
             RequestType::PolicyTest => "policy_test",
+            RequestType::SecretRead => "secret_read",
+            RequestType::SecretWrite => "secret_write",
+            RequestType::SecretList => "secret_list",
+            RequestType::SecretDelete => "secret_delete",
         }
     }
 
@@ -93,6 +121,10 @@ impl RequestType {
             RequestType::AgentStop => ResponseType::StopResponse,
             RequestType::PolicyList => ResponseType::PolicyListResponse,
             RequestType::PolicyTest => ResponseType::PolicyTestResponse,
+            RequestType::SecretRead
+            | RequestType::SecretWrite
+            | RequestType::SecretList
+            | RequestType::SecretDelete => ResponseType::SecretResponse,
         }
     }
 
@@ -128,6 +160,8 @@ pub enum ResponseType {
     PolicyListResponse,
     /// Answer to policy_test.
     PolicyTestResponse,
+    /// Answer to the secret messages.
+    SecretResponse,
     /// Any error.
     ErrorResponse,
 }
@@ -144,6 +178,7 @@ impl ResponseType {
             ResponseType::StopResponse => "stop_response",
             ResponseType::PolicyListResponse => "policy_list_response",
             ResponseType::PolicyTestResponse => "policy_test_response",
+            ResponseType::SecretResponse => "secret_response",
             ResponseType::ErrorResponse => "error_response",
         }
     }

@@ -417,6 +417,9 @@ pub struct StatusResponse {
     /// Whether the last audit write succeeded (requests are refused while it does not).
     #[serde(default = "yes")]
     pub audit_healthy: bool,
+    /// The secrets backend and its health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<crate::secrets::BackendHealth>,
     /// Admin-only details (`agent_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<StatusDetail>,
@@ -600,6 +603,53 @@ pub struct PolicyTestResponse {
     pub generation: u64,
     /// The identity as evaluated.
     pub identity: TestedIdentity,
+}
+
+/// `secret_read`, `secret_write`, `secret_list` and `secret_delete` payload.
+///
+/// ```json
+/// {"capability_id":"cap_…","path":"db/primary","version":2}
+/// {"capability_id":"cap_…","path":"db/primary","data":{"password":"…"}}
+/// ```
+/// `path` may be left out when the capability names one secret (`secret:/db/primary`); it is
+/// required when its resource is a pattern (`secret:/db/*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRequest {
+    /// The capability redeemed (one use).
+    #[serde(default)]
+    pub capability_id: String,
+    /// The secret path, without `secret:/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For reads: a version (default the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// For writes: the fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::secrets::SecretMap>,
+}
+
+/// `secret_response` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretResponse {
+    /// The secret path.
+    pub path: String,
+    /// The version read or written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// When the version read was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<String>,
+    /// The fields read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::secrets::SecretMap>,
+    /// The names listed (folders end in `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<String>>,
+    /// Set by a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
 }
 
 #[cfg(test)]

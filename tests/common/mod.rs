@@ -234,13 +234,15 @@ impl Agent {
         RawClient::connect(&self.socket).expect("connect")
     }
 
-    /// Runs the CLI against this agent (`--socket-path` appended).
+    /// Runs the CLI against this agent (`--socket-path` added before any `--`).
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(CLI);
         clean_env(&mut cmd, self.dir.path());
-        cmd.args(args)
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        cmd.args(&args[..split])
             .arg("--socket-path")
             .arg(&self.socket)
+            .args(&args[split..])
             .stdin(Stdio::null());
         cmd.output().unwrap()
     }

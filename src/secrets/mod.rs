@@ -1,0 +1,162 @@
+//! Secrets behind capabilities: where the values live, and the one interface the agent uses to
+//! reach them.
+//!
+//! A [`SecretBackend`] stores KV-version-2-style secrets: a path (`db/primary`) holds versions,
+//! each a map of string fields. Backends: [`file`] (embedded, encrypted at rest) and `vault`
+//! (HashiCorp Vault / OpenBao over HTTPS). Values are [`SecretString`]s: zeroized when dropped,
+//! and never printed by `Debug`.
+
+pub mod file;
+pub mod vault;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// A secret value: wiped from memory when dropped, shown as `***` by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a value.
+    pub fn new(value: String) -> Self {
+        SecretString(Zeroizing::new(value))
+    }
+
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The fields of one version of a secret.
+pub type SecretMap = BTreeMap<String, SecretString>;
+
+/// One version of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    /// Version number, from 1.
+    pub version: u64,
+    /// When it was written, RFC 3339 UTC.
+    pub created_time: String,
+    /// Its fields.
+    pub data: SecretMap,
+}
+
+/// Why a backend could not do what was asked. Messages never contain secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// No secret (or no such version) at the path.
+    #[error("no secret at {0}")]
+    NotFound(String),
+    /// The request itself is wrong (bad path, empty data).
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend cannot be reached or refused us (a Vault outage, a login that fails):
+    /// answered as `BACKEND_UNAVAILABLE`.
+    #[error("secrets backend unavailable: {0}")]
+    Unavailable(String),
+    /// Local storage or decryption failed.
+    #[error("secrets storage: {0}")]
+    Storage(String),
+}
+
+/// How a backend is doing, for `agent status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendHealth {
+    /// `file` or `vault`.
+    pub backend: String,
+    /// Whether the last operation reached the store.
+    pub healthy: bool,
+    /// The last failure, while failing.
+    pub last_error: Option<String>,
+}
+
+/// A store of secrets. Implementations are called from blocking threads, never from the
+/// actors' event loop.
+pub trait SecretBackend: Send + Sync {
+    /// Reads the latest (or a given) version of the secret at `path`.
+    fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError>;
+    /// Writes a new version of the secret at `path`; returns its version number. Durable
+    /// before it returns.
+    fn write(&self, path: &str, data: SecretMap) -> Result<u64, SecretError>;
+    /// Lists the names directly under `prefix` (a folder ends in `/`), as Vault's LIST does.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, SecretError>;
+    /// Deletes the secret at `path`, all versions.
+    fn delete(&self, path: &str) -> Result<(), SecretError>;
+    /// Health for `agent status`.
+    fn health(&self) -> BackendHealth;
+}
+
+/// Checks a secret path: relative, `/`-separated, no empty, `.` or `..` segments, at most 512
+/// bytes. A trailing `/` is allowed only for a list prefix.
+pub fn check_path(path: &str, allow_folder: bool) -> Result<String, SecretError> {
+    let p = path.trim_start_matches('/');
+    if p.len() > 512 {
+        return Err(SecretError::Invalid(
+            "a secret path is at most 512 bytes".into(),
+        ));
+    }
+    let body = if allow_folder {
+        p.strip_suffix('/').unwrap_or(p)
+    } else {
+        p
+    };
+    if body.is_empty() {
+        return if allow_folder {
+            Ok(String::new())
+        } else {
+            Err(SecretError::Invalid("the secret path is empty".into()))
+        };
+    }
+    if body
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control))
+    {
+        return Err(SecretError::Invalid(format!(
+            "{path:?} is not a valid secret path"
+        )));
+    }
+    if !allow_folder && p.ends_with('/') {
+        return Err(SecretError::Invalid(format!(
+            "{path:?} names a folder, not a secret"
+        )));
+    }
+    Ok(p.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(check_path("/db/primary", false).unwrap(), "db/primary");
+        assert_eq!(check_path("db/", true).unwrap(), "db/");
+        assert_eq!(check_path("", true).unwrap(), "");
+        for bad in ["", "db//x", "../etc", "db/./x", "db/", "a\nb"] {
+            assert!(check_path(bad, false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn values_do_not_print() {
+        let s = SecretString::new("hunter2".into());
+        assert_eq!(format!("{s:?}"), "***");
+        let v = SecretVersion {
+            version: 1,
+            created_time: "t".into(),
+            data: [("pw".to_string(), s)].into(),
+        };
+        assert!(!format!("{v:?}").contains("hunter2"));
+    }
+}
