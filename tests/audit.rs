@@ -349,3 +349,53 @@ fn logrotate_rename_then_sighup_and_size_rotation_keep_one_verifiable_chain() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_revocation_refused_for_a_full_disk_is_durable_once_retried() {
+    require_root!();
+    let base = tempfile::tempdir().unwrap();
+    let state = base.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    if !Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap()
+        .success()
+    {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    let _disk = SmallDisk(state.clone());
+    let mut agent = Agent::builder().state_dir(&state).start();
+    let id = agent.grant("secret:/r", &["read"]);
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while f.write_all(&[b'x'; 4096]).is_ok() {}
+    drop(f);
+    let mut c = agent.client();
+    // The store's last page may still hold a few records: use it up with grants first.
+    let full = (0..64).any(|i| {
+        let r = c.call(
+            "capability_request",
+            json!({"resource": format!("secret:/fill{i}"), "actions": ["read"]}),
+        );
+        r["payload"]["code"] == "STORE_UNAVAILABLE"
+    });
+    assert!(full, "the store must fill up");
+    let r = c.call("capability_revoke", json!({"capability_id": id}));
+    assert_eq!(r["payload"]["code"], "STORE_UNAVAILABLE", "{r}");
+    std::fs::remove_file(&filler).unwrap();
+    let r = c.call("capability_revoke", json!({"capability_id": id}));
+    assert_eq!(r["payload"]["status"], "revoked", "{r}");
+    drop(c);
+    assert!(agent.stop().success());
+    agent.restart();
+    let v = agent
+        .client()
+        .call("capability_validate", json!({"capability_id": id}));
+    assert_eq!(
+        v["payload"]["errors"][0]["code"], "REVOKED",
+        "the acknowledged revocation survived: {v}"
+    );
+}

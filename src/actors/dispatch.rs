@@ -119,7 +119,7 @@ async fn record(shared: &SharedRef, event: AuditEvent) -> Result<(), ErrorPayloa
     tracing::error!(error = %why, "audit write failed; the request is refused");
     Err(ErrorPayload::new(
         ErrorCode::AuditUnavailable,
-        "the decision could not be recorded in the audit log, so nothing was granted",
+        "the decision could not be recorded in the audit log, so the request was refused",
     ))
 }
 
@@ -157,7 +157,7 @@ where
             tracing::error!(error = %e, "capability store write failed; the request is refused");
             ErrorPayload::new(
                 ErrorCode::StoreUnavailable,
-                "the capability store could not be written, so nothing was granted",
+                "the capability store could not be written, so the request was refused",
             )
         }
         (Ok(()), Err(e)) => e,

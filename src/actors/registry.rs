@@ -205,7 +205,10 @@ impl CapabilityRegistry {
                         live = live.len(),
                         "compacting the capability store"
                     );
-                    s.compact(live.iter()).map_err(|e| e.to_string())
+                    s.compact(live.iter()).map_err(|e| {
+                        tracing::error!(error = %e, "capability store compaction failed; the log keeps growing");
+                        e.to_string()
+                    })
                 } else {
                     Ok(())
                 }
@@ -544,7 +547,6 @@ impl CapabilityRegistry {
             };
         }
         let now = Timestamp::now();
-        let newly = rec.revoked.is_none();
         let revocation = rec
             .revoked
             .get_or_insert_with(|| Revocation {
@@ -562,7 +564,9 @@ impl CapabilityRegistry {
             reason: revocation.reason.clone(),
             by_uid: revocation.by_uid,
         };
-        let durable = if newly { self.persist(vec![op]) } else { None };
+        // Written even when already revoked in memory: an earlier attempt whose write failed
+        // was answered STORE_UNAVAILABLE, and its retry must make the revocation durable.
+        let durable = self.persist(vec![op]);
         Decided {
             durable,
             answer: Ok(RevokeResponse {

@@ -79,6 +79,12 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
 
 /// The table form of a verification that passed.
 pub fn verified_text(v: &Verified, files: usize) -> String {
+    if v.records == 0 {
+        return format!(
+            "OK: no records in {files} file{}\n",
+            if files == 1 { "" } else { "s" }
+        );
+    }
     let start = if v.from_genesis {
         "the chain starts at the first record ever written".to_string()
     } else {
@@ -104,9 +110,23 @@ pub fn wanted(record: &Value, args: &AuditTailArgs) -> bool {
             .is_none_or(|u| record["identity"]["uid"].as_u64() == Some(u as u64))
 }
 
+/// Text from a record made safe for a terminal: control characters (a client's escape codes,
+/// newlines) are shown escaped.
+fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// One record as a line for people.
 pub fn human_line(r: &Value) -> String {
-    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+    let s = |k: &str| clean(r[k].as_str().unwrap_or_default());
     let mut line = format!(
         "{} #{} {} {}",
         s("timestamp"),
@@ -124,17 +144,21 @@ pub fn human_line(r: &Value) -> String {
         }
     }
     if let Some(res) = r["resource"].as_str() {
-        line.push_str(&format!(" {res}"));
+        line.push_str(&format!(" {}", clean(res)));
     }
     if let Some(actions) = r["actions"].as_array() {
-        let a: Vec<&str> = actions.iter().filter_map(Value::as_str).collect();
+        let a: Vec<String> = actions
+            .iter()
+            .filter_map(Value::as_str)
+            .map(clean)
+            .collect();
         line.push_str(&format!(" [{}]", a.join(",")));
     }
     if let Some(c) = r["capability_id"].as_str() {
         line.push_str(&format!(" {c}"));
     }
     if let Some(reason) = r["reason"].as_str() {
-        line.push_str(&format!(" — {reason}"));
+        line.push_str(&format!(" — {}", clean(reason)));
     }
     line.push('\n');
     line
@@ -229,5 +253,11 @@ mod tests {
         args.uid = None;
         args.kind = Some("agent_stop".into());
         assert!(!wanted(&r, &args));
+        let evil = json!({"seq":1,"type":"capability_revocation","outcome":"revoked","reason":"x\u{1b}[2Jy\nz"});
+        let l = human_line(&evil);
+        assert!(
+            !l.contains('\u{1b}') && l.matches('\n').count() == 1,
+            "{l:?}"
+        );
     }
 }

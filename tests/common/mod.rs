@@ -37,9 +37,16 @@ pub struct AgentBuilder {
     config: Option<String>,
     socket: Option<PathBuf>,
     audit: Option<PathBuf>,
+    state: Option<PathBuf>,
 }
 
 impl AgentBuilder {
+    /// Uses this state directory instead of one in the test directory.
+    pub fn state_dir(mut self, p: &Path) -> Self {
+        self.state = Some(p.to_path_buf());
+        self
+    }
+
     /// Uses this audit log instead of one in the test directory.
     pub fn audit_file(mut self, p: &Path) -> Self {
         self.audit = Some(p.to_path_buf());
@@ -89,7 +96,10 @@ impl AgentBuilder {
         for (name, content) in &self.policies {
             std::fs::write(policy_dir.join(name), content).unwrap();
         }
-        let state_dir = dir.path().join("state");
+        let state_dir = self
+            .state
+            .clone()
+            .unwrap_or_else(|| dir.path().join("state"));
         let audit_file = self
             .audit
             .clone()
@@ -173,6 +183,7 @@ impl Agent {
             config: None,
             socket: None,
             audit: None,
+            state: None,
         }
     }
 
