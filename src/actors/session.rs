@@ -74,7 +74,7 @@ impl Session {
         let writer = self.writer.take();
         ctx.wait(
             async move {
-                let reply = reply.await;
+                let mut reply = reply.await;
                 let Some(mut w) = writer else {
                     return (None, false);
                 };
@@ -85,6 +85,8 @@ impl Session {
                     tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&reply.line)).await,
                     Ok(Ok(()))
                 );
+                // A response may carry secret values: wipe it once it is on the socket.
+                zeroize::Zeroize::zeroize(&mut reply.line);
                 (Some(w), written && reply.after == After::KeepOpen)
             }
             .into_actor(self)
