@@ -27,7 +27,20 @@ fn journald_wanted(target: LogTarget) -> bool {
 
 /// Installs the global subscriber (once; later calls do nothing).
 pub fn init(level: &str, target: LogTarget) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // The HTTP and TLS crates log request headers at debug level, and a Vault token travels in
+    // a header: they never log below warn, whatever the configured level or RUST_LOG says.
+    for quiet in [
+        "ureq=warn",
+        "ureq_proto=warn",
+        "rustls=warn",
+        "hyper=warn",
+        "h2=warn",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     if journald_wanted(target) {
         match tracing_journald::layer() {
             Ok(layer) => {

@@ -92,8 +92,22 @@ fn open_secrets(
                 config.secrets.max_versions,
             )?))
         }
+        "vault" => {
+            use crate::secrets::SecretError;
+            use crate::secrets::vault::{VaultBackend, VaultConfig};
+            let section = config.secrets.vault.clone().ok_or_else(|| {
+                SecretError::Invalid(
+                    "secrets.backend is vault, but there is no secrets.vault section".into(),
+                )
+            })?;
+            let mut vc: VaultConfig = serde_json::from_value(section)
+                .map_err(|e| SecretError::Invalid(format!("secrets.vault: {e}")))?;
+            vc.apply_process_env()?;
+            vc.validate()?;
+            Ok(Arc::new(VaultBackend::new(vc)?))
+        }
         other => Err(crate::secrets::SecretError::Invalid(format!(
-            "secrets.backend {other:?} is not available in this build yet"
+            "secrets.backend {other:?} is not file or vault"
         ))),
     }
 }

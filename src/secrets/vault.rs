@@ -497,9 +497,11 @@ impl VaultBackend {
                     self.login(&mut st)?;
                 } else if !st.lease.is_zero() {
                     let elapsed = st.obtained.elapsed();
-                    if elapsed >= st.lease || (elapsed * 3 > st.lease * 2 && !st.renewable) {
+                    // Two thirds of the lease; no multiplication, so no overflow on any lease.
+                    let renew_at = st.lease - st.lease / 3;
+                    if elapsed >= st.lease || (elapsed > renew_at && !st.renewable) {
                         self.login(&mut st)?;
-                    } else if elapsed * 3 > st.lease * 2 {
+                    } else if elapsed > renew_at {
                         if let Err(e) = self.renew(&mut st) {
                             warn!(error = %e, "renewing the vault token failed; logging in again");
                             self.login(&mut st)?;
@@ -1359,6 +1361,12 @@ mod tests {
             lock(&self.state)
         }
 
+        /// (logins, renewals).
+        fn counts(&self) -> (u32, u32) {
+            let st = self.state();
+            (st.logins, st.renewals)
+        }
+
         fn count(&self, method: &str, path: &str) -> usize {
             self.state()
                 .seen
@@ -1458,8 +1466,9 @@ mod tests {
         let mut out = Vec::new();
         let mut i = 0;
         while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
-                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            if b[i] == b'%' && i + 2 < b.len() {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     out.push(v);
                     i += 3;
                     continue;
@@ -2070,19 +2079,11 @@ mod tests {
         b.list("").expect("list");
         age_token(&b, Duration::from_secs(15));
         b.list("").expect("list");
-        assert_eq!(
-            (vault.state().logins, vault.state().renewals),
-            (1, 0),
-            "half the lease: nothing to do"
-        );
+        assert_eq!(vault.counts(), (1, 0), "half the lease: nothing to do");
 
         age_token(&b, Duration::from_secs(21));
         b.list("").expect("list");
-        assert_eq!(
-            (vault.state().logins, vault.state().renewals),
-            (1, 1),
-            "past 2/3: renew-self"
-        );
+        assert_eq!(vault.counts(), (1, 1), "past 2/3: renew-self");
         let renew = vault
             .state()
             .seen
@@ -2099,19 +2100,39 @@ mod tests {
         vault.state().fail_renew = true;
         age_token(&b, Duration::from_secs(21));
         b.list("").expect("list");
-        assert_eq!(
-            (vault.state().logins, vault.state().renewals),
-            (2, 1),
-            "renewal failed: log in again"
-        );
+        assert_eq!(vault.counts(), (2, 1), "renewal failed: log in again");
 
         age_token(&b, Duration::from_secs(31));
         b.list("").expect("list");
-        assert_eq!(
-            (vault.state().logins, vault.state().renewals),
-            (3, 1),
-            "expired: log in, no renewal"
-        );
+        assert_eq!(vault.counts(), (3, 1), "expired: log in, no renewal");
+    }
+
+    #[test]
+    fn concurrent_403s_log_in_once_and_huge_leases_do_not_overflow() {
+        let vault = FakeVault::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = approle_config(&vault, &dir);
+        config.cache_ttl = Duration::ZERO;
+        let b = VaultBackend::new(config).expect("backend");
+        b.write("app", fields_of(&[("pw", "x")])).expect("write");
+        vault.state().tokens.clear();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..3 {
+                        assert_eq!(field(&b.read("app", None).expect("read"), "pw"), "x");
+                    }
+                });
+            }
+        });
+        assert_eq!(vault.counts(), (2, 0), "one re-login serves every thread");
+
+        vault.state().lease = u64::MAX;
+        vault.state().tokens.clear();
+        b.read("app", None).expect("read");
+        age_token(&b, Duration::from_secs(3600));
+        b.read("app", None).expect("read");
+        assert_eq!(vault.counts(), (3, 0));
     }
 
     #[test]
