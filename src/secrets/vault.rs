@@ -57,10 +57,12 @@ pub struct VaultConfig {
     #[serde(default = "default_kv_version")]
     pub kv_version: u8,
     /// PEM file of the CA(s) that signed Vault's certificate; when set, only these are trusted.
-    /// Without it the bundled public roots are. `VAULT_CACERT` overrides it.
+    /// Without it the public roots bundled in the binary (Mozilla's, via `webpki-roots`) are,
+    /// not the system's store: a private CA must be named here. `VAULT_CACERT` overrides it.
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
-    /// Accept any certificate: for labs only. `VAULT_SKIP_VERIFY` overrides it.
+    /// Accept any certificate, whatever `ca_cert` says: for labs only (a loud warning is logged).
+    /// `VAULT_SKIP_VERIFY` overrides it.
     #[serde(default)]
     pub skip_verify: bool,
     /// How the agent logs in.
