@@ -149,6 +149,35 @@ fn tail_shows_records_for_people_and_filters() {
 /// A tmpfs mounted for one test, unmounted on drop.
 struct SmallDisk(std::path::PathBuf);
 
+impl SmallDisk {
+    /// Mounts a 64 KiB tmpfs at `base/name` (as root); `None` if this machine cannot.
+    fn mount(base: &std::path::Path, name: &str, extra: &str) -> Option<SmallDisk> {
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = format!("size=64k{extra}");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+
+    /// Fills the disk with a file (returned, to free the space later).
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[b'x'; 4096]).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -159,18 +188,10 @@ impl Drop for SmallDisk {
 fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let logs = base.path().join("small");
-    std::fs::create_dir_all(&logs).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&logs)
-        .status()
-        .unwrap();
-    if !ok.success() {
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
+    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
         return;
-    }
-    let _disk = SmallDisk(logs.clone());
+    };
+    let logs = disk.0.clone();
     let mut agent = Agent::builder().audit_file(&logs.join("audit.log")).start();
     let mut c = agent.client();
     let before = c.call(
@@ -184,12 +205,7 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
         .to_string();
 
     // Fill the disk.
-    let filler = logs.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![b'x'; 4096];
-    while f.write_all(&chunk).is_ok() {}
-    let _ = f.sync_all();
-    drop(f);
+    let filler = disk.fill();
 
     // The log's last page may still hold a few records; then writes fail.
     let mut granted = vec![early.clone()];
@@ -271,26 +287,15 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
 fn failure_action_halt_exits_non_zero() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let logs = base.path().join("small");
-    std::fs::create_dir_all(&logs).unwrap();
-    if !Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&logs)
-        .status()
-        .unwrap()
-        .success()
-    {
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
+    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
         return;
-    }
-    let _disk = SmallDisk(logs.clone());
+    };
+    let logs = disk.0.clone();
     let mut agent = Agent::builder()
         .audit_file(&logs.join("audit.log"))
         .config("audit:\n  failure_action: halt\n")
         .start();
-    let mut f = std::fs::File::create(logs.join("filler")).unwrap();
-    while f.write_all(&[b'x'; 4096]).is_ok() {}
-    drop(f);
+    disk.fill();
     let mut c = agent.client();
     for i in 0..64 {
         let line = format!(
@@ -354,25 +359,13 @@ fn logrotate_rename_then_sighup_and_size_rotation_keep_one_verifiable_chain() {
 fn a_revocation_refused_for_a_full_disk_is_durable_once_retried() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let state = base.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    if !Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap()
-        .success()
-    {
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
+    let Some(disk) = SmallDisk::mount(base.path(), "state", ",mode=0700") else {
         return;
-    }
-    let _disk = SmallDisk(state.clone());
+    };
+    let state = disk.0.clone();
     let mut agent = Agent::builder().state_dir(&state).start();
     let id = agent.grant("secret:/r", &["read"]);
-    let filler = state.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    while f.write_all(&[b'x'; 4096]).is_ok() {}
-    drop(f);
+    let filler = disk.fill();
     let mut c = agent.client();
     // The store's last page may still hold a few records: use it up with grants first.
     let full = (0..64).any(|i| {

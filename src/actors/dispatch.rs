@@ -434,41 +434,33 @@ async fn secret_op(
     let path = decide(shared, redeem).await??;
     let backend = shared.secrets.clone();
     let (p, version, data) = (path.clone(), req.version, req.data);
-    let result = actix_rt::task::spawn_blocking(move || match action {
-        "read" => backend.read(&p, version).map(|v| SecretResponse {
+    let result = actix_rt::task::spawn_blocking(move || {
+        let at = SecretResponse {
             path: p.clone(),
-            version: Some(v.version),
-            created_time: Some(v.created_time),
-            data: Some(v.data),
-            keys: None,
-            deleted: None,
-        }),
-        "write" => backend
-            .write(&p, data.unwrap_or_default())
-            .map(|v| SecretResponse {
-                path: p.clone(),
-                version: Some(v),
-                created_time: None,
-                data: None,
-                keys: None,
-                deleted: None,
+            ..Default::default()
+        };
+        match action {
+            "read" => backend.read(&p, version).map(|v| SecretResponse {
+                version: Some(v.version),
+                created_time: Some(v.created_time),
+                data: Some(v.data),
+                ..at
             }),
-        "list" => backend.list(&p).map(|keys| SecretResponse {
-            path: p.clone(),
-            version: None,
-            created_time: None,
-            data: None,
-            keys: Some(keys),
-            deleted: None,
-        }),
-        _ => backend.delete(&p).map(|()| SecretResponse {
-            path: p.clone(),
-            version: None,
-            created_time: None,
-            data: None,
-            keys: None,
-            deleted: Some(true),
-        }),
+            "write" => backend
+                .write(&p, data.unwrap_or_default())
+                .map(|v| SecretResponse {
+                    version: Some(v),
+                    ..at
+                }),
+            "list" => backend.list(&p).map(|keys| SecretResponse {
+                keys: Some(keys),
+                ..at
+            }),
+            _ => backend.delete(&p).map(|()| SecretResponse {
+                deleted: Some(true),
+                ..at
+            }),
+        }
     })
     .await
     .map_err(|_| internal("secrets backend"))?;

@@ -631,7 +631,7 @@ pub struct SecretRequest {
 }
 
 /// `secret_response` payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretResponse {
     /// The secret path.
     pub path: String,
