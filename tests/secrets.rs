@@ -256,3 +256,52 @@ fn exec_passes_secrets_to_the_child_only_and_output_files_are_private() {
         0o600
     );
 }
+
+#[test]
+fn a_pattern_capability_cannot_reach_what_a_rule_denies() {
+    let me = nix::unistd::geteuid().as_raw();
+    let policy = json!({"id": "p", "rules": [
+        {"id": "all", "effect": "allow", "resources": ["secret:*"], "actions": ["read", "write"], "identities": [format!("uid:{me}")]},
+        {"id": "no-prod-writes", "effect": "deny", "resources": ["secret:/prod/*"], "actions": ["write"], "identities": ["*"]}
+    ]});
+    let agent = Agent::builder()
+        .mode("standard")
+        .policy("p.json", &policy.to_string())
+        .start();
+    let mut c = agent.client();
+    // The policy decides on the requested text "secret:/*", which no deny rule names...
+    let cap = grant(&mut c, "secret:/*", &["write"], json!({"maxUses": 10}));
+    // ...so redemption decides again on the concrete path.
+    let r = c.call(
+        "secret_write",
+        json!({"capability_id": cap, "path": "prod/db", "data": {"pw": "x"}}),
+    );
+    assert_eq!(code(&r), "PERMISSION_DENIED", "{r}");
+    assert!(
+        r["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-prod-writes"),
+        "{r}"
+    );
+    let r = c.call(
+        "secret_write",
+        json!({"capability_id": cap, "path": "app/db", "data": {"pw": "x"}}),
+    );
+    assert_eq!(r["type"], "secret_response", "{r}");
+    // A tightened policy takes effect for capabilities already issued.
+    std::fs::write(
+        agent.policy_dir.join("p.json"),
+        json!({"id": "p", "rules": []}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.call("agent_reload", Value::Null)["payload"]["status"],
+        "reloaded"
+    );
+    let r = c.call(
+        "secret_write",
+        json!({"capability_id": cap, "path": "app/db", "data": {"pw": "y"}}),
+    );
+    assert_eq!(code(&r), "PERMISSION_DENIED", "{r}");
+}

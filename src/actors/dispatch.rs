@@ -464,17 +464,16 @@ async fn secret_op(
     })
     .await
     .map_err(|_| internal("secrets backend"))?;
-    let mut ev = AuditEvent::new(
-        EventType::SecretAccess,
-        if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        },
-    )
-    .by(&c.identity)
-    .request(id)
-    .capability(&req.capability_id);
+    let outcome = match &result {
+        Ok(_) => Outcome::Success,
+        // The client's mistake, not the agent's: a notice, not an error.
+        Err(SecretError::NotFound(_) | SecretError::Invalid(_)) => Outcome::Rejected,
+        Err(_) => Outcome::Failure,
+    };
+    let mut ev = AuditEvent::new(EventType::SecretAccess, outcome)
+        .by(&c.identity)
+        .request(id)
+        .capability(&req.capability_id);
     ev.resource = Some(format!("secret:/{path}"));
     ev.actions = vec![action.to_string()];
     ev.version = result.as_ref().ok().and_then(|r| r.version);
@@ -569,7 +568,13 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         policy_fallback: set.fallback.describe(),
         public_key: shared.public_key.clone(),
         audit_healthy: audit.healthy,
-        secrets: Some(shared.secrets.health()),
+        secrets: {
+            // A backend's health check may make a network call: never on the event loop.
+            let backend = shared.secrets.clone();
+            actix_rt::task::spawn_blocking(move || backend.health())
+                .await
+                .ok()
+        },
         detail: detail.then(|| StatusDetail {
             pid: std::process::id(),
             uid: shared.agent_uid,

@@ -494,15 +494,42 @@ impl CapabilityRegistry {
             }
             None => pattern.to_string(),
         };
-        let covered = crate::policy::selector::Pattern::new(&rec.cap.resource)
-            .matches(&format!("secret:/{path}"));
+        let concrete = format!("secret:/{path}");
+        let covered = crate::policy::selector::Pattern::new(&rec.cap.resource).matches(&concrete);
         if !covered {
             return refuse(
                 event,
                 ErrorCode::PermissionDenied,
-                format!("the capability does not cover secret:/{path}"),
+                format!("the capability does not cover {concrete}"),
             );
         }
+        // The policy decided on the resource as requested, which may be a pattern
+        // (`secret:/*`); decide again on the concrete path, with the policy in force now, so a
+        // pattern cannot reach what a rule denies and a tightened policy takes effect at once.
+        let actions = [msg.action.to_string()];
+        let decision = evaluate(
+            &self.policy.load(),
+            EvalInput {
+                identity: &msg.identity,
+                resource: &concrete,
+                actions: &actions,
+                now,
+            },
+        );
+        if !decision.allowed {
+            event.rules = decision.applied_rules.clone();
+            return refuse(
+                event,
+                ErrorCode::PermissionDenied,
+                format!(
+                    "the policy does not allow {} on {concrete}: {}",
+                    msg.action, decision.reasoning
+                ),
+            );
+        }
+        let Some(rec) = self.caps.get_mut(&msg.capability_id) else {
+            return refuse(event, ErrorCode::CapNotFound, "capability not found".into());
+        };
         rec.cap.used_count += 1;
         let use_op = (rec.cap.max_uses > 0).then(|| StoreOp::Use {
             id: rec.cap.id.clone(),

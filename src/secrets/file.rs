@@ -99,6 +99,10 @@ pub fn load_key(
             f.write_all(key.as_ref())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| bad(e.to_string()))?;
+            // The key's directory entry must be durable too, before any secret depends on it.
+            std::fs::File::open(state_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| bad(e.to_string()))?;
             tracing::info!(path = %path.display(), "created a new secrets key");
             Ok((key, KeySource::KeyFile(path)))
         }
