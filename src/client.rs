@@ -1,22 +1,16 @@
 //! A small blocking client for the agent's socket, used by the `aether-vault` CLI and by tests.
 //!
 //! One request at a time: write one compact JSON envelope plus `\n`, read one response line.
+//! Callers deserialize the payload into the type they expect (see `cli::context::Session`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::DefaultPaths;
-use crate::protocol::types::{
-    CapabilityFilter, CapabilityRequest, CapabilityResponse, ListRequest, ListResponse,
-    PingResponse, ReloadResponse, RequestContext, RevokeRequest, RevokeResponse, StatusResponse,
-    StopResponse, ValidateRequest, ValidationResult,
-};
 use crate::protocol::{ErrorPayload, PROTOCOL_VERSION};
 
 /// What went wrong talking to the agent.
@@ -140,85 +134,5 @@ impl Client {
             return Err(ClientError::Agent(err));
         }
         Ok((kind, payload))
-    }
-
-    fn typed<T: DeserializeOwned>(
-        &mut self,
-        kind: &str,
-        payload: impl Serialize,
-    ) -> Result<T, ClientError> {
-        let payload =
-            serde_json::to_value(payload).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let (_, answer) = self.call(kind, payload)?;
-        serde_json::from_value(answer).map_err(|e| ClientError::Protocol(e.to_string()))
-    }
-
-    /// `capability_request`.
-    pub fn request_capability(
-        &mut self,
-        req: &CapabilityRequest,
-    ) -> Result<CapabilityResponse, ClientError> {
-        self.typed("capability_request", req)
-    }
-
-    /// `capability_validate`.
-    pub fn validate(
-        &mut self,
-        id: &str,
-        context: Option<RequestContext>,
-    ) -> Result<ValidationResult, ClientError> {
-        self.typed(
-            "capability_validate",
-            ValidateRequest {
-                capability_id: id.to_string(),
-                context,
-            },
-        )
-    }
-
-    /// `capability_revoke`.
-    pub fn revoke(
-        &mut self,
-        id: &str,
-        reason: Option<String>,
-    ) -> Result<RevokeResponse, ClientError> {
-        self.typed(
-            "capability_revoke",
-            RevokeRequest {
-                capability_id: id.to_string(),
-                reason,
-                revoked_by: None,
-            },
-        )
-    }
-
-    /// `capability_list`.
-    pub fn list(&mut self, filter: Option<CapabilityFilter>) -> Result<ListResponse, ClientError> {
-        self.typed("capability_list", ListRequest { filter })
-    }
-
-    /// `status_request`.
-    pub fn status(&mut self) -> Result<StatusResponse, ClientError> {
-        self.typed("status_request", Value::Null)
-    }
-
-    /// `agent_status` (admin).
-    pub fn agent_status(&mut self) -> Result<StatusResponse, ClientError> {
-        self.typed("agent_status", Value::Null)
-    }
-
-    /// `agent_reload` (admin); returns after the reload finished.
-    pub fn reload(&mut self) -> Result<ReloadResponse, ClientError> {
-        self.typed("agent_reload", Value::Null)
-    }
-
-    /// `agent_stop` (admin).
-    pub fn stop(&mut self) -> Result<StopResponse, ClientError> {
-        self.typed("agent_stop", Value::Null)
-    }
-
-    /// `ping_request`.
-    pub fn ping(&mut self) -> Result<PingResponse, ClientError> {
-        self.typed("ping_request", Value::Null)
     }
 }

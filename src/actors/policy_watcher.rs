@@ -92,8 +92,6 @@ pub struct PolicyWatcher {
     audit: Option<Addr<AuditWriter>>,
     /// The inotify watch; `None` if watching is off or failed (SIGHUP still works).
     watcher: Option<notify::RecommendedWatcher>,
-    /// Whether to watch the directory at all.
-    watch_enabled: bool,
     /// The pending debounced reload.
     pending: Option<SpawnHandle>,
 }
@@ -171,7 +169,6 @@ impl PolicyWatcher {
             last_error,
             audit: None,
             watcher: None,
-            watch_enabled: true,
             pending: None,
         };
         (watcher, handle)
@@ -183,18 +180,9 @@ impl PolicyWatcher {
         self
     }
 
-    /// Turns directory watching off (reloads then come only from SIGHUP and `agent_reload`).
-    pub fn without_watching(mut self) -> Self {
-        self.watch_enabled = false;
-        self
-    }
-
     /// (Re)arms the inotify watches: the directory itself, and its parent so that the directory
     /// being created, removed or replaced is noticed too.
     fn arm_watch(&mut self, ctx: &mut Context<Self>) {
-        if !self.watch_enabled {
-            return;
-        }
         if self.watcher.is_none() {
             let addr = ctx.address();
             let dir = self.directory.clone();

@@ -357,6 +357,13 @@ fn read_file(
     opts: LoadOptions,
 ) -> Result<PolicyDocument, LoadError> {
     check_trusted(real, "policy file", opts)?;
+    let size = std::fs::metadata(real).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_POLICY_FILE_BYTES {
+        return Err(LoadError::in_file(
+            path,
+            format!("larger than {MAX_POLICY_FILE_BYTES} bytes"),
+        ));
+    }
     let text = std::fs::read_to_string(real)
         .map_err(|e| LoadError::in_file(path, format!("cannot read: {e}")))?;
     match kind {
@@ -365,8 +372,9 @@ fn read_file(
     }
 }
 
-/// Checks one policy file on its own, with the same checks as a directory load (except
-/// uniqueness across other files).
+/// Checks one policy file on its own: its name, owner, mode, size, syntax and rules. The
+/// checks that concern a directory (its own owner and mode, symlinks leading out of it, policy
+/// ids unique across files) apply only when the directory is loaded.
 pub fn load_file(path: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadError> {
     let name = path
         .file_name()

@@ -78,11 +78,6 @@ impl AgentListener {
         }
     }
 
-    /// Whether systemd passed this socket.
-    pub fn is_activated(&self) -> bool {
-        matches!(self.origin, Origin::Activated { .. })
-    }
-
     /// Removes the socket file if this process bound it and the path still names that socket.
     pub fn cleanup(&self) {
         self.origin.cleanup();
