@@ -1,4 +1,5 @@
-//! The `aether-vault` CLI against the real agent: exit codes, formats, and errors.
+//! The `aether-vault` CLI against the real agent: exit codes, formats, and errors; and, without
+//! an agent, the shell completion scripts under `packaging/completions/` (current, and working).
 
 mod common;
 
@@ -211,4 +212,198 @@ fn config_validate() {
         err.starts_with("Error: ") && err.contains("modee") && err.contains("bad.yaml"),
         "{err}"
     );
+}
+
+/// How a completion script spells offering the top-level command NAME.
+type Offer = fn(&str) -> String;
+
+/// The completion scripts the packages ship: (shell, file under `packaging/completions/`, how
+/// the script offers a top-level command).
+const COMPLETIONS: [(&str, &str, Offer); 3] = [
+    ("bash", "aether-vault.bash", |name| {
+        format!("aether__vault,{name})")
+    }),
+    ("zsh", "_aether-vault", |name| format!("'{name}:")),
+    ("fish", "aether-vault.fish", |name| {
+        format!("needs_command\" -f -a \"{name}\"")
+    }),
+];
+
+/// The one line that rewrites every checked-in completion script from the current CLI.
+const REGENERATE: &str = "for s in bash:aether-vault.bash zsh:_aether-vault fish:aether-vault.fish; \
+     do cargo run -q --bin aether-vault -- completions ${s%%:*} > packaging/completions/${s#*:}; done";
+
+fn completions_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/completions")
+}
+
+/// Runs `aether-vault completions SHELL` with no agent and no configuration around.
+fn generate_completions(shell: &str, dir: &std::path::Path) -> std::process::Output {
+    let mut cmd = std::process::Command::new(common::CLI);
+    common::clean_env(&mut cmd, dir);
+    cmd.args(["completions", shell])
+        .output()
+        .expect("run aether-vault completions")
+}
+
+#[test]
+fn checked_in_completions_are_what_the_cli_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stale = Vec::new();
+    for (shell, file, _) in COMPLETIONS {
+        let out = generate_completions(shell, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{shell}: {}", stderr(&out));
+        assert!(!out.stdout.is_empty(), "{shell}: empty script");
+        let path = completions_dir().join(file);
+        match std::fs::read(&path) {
+            Ok(checked_in) if checked_in == out.stdout => {}
+            Ok(_) => stale.push(format!("{} differs", path.display())),
+            Err(e) => stale.push(format!("{}: {e}", path.display())),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the checked-in shell completions are stale ({}); regenerate them from the crate root \
+         with:\n{REGENERATE}",
+        stale.join("; ")
+    );
+}
+
+#[test]
+fn completions_offer_the_main_commands() {
+    for (shell, file, offers) in COMPLETIONS {
+        let path = completions_dir().join(file);
+        let script = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; regenerate with:\n{REGENERATE}", path.display()));
+        for name in [
+            "agent",
+            "capability",
+            "policy",
+            "audit",
+            "secret",
+            "exec",
+            "completions",
+        ] {
+            assert!(
+                script.contains(&offers(name)),
+                "{shell}: {} does not offer `{name}`",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn completion_scripts_parse() {
+    // bash always (it is on every machine this builds on); zsh and fish where installed.
+    for (shell, file, _) in COMPLETIONS {
+        let path = completions_dir().join(file);
+        let checked = std::process::Command::new(shell)
+            .arg("-n")
+            .arg(&path)
+            .output();
+        match checked {
+            Ok(out) => assert!(
+                out.status.success(),
+                "{shell} -n {}: {}",
+                path.display(),
+                stderr(&out)
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && shell != "bash" => {}
+            Err(e) => panic!("cannot run {shell} -n: {e}"),
+        }
+    }
+}
+
+#[test]
+fn completions_need_no_agent_and_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "modee: [unclosed\n").unwrap();
+    let plain = generate_completions("zsh", dir.path());
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    let mut cmd = std::process::Command::new(common::CLI);
+    common::clean_env(&mut cmd, dir.path());
+    let out = cmd
+        .args(["completions", "zsh", "--config"])
+        .arg(&bad)
+        .arg("--socket-path")
+        .arg(dir.path().join("absent.sock"))
+        .env("VAULT_AGENT_CONFIG_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(out.stdout, plain.stdout);
+}
+
+#[test]
+fn completions_for_an_unknown_shell_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate_completions("powershell", dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error: invalid value 'powershell'") && err.contains("bash, zsh, fish"),
+        "{err}"
+    );
+    let mut cmd = std::process::Command::new(common::CLI);
+    common::clean_env(&mut cmd, dir.path());
+    let out = cmd.arg("completions").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("Error: "), "{}", stderr(&out));
+}
+
+/// What the checked-in bash script completes for `words` (the last one being completed).
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let script = completions_dir().join("aether-vault.bash");
+    let program = r#"source "$1"; shift
+        COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+        _aether__vault aether-vault "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"
+        printf '%s\n' "${COMPREPLY[@]}""#;
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", program, "bash"])
+        .arg(&script)
+        .args(words)
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{words:?}: {}", stderr(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn bash_completes_below_the_first_word() {
+    let offered = |words: &[&str], expected: &[&str]| {
+        let got = bash_completes(words);
+        for e in expected {
+            assert!(
+                got.iter().any(|g| g == e),
+                "{words:?} offers {got:?}, not {e}"
+            );
+        }
+    };
+    offered(
+        &["aether-vault", ""],
+        &["agent", "capability", "completions"],
+    );
+    offered(&["aether-vault", "agent", ""], &["start", "stop", "reload"]);
+    offered(
+        &["aether-vault", "completions", ""],
+        &["bash", "zsh", "fish"],
+    );
+    offered(
+        &[
+            "aether-vault",
+            "--format",
+            "json",
+            "capability",
+            "list",
+            "--status",
+            "",
+        ],
+        &["active", "revoked", "expired"],
+    );
+    offered(&["aether-vault", "agent", "start", "--mo"], &["--mode"]);
 }

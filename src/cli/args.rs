@@ -1,6 +1,6 @@
 //! The command line of `aether-vault` (installed as `vault`), as clap derive types: global
-//! flags, the `agent` and `capability` command trees, and turning a clap parse failure into the
-//! right stream and exit code.
+//! flags, the command trees (`agent`, `capability`, `policy`, `audit`, `secret`, `exec`,
+//! `completions`), and turning a clap parse failure into the right stream and exit code.
 
 use std::path::PathBuf;
 
@@ -63,6 +63,27 @@ pub enum Command {
     Secret(SecretCommand),
     /// Run a command with secrets in its environment (never printed).
     Exec(ExecArgs),
+    /// Print the completion script for a shell to standard output (needs no agent).
+    Completions(CompletionsArgs),
+}
+
+/// `completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// A shell `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// Bash (bash-completion).
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// `secret …`

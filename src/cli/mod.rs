@@ -1,6 +1,6 @@
 //! The `aether-vault` command line (installed as `vault`): the command tree ([`args`]), the
-//! commands ([`agent`], [`capability`]), output formats ([`output`]) and how a command ends
-//! ([`error`]).
+//! commands ([`agent`], [`capability`], [`policy`], [`audit`], [`secret`], [`completions`]),
+//! output formats ([`output`]) and how a command ends ([`error`]).
 //!
 //! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` and exit
 //! 1; a "no" from the agent (denied, invalid) exits 2.
@@ -9,6 +9,7 @@ pub mod agent;
 pub mod args;
 pub mod audit;
 pub mod capability;
+pub mod completions;
 pub mod context;
 pub mod error;
 pub mod output;
@@ -57,5 +58,6 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         Command::Audit(command) => audit::run(&mut ctx, command),
         Command::Secret(command) => secret::run(&mut ctx, command),
         Command::Exec(args) => secret::exec(&mut ctx, args),
+        Command::Completions(args) => completions::run(&mut ctx, args),
     }
 }

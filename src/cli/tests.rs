@@ -1,5 +1,6 @@
 //! Whole commands against a fake agent: a thread that answers canned payloads on a socket in a
-//! temporary directory, so that stdout, stderr and exit codes are checked end to end.
+//! temporary directory, so that stdout, stderr and exit codes are checked end to end. Also the
+//! command tree against its documentation: man/aether-vault.1 names every command and option.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
@@ -512,4 +513,129 @@ fn config_validate_and_show() {
     );
     assert_eq!(r.result.unwrap_err().exit_code(), 1);
     assert!(r.out.is_empty());
+}
+
+#[test]
+fn completions_print_the_script_without_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent.sock");
+    for (name, shell) in [
+        ("bash", super::args::CompletionShell::Bash),
+        ("zsh", super::args::CompletionShell::Zsh),
+        ("fish", super::args::CompletionShell::Fish),
+    ] {
+        let r = run_cli(&absent, &["completions", name, "--format", "json"]);
+        assert!(
+            matches!(r.result, Ok(Outcome::Success)),
+            "{name}: {}",
+            r.err
+        );
+        assert!(r.err.is_empty(), "{name}: {}", r.err);
+        assert_eq!(r.out, super::completions::script(shell), "{name}");
+        assert!(r.out.contains("aether-vault"), "{name}: {}", r.out);
+    }
+}
+
+#[test]
+fn bash_completion_states_match_their_case_arms() {
+    // The word loop sets `cmd="STATE"`; each state is completed by a case arm `STATE)`. A state
+    // without an arm completes nothing (clap-rs/clap#6421 for a hyphenated command name).
+    let script = super::completions::script(super::args::CompletionShell::Bash);
+    let states: std::collections::BTreeSet<&str> = script
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("cmd=\"")?.strip_suffix('"'))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let arms: std::collections::BTreeSet<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("        ") && !l.starts_with("         "))
+        .filter_map(|l| l.trim().strip_suffix(')'))
+        .collect();
+    assert!(states.len() > 20, "{states:?}");
+    let unmatched: Vec<_> = states.difference(&arms).collect();
+    assert!(
+        unmatched.is_empty(),
+        "states with no case arm: {unmatched:?}"
+    );
+}
+
+/// Every command clap knows below `command`, as its path of names (`"agent start"`) and
+/// whether it has commands of its own; clap's own `help` and hidden commands left out.
+fn command_paths(command: &clap::Command, prefix: &str, paths: &mut Vec<(String, bool)>) {
+    for sub in command.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        let path = format!("{prefix}{}", sub.get_name());
+        command_paths(sub, &format!("{path} "), paths);
+        paths.push((path, sub.has_subcommands()));
+    }
+}
+
+/// Every long option (and visible alias) and every possible value that `command` and the
+/// commands below it define.
+fn option_words(command: &clap::Command, words: &mut std::collections::BTreeSet<String>) {
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        for long in arg
+            .get_long()
+            .into_iter()
+            .chain(arg.get_visible_aliases().unwrap_or_default())
+        {
+            words.insert(format!("--{long}"));
+        }
+        for value in arg.get_possible_values() {
+            if !value.is_hide_set() {
+                words.insert(value.get_name().to_string());
+            }
+        }
+    }
+    for sub in command.get_subcommands() {
+        option_words(sub, words);
+    }
+}
+
+#[test]
+fn the_man_page_documents_every_command_and_option() {
+    use clap::CommandFactory;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/aether-vault.1");
+    let page = std::fs::read_to_string(path).unwrap();
+    // In roff source a hyphen is written `\-`.
+    let page = page.replace("\\-", "-");
+    let cli = Cli::command();
+
+    let mut paths = Vec::new();
+    command_paths(&cli, "", &mut paths);
+    assert!(paths.len() > 20, "{paths:?}");
+    // A command is documented by a tagged paragraph headed `.TP` / `.B agent start [--mode …`;
+    // a command group may instead be named on a SYNOPSIS line of its own (`.B agent`).
+    let lines: Vec<&str> = page.lines().collect();
+    let names = |line: &str, name: &str| {
+        line.strip_prefix(".B ")
+            .is_some_and(|rest| rest == name || rest.starts_with(&format!("{name} ")))
+    };
+    let missing: Vec<&str> = paths
+        .iter()
+        .filter(|(name, group)| {
+            !lines.windows(2).any(|w| {
+                names(w[1], name) && ((*group && w[1] == format!(".B {name}")) || w[0] == ".TP")
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{path} has no `.TP` paragraph (or, for a group, `.B` SYNOPSIS line) for: {missing:?}"
+    );
+
+    let mut words = std::collections::BTreeSet::new();
+    option_words(&cli, &mut words);
+    assert!(words.contains("--socket-path") && words.contains("--log-target"));
+    let missing: Vec<&String> = words
+        .iter()
+        .filter(|w| !page.contains(w.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{path} does not mention these options or values: {missing:?}"
+    );
 }

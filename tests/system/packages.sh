@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# System test of the packages and the systemd units (root only; run by .ci/run, or by hand):
+#
+#  1. builds the .deb (cargo deb) and the .rpm (cargo generate-rpm); lintian on the .deb;
+#  2. boots a real systemd as PID 1 in a private PID and mount namespace (tests/system/pid1.sh);
+#  3. installs the .deb: the socket is enabled and listening, the service is not running; a
+#     request as `nobody` through the CLI socket-activates the service and is answered per an
+#     installed test policy;
+#  4. changes the policy and runs `systemctl reload`: the new policy is in force on return;
+#  5. `journalctl -u aether-vault-agent -o json` carries the structured AV_* fields;
+#  6. with WatchdogSec=2s in a runtime drop-in, SIGSTOPs the agent: systemd restarts it and a
+#     capability granted before is still valid;
+#  7. `systemd-analyze security` scores 1.5 or lower; `systemd-analyze verify` on the units;
+#  8. `systemctl stop` ends it cleanly (exit 0, audit chain intact); `dpkg --purge` leaves no
+#     file of ours behind;
+#  9. installs the .rpm into a scratch root with `rpm --root` (scriptlets run there) and checks
+#     its files, the user, directories and unit enablement, then erases it.
+#
+# Needs: cargo-deb, cargo-generate-rpm, lintian, rpm, jq, util-linux (setpriv, nsenter, unshare).
+# AV_SKIP_BUILD=1 reuses packages already in target/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+[[ $(id -u) == 0 ]] || {
+	echo "packages.sh: needs root" >&2
+	exit 2
+}
+
+export AV_PID1_STATE=${AV_PID1_STATE:-/var/tmp/av-pid1}
+pid1=$repo/tests/system/pid1.sh
+svc=aether-vault-agent.service
+sock=aether-vault-agent.socket
+work=$(mktemp -d /var/tmp/av-system.XXXXXX)
+passed=0
+
+step() { printf '\n== %s\n' "$*"; }
+ok() {
+	passed=$((passed + 1))
+	printf '   ok: %s\n' "$*"
+}
+fail() {
+	printf '   FAIL: %s\n' "$*" >&2
+	if "$pid1" exec true 2>/dev/null; then
+		echo "--- systemctl status" >&2
+		"$pid1" exec systemctl --no-pager status "$sock" "$svc" >&2 || true
+		echo "--- journal" >&2
+		"$pid1" exec journalctl --no-pager -n 60 -u "$svc" -u "$sock" >&2 || true
+	fi
+	exit 1
+}
+in1() { "$pid1" exec "$@"; }
+# The CLI as the unprivileged user `nobody`, inside the namespace.
+as_nobody() { in1 setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/aether-vault "$@"; }
+show() { in1 systemctl show -P "$2" "$1"; }
+
+cleanup() {
+	set +e
+	if "$pid1" exec true 2>/dev/null; then
+		in1 systemctl stop "$sock" "$svc" >/dev/null 2>&1
+		if in1 dpkg -s aether-vault-agent >/dev/null 2>&1; then in1 dpkg --purge aether-vault-agent >/dev/null 2>&1; fi
+		"$pid1" stop >/dev/null
+	elif dpkg -s aether-vault-agent >/dev/null 2>&1; then
+		dpkg --purge aether-vault-agent >/dev/null 2>&1
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- 1. build -----------------------------------------------------------------------------
+step "1. build the .deb and the .rpm"
+if [[ ${AV_SKIP_BUILD:-0} != 1 ]]; then
+	cargo deb --profile dist
+	cargo generate-rpm --profile dist
+fi
+deb=$(ls -t target/debian/aether-vault-agent_*.deb | head -1)
+rpm=$(ls -t target/generate-rpm/aether-vault-agent-*.rpm | head -1)
+[[ -f $deb && -f $rpm ]] || fail "packages not built"
+ok "$deb ($(stat -c %s "$deb") bytes), $rpm ($(stat -c %s "$rpm") bytes)"
+
+# yaml-rust2 shares libyaml's error strings (lintian's embedded-library check; overridden in
+# packaging/lintian-overrides): make sure no real libyaml is in the build.
+if cargo tree -e normal --prefix none | grep -Ei '^(unsafe-)?libyaml|yaml-sys'; then
+	fail "a C libyaml is in the dependency tree"
+fi
+lintian --version >/dev/null
+lintian_out=$(lintian --tag-display-limit 0 "$deb" 2>&1 || true)
+printf '%s\n' "$lintian_out" | sed 's/^/   lintian: /'
+if grep -q '^E: ' <<<"$lintian_out"; then fail "lintian reports errors"; fi
+ok "lintian: no errors ($(grep -c '^W: ' <<<"$lintian_out" || true) warnings)"
+
+# Every shipped path must be one the maintainer scripts and tests expect.
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+for f in ./usr/bin/aether-vault-agent ./usr/bin/aether-vault \
+	./usr/lib/systemd/system/$svc ./usr/lib/systemd/system/$sock \
+	./usr/lib/sysusers.d/aether-vault-agent.conf ./usr/lib/tmpfiles.d/aether-vault-agent.conf \
+	./etc/aether-vault/agent.yaml ./usr/share/man/man8/aether-vault-agent.8.gz \
+	./usr/share/man/man1/aether-vault.1.gz ./usr/share/man/man5/aether-vault-agent.yaml.5.gz \
+	./usr/share/man/man5/aether-vault-policy.5.gz \
+	./usr/share/bash-completion/completions/aether-vault \
+	./usr/share/zsh/vendor-completions/_aether-vault \
+	./usr/share/fish/vendor_completions.d/aether-vault.fish \
+	./usr/share/doc/aether-vault-agent/copyright ./usr/share/doc/aether-vault-agent/README.md \
+	./usr/share/doc/aether-vault-agent/examples/ptrace.conf \
+	./usr/share/doc/aether-vault-agent/examples/vault.conf; do
+	grep -qxF "$f" <<<"$contents" || fail "the .deb lacks $f"
+done
+dpkg-deb -f "$deb" Conffiles 2>/dev/null | grep -q . ||
+	dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/aether-vault/agent.yaml ||
+	fail "/etc/aether-vault/agent.yaml is not a conffile"
+ok "the .deb ships binaries, units, sysusers/tmpfiles, conffile, man pages, completions, docs"
+
+# --- 2. boot --------------------------------------------------------------------------------
+step "2. boot systemd as PID 1 in a private namespace"
+"$pid1" stop >/dev/null
+"$pid1" start
+ok "systemd is PID 1 of its namespace"
+
+# --- 3. install, socket activation --------------------------------------------------------
+step "3. install the .deb; socket activation"
+in1 dpkg -i "$repo/$deb" >"$work/dpkg.log" 2>&1 || {
+	cat "$work/dpkg.log" >&2
+	fail "dpkg -i"
+}
+getent passwd aether-vault >/dev/null || fail "no aether-vault user"
+getent group aether-vault-admin >/dev/null || fail "no aether-vault-admin group"
+[[ $(stat -c '%U %a' /var/lib/aether-vault) == "aether-vault 700" ]] || fail "/var/lib/aether-vault: $(stat -c '%U %a' /var/lib/aether-vault)"
+[[ $(show $sock UnitFileState) == enabled ]] || fail "socket not enabled"
+[[ $(show $sock ActiveState) == active ]] || fail "socket not active"
+[[ $(show $svc ActiveState) == inactive ]] || fail "service runs before any client"
+[[ $(in1 stat -c %a /run/aether-vault/agent.sock) == 666 ]] || fail "socket mode"
+ok "user and groups exist; socket enabled and listening (0666); service not running"
+
+in1 tee /etc/aether-vault/policies.d/50-systest.yaml >/dev/null <<'EOF'
+id: systest
+name: System test
+version: "1.0"
+rules:
+  - id: nobody-reads-systest
+    effect: allow
+    resources: ["secret:/systest/*"]
+    actions: ["read"]
+    identities: ["uid:65534"]
+EOF
+out=$(as_nobody capability request --resource secret:/systest/db --action read --format json) ||
+	fail "request as nobody was not granted: $out"
+[[ $(jq -r .status <<<"$out") == granted ]] || fail "not granted: $out"
+cap=$(jq -r .capability.id <<<"$out")
+[[ $(show $svc ActiveState) == active ]] || fail "the service was not started by the request"
+[[ $(show $svc NRestarts) == 0 ]] || fail "restarts before the watchdog test"
+rc=0
+as_nobody capability request --resource secret:/other/db --action read >/dev/null 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "a request outside the policy exited $rc, not 2 (denied)"
+in1 journalctl --no-pager -u $svc -o json | jq -e -s 'map(select(.ACTIVATED == "true")) | length >= 1' >/dev/null ||
+	fail "the journal does not say the socket was inherited from systemd"
+ok "a request as nobody started the service through the socket; granted $cap; other resource denied (exit 2)"
+status_text=$(show $svc StatusText)
+[[ $status_text == *"policy generation"* ]] || fail "StatusText: $status_text"
+ok "systemctl status shows: $status_text"
+
+# --- 4. reload ----------------------------------------------------------------------------
+step "4. systemctl reload: the new policy is in force when it returns"
+gen_before=$(in1 /usr/bin/aether-vault agent status --format json | jq .policy_generation)
+in1 sed -i 's/actions: \["read"\]/actions: ["read", "write"]/' /etc/aether-vault/policies.d/50-systest.yaml
+in1 systemctl reload $svc
+# No sleep: had the reload returned before the agent re-read the policy, this write is denied.
+out=$(as_nobody capability request --resource secret:/systest/db --action write --format json) ||
+	fail "write not granted right after reload: $out"
+gen_after=$(in1 /usr/bin/aether-vault agent status --format json | jq .policy_generation)
+((gen_after > gen_before)) || fail "policy generation $gen_before -> $gen_after"
+[[ $(show $svc ActiveState) == active ]] || fail "state after reload: $(show $svc ActiveState)"
+ok "write granted at once after reload; policy generation $gen_before -> $gen_after"
+in1 sh -c 'echo "rules: [" > /etc/aether-vault/policies.d/60-broken.yaml'
+if in1 systemctl reload $svc 2>/dev/null; then fail "reload with a broken policy succeeded"; fi
+in1 rm -f /etc/aether-vault/policies.d/60-broken.yaml
+as_nobody capability request --resource secret:/systest/db --action write >/dev/null ||
+	fail "the old policy was not kept after a failed reload"
+[[ $(show $svc ActiveState) == active ]] || fail "a failed reload stopped the service"
+ok "a broken policy makes systemctl reload fail and keeps the old policy in force"
+
+# --- 5. journald --------------------------------------------------------------------------
+step "5. journalctl -o json carries the structured fields"
+in1 journalctl --no-pager -u $svc -o json >"$work/journal.json"
+jq -e -s --arg cap "$cap" '
+	map(select(.AV_CAPABILITY_ID == $cap and .AV_UID == "65534" and .AV_DECISION == "allow"
+		and (.MESSAGE_ID | length) == 32 and .AV_RESOURCE == "secret:/systest/db"))
+	| length >= 1' "$work/journal.json" >/dev/null ||
+	fail "no journal entry with AV_CAPABILITY_ID=$cap AV_UID=65534 AV_DECISION=allow MESSAGE_ID"
+jq -e -s 'map(select(.AV_EVENT == "policy_reload")) | length >= 1' "$work/journal.json" >/dev/null ||
+	fail "no AV_EVENT=policy_reload entry"
+ok "grant entry: $(jq -c -s --arg cap "$cap" 'map(select(.AV_CAPABILITY_ID == $cap)) | .[0] | {MESSAGE_ID, AV_EVENT, AV_DECISION, AV_UID, AV_RESOURCE, PRIORITY}' "$work/journal.json")"
+
+# --- 6. watchdog --------------------------------------------------------------------------
+step "6. watchdog: a stopped agent is restarted, capabilities survive"
+in1 mkdir -p /run/systemd/system/$svc.d
+in1 tee /run/systemd/system/$svc.d/watchdog.conf >/dev/null <<'EOF'
+[Service]
+WatchdogSec=2s
+TimeoutAbortSec=5s
+EOF
+in1 systemctl daemon-reload
+in1 systemctl restart $svc
+[[ $(show $svc WatchdogUSec) == 2s ]] || fail "WatchdogUSec=$(show $svc WatchdogUSec)"
+sleep 3 # longer than WatchdogSec: a healthy agent keeps petting it
+[[ $(show $svc ActiveState) == active && $(show $svc NRestarts) == 0 ]] ||
+	fail "a healthy agent was not kept alive by its watchdog pings"
+out=$(as_nobody capability request --resource secret:/systest/db --action read --ttl 600 --format json) ||
+	fail "grant before SIGSTOP: $out"
+cap2=$(jq -r .capability.id <<<"$out")
+main=$(show $svc MainPID)
+kill -STOP "$main"
+for _ in $(seq 1 100); do
+	new=$(show $svc MainPID)
+	[[ $new != "$main" && $new != 0 && $(show $svc ActiveState) == active ]] && break
+	sleep 0.2
+done
+[[ $(show $svc NRestarts) -ge 1 ]] || fail "not restarted after SIGSTOP (NRestarts=$(show $svc NRestarts))"
+[[ $new != "$main" ]] || fail "MainPID unchanged"
+in1 journalctl --no-pager -u $svc | grep -q -i 'watchdog timeout' || fail "journal does not mention the watchdog"
+as_nobody capability validate "$cap2" >/dev/null || fail "capability $cap2 invalid after the restart"
+as_nobody capability validate "$cap" >/dev/null || fail "capability $cap invalid after the restart"
+ok "watchdog timeout → restarted (pid $main -> $new); capabilities $cap2 and $cap still valid"
+in1 rm -rf /run/systemd/system/$svc.d
+in1 systemctl daemon-reload
+in1 systemctl restart $svc
+
+# --- 7. hardening -------------------------------------------------------------------------
+step "7. systemd-analyze security and verify"
+in1 systemd-analyze security --no-pager $svc >"$work/security.txt" 2>&1 || true
+score=$(sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p' "$work/security.txt")
+[[ -n $score ]] || {
+	cat "$work/security.txt" >&2
+	fail "no score"
+}
+awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || {
+	grep '✗' "$work/security.txt" >&2 || true
+	fail "exposure $score > 1.5"
+}
+ok "systemd-analyze security: $score"
+in1 systemd-analyze verify /usr/lib/systemd/system/$sock /usr/lib/systemd/system/$svc >"$work/verify.txt" 2>&1 || {
+	cat "$work/verify.txt" >&2
+	fail "systemd-analyze verify"
+}
+if grep -i 'aether' "$work/verify.txt"; then fail "systemd-analyze verify warns about our units"; fi
+ok "systemd-analyze verify: clean"
+
+# --- 8. stop and purge --------------------------------------------------------------------
+step "8. stop cleanly; purge leaves nothing behind"
+in1 systemctl stop $svc
+[[ $(show $svc Result) == success && $(show $svc ExecMainStatus) == 0 ]] ||
+	fail "stop: Result=$(show $svc Result) ExecMainStatus=$(show $svc ExecMainStatus)"
+in1 /usr/bin/aether-vault audit verify /var/log/aether-vault/audit.log >"$work/verify-audit.txt" 2>&1 || {
+	cat "$work/verify-audit.txt" >&2
+	fail "audit chain"
+}
+tail -1 /var/log/aether-vault/audit.log | jq -e '.type == "agent_stop"' >/dev/null ||
+	fail "the last audit record is not agent_stop: $(tail -1 /var/log/aether-vault/audit.log)"
+ok "stopped with status 0; audit chain verifies and ends with agent_stop"
+in1 dpkg -L aether-vault-agent >"$work/files.txt"
+in1 rm -f /etc/aether-vault/policies.d/50-systest.yaml
+in1 dpkg --purge aether-vault-agent >"$work/purge.log" 2>&1 || {
+	cat "$work/purge.log" >&2
+	fail "dpkg --purge"
+}
+left=()
+while read -r f; do
+	[[ $f == /usr/share/* || $f == /etc/* || $f == /usr/bin/* || $f == /usr/lib/* ]] || continue
+	[[ -d $f ]] && continue # shared directories (/usr/bin, /usr/share/man/…)
+	[[ -e $f ]] && left+=("$f")
+done <"$work/files.txt"
+for f in /etc/aether-vault /var/lib/aether-vault /var/log/aether-vault \
+	/etc/systemd/system/sockets.target.wants/$sock /run/aether-vault/agent.sock \
+	/var/lib/systemd/deb-systemd-helper-enabled/$sock.dsh-also \
+	/var/lib/systemd/deb-systemd-helper-masked/$sock; do
+	if in1 test -e "$f"; then left+=("$f"); fi
+done
+((${#left[@]} == 0)) || fail "left behind after purge: ${left[*]}"
+[[ $(show $sock LoadState) != loaded || $(show $sock ActiveState) == inactive ]] || fail "socket still active"
+ok "purged: no file of ours left (the aether-vault user stays, as Debian does)"
+"$pid1" stop
+
+# --- 9. rpm in a scratch root -------------------------------------------------------------
+step "9. the .rpm in a scratch root (rpm --root)"
+rpm -qp --scripts "$rpm" >"$work/scripts.txt"
+grep -q 'systemd-sysusers /usr/lib/sysusers.d/aether-vault-agent.conf' "$work/scripts.txt" || fail "no sysusers in %post"
+grep -q 'enable aether-vault-agent.socket' "$work/scripts.txt" || fail "no socket enable in %post"
+grep -q 'try-restart aether-vault-agent.service' "$work/scripts.txt" || fail "no restart on upgrade"
+grep -q 'disable aether-vault-agent.socket aether-vault-agent.service' "$work/scripts.txt" || fail "no disable in %preun"
+rpm -qp --configfiles "$rpm" | grep -qx /etc/aether-vault/agent.yaml || fail "agent.yaml is not %config"
+[[ $(rpm -qp --queryformat '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep ' /etc/aether-vault/agent.yaml$' | cut -d' ' -f1) == *n* ]] ||
+	fail "agent.yaml is not %config(noreplace)"
+ok "scriptlets and %config(noreplace) present"
+
+# The scratch root: the machine's /usr through a writable overlay (so scriptlets have a shell,
+# systemd-sysusers and systemctl), a copy of the account files, empty /var and /run. All in a
+# private mount namespace: nothing of it outlives the test.
+scratch=$work/rpmroot
+mkdir -p "$scratch"/{root,upper,wd}
+mkdir -p "$scratch/root"/{usr,etc,var/lib,var/log,run,tmp,proc,dev}
+for l in bin sbin lib lib64; do [[ -e /$l ]] && ln -s "usr/$l" "$scratch/root/$l"; done
+cp -a /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/nsswitch.conf "$scratch/root/etc/"
+unshare --mount --propagation private bash -euo pipefail -c '
+	scratch=$1 rpm=$2 r=$1/root
+	mount -t overlay overlay -o lowerdir=/usr,upperdir="$scratch/upper",workdir="$scratch/wd" "$r/usr"
+	mount --bind /dev "$r/dev"
+	mount -t proc proc "$r/proc"
+	rpm --root "$r" --initdb
+	rpm --root "$r" -i --nodeps "$rpm"
+	rpm --root "$r" -V aether-vault-agent
+	grep -q "^aether-vault:" "$r/etc/passwd"
+	grep -q "^aether-vault-admin:" "$r/etc/group"
+	test "$(stat -c "%a" "$r/var/lib/aether-vault")" = 700
+	test "$(stat -c "%a" "$r/var/log/aether-vault")" = 750
+	test -x "$r/usr/bin/aether-vault-agent"
+	test -f "$r/usr/lib/systemd/system/aether-vault-agent.socket"
+	test -L "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent.socket"
+	rpm --root "$r" -e aether-vault-agent
+	test ! -e "$r/usr/bin/aether-vault-agent"
+	test ! -e "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent.socket"
+	test ! -e "$r/etc/aether-vault/agent.yaml"
+	test -d "$r/var/lib/aether-vault"
+' rpm-root "$scratch" "$repo/$rpm" || fail "rpm --root install/verify/erase"
+ok "rpm --root: files verify, user/group and 0700/0750 directories made by the scriptlets, socket enabled; erase removes files and the enablement, keeps state"
+
+printf '\n%d checks passed\n' "$passed"
