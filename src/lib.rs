@@ -22,6 +22,7 @@ pub mod policy;
 pub mod protocol;
 pub mod secrets;
 pub mod server;
+pub mod supervise;
 pub mod timefmt;
 pub mod transport;
 pub mod yaml;

@@ -4,6 +4,10 @@
 //! socket-activated socket, signals) and tests plug in the same way. Shutdown: stop accepting,
 //! let each session finish the request in hand (at most [`DRAIN_TIMEOUT`]), write the
 //! `agent_stop` record, flush the audit log, remove the socket file if we bound it.
+//!
+//! Once serving, [`crate::supervise`] keeps systemd's watchdog fed and `STATUS=` current. A
+//! socket-activated agent with `idle_exit_seconds` stops the same way when no client has been
+//! connected for that long ([`Command::IdleExit`]); the socket stays with systemd.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +26,7 @@ use crate::capability::store::{CapStore, StoreError};
 use crate::capability::{GrantLimits, KeyError, Signer};
 use crate::config::AgentConfig;
 use crate::durable::Committer;
+use crate::supervise::{self, Supervisor, Targets};
 use crate::transport::socket::AgentListener;
 
 /// Longest wait for in-flight requests at shutdown.
@@ -144,7 +149,11 @@ pub async fn run(
         agent_uid,
     );
     let start_error = watcher.last_error().map(str::to_string);
-    let policy = watcher.with_audit(audit.clone()).start();
+    let status_refresh = Arc::new(tokio::sync::Notify::new());
+    let policy = watcher
+        .with_audit(audit.clone())
+        .with_status_refresh(status_refresh.clone())
+        .start();
     let limits = GrantLimits::from(&config.capability_engine);
     let (mut store, mut caps) = CapStore::open(&config.state_dir)?;
     let now = jiff::Timestamp::now();
@@ -205,7 +214,35 @@ pub async fn run(
         closing: closing_rx,
         config,
     });
-    let listener_addr = Listener::new(tokio_listener, shared.clone()).start();
+    let idle_exit = match shared.config.idle_exit_seconds {
+        0 => None,
+        secs if socket_activated => {
+            tracing::info!(
+                idle_exit_seconds = secs,
+                "idle exit on: the agent stops when no client has been connected for that long"
+            );
+            Some(Duration::from_secs(secs))
+        }
+        secs => {
+            tracing::warn!(
+                idle_exit_seconds = secs,
+                "idle_exit_seconds is ignored: the socket is not socket-activated, so nothing would start the agent again"
+            );
+            None
+        }
+    };
+    let mut listener_actor = Listener::new(tokio_listener, shared.clone());
+    if let Some(limit) = idle_exit {
+        listener_actor = listener_actor.with_idle_exit(limit);
+    }
+    let listener_addr = listener_actor.start();
+    let targets = Targets {
+        listener: listener_addr.clone(),
+        registry: registry.clone(),
+        policy: policy.clone(),
+        audit: audit.clone(),
+    };
+    let watchdog = crate::notify::watchdog_timeout();
 
     let set = policy_handle.load();
     let mut start = AuditEvent::new(EventType::AgentStart, Outcome::Success).because(format!(
@@ -228,13 +265,21 @@ pub async fn run(
         fallback = %set.fallback.describe(),
         "agent ready"
     );
-    crate::notify::ready(&format!(
-        "serving {socket_path}; policy generation {}; {}",
-        set.generation,
-        set.fallback.describe()
-    ));
     drop(set);
+    let first = supervise::probe_all(
+        &targets,
+        supervise::ping_timeout(supervise::tick_period(watchdog)),
+    )
+    .await;
+    let status = supervise::status_line(
+        &socket_path,
+        shared.connection_count(),
+        &supervise::assess(&first),
+    );
+    crate::notify::ready(&status);
+    let supervisor = Supervisor::start(targets, shared.clone(), watchdog, status_refresh, status);
 
+    let mut idle_stop = None;
     while let Some(cmd) = command_rx.recv().await {
         match cmd {
             Command::Reload => {
@@ -247,11 +292,19 @@ pub async fn run(
                 }
             }
             Command::Shutdown => break,
+            Command::IdleExit { idle_seconds } => {
+                idle_stop = Some(idle_seconds);
+                break;
+            }
         }
     }
 
     tracing::info!("shutting down");
-    crate::notify::stopping();
+    supervisor.stop().await;
+    match idle_stop {
+        Some(secs) => crate::notify::stopping_because(&format!("no client for {secs} s")),
+        None => crate::notify::stopping(),
+    }
     shared.shutting_down.store(true, Ordering::Relaxed);
     let _ = listener_addr.send(StopAccepting).await;
     let _ = closing_tx.send(true);
@@ -267,8 +320,12 @@ pub async fn run(
         );
     }
     let active = registry.send(Stats).await.map(|s| s.active).unwrap_or(0);
-    let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success)
-        .because(format!("stopped; {active} capabilities were active"));
+    let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success).because(match idle_stop {
+        Some(secs) => format!(
+            "stopped after {secs} s idle (idle_exit_seconds); {active} capabilities were active"
+        ),
+        None => format!("stopped; {active} capabilities were active"),
+    });
     let _ = audit.send(Append(stop)).await;
     if let Ok(Err(e)) = audit.send(Flush).await {
         tracing::error!(error = %e, "audit flush failed");

@@ -6,12 +6,16 @@
 //! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
 //! write fails: `deny` lets the caller refuse the request (and the next write retries), `halt`
 //! exits the process non-zero so that systemd restarts it.
+//!
+//! It answers a health [`Ping`] once its writer thread has taken a no-op job (queued behind
+//! the writes before it), with the last write error if the log is failing.
 
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use serde::Serialize;
 
+use super::health::{Health, Ping, writer_fault};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation};
 use crate::config::{AuditConfig, FailureAction};
 use crate::durable::{Committer, Pending};
@@ -153,5 +157,31 @@ impl Handler<Reopen> for AuditWriter {
             Some(c) => c.run(|log| log.reopen().map_err(|e| e.to_string())),
             None => Box::pin(async { Ok(()) }),
         }
+    }
+}
+
+impl Handler<Ping> for AuditWriter {
+    type Result = ResponseFuture<Health>;
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
+        let last_error = self.health.lock().ok().and_then(|h| {
+            if h.healthy {
+                None
+            } else {
+                h.last_error.clone()
+            }
+        });
+        let job = self.log.as_ref().map(|c| c.run(|_| Ok(())));
+        Box::pin(async move {
+            let fault = match job {
+                Some(job) => writer_fault("audit", job.await),
+                None => None,
+            };
+            Health {
+                fault,
+                last_error,
+                ..Health::alive()
+            }
+        })
     }
 }

@@ -254,6 +254,10 @@ async fn dispatch(
         RequestType::StatusRequest => ok(kind, id, status(shared, false).await?),
         RequestType::AgentStatus => ok(kind, id, status(shared, true).await?),
         RequestType::AgentReload => {
+            // The same as SIGHUP: reopen the audit log (for logrotate), then reload.
+            if let Ok(Err(e)) = shared.audit.send(super::audit_writer::Reopen).await {
+                tracing::error!(error = %e, "cannot reopen the audit log");
+            }
             let o = shared
                 .policy
                 .send(Reload(Trigger::Request))

@@ -3,17 +3,26 @@
 //!
 //! A connection over `ipc.max_connections`, or one that arrives during shutdown, gets an
 //! `error_response` with a code before it is closed: never a silent drop.
+//!
+//! Idle exit (`idle_exit_seconds`, socket-activated agents only): the listener itself checks,
+//! a few times per idle period, whether a client is connected ([`IdleClock`]). When none has
+//! been for long enough, it closes its copy of the listening socket in the same step as the
+//! check, before it could accept anything else, and asks the server to stop. A connection that
+//! raced with the check is therefore either already accepted and counted (so there is no exit)
+//! or still waiting in the kernel's queue of the socket systemd holds, for the next instance.
 
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::stream;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::SharedRef;
 use super::audit_writer::Append;
 use super::dispatch::{After, Caller, error};
+use super::health::{Health, Ping};
 use super::session::Session;
+use super::{Command, SharedRef};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::identity;
 use crate::protocol::{ErrorCode, ErrorPayload};
@@ -23,10 +32,47 @@ use crate::protocol::{ErrorCode, ErrorPayload};
 #[rtype(result = "()")]
 pub struct StopAccepting;
 
+/// How long the agent has been without a client, as far as the listener can tell: it knows
+/// when it last accepted a connection and, at each check, whether any is open.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleClock {
+    busy_at: Instant,
+}
+
+impl IdleClock {
+    /// A clock that starts counting at `now` (the agent has just started).
+    pub fn new(now: Instant) -> IdleClock {
+        IdleClock { busy_at: now }
+    }
+
+    /// A connection was accepted at `now`.
+    pub fn touch(&mut self, now: Instant) {
+        self.busy_at = self.busy_at.max(now);
+    }
+
+    /// How long there has been no client at `now`, given the open `connections`; `None` while
+    /// one is connected. The time a client left is not seen, only that it was there at an
+    /// earlier check, so this errs on the side of staying up, by at most one check period.
+    pub fn observe(&mut self, now: Instant, connections: usize) -> Option<Duration> {
+        if connections > 0 {
+            self.touch(now);
+            return None;
+        }
+        Some(now.saturating_duration_since(self.busy_at))
+    }
+}
+
+/// How often to check for idleness: four times per idle period, between 50 ms and 1 s.
+pub fn idle_check_period(limit: Duration) -> Duration {
+    (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
 /// The listener.
 pub struct Listener {
     listener: Option<UnixListener>,
     shared: SharedRef,
+    /// With idle exit: the idle time that ends the agent, and the clock.
+    idle_exit: Option<(Duration, IdleClock)>,
 }
 
 impl Listener {
@@ -35,7 +81,50 @@ impl Listener {
         Listener {
             listener: Some(listener),
             shared,
+            idle_exit: None,
         }
+    }
+
+    /// Stops accepting and asks the server to stop once no client has been connected for
+    /// `limit` (only for a socket-activated agent: the caller decides).
+    pub fn with_idle_exit(mut self, limit: Duration) -> Self {
+        self.idle_exit = Some((limit, IdleClock::new(Instant::now())));
+        self
+    }
+
+    /// Exits if the agent has been idle for long enough. Runs on the listener's own context,
+    /// so no connection is accepted between the check and the close.
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        let Some((limit, clock)) = self.idle_exit.as_mut() else {
+            return;
+        };
+        if self
+            .shared
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let idle = clock.observe(Instant::now(), self.shared.connection_count());
+        if idle.is_none_or(|idle| idle < *limit) {
+            return;
+        }
+        let idle_seconds = limit.as_secs();
+        tracing::info!(
+            idle_seconds,
+            "no client connected for idle_exit_seconds: stopping; the socket stays with systemd, which starts the agent again on the next connection"
+        );
+        self.idle_exit = None;
+        self.shared
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Stopping drops the accept stream, which closes our copy of the socket; no further
+        // accept is polled after this handler returns.
+        ctx.stop();
+        let _ = self
+            .shared
+            .commands
+            .send(Command::IdleExit { idle_seconds });
     }
 
     fn refuse(&self, stream: UnixStream, code: ErrorCode, message: &str) {
@@ -95,6 +184,9 @@ impl Listener {
                 return;
             }
         };
+        if let Some((_, clock)) = self.idle_exit.as_mut() {
+            clock.touch(Instant::now());
+        }
         tracing::debug!(peer = %identity.describe(), "connection accepted");
         let is_admin = shared.is_admin(&identity);
         let caller = Caller {
@@ -122,6 +214,9 @@ impl Actor for Listener {
             Some((r, l))
         });
         ctx.add_stream(accepts);
+        if let Some((limit, _)) = self.idle_exit {
+            ctx.run_interval(idle_check_period(limit), |act, ctx| act.check_idle(ctx));
+        }
     }
 }
 
@@ -141,5 +236,56 @@ impl Handler<StopAccepting> for Listener {
 
     fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl Handler<Ping> for Listener {
+    type Result = MessageResult<Ping>;
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Health::alive())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_time_counts_from_the_last_client_seen() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut c = IdleClock::new(t0);
+        assert_eq!(c.observe(t0 + s(1), 0), Some(s(1)), "idle since the start");
+        assert_eq!(c.observe(t0 + s(2), 1), None, "a client is connected");
+        assert_eq!(
+            c.observe(t0 + s(5), 0),
+            Some(s(3)),
+            "since it was last seen"
+        );
+        c.touch(t0 + s(6));
+        assert_eq!(
+            c.observe(t0 + s(7), 0),
+            Some(s(1)),
+            "a client that came and went between two checks still counts"
+        );
+        c.touch(t0 + s(3));
+        assert_eq!(c.observe(t0 + s(8), 0), Some(s(2)), "never goes back");
+    }
+
+    #[test]
+    fn the_check_period_is_a_quarter_of_the_limit_within_bounds() {
+        assert_eq!(
+            idle_check_period(Duration::from_secs(1)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            idle_check_period(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            idle_check_period(Duration::from_millis(1)),
+            Duration::from_millis(50)
+        );
     }
 }

@@ -7,9 +7,12 @@
 //!   capabilities; evaluates policy for grants against the current policy set.
 //! - [`policy_watcher::PolicyWatcher`]: loads the policy directory and publishes immutable sets.
 //! - [`audit_writer::AuditWriter`]: appends audit records and acknowledges each.
+//!
+//! Each of the long-lived ones answers a [`health::Ping`], which [`crate::supervise`] sends.
 
 pub mod audit_writer;
 pub mod dispatch;
+pub mod health;
 pub mod listener;
 pub mod policy_watcher;
 pub mod registry;
@@ -32,6 +35,12 @@ pub enum Command {
     Reload,
     /// Stop gracefully (SIGTERM, SIGINT, `agent_stop`).
     Shutdown,
+    /// Stop gracefully because no client was connected for `idle_seconds` (a socket-activated
+    /// agent with `idle_exit_seconds`); the listener has already stopped accepting.
+    IdleExit {
+        /// The configured idle time.
+        idle_seconds: u64,
+    },
 }
 
 /// What every session needs: configuration, counters and the other actors' addresses.

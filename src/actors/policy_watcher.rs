@@ -6,6 +6,10 @@
 //! A load is all or nothing ([`crate::policy::load_dir`]); a failed reload changes nothing but
 //! `last_error`. At start, a set that fails to load leaves standard and hardened modes denying
 //! everything, and development mode behaving as with an empty directory.
+//!
+//! After every reload it asks the supervisor ([`crate::supervise`]) to send `STATUS=` at once;
+//! a reload on SIGHUP is wrapped in `RELOADING=1` … `READY=1` for systemd. It answers a health
+//! [`Ping`] with the generation in force and the last load error.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 
 use super::audit_writer::{Append, AuditWriter};
+use super::health::{Health, Ping};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::Mode;
 use crate::policy::{Fallback, LoadOptions, PolicySet, load_dir};
@@ -33,9 +38,10 @@ pub struct Reload(pub Trigger);
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// SIGHUP (`systemctl reload`): systemd is told RELOADING=1, then READY=1.
+    /// SIGHUP: systemd is told RELOADING=1, then READY=1.
     Signal,
-    /// An `agent_reload` request.
+    /// An `agent_reload` request (the packaged unit's `ExecReload=`, so that `systemctl reload`
+    /// returns only after the reload): systemd is told RELOADING=1, then READY=1, as for SIGHUP.
     Request,
     /// A change in the policy directory.
     Watch,
@@ -94,6 +100,8 @@ pub struct PolicyWatcher {
     watcher: Option<notify::RecommendedWatcher>,
     /// The pending debounced reload.
     pending: Option<SpawnHandle>,
+    /// Poked after each reload so that `STATUS=` is brought up to date at once.
+    status_refresh: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Whether a filesystem event concerns the policy directory itself or a policy file in it
@@ -170,6 +178,7 @@ impl PolicyWatcher {
             audit: None,
             watcher: None,
             pending: None,
+            status_refresh: None,
         };
         (watcher, handle)
     }
@@ -178,6 +187,18 @@ impl PolicyWatcher {
     pub fn with_audit(mut self, audit: Addr<AuditWriter>) -> Self {
         self.audit = Some(audit);
         self
+    }
+
+    /// Pokes `refresh` after every reload (the supervisor then sends the new status).
+    pub fn with_status_refresh(mut self, refresh: Arc<tokio::sync::Notify>) -> Self {
+        self.status_refresh = Some(refresh);
+        self
+    }
+
+    fn refresh_status(&self) {
+        if let Some(r) = &self.status_refresh {
+            r.notify_one();
+        }
     }
 
     /// (Re)arms the inotify watches: the directory itself, and its parent so that the directory
@@ -309,8 +330,8 @@ impl Handler<Changed> for PolicyWatcher {
         }
         self.pending = Some(ctx.run_later(DEBOUNCE, |act, ctx| {
             act.pending = None;
-            let outcome = act.reload(Trigger::Watch);
-            crate::notify::status(&format!("policy generation {}", outcome.generation));
+            act.reload(Trigger::Watch);
+            act.refresh_status();
             act.arm_watch(ctx);
         }));
     }
@@ -321,23 +342,30 @@ impl Handler<Reload> for PolicyWatcher {
 
     fn handle(&mut self, msg: Reload, ctx: &mut Context<Self>) -> Self::Result {
         let Reload(trigger) = msg;
-        if trigger == Trigger::Signal {
+        // An operator's reload is one systemd hears about; a directory change is not.
+        let operator = trigger != Trigger::Watch;
+        if operator {
             crate::notify::reloading();
         }
         let outcome = self.reload(trigger);
-        if trigger == Trigger::Signal {
-            crate::notify::ready(&format!(
-                "policy generation {}{}",
-                outcome.generation,
-                if outcome.ok {
-                    ""
-                } else {
-                    " (last reload failed)"
-                }
-            ));
+        if operator {
+            crate::notify::reloaded();
         }
+        self.refresh_status();
         self.arm_watch(ctx);
         MessageResult(outcome)
+    }
+}
+
+impl Handler<Ping> for PolicyWatcher {
+    type Result = MessageResult<Ping>;
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Health {
+            policy_generation: Some(self.handle.load().generation),
+            last_error: self.last_error.clone(),
+            ..Health::alive()
+        })
     }
 }
 

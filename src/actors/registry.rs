@@ -9,6 +9,9 @@
 //! the holder rules: only the holder's uid validates; only the holder or an admin revokes;
 //! non-admins list only their own. Expired capabilities stay listable for an hour, then a
 //! periodic sweep drops them.
+//!
+//! It answers a health [`Ping`] with the number of active capabilities, once the store's writer
+//! thread has taken a no-op job.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use jiff::{SignedDuration, Timestamp};
 
+use super::health::{Health, Ping, writer_fault};
 use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::record::check;
@@ -662,6 +666,14 @@ impl CapabilityRegistry {
         })
     }
 
+    fn active_count(&self) -> usize {
+        let now = Timestamp::now();
+        self.caps
+            .values()
+            .filter(|r| r.status(now) == CapStatus::Active)
+            .count()
+    }
+
     fn stats(&self) -> RegistryStats {
         let now = Timestamp::now();
         let mut s = RegistryStats::default();
@@ -681,6 +693,26 @@ impl Actor for CapabilityRegistry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(SWEEP_INTERVAL, |act, _| act.sweep());
+    }
+}
+
+impl Handler<Ping> for CapabilityRegistry {
+    type Result = ResponseFuture<Health>;
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
+        let active = self.active_count();
+        let job = self.store.as_ref().map(|s| s.run(|_| Ok(())));
+        Box::pin(async move {
+            let fault = match job {
+                Some(job) => writer_fault("capability store", job.await),
+                None => None,
+            };
+            Health {
+                fault,
+                active_capabilities: Some(active),
+                ..Health::alive()
+            }
+        })
     }
 }
 

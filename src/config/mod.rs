@@ -7,8 +7,9 @@
 //! value is an error that names the key and where it came from.
 //!
 //! Environment: `VAULT_AGENT_MODE`, `VAULT_AGENT_LOG_LEVEL`, `VAULT_AGENT_SOCKET_PATH`,
-//! `VAULT_AGENT_POLICY_DIR`, `VAULT_AGENT_AUDIT_FILE`, `VAULT_AGENT_STATE_DIR`, and any nested key
-//! with `__` between levels (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
+//! `VAULT_AGENT_POLICY_DIR`, `VAULT_AGENT_AUDIT_FILE`, `VAULT_AGENT_STATE_DIR`,
+//! `VAULT_AGENT_IDLE_EXIT_SECONDS`, and any nested key with `__` between levels
+//! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
 mod model;
 mod yaml_provider;

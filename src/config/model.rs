@@ -57,6 +57,11 @@ pub struct AgentConfig {
     pub socket_path: PathBuf,
     /// Where state lives (the signing key). Created 0700.
     pub state_dir: PathBuf,
+    /// A socket-activated agent exits after this many seconds without a client connection
+    /// (systemd starts it again on the next one); 0 = never. Ignored when the agent binds its
+    /// socket itself, since then nothing would start it again.
+    #[serde(default)]
+    pub idle_exit_seconds: u64,
     /// Capability issuing limits (a file may call it `capabilities`, as upstream docs do).
     pub capability_engine: CapabilityEngineConfig,
     /// Policy source.
@@ -246,6 +251,7 @@ impl AgentConfig {
             log_level: log_level.to_string(),
             socket_path: paths.socket_path.clone(),
             state_dir: paths.state_dir.clone(),
+            idle_exit_seconds: 0,
             capability_engine: CapabilityEngineConfig {
                 enable: true,
                 default_ttl,

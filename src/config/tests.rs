@@ -245,3 +245,25 @@ fn socket_mode_forms() {
         serde_json::json!("0666")
     );
 }
+
+#[test]
+fn idle_exit_seconds_defaults_to_never_and_layers_file_then_env() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        let c = load(None, &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.idle_exit_seconds, 0, "never, unless asked");
+        jail.create_file("idle.yaml", "idle_exit_seconds: 30\n")?;
+        let file = jail.directory().join("idle.yaml");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.idle_exit_seconds, 30);
+        jail.set_env("VAULT_AGENT_IDLE_EXIT_SECONDS", "45");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.idle_exit_seconds, 45, "the environment beats the file");
+        jail.set_env("VAULT_AGENT_IDLE_EXIT_SECONDS", "-1");
+        let e = load(Some(&file), &Overrides::default(), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.to_lowercase().contains("idle_exit_seconds"), "{e}");
+        Ok(())
+    });
+}

@@ -690,6 +690,44 @@ mod tests {
         assert_eq!(v["capabilities"], json!([]));
     }
 
+    /// Regression (found by fuzzing, fuzz/regressions/request_stream/): serde_json's default
+    /// float parser is not correctly rounded, so a number in a request's `context` read back
+    /// from its own shortest form as another float, and a capability carrying it no longer
+    /// verified once replayed from the capability store (INVALID_SIGNATURE after a restart).
+    #[test]
+    fn numbers_in_a_request_read_back_exactly_and_a_stored_capability_still_verifies() {
+        let text = r#"{"resource":"secret:/db","actions":["read"],"context":{"ratio":1.0715660391465826e-75,"big":1.2222222222222222e+60,"many":-1.603964615428183e+143,"small":-9.643915712060552e-234}}"#;
+        let req: CapabilityRequest = serde_json::from_str(text).unwrap();
+        let again: CapabilityRequest =
+            serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+        assert_eq!(again, req);
+
+        let signer = crate::capability::Signer::from_seed([3; 32]);
+        let mut cap = Capability {
+            id: "cap_00000000000000000000000000000001".into(),
+            kind: "read".into(),
+            resource: req.resource.clone(),
+            actions: req.actions.clone(),
+            identity: String::new(),
+            issuer: "aether-vault-agent".into(),
+            issued_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-01T00:05:00Z".into(),
+            ttl: 300,
+            max_uses: 0,
+            used_count: 0,
+            signature: String::new(),
+            metadata: BTreeMap::from([("context".to_string(), req.context.clone().unwrap())]),
+            constraints: None,
+            status: None,
+            holder: None,
+        };
+        cap.signature = signer.sign(&cap, 1000);
+        // What the capability store writes and reads back on start.
+        let replayed: Capability =
+            serde_json::from_slice(&serde_json::to_vec(&cap).unwrap()).unwrap();
+        assert!(signer.verify(&replayed, 1000));
+    }
+
     #[test]
     fn context_accepts_upstream_spellings_and_keeps_the_rest() {
         let c: RequestContext =

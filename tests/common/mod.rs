@@ -164,6 +164,7 @@ pub fn clean_env(cmd: &mut Command, dir: &Path) {
             || k == "RUST_LOG"
             || k == "NOTIFY_SOCKET"
             || k.starts_with("LISTEN_")
+            || k.starts_with("WATCHDOG_")
         {
             cmd.env_remove(k);
         }
@@ -447,4 +448,166 @@ pub fn audit_set_without(log: &Path, skip: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| p != skip)
         .collect()
+}
+
+/// A datagram socket standing in for systemd's notification socket (`NOTIFY_SOCKET`).
+pub struct NotifySocket {
+    pub path: PathBuf,
+    sock: std::os::unix::net::UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Binds `dir/notify.sock`.
+    pub fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        NotifySocket { path, sock }
+    }
+
+    /// The next notification, waiting at most `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        self.sock.set_nonblocking(false).unwrap();
+        self.sock
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .unwrap();
+        match self.sock.recv(&mut buf) {
+            Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    /// Every notification already queued, without waiting.
+    pub fn drain(&self) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        self.sock.set_nonblocking(true).unwrap();
+        let mut out = Vec::new();
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        self.sock.set_nonblocking(false).unwrap();
+        out
+    }
+
+    /// Every notification that arrives within `period`.
+    pub fn collect_for(&self, period: Duration) -> Vec<String> {
+        let end = Instant::now() + period;
+        let mut out = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if left.is_zero() {
+                break;
+            }
+            if let Some(m) = self.recv(left) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Notifications until one satisfies `want` (returned), or `None` after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(m) if want(&m) => return Some(m),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The `STATUS=` value of a notification, if it has one.
+pub fn status_of(notification: &str) -> Option<&str> {
+    notification.lines().find_map(|l| l.strip_prefix("STATUS="))
+}
+
+/// How many `WATCHDOG=1` lines are among `notifications`.
+pub fn watchdogs(notifications: &[String]) -> usize {
+    notifications
+        .iter()
+        .flat_map(|n| n.lines())
+        .filter(|l| *l == "WATCHDOG=1")
+        .count()
+}
+
+/// Runs `program` through `sh -c … exec`, so that each of `own_pid_vars` (`LISTEN_PID`,
+/// `WATCHDOG_PID`) is set to the pid the program will have, as systemd sets them.
+pub fn with_own_pid(own_pid_vars: &[&str], program: &str) -> Command {
+    let assignments: String = own_pid_vars.iter().map(|v| format!("{v}=$$ ")).collect();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{assignments}exec \"$0\" \"$@\""))
+        .arg(program);
+    cmd
+}
+
+/// Makes `fd` the child's fd 3 (the first socket-activation descriptor). The caller keeps its
+/// own copy open, as systemd does for the socket unit.
+pub fn pass_as_fd3(cmd: &mut Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec; `fd` is open in
+    // the parent until after spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep FD_CLOEXEC, so clear the flag in that case.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A command that starts the agent the way systemd does for a socket unit: `listener` as fd 3,
+/// `LISTEN_PID` naming the agent, `LISTEN_FDS=1`, `LISTEN_FDNAMES=agent`, its state, policies
+/// and audit log under `dir`, stderr appended to `dir/agent.stderr`, and `extra_own_pid_vars`
+/// also set to the agent's pid.
+pub fn activated_agent(
+    dir: &Path,
+    listener: &std::os::unix::net::UnixListener,
+    extra_own_pid_vars: &[&str],
+) -> Command {
+    use std::os::fd::AsRawFd;
+    let mut vars = vec!["LISTEN_PID"];
+    vars.extend_from_slice(extra_own_pid_vars);
+    let mut cmd = with_own_pid(&vars, AGENT);
+    clean_env(&mut cmd, dir);
+    cmd.args(["--mode", "development", "--log-target", "stderr"])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--policy-dir")
+        .arg(dir.join("policies"))
+        .arg("--audit-file")
+        .arg(dir.join("audit.log"))
+        .arg("--socket-path")
+        .arg(dir.join("unused.sock"))
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_FDNAMES", "agent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(dir.join("agent.stderr"))
+                .unwrap(),
+        );
+    pass_as_fd3(&mut cmd, listener.as_raw_fd());
+    cmd
+}
+
+/// The state letter of a process or thread in `/proc/PID/stat` (`R`, `S`, `T` stopped, `t`
+/// traced), if it exists.
+pub fn proc_state(stat_path: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // The command name is in parentheses and may contain anything; the state follows it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
 }
