@@ -15,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod durable;
 pub mod identity;
+pub mod limits;
 pub mod logging;
 pub mod notify;
 pub mod oplog;

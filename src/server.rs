@@ -174,6 +174,7 @@ pub async fn run(
         caps,
         Some(store),
     )
+    .with_max_active_per_uid(config.capability_engine.max_active_per_uid)
     .start();
 
     let AgentListener {
@@ -212,6 +213,11 @@ pub async fn run(
         audit: audit.clone(),
         commands,
         closing: closing_rx,
+        uid_connections: crate::limits::UidConnections::default(),
+        rates: crate::limits::RateLimiter::default(),
+        rejections: crate::limits::RejectionBudget::new(
+            crate::limits::REJECTIONS_AUDITED_PER_SECOND,
+        ),
         config,
     });
     let idle_exit = match shared.config.idle_exit_seconds {

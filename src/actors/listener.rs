@@ -18,13 +18,12 @@ use actix::prelude::*;
 use futures_util::stream;
 use tokio::net::{UnixListener, UnixStream};
 
-use super::audit_writer::Append;
 use super::dispatch::{After, Caller, error};
 use super::health::{Health, Ping};
 use super::session::Session;
 use super::{Command, SharedRef};
-use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::identity;
+use crate::identity::{self, PeerIdentity};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use crate::protocol::{ErrorCode, ErrorPayload};
 
 /// Stop accepting connections (the listening socket is closed).
@@ -146,6 +145,19 @@ impl Listener {
             );
             return;
         }
+        // The limits need only the kernel's uid (one getsockopt); the full identity (/proc,
+        // NSS) is read only for a connection that will be served.
+        let Ok(cred) = getsockopt(&stream.as_fd(), sockopt::PeerCredentials) else {
+            tracing::warn!("connection refused: no peer credentials");
+            self.refuse(
+                stream,
+                ErrorCode::PermissionDenied,
+                "the caller's identity could not be verified",
+            );
+            return;
+        };
+        let mut peer = PeerIdentity::bare(cred.uid(), cred.gid());
+        peer.pid = u32::try_from(cred.pid()).ok().filter(|p| *p > 0);
         let max = shared.config.ipc.max_connections;
         let before = shared
             .connections
@@ -154,18 +166,38 @@ impl Listener {
             shared
                 .connections
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let peer = identity::from_socket(stream.as_fd()).ok();
-            tracing::warn!(max, peer = ?peer.as_ref().map(|p| p.describe()), "connection refused: too many connections");
-            let mut ev = AuditEvent::new(EventType::ConnectionRejected, Outcome::Rejected)
-                .because(format!("TOO_MANY_CONNECTIONS: {max} connections open"));
-            if let Some(p) = &peer {
-                ev = ev.by(p);
-            }
-            shared.audit.do_send(Append(ev));
+            tracing::warn!(max, peer = %peer.describe(), "connection refused: too many connections");
+            shared.audit_rejection(
+                Some(&peer),
+                format!("TOO_MANY_CONNECTIONS: {max} connections open (ipc.max_connections)"),
+            );
             self.refuse(
                 stream,
                 ErrorCode::TooManyConnections,
                 &format!("the agent serves at most {max} connections"),
+            );
+            return;
+        }
+        let per_uid = shared.config.ipc.max_connections_per_uid;
+        if let Err(open) = shared.uid_connections.try_open(peer.uid, per_uid) {
+            shared
+                .connections
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(per_uid, peer = %peer.describe(), "connection refused: too many connections for this uid");
+            shared.audit_rejection(
+                Some(&peer),
+                format!(
+                    "TOO_MANY_CONNECTIONS: uid {} has {open} connections open (ipc.max_connections_per_uid)",
+                    peer.uid
+                ),
+            );
+            self.refuse(
+                stream,
+                ErrorCode::TooManyConnections,
+                &format!(
+                    "uid {} already has {open} connections open, the most one uid may have",
+                    peer.uid
+                ),
             );
             return;
         }
@@ -175,6 +207,7 @@ impl Listener {
                 shared
                     .connections
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                shared.uid_connections.close(peer.uid);
                 tracing::warn!(error = %e, "connection refused: no peer credentials");
                 self.refuse(
                     stream,
@@ -184,6 +217,12 @@ impl Listener {
                 return;
             }
         };
+        // Bound what the kernel holds for a client that does not read (Linux doubles the
+        // value it is given, for its own bookkeeping).
+        let queued = shared.config.ipc.max_queued_bytes / 2;
+        if let Err(e) = setsockopt(&stream, sockopt::SndBuf, &queued) {
+            tracing::debug!(error = %e, "cannot set SO_SNDBUF");
+        }
         if let Some((_, clock)) = self.idle_exit.as_mut() {
             clock.touch(Instant::now());
         }

@@ -79,6 +79,12 @@ pub struct Shared {
     pub commands: mpsc::UnboundedSender<Command>,
     /// Flips to `true` when sessions must finish and close.
     pub closing: watch::Receiver<bool>,
+    /// Open connections per uid (`ipc.max_connections_per_uid`).
+    pub uid_connections: crate::limits::UidConnections,
+    /// Requests per second per uid (`ipc.rate_limit_per_uid`).
+    pub rates: crate::limits::RateLimiter,
+    /// How many refusals get their own `connection_rejected` audit record.
+    pub rejections: crate::limits::RejectionBudget,
 }
 
 impl Shared {
@@ -90,6 +96,29 @@ impl Shared {
     /// Open connections now.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Audits a refused connection or request as `connection_rejected`, within the rejection
+    /// budget: beyond it events are only counted, and the next record says how many were not
+    /// recorded one by one. A flood of refusals cannot flood the audit log.
+    pub fn audit_rejection(&self, who: Option<&PeerIdentity>, reason: String) {
+        let Some(suppressed) = self.rejections.admit(std::time::Instant::now()) else {
+            return;
+        };
+        let reason = if suppressed > 0 {
+            format!("{reason} ({suppressed} earlier refusals were not recorded one by one)")
+        } else {
+            reason
+        };
+        let mut ev = crate::audit::AuditEvent::new(
+            crate::audit::EventType::ConnectionRejected,
+            crate::audit::Outcome::Rejected,
+        )
+        .because(reason);
+        if let Some(p) = who {
+            ev = ev.by(p);
+        }
+        self.audit.do_send(audit_writer::Append(ev));
     }
 }
 

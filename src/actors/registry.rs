@@ -154,6 +154,10 @@ pub struct CapabilityRegistry {
     limits: GrantLimits,
     policy: PolicyHandle,
     store: Option<Committer<CapStore>>,
+    /// Ids granted to each uid that may still be active (pruned when counted).
+    held: HashMap<u32, Vec<String>>,
+    /// `capability_engine.max_active_per_uid`; 0 = no cap.
+    max_active_per_uid: usize,
 }
 
 /// Compact the store when it is this much larger than its live records would be, and above
@@ -175,13 +179,44 @@ impl CapabilityRegistry {
         caps: HashMap<String, Record>,
         store: Option<Committer<CapStore>>,
     ) -> Self {
+        let mut held: HashMap<u32, Vec<String>> = HashMap::new();
+        for (id, r) in &caps {
+            held.entry(r.holder.uid).or_default().push(id.clone());
+        }
         CapabilityRegistry {
             caps,
             signer,
             limits,
             policy,
             store,
+            held,
+            max_active_per_uid: 0,
         }
+    }
+
+    /// Caps the active capabilities one uid may hold (`capability_engine.max_active_per_uid`;
+    /// 0 = no cap).
+    pub fn with_max_active_per_uid(mut self, max: usize) -> Self {
+        self.max_active_per_uid = max;
+        self
+    }
+
+    /// Active capabilities `uid` holds now; forgets ids that are no longer active, so the
+    /// count costs at most the cap plus what expired or was revoked since the last count.
+    fn active_held(&mut self, uid: u32, now: Timestamp) -> usize {
+        let Some(ids) = self.held.get_mut(&uid) else {
+            return 0;
+        };
+        let caps = &self.caps;
+        ids.retain(|id| {
+            caps.get(id)
+                .is_some_and(|r| r.status(now) == CapStatus::Active)
+        });
+        let n = ids.len();
+        if n == 0 {
+            self.held.remove(&uid);
+        }
+        n
     }
 
     fn persist(&self, ops: Vec<StoreOp>) -> Option<Pending> {
@@ -192,6 +227,11 @@ impl CapabilityRegistry {
         let now = Timestamp::now();
         let before = self.caps.len();
         self.caps.retain(|_, r| !r.droppable(now));
+        let caps = &self.caps;
+        self.held.retain(|_, ids| {
+            ids.retain(|id| caps.contains_key(id));
+            !ids.is_empty()
+        });
         let dropped = before - self.caps.len();
         if dropped > 0 {
             tracing::debug!(dropped, "dropped capabilities expired for over an hour");
@@ -289,6 +329,25 @@ impl CapabilityRegistry {
                 };
             }
         };
+        if self.max_active_per_uid > 0 {
+            let held = self.active_held(identity.uid, now);
+            if held >= self.max_active_per_uid {
+                let why = format!(
+                    "uid {} already holds {held} active capabilities, the most one uid may hold \
+                     (capability_engine.max_active_per_uid); revoke some or let them expire",
+                    identity.uid
+                );
+                policy_result.decision = "deny".into();
+                policy_result.reasoning =
+                    format!("{why} (policy would allow: {})", decision.reasoning);
+                event.reason = Some(why.clone());
+                return Decided {
+                    durable: None,
+                    answer: respond("denied", why, None, policy_result, None),
+                    event,
+                };
+            }
+        }
         let id = match new_capability_id() {
             Ok(id) => id,
             Err(e) => {
@@ -354,6 +413,10 @@ impl CapabilityRegistry {
             cap: Box::new(record.cap.clone()),
             holder: record.holder.clone(),
         }]);
+        self.held
+            .entry(record.holder.uid)
+            .or_default()
+            .push(id.clone());
         self.caps.insert(id.clone(), record);
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);

@@ -1,11 +1,16 @@
 //! The Session actor: one per connection, owning its reader and writer.
 //!
-//! Requests are decoded from the byte stream ([`JsonStreamDecoder`]) and handled one at a time
-//! (`ctx.wait`), so responses leave in request order and a slow request holds back only its own
-//! connection. The session writes each response itself, awaiting the socket, so a client that
-//! does not read fills its own socket buffer and then times out; nothing piles up in the agent.
-//! A connection idle for `ipc.conn_timeout` seconds is told so and closed; at shutdown a session
-//! finishes the request in hand, then closes.
+//! Requests are decoded from the byte stream ([`RequestReader`]: size, nesting and
+//! `ipc.request_deadline` limits) and handled one at a time (`ctx.wait`), so responses leave in
+//! request order and a slow request holds back only its own connection. Nothing is read while a
+//! request is handled, so a client that sends faster than it is answered waits in its own
+//! socket buffer. Each request first passes the uid's rate limit (`ipc.rate_limit_per_uid`,
+//! answered `RATE_LIMITED`). The session writes each response itself, awaiting the socket: a
+//! client that does not read fills its socket's send buffer (`ipc.max_queued_bytes`), and once
+//! a response has waited `ipc.write_timeout` seconds the connection is closed; nothing piles up
+//! in the agent. A connection idle for `ipc.conn_timeout` seconds is told so and closed; at
+//! shutdown a session finishes the request in hand, then closes. Refusals are audited as
+//! `connection_rejected`, within the agent's rejection budget.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +19,11 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::FramedRead;
 
 use super::dispatch::{After, Caller, Reply, error, frame_error, handle_frame};
 use crate::protocol::{ErrorCode, ErrorPayload};
-use crate::transport::framing::{DEFAULT_MAX_DEPTH, FrameError, JsonStreamDecoder};
-
-/// How long one response may take to be written before the connection is dropped.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::transport::framing::{DEFAULT_MAX_DEPTH, JsonStreamDecoder};
+use crate::transport::reader::{ReadError, RequestReader};
 
 /// One client connection.
 pub struct Session {
@@ -72,26 +74,34 @@ impl Session {
         reply: impl std::future::Future<Output = Reply> + 'static,
     ) {
         let writer = self.writer.take();
+        let write_timeout = Duration::from_secs(self.caller.shared.config.ipc.write_timeout);
         ctx.wait(
             async move {
                 let mut reply = reply.await;
                 let Some(mut w) = writer else {
-                    return (None, false);
+                    return (None, false, false);
                 };
                 if reply.line.is_empty() {
-                    return (Some(w), reply.after == After::KeepOpen);
+                    return (Some(w), reply.after == After::KeepOpen, false);
                 }
-                let written = matches!(
-                    tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&reply.line)).await,
-                    Ok(Ok(()))
-                );
+                let outcome = tokio::time::timeout(write_timeout, w.write_all(&reply.line)).await;
                 // A response may carry secret values: wipe it once it is on the socket.
                 zeroize::Zeroize::zeroize(&mut reply.line);
-                (Some(w), written && reply.after == After::KeepOpen)
+                let stalled = outcome.is_err();
+                let written = matches!(outcome, Ok(Ok(())));
+                (Some(w), written && reply.after == After::KeepOpen, stalled)
             }
             .into_actor(self)
-            .map(|(writer, keep_open), act, ctx| {
+            .map(|(writer, keep_open, stalled), act, ctx| {
                 act.writer = writer;
+                if stalled {
+                    let secs = act.caller.shared.config.ipc.write_timeout;
+                    tracing::debug!(peer = %act.caller.identity.describe(), "closing connection: the client does not read");
+                    act.caller.shared.audit_rejection(
+                        Some(&act.caller.identity),
+                        format!("NOT_READING: a response waited {secs} s for the client to read (ipc.write_timeout); closed"),
+                    );
+                }
                 if !keep_open {
                     ctx.stop();
                 }
@@ -105,10 +115,15 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(reader) = self.reader.take() {
-            let max = self.caller.shared.config.ipc.max_request_bytes;
-            ctx.add_stream(FramedRead::new(
+            let ipc = &self.caller.shared.config.ipc;
+            let requests = RequestReader::new(
                 reader,
-                JsonStreamDecoder::new(max, DEFAULT_MAX_DEPTH),
+                JsonStreamDecoder::new(ipc.max_request_bytes, DEFAULT_MAX_DEPTH),
+                Duration::from_secs(ipc.request_deadline),
+            );
+            ctx.add_stream(futures_util::stream::unfold(
+                requests,
+                |mut r| async move { r.next().await.map(|item| (item, r)) },
             ));
         }
         let mut closing = self.caller.shared.closing.clone();
@@ -131,20 +146,65 @@ impl Actor for Session {
             .shared
             .connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.caller
+            .shared
+            .uid_connections
+            .close(self.caller.identity.uid);
     }
 }
 
-impl StreamHandler<Result<Bytes, FrameError>> for Session {
-    fn handle(&mut self, item: Result<Bytes, FrameError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Bytes, ReadError>> for Session {
+    fn handle(&mut self, item: Result<Bytes, ReadError>, ctx: &mut Context<Self>) {
         self.arm_idle_timer(ctx);
+        let shared = &self.caller.shared;
+        let uid = self.caller.identity.uid;
         match item {
+            Ok(_)
+                if !shared.rates.allow(
+                    uid,
+                    shared.config.ipc.rate_limit_per_uid,
+                    shared.config.ipc.rate_burst_per_uid,
+                    std::time::Instant::now(),
+                ) =>
+            {
+                let rate = shared.config.ipc.rate_limit_per_uid;
+                shared.audit_rejection(
+                    Some(&self.caller.identity),
+                    format!("RATE_LIMITED: uid {uid} above {rate} requests a second (ipc.rate_limit_per_uid)"),
+                );
+                let reply = error(
+                    "",
+                    ErrorPayload::new(
+                        ErrorCode::RateLimited,
+                        format!("uid {uid} is making more than {rate} requests a second; slow down"),
+                    ),
+                    After::KeepOpen,
+                );
+                self.respond(ctx, async move { reply });
+            }
             Ok(frame) => {
                 let caller = self.caller.clone();
                 self.respond(ctx, handle_frame(caller, frame));
             }
-            Err(e) => {
+            Err(ReadError::Frame(e)) => {
                 tracing::debug!(error = %e, peer = %self.caller.identity.describe(), "closing connection");
                 let reply = frame_error(&e);
+                self.respond(ctx, async move { reply });
+            }
+            Err(ReadError::Deadline(d)) => {
+                tracing::debug!(peer = %self.caller.identity.describe(), "closing connection: request deadline");
+                shared.audit_rejection(
+                    Some(&self.caller.identity),
+                    format!("REQUEST_TIMEOUT: a request took over {} s to arrive (ipc.request_deadline)", d.as_secs()),
+                );
+                let reply = error(
+                    "",
+                    ErrorPayload::new(
+                        ErrorCode::RequestTimeout,
+                        format!("a request must arrive within {} seconds of its first byte; closing", d.as_secs()),
+                    ),
+                    After::Close,
+                );
                 self.respond(ctx, async move { reply });
             }
         }

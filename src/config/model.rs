@@ -133,6 +133,8 @@ pub struct CapabilityEngineConfig {
     pub max_uses: u64,
     /// The `issuer` written into every capability.
     pub issuer: String,
+    /// Active capabilities one uid may hold; a grant beyond it is denied, saying so. 0 = no cap.
+    pub max_active_per_uid: usize,
 }
 
 fn yes() -> bool {
@@ -198,6 +200,24 @@ pub struct IpcConfig {
     pub conn_timeout: u64,
     /// Largest request, bytes; larger ones get `REQUEST_TOO_LARGE` and the connection closes.
     pub max_request_bytes: usize,
+    /// Connections one uid may have open; one more is answered `TOO_MANY_CONNECTIONS`. 0 = only
+    /// `max_connections` applies.
+    pub max_connections_per_uid: usize,
+    /// Seconds a request may take to arrive once its first byte has (slow-drip clients get
+    /// `REQUEST_TIMEOUT` and are closed). At least 1.
+    pub request_deadline: u64,
+    /// Requests per second one uid may make over all its connections (a token bucket); more are
+    /// answered `RATE_LIMITED`. 0 = no limit.
+    pub rate_limit_per_uid: u32,
+    /// Requests one uid may make at once above the rate (the bucket's size).
+    pub rate_burst_per_uid: u32,
+    /// Bytes of responses the kernel may hold for a client that does not read (the socket's
+    /// send buffer); when it is full and the client still does not read for `write_timeout`
+    /// seconds, the connection is closed.
+    pub max_queued_bytes: usize,
+    /// Seconds a response may wait for a client to read before the connection is closed.
+    /// At least 1.
+    pub write_timeout: u64,
     /// Mode of the socket file the agent binds (octal, e.g. `"0666"`).
     pub socket_mode: SocketMode,
     /// Members of this group (besides root and the agent's own user) may use admin messages.
@@ -245,6 +265,12 @@ impl AgentConfig {
             Mode::Hardened => (60, 300, 50, "warn"),
             Mode::Development => (3600, 7200, 200, "debug"),
         };
+        // One uid may take half the connections; requests per second and active
+        // capabilities are capped well above what one well-behaved service needs.
+        let (rate_limit_per_uid, max_active_per_uid) = match mode {
+            Mode::Hardened => (200, 200),
+            Mode::Standard | Mode::Development => (1000, 1000),
+        };
         AgentConfig {
             version: None,
             mode,
@@ -258,6 +284,7 @@ impl AgentConfig {
                 max_ttl,
                 max_uses: 100,
                 issuer: "aether-vault-agent".to_string(),
+                max_active_per_uid,
             },
             policy_engine: PolicyEngineConfig {
                 directory: paths.policy_dir.clone(),
@@ -274,6 +301,12 @@ impl AgentConfig {
                 max_connections,
                 conn_timeout: 60,
                 max_request_bytes: 65536,
+                max_connections_per_uid: max_connections / 2,
+                request_deadline: 10,
+                rate_limit_per_uid,
+                rate_burst_per_uid: rate_limit_per_uid * 2,
+                max_queued_bytes: 256 * 1024,
+                write_timeout: 10,
                 socket_mode: SocketMode(0o666),
                 admin_group: None,
             },
@@ -352,6 +385,21 @@ impl AgentConfig {
         }
         if self.ipc.max_request_bytes < 1024 {
             return fail("ipc.max_request_bytes", "must be at least 1024".into());
+        }
+        if self.ipc.request_deadline == 0 {
+            return fail("ipc.request_deadline", "must be at least 1 second".into());
+        }
+        if self.ipc.write_timeout == 0 {
+            return fail("ipc.write_timeout", "must be at least 1 second".into());
+        }
+        if self.ipc.rate_limit_per_uid > 0 && self.ipc.rate_burst_per_uid == 0 {
+            return fail(
+                "ipc.rate_burst_per_uid",
+                "must be at least 1 when rate_limit_per_uid is set".into(),
+            );
+        }
+        if self.ipc.max_queued_bytes < 4096 {
+            return fail("ipc.max_queued_bytes", "must be at least 4096".into());
         }
         if self.socket_path.as_os_str().is_empty() {
             return fail("socket_path", "must not be empty".into());

@@ -42,6 +42,12 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The connection was idle for `ipc.conn_timeout` seconds and is closed.
     IdleTimeout,
+    /// A request did not arrive whole within `ipc.request_deadline` seconds of its first byte;
+    /// the connection is closed after this.
+    RequestTimeout,
+    /// The caller's uid made more than `ipc.rate_limit_per_uid` requests a second (beyond the
+    /// burst); the request was not handled, the connection stays usable.
+    RateLimited,
     /// The decision could not be recorded in the audit log, so nothing was granted.
     AuditUnavailable,
     /// The capability store could not be written, so nothing was granted or used.
@@ -76,6 +82,8 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "TOO_MANY_CONNECTIONS",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::IdleTimeout => "IDLE_TIMEOUT",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ErrorCode::LastUse => "LAST_USE",
             ErrorCode::BackendUnavailable => "BACKEND_UNAVAILABLE",

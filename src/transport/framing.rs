@@ -71,6 +71,11 @@ impl JsonStreamDecoder {
         }
     }
 
+    /// Whether part of a request has been seen and the rest is awaited.
+    pub fn in_progress(&self) -> bool {
+        self.in_value
+    }
+
     fn reset(&mut self) {
         self.scanned = 0;
         self.in_value = false;

@@ -361,6 +361,19 @@ impl RawClient {
         })
     }
 
+    /// A client on an already connected stream.
+    pub fn from_stream(stream: UnixStream) -> RawClient {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        RawClient {
+            stream,
+            reader,
+            n: 0,
+        }
+    }
+
     /// Sends an envelope with `kind` and `payload`; returns the whole response envelope.
     pub fn call(&mut self, kind: &str, payload: Value) -> Value {
         self.n += 1;
