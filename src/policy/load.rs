@@ -399,19 +399,24 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadE
 pub fn parse_document(path: &Path, text: &str) -> Result<PolicyDocument, LoadError> {
     serde_json::from_str(text).map_err(|e| LoadError {
         file: Some(path.to_path_buf()),
-        line: Some(e.line()),
-        column: Some(e.column()),
+        line: Some(e.line().max(1)),
+        // serde_json says column 0 at the start of a line (an empty file, or EOF after a
+        // newline); columns here are 1-based, as editors read `file:line:column`.
+        column: Some(e.column().max(1)),
         message: strip_position(&e.to_string()),
     })
 }
 
 /// Parses one YAML policy file's text, with positions for schema errors too.
 pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, LoadError> {
-    let value = crate::yaml::parse(text).map_err(|e| LoadError {
-        file: Some(path.to_path_buf()),
-        line: (e.line > 0).then_some(e.line),
-        column: (e.line > 0).then_some(e.column),
-        message: e.message.clone(),
+    let value = crate::yaml::parse(text).map_err(|e| {
+        let at = (e.line > 0).then(|| within(text, e.line, e.column));
+        LoadError {
+            file: Some(path.to_path_buf()),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            message: e.message.clone(),
+        }
     })?;
     serde_path_to_error::deserialize::<_, PolicyDocument>(value).map_err(|e| {
         let positions = crate::yaml::positions(text);
@@ -439,6 +444,7 @@ pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, Lo
             at = positions.get(&path_parts.join("/")).copied();
             path_parts.pop();
         }
+        let at = at.map(|(line, column)| within(text, line, column));
         LoadError {
             file: Some(path.to_path_buf()),
             line: at.map(|a| a.0),
@@ -446,6 +452,18 @@ pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, Lo
             message,
         }
     })
+}
+
+/// A 1-based position kept inside `text`. The YAML scanner ends the input with an implicit
+/// line break, so an error at the end of a file without a final newline (or at a NUL, where it
+/// stops reading) is reported on the line after the last; that is the end of the last line.
+fn within(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines = text.split('\n').count();
+    if line <= lines {
+        return (line, column.max(1));
+    }
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    (lines, last.chars().count() + 1)
 }
 
 fn strip_position(msg: &str) -> String {
@@ -592,6 +610,33 @@ mod tests {
         assert!(e.file.as_ref().unwrap().ends_with("b.json"));
         assert_eq!(e.line, Some(2));
         assert!(e.to_string().contains("b.json:2:"), "{e}");
+    }
+
+    /// Regression (found by fuzzing, fuzz/regressions/policy_parse/): an empty file, or one
+    /// that ends after a newline, was reported at column 0 (`x.json:1:0`).
+    #[test]
+    fn json_errors_have_one_based_positions_even_at_the_start_of_a_line() {
+        for (text, line) in [("", 1), ("{\"id\":\"p2\",\n", 2), ("{\n\n", 3)] {
+            let e = parse_document(Path::new("x.json"), text).unwrap_err();
+            assert_eq!((e.line, e.column), (Some(line), Some(1)), "{text:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("x.json:{line}:1: ")), "{e}");
+        }
+    }
+
+    /// Regression (found by fuzzing, fuzz/regressions/policy_parse/): a YAML error at the end
+    /// of a file without a final newline was reported on a line the file does not have.
+    #[test]
+    fn yaml_errors_at_the_end_of_the_file_point_inside_it() {
+        for (text, at) in [
+            ("id: p\nrules: [", (2, 9)),
+            ("{\"id\": 1", (1, 9)),
+            ("id: p\nrules: [\n", (3, 1)),
+            // A NUL ends the YAML scanner's input: the schema error's position was past it.
+            ("- \0", (1, 4)),
+        ] {
+            let e = parse_yaml_document(Path::new("x.yaml"), text).unwrap_err();
+            assert_eq!((e.line, e.column), (Some(at.0), Some(at.1)), "{text:?}: {e}");
+        }
     }
 
     #[test]
