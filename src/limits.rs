@@ -206,10 +206,7 @@ mod tests {
             "one token per 100 ms"
         );
         assert!(b.is_full(t0 + Duration::from_secs(10), 10, 3));
-        assert!(
-            !b.try_take(t0, 10, 3),
-            "time going backwards adds nothing"
-        );
+        assert!(!b.try_take(t0, 10, 3), "time going backwards adds nothing");
     }
 
     #[test]

@@ -75,7 +75,11 @@ fn the_checks_decode_and_classify_as_the_session_does() {
         assert_eq!(d.end, End::Clean);
     }
     let d = checks::decode(stream, checks::SESSION, Chunking::Whole);
-    let outcomes: Vec<Outcome> = d.frames.iter().map(|f| checks::session_outcome(f)).collect();
+    let outcomes: Vec<Outcome> = d
+        .frames
+        .iter()
+        .map(|f| checks::session_outcome(f))
+        .collect();
     assert_eq!(
         outcomes,
         vec![

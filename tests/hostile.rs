@@ -123,9 +123,11 @@ fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
     );
 
     drop(conns);
-    wait_until("the connections are closed", Duration::from_secs(10), || {
-        connection_count(&agent) == 0
-    });
+    wait_until(
+        "the connections are closed",
+        Duration::from_secs(10),
+        || connection_count(&agent) == 0,
+    );
     let after = rss_kib(&agent);
     eprintln!(
         "10,000 connections opened in {opened:?}; RSS {before} KiB before, {peak} KiB at the peak, {after} KiB after"
@@ -166,7 +168,9 @@ fn a_slow_drip_request_is_cut_at_the_deadline() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let r = c.read_quietly().expect("an error response before the close");
+    let r = c
+        .read_quietly()
+        .expect("an error response before the close");
     assert_eq!(r["payload"]["code"], "REQUEST_TIMEOUT", "{r}");
     assert!(c.closed(), "closed after the error");
     still_serves(&agent);
@@ -221,7 +225,9 @@ fn deep_nesting_invalid_utf8_and_garbage_get_codes_and_the_agent_serves_on() {
     assert!(c.closed());
     // Invalid UTF-8 inside a string of an otherwise well-formed request.
     let mut c = agent.client();
-    c.send(b"{\"version\":\"1.0\",\"type\":\"ping_request\",\"id\":\"\xff\xfe\",\"payload\":null}\n");
+    c.send(
+        b"{\"version\":\"1.0\",\"type\":\"ping_request\",\"id\":\"\xff\xfe\",\"payload\":null}\n",
+    );
     let r = c.read_quietly().expect("an error response");
     assert_eq!(r["type"], "error_response", "{r}");
     assert!(r["payload"]["code"].is_string(), "{r}");
@@ -293,7 +299,9 @@ fn a_client_that_never_reads_is_cut_off_and_memory_stays_flat() {
     wait_until("the refusal is audited", Duration::from_secs(5), || {
         agent.audit().iter().any(|r| {
             r["type"] == "connection_rejected"
-                && r["reason"].as_str().is_some_and(|m| m.contains("NOT_READING"))
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("NOT_READING"))
         })
     });
     still_serves(&agent);
@@ -391,13 +399,19 @@ fn a_dead_peer_whose_pid_is_reused_lends_nothing_but_uid_and_gid() {
         drop(child);
         // Make the next process take the dead peer's pid.
         std::fs::write("/proc/sys/kernel/ns_last_pid", (old_pid - 1).to_string()).unwrap();
-        let mut taker = std::process::Command::new(&sleep).arg("30").spawn().unwrap();
+        let mut taker = std::process::Command::new(&sleep)
+            .arg("30")
+            .spawn()
+            .unwrap();
         let reused = taker.id() == old_pid;
         agent.signal(nix::sys::signal::Signal::SIGCONT);
         if !reused {
             let _ = taker.kill();
             let _ = taker.wait();
-            eprintln!("attempt {attempt}: pid {old_pid} not reused (got {}); again", taker.id());
+            eprintln!(
+                "attempt {attempt}: pid {old_pid} not reused (got {}); again",
+                taker.id()
+            );
             continue;
         }
         let mut c = RawClient::from_stream(conn);

@@ -422,7 +422,10 @@ where
     assert_eq!(via_value, t, "payload changed through a Value round trip");
     let text = serde_json::to_vec(&t).expect("a decoded payload serializes as text");
     let via_text: T = serde_json::from_slice(&text).expect("re-serialized payload text decodes");
-    assert_eq!(via_text, t, "payload changed through a JSON text round trip");
+    assert_eq!(
+        via_text, t,
+        "payload changed through a JSON text round trip"
+    );
     Ok(t)
 }
 
@@ -446,7 +449,9 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
             let r: CapabilityRequest = typed(body)?;
             check_request(&r)
         }
-        RequestType::CapabilityValidate => require_id(&typed::<ValidateRequest>(body)?.capability_id),
+        RequestType::CapabilityValidate => {
+            require_id(&typed::<ValidateRequest>(body)?.capability_id)
+        }
         RequestType::CapabilityRevoke => require_id(&typed::<RevokeRequest>(body)?.capability_id),
         RequestType::CapabilityList => {
             if !body.is_null() {
@@ -510,7 +515,10 @@ pub fn session_outcome(frame: &[u8]) -> Outcome {
     // (capability metadata, audit) must read back as what it decided on.
     let text = serde_json::to_vec(&value).expect("a parsed value serializes");
     let again: Value = serde_json::from_slice(&text).expect("a serialized value parses");
-    assert_eq!(again, value, "the request changed through a JSON round trip");
+    assert_eq!(
+        again, value,
+        "the request changed through a JSON round trip"
+    );
 
     // Every payload type, whatever the `type` says: none may panic, and each round-trips.
     let body = value.get("payload").unwrap_or(&Value::Null);
@@ -611,7 +619,11 @@ fn load_one(path: &Path, parsed: Result<PolicyDocument, LoadError>, text: &str) 
             Some(shown)
         }
         Err(e) => {
-            assert_eq!(e.file.as_deref(), Some(path), "a compile error names the file");
+            assert_eq!(
+                e.file.as_deref(),
+                Some(path),
+                "a compile error names the file"
+            );
             check_position(&e, text);
             None
         }

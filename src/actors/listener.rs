@@ -23,8 +23,8 @@ use super::health::{Health, Ping};
 use super::session::Session;
 use super::{Command, SharedRef};
 use crate::identity::{self, PeerIdentity};
-use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use crate::protocol::{ErrorCode, ErrorPayload};
+use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 
 /// Stop accepting connections (the listening socket is closed).
 #[derive(Message)]

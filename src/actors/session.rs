@@ -121,10 +121,9 @@ impl Actor for Session {
                 JsonStreamDecoder::new(ipc.max_request_bytes, DEFAULT_MAX_DEPTH),
                 Duration::from_secs(ipc.request_deadline),
             );
-            ctx.add_stream(futures_util::stream::unfold(
-                requests,
-                |mut r| async move { r.next().await.map(|item| (item, r)) },
-            ));
+            ctx.add_stream(futures_util::stream::unfold(requests, |mut r| async move {
+                r.next().await.map(|item| (item, r))
+            }));
         }
         let mut closing = self.caller.shared.closing.clone();
         ctx.spawn(
@@ -176,7 +175,9 @@ impl StreamHandler<Result<Bytes, ReadError>> for Session {
                     "",
                     ErrorPayload::new(
                         ErrorCode::RateLimited,
-                        format!("uid {uid} is making more than {rate} requests a second; slow down"),
+                        format!(
+                            "uid {uid} is making more than {rate} requests a second; slow down"
+                        ),
                     ),
                     After::KeepOpen,
                 );
@@ -201,7 +202,10 @@ impl StreamHandler<Result<Bytes, ReadError>> for Session {
                     "",
                     ErrorPayload::new(
                         ErrorCode::RequestTimeout,
-                        format!("a request must arrive within {} seconds of its first byte; closing", d.as_secs()),
+                        format!(
+                            "a request must arrive within {} seconds of its first byte; closing",
+                            d.as_secs()
+                        ),
                     ),
                     After::Close,
                 );

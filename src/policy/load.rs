@@ -619,7 +619,10 @@ mod tests {
         for (text, line) in [("", 1), ("{\"id\":\"p2\",\n", 2), ("{\n\n", 3)] {
             let e = parse_document(Path::new("x.json"), text).unwrap_err();
             assert_eq!((e.line, e.column), (Some(line), Some(1)), "{text:?}: {e}");
-            assert!(e.to_string().starts_with(&format!("x.json:{line}:1: ")), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!("x.json:{line}:1: ")),
+                "{e}"
+            );
         }
     }
 
@@ -635,7 +638,11 @@ mod tests {
             ("- \0", (1, 4)),
         ] {
             let e = parse_yaml_document(Path::new("x.yaml"), text).unwrap_err();
-            assert_eq!((e.line, e.column), (Some(at.0), Some(at.1)), "{text:?}: {e}");
+            assert_eq!(
+                (e.line, e.column),
+                (Some(at.0), Some(at.1)),
+                "{text:?}: {e}"
+            );
         }
     }
 

@@ -78,12 +78,10 @@ impl<R: AsyncRead + Unpin> RequestReader<R> {
             self.buf.reserve(READ_CHUNK);
             let read = self.reader.read_buf(&mut self.buf);
             let n = match self.started {
-                Some(t0) => {
-                    match tokio::time::timeout_at(t0 + self.deadline, read).await {
-                        Ok(r) => r,
-                        Err(_) => return self.fail(ReadError::Deadline(self.deadline)),
-                    }
-                }
+                Some(t0) => match tokio::time::timeout_at(t0 + self.deadline, read).await {
+                    Ok(r) => r,
+                    Err(_) => return self.fail(ReadError::Deadline(self.deadline)),
+                },
                 None => read.await,
             };
             match n {
