@@ -6,9 +6,9 @@
 #   fuzz/run.sh [SECONDS] [TARGET...]       # e.g. fuzz/run.sh 600 request_stream
 #
 # The checked-in corpus (fuzz/corpus/<target>/) is copied to fuzz/work/<target>/ and grown
-# there; fuzz/corpus is never written. New inputs worth keeping can be merged into it with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz cmin -O <target> fuzz/work/<target>
-# (which minimizes fuzz/work/<target> in place) and copied over. Crashes land in
+# there; fuzz/corpus is never written (libFuzzer adds its finds to the first corpus directory it
+# is given). To refresh fuzz/corpus from fuzz/work, see "Corpus and regressions" in
+# docs/fuzzing.md (merge, then fuzz/pick.py, then fuzz/seed.py). Crashes land in
 # fuzz/artifacts/<target>/. Exit status: 0 no finding, 1 a finding, 2 a tool error.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -18,15 +18,15 @@ shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(request_stream policy_parse)
 export RUSTC_BOOTSTRAP=1
-# -O: optimized with debug assertions, as CI would want a crash to reproduce; AddressSanitizer
-# stays on (cargo-fuzz's default).
+# cargo-fuzz's default build: optimized, with debug assertions and overflow checks (so an
+# integer overflow is a finding) and AddressSanitizer. (-O would drop the checks.)
 
 command -v cargo-fuzz >/dev/null || {
   echo "cargo-fuzz is not installed: cargo install cargo-fuzz --locked" >&2
   exit 2
 }
 mkdir -p work
-cargo fuzz build -O >work/build.log 2>&1 || {
+cargo fuzz build >work/build.log 2>&1 || {
   cat work/build.log >&2
   exit 2
 }
@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   log="work/$t.log"
   echo "== $t: ${secs}s (log $log)"
   # -timeout: an input that takes 10 s is a finding (a hang); -rss_limit_mb: so is 2 GiB.
-  cargo fuzz run -O "$t" "work/$t" -- \
+  cargo fuzz run "$t" "work/$t" -- \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -max_len=8192 >"$log" 2>&1
   rc=$?

@@ -4,9 +4,9 @@
 //! libFuzzer reports as a crash, and what the corpus test reports as a failing file.
 //!
 //! - [`check_request_stream`]: raw bytes as a client would send them, read by the session's
-//!   `RequestReader` (over a `JsonStreamDecoder`) in several chunkings, then every frame through the
-//!   steps `actors::dispatch::handle_frame` takes (JSON value, envelope, type, payload, the
-//!   payload checks), for every request type.
+//!   `RequestReader` (over a `JsonStreamDecoder`) in several chunkings, then every frame
+//!   through the steps `actors::dispatch::handle_frame` takes (JSON value, envelope, type,
+//!   payload, the payload checks), for every request type.
 //! - [`check_policy`]: bytes as a policy file, through the loader's own parse and validate
 //!   functions, as JSON and as YAML.
 //!
