@@ -201,7 +201,55 @@ fn from_json(v: &Value) -> Yaml {
 }
 
 /// Emits JSON data as a YAML document (without the leading `---`), ending in a newline.
+///
+/// The block style of yaml-rust2's emitter is what people read, but it leaves some strings
+/// unquoted that read back as something else (`0o17` as 15, `++2` as 2) and writes keys over
+/// 1024 characters as simple keys, which YAML forbids. So the output is read back, and when it
+/// does not give the same data the document is written in flow style instead: JSON's scalars
+/// (every string double-quoted) with explicit `?` keys, which any YAML 1.2 reader reads back.
 pub fn to_string(v: &Value) -> String {
+    let block = block_style(v);
+    if parse(&block).is_ok_and(|back| back == *v) {
+        return block;
+    }
+    let mut flow = String::new();
+    flow_style(v, &mut flow);
+    flow.push('\n');
+    flow
+}
+
+/// Flow-style YAML: JSON scalars, `[...]` sequences, `{? key: value}` mappings.
+fn flow_style(v: &Value, out: &mut String) {
+    match v {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                flow_style(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str("? ");
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push_str(" : ");
+                flow_style(item, out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// yaml-rust2's block style.
+fn block_style(v: &Value) -> String {
     let mut out = String::new();
     let mut emitter = YamlEmitter::new(&mut out);
     // Emitting into a String cannot fail for plain data.
@@ -226,6 +274,24 @@ mod tests {
                        "list":["a","b: c","0666","true"],"f":1.5,"t":true});
         let text = to_string(&v);
         assert_eq!(parse(&text).unwrap(), v, "{text}");
+    }
+
+    #[test]
+    fn strings_that_look_like_numbers_and_long_keys_read_back() {
+        // Found by fuzz/ (policy_parse): each read back as something else, or not at all.
+        let long = "k".repeat(1500);
+        for v in [
+            json!({"actions":["0o4"],"id":"p3"}),
+            json!({"value":"0o17"}),
+            json!(["++2", "+1", "0x1F", ".inf", "~", "null", "yes", "-.5e3"]),
+            json!({ long.clone(): {"nested": [1, "0o7", {long.clone(): null}]} }),
+            json!("0o17"),
+        ] {
+            let text = to_string(&v);
+            assert_eq!(parse(&text).unwrap(), v, "{text}");
+        }
+        // Ordinary data keeps the block style people read.
+        assert_eq!(to_string(&json!({"a":"b"})), "a: b\n");
     }
 
     #[test]

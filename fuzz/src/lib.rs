@@ -703,6 +703,16 @@ pub fn check_policy(data: &[u8]) {
         }
     }
 
+    // YAML the agent writes (every `--format yaml` output) reads back as the same data.
+    if let Ok(v) = aether_vault_agent::yaml::parse(text) {
+        let written = aether_vault_agent::yaml::to_string(&v);
+        let back = aether_vault_agent::yaml::parse(&written);
+        assert!(
+            back.as_ref().is_ok_and(|b| *b == v),
+            "YAML written by the agent does not read back: {written:?} -> {back:?}"
+        );
+    }
+
     let yaml_path = PathBuf::from("fuzz.yaml");
     let from_yaml = load_one(&yaml_path, parse_yaml_document(&yaml_path, text), text);
     // The same data written as JSON loads the same rules: the YAML reader adds syntax, never
