@@ -104,7 +104,10 @@ fn traffic(path: std::path::PathBuf, known: Arc<Mutex<HashMap<String, Known>>>, 
 fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
     // No configured cap on uses, so each capability's own limit (100000) is the one in force.
     let mut agent = Agent::builder()
-        .config("capability_engine:\n  max_uses: 0\n")
+        // Per-uid limits are hostile.rs's subject; here one uid grants as fast as it can.
+        .config(
+            "capability_engine:\n  max_uses: 0\n  max_active_per_uid: 0\nipc:\n  rate_limit_per_uid: 0\n",
+        )
         .start();
     let known: Arc<Mutex<HashMap<String, Known>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut rng = Rng(0x9e3779b97f4a7c15 ^ std::process::id() as u64);

@@ -87,8 +87,11 @@ fn invalid_episode(dir: &Path, outside: &Path, kind: usize, hold: Duration) {
 #[test]
 fn rewriting_the_policy_directory_never_grants_what_the_last_good_set_denies() {
     let me = nix::unistd::geteuid().as_raw();
+    // The clients hammer the agent from one uid: the per-uid limits (tested in hostile.rs)
+    // would answer RATE_LIMITED whenever the disk is fast.
     let agent = Agent::builder()
         .mode("standard")
+        .config("ipc:\n  rate_limit_per_uid: 0\ncapability_engine:\n  max_active_per_uid: 0\n")
         .policy("10-base.json", &valid(me, 0))
         .start();
     let outside = tempfile::tempdir().unwrap();
