@@ -117,22 +117,7 @@ fn socket_activation_serves_the_inherited_socket_and_never_removes_it() {
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "agent")
         .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap());
-    // SAFETY: dup2 is async-signal-safe; fd stays valid in the parent until after spawn.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep FD_CLOEXEC, so clear the flag in that case.
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    common::pass_as_fd3(&mut cmd, fd);
     let mut child = cmd.spawn().unwrap();
     // SAFETY: we own fd; close our copy so only the agent holds the socket.
     unsafe { libc::close(fd) };
