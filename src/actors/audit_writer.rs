@@ -25,6 +25,12 @@ use crate::durable::{Committer, Pending};
 #[rtype(result = "Result<(), String>")]
 pub struct Append(pub AuditEvent);
 
+/// Appends records in order as one unit: they become durable together (one write, one
+/// `fdatasync`) or not at all; answers when they are durable.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AppendAll(pub Vec<AuditEvent>);
+
 /// Answers once every record queued before it is durable (used at shutdown).
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
@@ -138,6 +144,17 @@ impl Handler<Append> for AuditWriter {
     fn handle(&mut self, msg: Append, _: &mut Context<Self>) -> Self::Result {
         crate::oplog::event(&msg.0);
         self.submit(vec![msg.0])
+    }
+}
+
+impl Handler<AppendAll> for AuditWriter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: AppendAll, _: &mut Context<Self>) -> Self::Result {
+        for ev in &msg.0 {
+            crate::oplog::event(ev);
+        }
+        self.submit(msg.0)
     }
 }
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::SharedRef;
-use super::audit_writer::Append;
+use super::audit_writer::{Append, AppendAll};
 use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
 use super::registry::{
     CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Stats, Validate,
@@ -63,7 +63,7 @@ pub struct Caller {
 
 fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
     Reply {
-        line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(),
+        line: line(Envelope::new(kind.response_type().as_str(), id, payload)),
         after: After::KeepOpen,
     }
 }
@@ -71,9 +71,24 @@ fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
 /// An `error_response`.
 pub fn error(id: &str, payload: ErrorPayload, after: After) -> Reply {
     Reply {
-        line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(),
+        line: line(Envelope::new(
+            ResponseType::ErrorResponse.as_str(),
+            id,
+            payload,
+        )),
         after,
     }
+}
+
+/// The response line: what [`Envelope::to_line`] makes, written into a buffer sized for a
+/// typical answer rather than grown from empty.
+fn line<P: serde::Serialize>(envelope: Envelope<P>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    if serde_json::to_writer(&mut out, &envelope).is_err() {
+        return envelope.to_line();
+    }
+    out.push(b'\n');
+    out
 }
 
 /// The reply to a framing error: an error response, then close.
@@ -111,7 +126,18 @@ fn internal(what: &str) -> ErrorPayload {
 /// Writes an audit record and waits until it is durable. Without the record, the request must
 /// not succeed: the error is `AUDIT_UNAVAILABLE`.
 async fn record(shared: &SharedRef, event: AuditEvent) -> Result<(), ErrorPayload> {
-    let why = match shared.audit.send(Append(event)).await {
+    audited(shared.audit.send(Append(event)).await)
+}
+
+/// Writes audit records as one unit (durable together or not at all) and waits until they are
+/// durable; `AUDIT_UNAVAILABLE` otherwise.
+async fn record_all(shared: &SharedRef, events: Vec<AuditEvent>) -> Result<(), ErrorPayload> {
+    audited(shared.audit.send(AppendAll(events)).await)
+}
+
+/// What an audit append's outcome means for the request: `AUDIT_UNAVAILABLE` unless durable.
+fn audited(sent: Result<Result<(), String>, actix::MailboxError>) -> Result<(), ErrorPayload> {
+    let why = match sent {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => e,
         Err(_) => "the audit writer is gone".to_string(),
@@ -121,6 +147,31 @@ async fn record(shared: &SharedRef, event: AuditEvent) -> Result<(), ErrorPayloa
         ErrorCode::AuditUnavailable,
         "the decision could not be recorded in the audit log, so the request was refused",
     ))
+}
+
+/// Waits for a decision's store write and its audit records, written together; the error
+/// when either failed.
+async fn settle(
+    shared: &SharedRef,
+    durable: Option<crate::durable::Pending>,
+    events: Vec<AuditEvent>,
+) -> Result<(), ErrorPayload> {
+    let stored = async move {
+        match durable {
+            Some(p) => p.await,
+            None => Ok(()),
+        }
+    };
+    match futures_util::future::join(stored, record_all(shared, events)).await {
+        (Ok(()), audited) => audited,
+        (Err(e), _) => {
+            tracing::error!(error = %e, "capability store write failed; the request is refused");
+            Err(ErrorPayload::new(
+                ErrorCode::StoreUnavailable,
+                "the capability store could not be written, so the request was refused",
+            ))
+        }
+    }
 }
 
 /// Asks the registry to decide, writes the decision's audit record, then hands back the answer.
@@ -144,23 +195,8 @@ where
         .then(|| event.capability_id.clone())
         .flatten();
     // The store write and the audit record proceed together; both must be durable.
-    let stored = async move {
-        match durable {
-            Some(p) => p.await,
-            None => Ok(()),
-        }
-    };
-    let (stored, audited) = futures_util::future::join(stored, record(shared, event)).await;
-    let failure = match (stored, audited) {
-        (Ok(()), Ok(())) => return Ok(answer),
-        (Err(e), _) => {
-            tracing::error!(error = %e, "capability store write failed; the request is refused");
-            ErrorPayload::new(
-                ErrorCode::StoreUnavailable,
-                "the capability store could not be written, so the request was refused",
-            )
-        }
-        (Ok(()), Err(e)) => e,
+    let Err(failure) = settle(shared, durable, vec![event]).await else {
+        return Ok(answer);
     };
     // A grant that is not on record must not exist.
     if let Some(id) = granted {
@@ -234,6 +270,9 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
     }
 }
 
+/// Handles one request. The futures of the longer exchanges (a decision with its durable
+/// writes, a secret operation, status) are boxed: every response future is moved a few times
+/// on its way to the session, so it is kept to a few hundred bytes instead of several KiB.
 async fn dispatch(
     c: &Caller,
     kind: RequestType,
@@ -251,8 +290,8 @@ async fn dispatch(
                 server: "aether-vault-agent".into(),
             },
         ),
-        RequestType::StatusRequest => ok(kind, id, status(shared, false).await?),
-        RequestType::AgentStatus => ok(kind, id, status(shared, true).await?),
+        RequestType::StatusRequest => ok(kind, id, Box::pin(status(shared, false)).await?),
+        RequestType::AgentStatus => ok(kind, id, Box::pin(status(shared, true)).await?),
         RequestType::AgentReload => {
             // The same as SIGHUP: reopen the audit log (for logrotate), then reload.
             if let Ok(Err(e)) = shared.audit.send(super::audit_writer::Reopen).await {
@@ -296,7 +335,7 @@ async fn dispatch(
                 request_id: id.to_string(),
                 received,
             };
-            match decide(shared, msg).await {
+            match Box::pin(decide(shared, msg)).await {
                 Ok(answer) => ok(kind, id, answer),
                 Err(e)
                     if matches!(
@@ -332,7 +371,7 @@ async fn dispatch(
                 request_id: id.to_string(),
                 received,
             };
-            ok(kind, id, decide(shared, msg).await?)
+            ok(kind, id, Box::pin(decide(shared, msg)).await?)
         }
         RequestType::CapabilityRevoke => {
             let req: RevokeRequest = payload(body)?;
@@ -344,7 +383,7 @@ async fn dispatch(
                 reason: req.reason,
                 request_id: id.to_string(),
             };
-            ok(kind, id, decide(shared, msg).await??)
+            ok(kind, id, Box::pin(decide(shared, msg)).await??)
         }
         RequestType::PolicyList => {
             let st = shared
@@ -354,64 +393,89 @@ async fn dispatch(
                 .map_err(|_| internal("policy watcher"))?;
             ok(kind, id, policy_list(&st))
         }
-        RequestType::PolicyTest => {
-            let req: PolicyTestRequest = payload(body)?;
-            if req.resource.is_empty() || req.actions.is_empty() {
-                return Err(ErrorPayload::new(
-                    ErrorCode::InvalidPayload,
-                    "resource and actions are required",
-                ));
-            }
-            let identity = resolve(&req.identity)
-                .map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
-            let st = shared
-                .policy
-                .send(GetStatus)
-                .await
-                .map_err(|_| internal("policy watcher"))?;
-            let limits = GrantLimits::from(&shared.config.capability_engine);
-            let answer = explain(&st.set, identity, &req.resource, &req.actions, &limits);
-            let mut ev = AuditEvent::new(EventType::PolicyEvaluation, Outcome::Success)
-                .by(&c.identity)
-                .request(id)
-                .because(format!(
-                    "policy test for uid {}: {} ({})",
-                    answer.identity.uid, answer.result.decision, answer.result.reasoning
-                ));
-            ev.resource = Some(req.resource.clone());
-            ev.actions = req.actions.clone();
-            ev.rules = answer.result.applied_rules.clone();
-            ev.policy_generation = Some(answer.generation);
-            record(shared, ev).await?;
-            ok(kind, id, answer)
-        }
+        RequestType::PolicyTest => Box::pin(policy_test(c, kind, id, body)).await?,
         RequestType::SecretRead
         | RequestType::SecretWrite
         | RequestType::SecretList
-        | RequestType::SecretDelete => secret_op(c, kind, id, body).await?,
-        RequestType::CapabilityList => {
-            let req: ListRequest = if body.is_null() {
-                ListRequest::default()
-            } else {
-                payload(body)?
-            };
-            let msg = List {
-                identity: c.identity.clone(),
-                is_admin: c.is_admin,
-                filter: req.filter.unwrap_or_default(),
-            };
-            let answer = shared
-                .registry
-                .send(msg)
-                .await
-                .map_err(|_| internal("capability registry"))??;
-            ok(kind, id, answer)
-        }
+        | RequestType::SecretDelete => Box::pin(secret_op(c, kind, id, body)).await?,
+        RequestType::CapabilityList => Box::pin(capability_list(c, kind, id, body)).await?,
     })
+}
+
+/// `policy_test`: explains a decision for a given identity against the set in force (audited).
+async fn policy_test(
+    c: &Caller,
+    kind: RequestType,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ErrorPayload> {
+    let shared = &c.shared;
+    let req: PolicyTestRequest = payload(body)?;
+    if req.resource.is_empty() || req.actions.is_empty() {
+        return Err(ErrorPayload::new(
+            ErrorCode::InvalidPayload,
+            "resource and actions are required",
+        ));
+    }
+    let identity =
+        resolve(&req.identity).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
+    let st = shared
+        .policy
+        .send(GetStatus)
+        .await
+        .map_err(|_| internal("policy watcher"))?;
+    let limits = GrantLimits::from(&shared.config.capability_engine);
+    let answer = explain(&st.set, identity, &req.resource, &req.actions, &limits);
+    let mut ev = AuditEvent::new(EventType::PolicyEvaluation, Outcome::Success)
+        .by(&c.identity)
+        .request(id)
+        .because(format!(
+            "policy test for uid {}: {} ({})",
+            answer.identity.uid, answer.result.decision, answer.result.reasoning
+        ));
+    ev.resource = Some(req.resource.clone());
+    ev.actions = req.actions.clone();
+    ev.rules = answer.result.applied_rules.clone();
+    ev.policy_generation = Some(answer.generation);
+    record(shared, ev).await?;
+    Ok(ok(kind, id, answer))
+}
+
+/// `capability_list`: the caller's capabilities (an admin's: anyone's), filtered.
+async fn capability_list(
+    c: &Caller,
+    kind: RequestType,
+    id: &str,
+    body: Value,
+) -> Result<Reply, ErrorPayload> {
+    let shared = &c.shared;
+    let req: ListRequest = if body.is_null() {
+        ListRequest::default()
+    } else {
+        payload(body)?
+    };
+    let msg = List {
+        identity: c.identity.clone(),
+        is_admin: c.is_admin,
+        filter: req.filter.unwrap_or_default(),
+    };
+    let answer = shared
+        .registry
+        .send(msg)
+        .await
+        .map_err(|_| internal("capability registry"))??;
+    Ok(ok(kind, id, answer))
 }
 
 /// A secret message: redeem the capability (audited, one use), act on the backend (off the
 /// event loop), record the access, answer.
+///
+/// The backend acts only once the redemption is durable, except for a read or list on a
+/// backend whose reads only look at the agent's memory (the file backend): nobody can observe
+/// those, so they happen while the redemption is being written, and the redemption record and
+/// the access record are written as one unit — one `fdatasync` instead of two in a row. The
+/// answer still leaves only once both records (and the use, for a use-limited capability) are
+/// on disk, and if they cannot be written the value is not sent.
 async fn secret_op(
     c: &Caller,
     kind: RequestType,
@@ -435,7 +499,31 @@ async fn secret_op(
         path: req.path.clone(),
         request_id: id.to_string(),
     };
-    let path = decide(shared, redeem).await??;
+    // For a read or list: the redemption's store write and record, still to be waited for.
+    let mut redeemed = None;
+    let path = if matches!(action, "read" | "list") && shared.secrets.reads_are_local() {
+        let Decided {
+            answer,
+            event,
+            durable,
+        } = shared
+            .registry
+            .send(redeem)
+            .await
+            .map_err(|_| internal("capability registry"))?;
+        match answer {
+            Ok(path) => {
+                redeemed = Some((durable, event));
+                path
+            }
+            Err(refused) => {
+                settle(shared, durable, vec![event]).await?;
+                return Err(refused);
+            }
+        }
+    } else {
+        decide(shared, redeem).await??
+    };
     let backend = shared.secrets.clone();
     let (p, version, data) = (path.clone(), req.version, req.data);
     let result = actix_rt::task::spawn_blocking(move || {
@@ -484,7 +572,10 @@ async fn secret_op(
     if let Err(e) = &result {
         ev.reason = Some(e.to_string());
     }
-    record(shared, ev).await?;
+    match redeemed {
+        Some((durable, redemption)) => settle(shared, durable, vec![redemption, ev]).await?,
+        None => record(shared, ev).await?,
+    }
     let answer = result.map_err(|e| match e {
         SecretError::NotFound(_) => ErrorPayload::new(ErrorCode::SecretNotFound, e.to_string()),
         SecretError::Invalid(_) => ErrorPayload::new(ErrorCode::InvalidPayload, e.to_string()),

@@ -35,11 +35,37 @@ impl Default for ChainHead {
 
 /// SHA-256 (hex) of a record's canonical form: `fields` without `hash`, keys sorted, compact.
 pub fn hash_of(fields: &Map<String, Value>) -> String {
-    let mut without = fields.clone();
-    without.remove("hash");
-    // serde_json's Map is ordered by key, so this serialization is canonical.
-    let bytes = serde_json::to_vec(&Value::Object(without)).unwrap_or_default();
-    hex::encode(Sha256::digest(&bytes))
+    if fields.contains_key("hash") {
+        let mut without = fields.clone();
+        without.remove("hash");
+        return digest(&without);
+    }
+    digest(fields)
+}
+
+/// SHA-256 (hex) of `fields` (which have no `hash`) serialized compactly; serde_json's `Map` is
+/// ordered by key, so the serialization is canonical.
+fn digest(fields: &Map<String, Value>) -> String {
+    let mut hasher = HashWriter(Sha256::new());
+    if serde_json::to_writer(&mut hasher, fields).is_err() {
+        // Cannot happen for a map of JSON values; hash what an empty serialization would be.
+        return hex::encode(Sha256::digest(b""));
+    }
+    hex::encode(hasher.0.finalize())
+}
+
+/// Feeds serialized bytes straight into the hash, without an intermediate buffer.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Seals `fields` (a record without chain fields) onto the chain: sets `seq`, `prev_hash` and
@@ -49,10 +75,13 @@ pub fn seal(mut fields: Map<String, Value>, head: &mut ChainHead) -> Vec<u8> {
     fields.insert("seq".into(), Value::from(seq));
     fields.insert("prev_hash".into(), Value::from(head.hash.clone()));
     fields.remove("hash");
-    let hash = hash_of(&fields);
+    let hash = digest(&fields);
     fields.insert("hash".into(), Value::from(hash.clone()));
     *head = ChainHead { seq, hash };
-    let mut line = serde_json::to_vec(&Value::Object(fields)).unwrap_or_default();
+    let mut line = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut line, &fields).is_err() {
+        line.clear();
+    }
     line.push(b'\n');
     line
 }

@@ -142,9 +142,7 @@ pub fn new_capability_id() -> Result<String, getrandom::Error> {
     getrandom::fill(&mut bytes)?;
     let mut id = String::with_capacity(36);
     id.push_str("cap_");
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
-    }
+    id.push_str(&hex::encode(bytes));
     Ok(id)
 }
 

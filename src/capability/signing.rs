@@ -5,14 +5,24 @@
 //! anyone else is refused. A capability's signature covers a canonical, length-prefixed encoding
 //! of its immutable fields — everything but `usedCount`, `status` and the signature itself — plus
 //! the holder's uid, so neither a changed field nor a changed holder verifies.
+//!
+//! Every validation checks the signature, and an Ed25519 verification costs far more than the
+//! rest of a validation. The signer therefore remembers, by SHA-256 digest, the exact (signed
+//! bytes, signature) pairs it has signed or verified: checking those bytes again is a digest and
+//! a lookup, with the same answer. Anything else — a capability read back from a changed store
+//! file, a changed field, another holder — has other bytes and is verified in full. The memo
+//! holds at most [`VERIFIED_MEMO`] entries (about 4 MiB) and starts over when full.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
+use sha2::{Digest, Sha256};
 
 use crate::protocol::types::Capability;
 
@@ -40,9 +50,24 @@ pub enum KeyError {
     },
 }
 
+/// Most (signed bytes, signature) pairs remembered as good; past it the memo starts over.
+pub const VERIFIED_MEMO: usize = 1 << 16;
+
 /// Signs and verifies capabilities with the agent's key.
 pub struct Signer {
     key: SigningKey,
+    /// Digests of (signed bytes, signature) pairs this key made or verified.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// The memo's key for `signature` over `message`.
+fn memo_key(message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"aether-vault-verified-v1");
+    h.update((message.len() as u64).to_be_bytes());
+    h.update(message);
+    h.update(signature);
+    h.finalize().into()
 }
 
 impl std::fmt::Debug for Signer {
@@ -57,6 +82,7 @@ impl Signer {
     pub fn from_seed(seed: [u8; 32]) -> Signer {
         Signer {
             key: SigningKey::from_bytes(&seed),
+            verified: Mutex::new(HashSet::new()),
         }
     }
 
@@ -114,7 +140,10 @@ impl Signer {
 
     /// Signs a capability bound to `holder_uid`; returns base64.
     pub fn sign(&self, cap: &Capability, holder_uid: u32) -> String {
-        B64.encode(self.key.sign(&canonical_bytes(cap, holder_uid)).to_bytes())
+        let message = canonical_bytes(cap, holder_uid);
+        let signature = self.key.sign(&message).to_bytes();
+        self.remember(memo_key(&message, &signature));
+        B64.encode(signature)
     }
 
     /// Whether `cap.signature` is this key's signature over `cap` bound to `holder_uid`.
@@ -125,10 +154,25 @@ impl Signer {
         let Ok(sig) = Signature::from_slice(&raw) else {
             return false;
         };
-        self.key
-            .verifying_key()
-            .verify(&canonical_bytes(cap, holder_uid), &sig)
-            .is_ok()
+        let message = canonical_bytes(cap, holder_uid);
+        let memo = memo_key(&message, &sig.to_bytes());
+        if self.verified.lock().is_ok_and(|m| m.contains(&memo)) {
+            return true;
+        }
+        let good = self.key.verifying_key().verify(&message, &sig).is_ok();
+        if good {
+            self.remember(memo);
+        }
+        good
+    }
+
+    fn remember(&self, memo: [u8; 32]) {
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_MEMO {
+                m.clear();
+            }
+            m.insert(memo);
+        }
     }
 }
 
@@ -249,6 +293,38 @@ mod tests {
         let mut garbage = c.clone();
         garbage.signature = "%%%".into();
         assert!(!s.verify(&garbage, 1000));
+    }
+
+    #[test]
+    fn remembered_checks_answer_as_a_full_verification_does() {
+        let s = Signer::from_seed([7; 32]);
+        let mut c = cap();
+        c.signature = s.sign(&c, 1000);
+        let fresh = Signer::from_seed([7; 32]);
+        assert!(fresh.verify(&c, 1000), "verified in full");
+        assert!(fresh.verify(&c, 1000), "and again, from the memo");
+        assert!(!fresh.verify(&c, 1001), "the memo is per holder");
+        let mut raw = B64.decode(c.signature.as_bytes()).unwrap();
+        raw[10] ^= 1;
+        let mut forged = c.clone();
+        forged.signature = B64.encode(&raw);
+        assert!(
+            !s.verify(&forged, 1000),
+            "another signature over remembered bytes"
+        );
+        let mut changed = c.clone();
+        changed.resource.push('x');
+        assert!(!s.verify(&changed, 1000));
+        for i in 0..VERIFIED_MEMO as u32 {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            s.remember(k);
+        }
+        assert!(
+            s.verified.lock().unwrap().len() <= VERIFIED_MEMO,
+            "the memo is bounded"
+        );
+        assert!(s.verify(&c, 1000), "a full memo starts over");
     }
 
     #[test]

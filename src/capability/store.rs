@@ -75,11 +75,23 @@ pub struct CapStore {
     file: File,
 }
 
+/// Appends `op` as one line, `CRC32 JSON\n`, to `out`.
+fn encode_into(out: &mut Vec<u8>, op: &StoreOp) {
+    let start = out.len();
+    // Room for the CRC and its space, filled in once the JSON is there.
+    out.extend_from_slice(b"00000000 ");
+    if serde_json::to_writer(&mut *out, op).is_err() {
+        out.truncate(start + 9);
+    }
+    let crc = crc32fast::hash(&out[start + 9..]);
+    out[start..start + 8].copy_from_slice(format!("{crc:08x}").as_bytes());
+    out.push(b'\n');
+}
+
+#[cfg(test)]
 fn encode(op: &StoreOp) -> Vec<u8> {
-    let json = serde_json::to_vec(op).unwrap_or_default();
-    let mut line = format!("{:08x} ", crc32fast::hash(&json)).into_bytes();
-    line.extend_from_slice(&json);
-    line.push(b'\n');
+    let mut line = Vec::new();
+    encode_into(&mut line, op);
     line
 }
 
@@ -225,7 +237,10 @@ impl CapStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let bytes: Vec<u8> = ops.iter().flat_map(encode).collect();
+        let mut bytes = Vec::with_capacity(ops.len() * 1024);
+        for op in ops {
+            encode_into(&mut bytes, op);
+        }
         let before = self
             .file
             .metadata()
@@ -249,7 +264,10 @@ impl CapStore {
         live: impl Iterator<Item = &'a Record>,
     ) -> Result<(), StoreError> {
         let tmp = self.path.with_extension("log.compact");
-        let bytes: Vec<u8> = live.flat_map(ops_for).flat_map(|op| encode(&op)).collect();
+        let mut bytes = Vec::new();
+        for op in live.flat_map(ops_for) {
+            encode_into(&mut bytes, &op);
+        }
         let write = || -> std::io::Result<File> {
             let mut f = OpenOptions::new()
                 .create(true)

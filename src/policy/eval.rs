@@ -90,7 +90,6 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 /// Decides a request.
 pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
-    let who = input.identity.describe();
     if input.actions.is_empty() {
         return Decision::new(set, false, "denied: no action was requested".to_string());
     }
@@ -107,8 +106,9 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
                 set,
                 false,
                 format!(
-                    "denied: {} ({who} is not the agent's uid)",
-                    set.fallback.describe()
+                    "denied: {} ({} is not the agent's uid)",
+                    set.fallback.describe(),
+                    input.identity.describe()
                 ),
             ),
             Fallback::DenyAll => Decision::new(
@@ -159,8 +159,9 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             .collect();
         if allows.is_empty() {
             denied_parts.push(format!(
-                "no rule allows {action:?} on {:?} for {who}",
-                input.resource
+                "no rule allows {action:?} on {:?} for {}",
+                input.resource,
+                input.identity.describe()
             ));
             continue;
         }

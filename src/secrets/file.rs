@@ -373,6 +373,11 @@ impl SecretBackend for FileBackend {
         Ok(())
     }
 
+    fn reads_are_local(&self) -> bool {
+        // Every secret is decrypted at start and kept in memory; reads touch no file.
+        true
+    }
+
     fn health(&self) -> BackendHealth {
         BackendHealth {
             backend: "file".into(),

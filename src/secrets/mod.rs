@@ -95,6 +95,12 @@ pub trait SecretBackend: Send + Sync {
     fn delete(&self, path: &str) -> Result<(), SecretError>;
     /// Health for `agent status`.
     fn health(&self) -> BackendHealth;
+    /// Whether `read` and `list` only look at this process's memory: no file or network access,
+    /// nothing anyone else can observe. The agent may then do them while the redemption is
+    /// still being written, rather than after.
+    fn reads_are_local(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a secret path: relative, `/`-separated, no empty, `.` or `..` segments, at most 512
