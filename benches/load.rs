@@ -72,6 +72,7 @@ cargo bench --bench load -- [OPTIONS]
                        system temporary directory; its file system decides what fdatasync costs)
   --agent PATH         the agent binary to measure (default: this build's), e.g. another
                        commit's, to compare
+  --audit-sync MODE    the agent's audit.sync: always (default, as installed) or periodic
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -89,6 +90,8 @@ struct Opts {
     only: Option<Vec<String>>,
     dir: Option<PathBuf>,
     agent: PathBuf,
+    /// The agent's `audit.sync`.
+    audit_sync: String,
 }
 
 const PARTS: [&str; 11] = [
@@ -118,6 +121,7 @@ impl Opts {
             only: None,
             dir: None,
             agent: PathBuf::from(AGENT),
+            audit_sync: "always".to_string(),
         };
         let (mut duration, mut warmup, mut idle) = (None, None, None);
         let mut it = args.iter();
@@ -185,6 +189,15 @@ impl Opts {
                         it.next().ok_or_else(|| anyhow!("--dir needs a value"))?,
                     ))
                 }
+                "--audit-sync" => {
+                    let v = it
+                        .next()
+                        .ok_or_else(|| anyhow!("--audit-sync needs a value"))?;
+                    if !["always", "periodic"].contains(&v.as_str()) {
+                        bail!("--audit-sync {v:?}: always or periodic");
+                    }
+                    o.audit_sync = v.clone();
+                }
                 "-h" | "--help" => {
                     print!("{USAGE}");
                     std::process::exit(0);
@@ -242,8 +255,8 @@ struct Env {
 /// throttle one uid making thousands of connections and requests a second (the benchmark) are
 /// off, capabilities are unlimited in uses (so that one can be validated for ever), and up to
 /// 20,000 connections are allowed. `conn_timeout`, the request deadline, the send queue and the
-/// write timeout keep their defaults.
-fn config_yaml(root: &Path) -> String {
+/// write timeout keep their defaults; `audit.sync` is `audit_sync` (`always` as installed).
+fn config_yaml(root: &Path, audit_sync: &str) -> String {
     format!(
         "mode: standard
 log_level: info
@@ -259,6 +272,7 @@ policy_engine:
 audit:
   enable: true
   log_file: {root}/log/audit.log
+  sync: {audit_sync}
 ipc:
   max_connections: 20000
   max_connections_per_uid: 0
@@ -293,7 +307,7 @@ impl Env {
             std::fs::create_dir_all(r.join(d))?;
         }
         let config = r.join("agent.yaml");
-        std::fs::write(&config, config_yaml(&r))?;
+        std::fs::write(&config, config_yaml(&r, &opts.audit_sync))?;
         // `aether-vault agent config --validate` reads it with the agent's own code.
         let check = Command::new(CLI)
             .args(["agent", "config", "--validate", "--config"])
@@ -1467,7 +1481,7 @@ fn run(opts: &Opts) -> Result<()> {
         "duration_s": opts.duration.as_secs_f64(),
         "warmup_s": opts.warmup.as_secs_f64(),
         "agent": opts.agent.display().to_string(),
-        "agent_config": config_yaml(Path::new("DIR")),
+        "agent_config": config_yaml(Path::new("DIR"), &opts.audit_sync),
     });
     say!(
         "load benchmark in {} ({}); agent {}",
@@ -1847,8 +1861,9 @@ fn run(opts: &Opts) -> Result<()> {
         m["loadavg_at_end"].as_str().unwrap_or("?")
     );
     println!(
-        "state, audit log and sockets on {}; {} s measured per cell after {} s warm-up",
+        "state, audit log and sockets on {}; audit.sync: {}; {} s measured per cell after {} s warm-up",
         report["state_filesystem"].as_str().unwrap_or("?"),
+        opts.audit_sync,
         opts.duration.as_secs_f64(),
         opts.warmup.as_secs_f64()
     );

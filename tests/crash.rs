@@ -211,3 +211,58 @@ fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
         started.elapsed()
     );
 }
+
+/// `audit.sync: periodic` answers a validation once its record is written to the log file,
+/// before it is synced: killing the agent right after the answers must lose none of those
+/// records (they are in the kernel's hands), and the chain must verify. The sync interval is
+/// long, so no sync happens before the kill.
+#[test]
+fn periodic_sync_keeps_every_answered_record_through_sigkill() {
+    let me = nix::unistd::getuid().as_raw();
+    let policy = json!({"id":"p","rules":[{"id":"read-periodic","effect":"allow",
+        "resources":["secret:/periodic"],"actions":["read"],"identities":[format!("uid:{me}")]}]});
+    let mut agent = Agent::builder()
+        .mode("standard")
+        .policy("p.json", &policy.to_string())
+        // Unlimited uses: a validation then changes nothing durable, so it is not synced.
+        .config("capability_engine:\n  max_uses: 0\naudit:\n  enable: true\n  log_file: /nonexistent/overridden-by-flag.log\n  sync: periodic\n  sync_interval_ms: 1000\n")
+        .start();
+    let id = agent.grant("secret:/periodic", &["read"]);
+    let mut c = agent.client();
+    const N: usize = 300;
+    for i in 0..N {
+        let r = c.call("capability_validate", json!({"capability_id": id}));
+        assert_eq!(r["payload"]["valid"], true, "validation {i}: {r}");
+    }
+    let denied = c.call(
+        "capability_request",
+        json!({"resource": "secret:/not-in-any-policy", "actions": ["write"]}),
+    );
+    assert_eq!(denied["payload"]["status"], "denied", "{denied}");
+    let child = agent.child.as_mut().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    agent.child = None;
+    let records = agent.audit();
+    let validations = records
+        .iter()
+        .filter(|r| r["type"] == "capability_validation" && r["capability_id"] == id.as_str())
+        .count();
+    assert_eq!(validations, N, "every answered validation is on record");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "capability_request" && r["outcome"] == "denied"),
+        "the refusal answered last is on record"
+    );
+    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    agent.restart();
+    assert_eq!(
+        agent
+            .client()
+            .call("capability_validate", json!({"capability_id": id}))["payload"]["valid"],
+        true,
+        "the grant (synced before its answer) survived"
+    );
+}

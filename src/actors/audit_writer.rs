@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation};
-use crate::config::{AuditConfig, FailureAction};
+use crate::config::{AuditConfig, AuditSync, FailureAction};
 use crate::durable::{Committer, Pending};
 
 /// Appends one record; answers when it is durable.
@@ -25,11 +25,30 @@ use crate::durable::{Committer, Pending};
 #[rtype(result = "Result<(), String>")]
 pub struct Append(pub AuditEvent);
 
-/// Appends records in order as one unit: they become durable together (one write, one
-/// `fdatasync`) or not at all; answers when they are durable.
+/// Appends records in order as one unit: they are written together (one write) or not at all;
+/// answers when they are as safe as `wait` asks.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
-pub struct AppendAll(pub Vec<AuditEvent>);
+pub struct AppendAll {
+    /// The records, in order.
+    pub events: Vec<AuditEvent>,
+    /// What the answer waits for.
+    pub wait: Wait,
+}
+
+/// What an append waits for before it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The records are on disk (`fdatasync`): for records that go with a change of durable
+    /// state (a grant, a revocation, a use counted, a secret written), so that no change
+    /// survives a power loss without its record.
+    Durable,
+    /// With `audit.sync: periodic`, the records are written to the log file (they survive the
+    /// agent being killed) and reach the disk within `audit.sync_interval_ms`; with `always`,
+    /// the same as [`Wait::Durable`]. For decisions that change nothing: validations,
+    /// refusals, reads.
+    Written,
+}
 
 /// Answers once every record queued before it is durable (used at shutdown).
 #[derive(Message)]
@@ -55,9 +74,60 @@ pub struct AuditHealth {
 /// Shared view of [`AuditHealth`].
 pub type HealthRef = Arc<Mutex<AuditHealth>>;
 
+/// The log as the writer thread and, with `audit.sync: periodic`, the actor share it.
+pub struct SharedLog {
+    log: Arc<Mutex<AuditLog>>,
+    /// `audit.sync: always`: each batch is written and synced under the lock (nobody else
+    /// writes), and a failed sync cuts the batch off again. `periodic`: the lock is held only
+    /// to write, so that the event loop's appends never wait for the disk.
+    sync_under_lock: bool,
+}
+
+impl SharedLog {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, AuditLog>, String> {
+        self.log
+            .lock()
+            .map_err(|_| "the audit log's lock is poisoned".to_string())
+    }
+
+    /// Makes every record written so far durable.
+    fn sync(&self) -> Result<(), String> {
+        let file = self.lock()?.sync_handle().map_err(|e| e.to_string())?;
+        file.sync_data()
+            .map_err(|e| format!("audit log: cannot sync: {e}"))
+    }
+}
+
+impl crate::durable::Sink for SharedLog {
+    type Item = AuditEvent;
+
+    fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
+        let refs: Vec<&AuditEvent> = items.iter().collect();
+        let result = if self.sync_under_lock {
+            self.lock()
+                .and_then(|mut log| log.append_batch(&refs).map_err(|e| e.to_string()))
+        } else {
+            self.lock()
+                .and_then(|mut log| log.write_batch(&refs).map_err(|e| e.to_string()))
+                .and_then(|()| self.sync())
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
+        }
+        result
+    }
+}
+
 /// The audit writer.
 pub struct AuditWriter {
-    log: Option<Committer<AuditLog>>,
+    log: Option<Committer<SharedLog>>,
+    /// With `audit.sync: periodic`: the log, for [`Wait::Written`] appends made here, on the
+    /// event loop, without a hand-off to the writer thread.
+    inline: Option<Arc<Mutex<AuditLog>>>,
+    /// How soon a record written inline is synced.
+    sync_interval: std::time::Duration,
+    /// Whether a sync of inline-written records is scheduled.
+    sync_pending: bool,
     health: HealthRef,
     failure_action: FailureAction,
 }
@@ -69,9 +139,13 @@ impl AuditWriter {
             healthy: true,
             ..Default::default()
         }));
+        let sync_interval = std::time::Duration::from_millis(config.sync_interval_ms);
         if !config.enable {
             return Ok(AuditWriter {
                 log: None,
+                inline: None,
+                sync_interval,
+                sync_pending: false,
                 health,
                 failure_action: config.failure_action,
             });
@@ -80,13 +154,21 @@ impl AuditWriter {
             max_file_size: config.max_file_size,
             max_backup_files: config.max_backup_files,
         };
-        let log = AuditLog::open_with(&config.log_file, rotation)?;
-        let committer = Committer::start("audit-writer", log).map_err(|e| AuditError::Io {
+        let log = Arc::new(Mutex::new(AuditLog::open_with(&config.log_file, rotation)?));
+        let periodic = config.sync == AuditSync::Periodic;
+        let shared = SharedLog {
+            log: log.clone(),
+            sync_under_lock: !periodic,
+        };
+        let committer = Committer::start("audit-writer", shared).map_err(|e| AuditError::Io {
             path: config.log_file.clone(),
             message: format!("cannot start the writer thread: {e}"),
         })?;
         Ok(AuditWriter {
             log: Some(committer),
+            inline: periodic.then_some(log),
+            sync_interval,
+            sync_pending: false,
             health,
             failure_action: config.failure_action,
         })
@@ -132,6 +214,46 @@ impl AuditWriter {
             None => Box::pin(async { Ok(()) }),
         }
     }
+
+    /// A [`Wait::Written`] append: with `audit.sync: periodic` and a healthy log, written here
+    /// and now, with a sync scheduled within the interval; otherwise as durable as any.
+    fn write_now(&mut self, events: Vec<AuditEvent>, ctx: &mut Context<Self>) -> Pending {
+        let Some(log) = &self.inline else {
+            return self.submit(events);
+        };
+        // After a failure, every append waits for the disk again until one succeeds: a log
+        // that cannot be synced must not go on answering as if it could.
+        if !self.health.lock().is_ok_and(|h| h.healthy) {
+            return self.submit(events);
+        }
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        let result = match log.lock() {
+            Ok(mut l) => l.write_batch(&refs).map_err(|e| e.to_string()),
+            Err(_) => Err("the audit log's lock is poisoned".to_string()),
+        };
+        match &result {
+            Ok(()) if !self.sync_pending => {
+                self.sync_pending = true;
+                ctx.run_later(self.sync_interval, |act, ctx| {
+                    act.sync_pending = false;
+                    if let Some(c) = &act.log {
+                        let synced = act.watch(c.run(|s| s.sync()));
+                        ctx.spawn(
+                            async move {
+                                let _ = synced.await;
+                            }
+                            .into_actor(act),
+                        );
+                    }
+                });
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, records = events.len(), "audit records could not be written")
+            }
+        }
+        self.watch(Box::pin(std::future::ready(result)))
+    }
 }
 
 impl Actor for AuditWriter {
@@ -150,11 +272,14 @@ impl Handler<Append> for AuditWriter {
 impl Handler<AppendAll> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
-    fn handle(&mut self, msg: AppendAll, _: &mut Context<Self>) -> Self::Result {
-        for ev in &msg.0 {
+    fn handle(&mut self, msg: AppendAll, ctx: &mut Context<Self>) -> Self::Result {
+        for ev in &msg.events {
             crate::oplog::event(ev);
         }
-        self.submit(msg.0)
+        match msg.wait {
+            Wait::Durable => self.submit(msg.events),
+            Wait::Written => self.write_now(msg.events, ctx),
+        }
     }
 }
 
@@ -162,7 +287,11 @@ impl Handler<Flush> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        self.submit(Vec::new())
+        match &self.log {
+            // Behind every queued write, and syncing what was written inline.
+            Some(c) => self.watch(c.run(|s| s.sync())),
+            None => Box::pin(async { Ok(()) }),
+        }
     }
 }
 
@@ -171,7 +300,7 @@ impl Handler<Reopen> for AuditWriter {
 
     fn handle(&mut self, _: Reopen, _: &mut Context<Self>) -> Self::Result {
         match &self.log {
-            Some(c) => c.run(|log| log.reopen().map_err(|e| e.to_string())),
+            Some(c) => c.run(|s| s.lock()?.reopen().map_err(|e| e.to_string())),
             None => Box::pin(async { Ok(()) }),
         }
     }
@@ -200,5 +329,84 @@ impl Handler<Ping> for AuditWriter {
                 ..Health::alive()
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventType, Outcome, chain};
+
+    fn config(dir: &std::path::Path, sync: AuditSync) -> AuditConfig {
+        AuditConfig {
+            enable: true,
+            log_file: dir.join("audit.log"),
+            failure_action: FailureAction::Deny,
+            max_file_size: 0,
+            max_backup_files: 1,
+            sync,
+            sync_interval_ms: 5,
+        }
+    }
+
+    fn lines(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn written_and_durable_appends_share_one_chain_in_both_modes() {
+        for sync in [AuditSync::Always, AuditSync::Periodic] {
+            let dir = tempfile::tempdir().unwrap();
+            let writer = AuditWriter::open(&config(dir.path(), sync))
+                .unwrap()
+                .start();
+            // A Written append is in the file when it is answered (in both modes).
+            let ev = AuditEvent::new(EventType::CapabilityValidation, Outcome::Valid);
+            writer
+                .send(AppendAll {
+                    events: vec![ev],
+                    wait: Wait::Written,
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(lines(dir.path()).len(), 1, "{sync:?}");
+            let sends: Vec<_> = (0..200)
+                .map(|i| {
+                    let kind = if i % 3 == 0 {
+                        EventType::CapabilityRequest
+                    } else {
+                        EventType::CapabilityValidation
+                    };
+                    let wait = if i % 3 == 0 {
+                        Wait::Durable
+                    } else {
+                        Wait::Written
+                    };
+                    writer.send(AppendAll {
+                        events: vec![
+                            AuditEvent::new(kind, Outcome::Success),
+                            AuditEvent::new(kind, Outcome::Success),
+                        ],
+                        wait,
+                    })
+                })
+                .collect();
+            for s in sends {
+                s.await.unwrap().unwrap();
+            }
+            writer.send(Flush).await.unwrap().unwrap();
+            let text = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+            let v = chain::verify(&[(dir.path().join("audit.log"), text)]).unwrap();
+            assert_eq!((v.records, v.from_genesis), (401, true), "{sync:?}");
+            assert!(
+                writer.send(Ping).await.unwrap().fault.is_none(),
+                "{sync:?}: healthy"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::SharedRef;
-use super::audit_writer::{Append, AppendAll};
+use super::audit_writer::{AppendAll, Wait};
 use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
 use super::registry::{
     CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Stats, Validate,
@@ -123,16 +123,20 @@ fn internal(what: &str) -> ErrorPayload {
     )
 }
 
-/// Writes an audit record and waits until it is durable. Without the record, the request must
-/// not succeed: the error is `AUDIT_UNAVAILABLE`.
-async fn record(shared: &SharedRef, event: AuditEvent) -> Result<(), ErrorPayload> {
-    audited(shared.audit.send(Append(event)).await)
+/// Writes an audit record and waits for it as `wait` says. Without the record, the request
+/// must not succeed: the error is `AUDIT_UNAVAILABLE`.
+async fn record(shared: &SharedRef, event: AuditEvent, wait: Wait) -> Result<(), ErrorPayload> {
+    record_all(shared, vec![event], wait).await
 }
 
-/// Writes audit records as one unit (durable together or not at all) and waits until they are
-/// durable; `AUDIT_UNAVAILABLE` otherwise.
-async fn record_all(shared: &SharedRef, events: Vec<AuditEvent>) -> Result<(), ErrorPayload> {
-    audited(shared.audit.send(AppendAll(events)).await)
+/// Writes audit records as one unit (together or not at all) and waits for them as `wait`
+/// says; `AUDIT_UNAVAILABLE` otherwise.
+async fn record_all(
+    shared: &SharedRef,
+    events: Vec<AuditEvent>,
+    wait: Wait,
+) -> Result<(), ErrorPayload> {
+    audited(shared.audit.send(AppendAll { events, wait }).await)
 }
 
 /// What an audit append's outcome means for the request: `AUDIT_UNAVAILABLE` unless durable.
@@ -150,19 +154,26 @@ fn audited(sent: Result<Result<(), String>, actix::MailboxError>) -> Result<(), 
 }
 
 /// Waits for a decision's store write and its audit records, written together; the error
-/// when either failed.
+/// when either failed. A decision that changed durable state (a store write) waits for its
+/// records to be on disk too, so that no change outlives a power loss without its record; one
+/// that changed nothing waits for them as [`Wait::Written`] says.
 async fn settle(
     shared: &SharedRef,
     durable: Option<crate::durable::Pending>,
     events: Vec<AuditEvent>,
 ) -> Result<(), ErrorPayload> {
+    let wait = if durable.is_some() {
+        Wait::Durable
+    } else {
+        Wait::Written
+    };
     let stored = async move {
         match durable {
             Some(p) => p.await,
             None => Ok(()),
         }
     };
-    match futures_util::future::join(stored, record_all(shared, events)).await {
+    match futures_util::future::join(stored, record_all(shared, events, wait)).await {
         (Ok(()), audited) => audited,
         (Err(e), _) => {
             tracing::error!(error = %e, "capability store write failed; the request is refused");
@@ -437,7 +448,7 @@ async fn policy_test(
     ev.actions = req.actions.clone();
     ev.rules = answer.result.applied_rules.clone();
     ev.policy_generation = Some(answer.generation);
-    record(shared, ev).await?;
+    record(shared, ev, Wait::Written).await?;
     Ok(ok(kind, id, answer))
 }
 
@@ -574,7 +585,9 @@ async fn secret_op(
     }
     match redeemed {
         Some((durable, redemption)) => settle(shared, durable, vec![redemption, ev]).await?,
-        None => record(shared, ev).await?,
+        // A write or delete changed the backend: its record goes to disk before the answer.
+        None if matches!(action, "read" | "list") => record(shared, ev, Wait::Written).await?,
+        None => record(shared, ev, Wait::Durable).await?,
     }
     let answer = result.map_err(|e| match e {
         SecretError::NotFound(_) => ErrorPayload::new(ErrorCode::SecretNotFound, e.to_string()),

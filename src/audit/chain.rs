@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::event::AuditEvent;
+
 /// `prev_hash` of the first record ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -84,6 +86,21 @@ pub fn seal(mut fields: Map<String, Value>, head: &mut ChainHead) -> Vec<u8> {
     }
     line.push(b'\n');
     line
+}
+
+/// Seals `event` onto the chain as [`seal`] seals its JSON object — the same bytes — but
+/// serializing the event directly in canonical key order instead of through a `Map`: this is
+/// what the audit writer does for every record.
+pub fn seal_event(event: &AuditEvent, head: &mut ChainHead) -> serde_json::Result<Vec<u8>> {
+    let seq = head.seq + 1;
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, &event.canonical(seq, &head.hash, None))?;
+    let hash = hex::encode(hasher.0.finalize());
+    let mut line = Vec::with_capacity(512);
+    serde_json::to_writer(&mut line, &event.canonical(seq, &head.hash, Some(&hash)))?;
+    line.push(b'\n');
+    *head = ChainHead { seq, hash };
+    Ok(line)
 }
 
 /// The first record that breaks the chain.
@@ -230,7 +247,106 @@ pub fn rotation_set(log: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{AuditIdentity, EventType, Outcome};
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z/_:.-]{1,20}",
+            any::<String>(),
+            "[\\x00-\\x1f\"\\\\é€😀]{0,8}",
+        ]
+    }
+
+    fn event() -> impl Strategy<Value = AuditEvent> {
+        let identity = proptest::option::of(
+            (
+                any::<u32>(),
+                any::<u32>(),
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            )
+                .prop_map(|(uid, gid, pid, user, unit, exe)| AuditIdentity {
+                    uid,
+                    gid,
+                    pid,
+                    user,
+                    unit,
+                    exe,
+                }),
+        );
+        let kinds = prop_oneof![
+            Just(EventType::CapabilityValidation),
+            Just(EventType::CapabilityRequest),
+            Just(EventType::SecretAccess),
+            Just(EventType::ConnectionRejected),
+        ];
+        let outcomes = prop_oneof![
+            Just(Outcome::Valid),
+            Just(Outcome::Denied),
+            Just(Outcome::Failure),
+        ];
+        (
+            (text(), kinds, outcomes, identity),
+            (
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+                proptest::collection::vec(text(), 0..3),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            ),
+            (
+                proptest::collection::vec(text(), 0..3),
+                proptest::option::of(text()),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (timestamp, kind, outcome, identity),
+                    (claimed_identity, resource, actions, capability_id, request_id),
+                    (rules, reason, policy_generation, version),
+                )| AuditEvent {
+                    timestamp,
+                    kind,
+                    outcome,
+                    identity,
+                    claimed_identity,
+                    resource,
+                    actions,
+                    capability_id,
+                    request_id,
+                    rules,
+                    reason,
+                    policy_generation,
+                    version,
+                },
+            )
+    }
+
+    proptest! {
+        /// The writer's direct serialization is byte for byte the `Map` form that `verify`
+        /// recomputes: a field added to `AuditEvent` but not to `CanonicalRecord`, or declared
+        /// out of order, fails here.
+        #[test]
+        fn canonical_form_is_the_sorted_map_form(ev in event(), seq in 0u64..1_000_000) {
+            let start = ChainHead { seq, hash: format!("{seq:064x}") };
+            let mut fast_head = start.clone();
+            let fast = seal_event(&ev, &mut fast_head).unwrap();
+            let Value::Object(fields) = serde_json::to_value(&ev).unwrap() else {
+                panic!("an event is an object");
+            };
+            let mut map_head = start;
+            let general = seal(fields, &mut map_head);
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&general));
+            prop_assert_eq!(fast_head, map_head);
+        }
+    }
 
     fn record(i: u64) -> Map<String, Value> {
         match json!({"type":"capability_request","outcome":"granted","timestamp":"2026-01-01T00:00:00Z",

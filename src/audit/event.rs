@@ -183,11 +183,99 @@ impl AuditEvent {
     }
 
     /// The record as one JSON line with its `\n`.
+    /// The record as the chain writes it, borrowing this event: the same JSON object as
+    /// `serde_json::to_value(self)` plus the chain fields, with every key (nested ones too) in
+    /// sorted order, so that serializing it directly gives the canonical form that
+    /// [`crate::audit::chain::hash_of`] computes through a `Map`, without building one.
+    /// `hash: None` leaves `hash` out (the form that is hashed).
+    pub fn canonical<'a>(
+        &'a self,
+        seq: u64,
+        prev_hash: &'a str,
+        hash: Option<&'a str>,
+    ) -> CanonicalRecord<'a> {
+        CanonicalRecord {
+            actions: &self.actions,
+            capability_id: self.capability_id.as_deref(),
+            claimed_identity: self.claimed_identity.as_deref(),
+            hash,
+            identity: self.identity.as_ref().map(|i| CanonicalIdentity {
+                exe: i.exe.as_deref(),
+                gid: i.gid,
+                pid: i.pid,
+                uid: i.uid,
+                unit: i.unit.as_deref(),
+                user: i.user.as_deref(),
+            }),
+            outcome: self.outcome,
+            policy_generation: self.policy_generation,
+            prev_hash,
+            reason: self.reason.as_deref(),
+            request_id: self.request_id.as_deref(),
+            resource: self.resource.as_deref(),
+            rules: &self.rules,
+            seq,
+            timestamp: &self.timestamp,
+            kind: self.kind,
+            version: self.version,
+        }
+    }
+
     pub fn to_line(&self) -> Vec<u8> {
         let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
         line.push(b'\n');
         line
     }
+}
+
+/// A sealed record in canonical key order (see [`AuditEvent::canonical`]). The fields are
+/// declared sorted by their JSON names; the test `canonical_form_is_the_sorted_map_form` holds
+/// it to that.
+#[derive(Serialize)]
+pub struct CanonicalRecord<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    actions: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capability_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claimed_identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<CanonicalIdentity<'a>>,
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_generation: Option<u64>,
+    prev_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    rules: &'a [String],
+    seq: u64,
+    timestamp: &'a str,
+    #[serde(rename = "type")]
+    kind: EventType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+}
+
+/// [`AuditIdentity`] in canonical key order.
+#[derive(Serialize)]
+struct CanonicalIdentity<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe: Option<&'a str>,
+    gid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    uid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
@@ -55,7 +56,12 @@ pub struct AuditLog {
     rotation: Rotation,
     /// (device, inode) of the open file, to notice it being deleted or replaced.
     identity: (u64, u64),
+    /// When the path was last looked up (see [`AuditLog::ensure_current`]).
+    path_checked: Instant,
 }
+
+/// Longest time between two lookups of the log's path when batches do not ask for one.
+const PATH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
@@ -127,12 +133,18 @@ impl AuditLog {
             head,
             rotation,
             identity,
+            path_checked: Instant::now(),
         })
     }
 
     /// Opens a new file at the path, continuing the chain from the last record written (for
     /// logrotate's SIGHUP, and when the file was deleted or replaced).
     pub fn reopen(&mut self) -> Result<(), AuditError> {
+        // Records written but not yet synced (`audit.sync: periodic`) go to disk with the old
+        // file, before anything else is written.
+        if let Err(e) = self.file.sync_data() {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not sync the audit log before reopening it");
+        }
         let file =
             open_append(&self.path).map_err(|e| self.error(format!("cannot reopen: {e}")))?;
         let meta = file
@@ -143,16 +155,33 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Reopens when the path no longer names the open file.
-    fn ensure_current(&mut self) -> Result<(), AuditError> {
+    /// Reopens when the path no longer names the open file; returns the open file's length.
+    /// The open file's link count, read for every batch, notices a deletion at once; the path
+    /// itself (a rename away, a replacement) is looked up for every durable batch, and for
+    /// the others (`audit.sync: periodic`) at least every [`PATH_CHECK_EVERY`], which spares
+    /// the hot path a lookup — records written meanwhile are in the renamed file, on the chain.
+    fn ensure_current(&mut self, look_up_path: bool) -> Result<u64, AuditError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| self.error(format!("cannot stat: {e}")))?;
+        if !(look_up_path || meta.nlink() == 0 || self.path_checked.elapsed() >= PATH_CHECK_EVERY) {
+            return Ok(meta.len());
+        }
+        self.path_checked = Instant::now();
         let current = std::fs::metadata(&self.path)
             .ok()
             .map(|m| file_identity(&m));
-        if current != Some(self.identity) {
-            tracing::warn!(path = %self.path.display(), "the audit log was deleted or replaced; opening a new one");
-            self.reopen()?;
+        if current == Some(self.identity) {
+            return Ok(meta.len());
         }
-        Ok(())
+        tracing::warn!(path = %self.path.display(), "the audit log was deleted or replaced; opening a new one");
+        self.reopen()?;
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| self.error(format!("cannot stat: {e}")))
     }
 
     /// Renames FILE.N-1 … FILE.1 up by one, FILE to FILE.1, and opens a new FILE.
@@ -163,6 +192,7 @@ impl AuditLog {
             p.push(format!(".{n}"));
             PathBuf::from(p)
         };
+        self.sync()?;
         let _ = std::fs::remove_file(numbered(keep));
         for n in (1..keep).rev() {
             let from = numbered(n);
@@ -191,30 +221,55 @@ impl AuditLog {
         &self.head
     }
 
-    /// Seals and appends `events` in order, durably (one write, one `fdatasync`).
+    /// Seals and appends `events` in order, durably (one write, one `fdatasync`). On failure
+    /// the file is cut back and the chain head does not move.
     pub fn append_batch(&mut self, events: &[&AuditEvent]) -> Result<(), AuditError> {
+        self.append(events, true)
+    }
+
+    /// Seals and appends `events` in order with one `write`, without waiting for the disk:
+    /// once this returns they are in the kernel's hands (they survive the agent being killed,
+    /// not a power loss) until the next [`AuditLog::sync`]. On failure the file is cut back
+    /// and the chain head does not move.
+    pub fn write_batch(&mut self, events: &[&AuditEvent]) -> Result<(), AuditError> {
+        self.append(events, false)
+    }
+
+    /// A handle to the open file, to `fdatasync` it without holding the log (see
+    /// [`AuditLog::write_batch`]); it stays valid, and syncs the right data, even if the log
+    /// moves to a new file meanwhile, because moving first syncs the old one.
+    pub fn sync_handle(&self) -> Result<File, AuditError> {
+        self.file
+            .try_clone()
+            .map_err(|e| self.error(format!("cannot duplicate the file handle: {e}")))
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        self.file
+            .sync_data()
+            .map_err(|e| self.error(format!("cannot sync: {e}")))
+    }
+
+    fn append(&mut self, events: &[&AuditEvent], durable: bool) -> Result<(), AuditError> {
         if events.is_empty() {
             return Ok(());
         }
         let mut head = self.head.clone();
         let mut bytes = Vec::with_capacity(events.len() * 400);
         for ev in events {
-            let fields = match serde_json::to_value(ev) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => return Err(self.error("a record could not be encoded".into())),
-            };
-            bytes.extend_from_slice(&chain::seal(fields, &mut head));
+            let line = chain::seal_event(ev, &mut head)
+                .map_err(|e| self.error(format!("a record could not be encoded: {e}")))?;
+            bytes.extend_from_slice(&line);
         }
-        self.ensure_current()?;
-        let before = self
-            .file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| self.error(format!("cannot stat: {e}")))?;
-        let written = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data());
+        let before = self.ensure_current(durable)?;
+        let written = self.file.write_all(&bytes).and_then(|()| {
+            if durable {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = written {
             // Leave no half-record behind; the head stays where it was.
             let _ = self.file.set_len(before);
@@ -223,7 +278,7 @@ impl AuditLog {
         self.head = head;
         let size = before + bytes.len() as u64;
         if self.rotation.max_file_size > 0 && size >= self.rotation.max_file_size {
-            // The batch is durable already; a failed rotation is retried after the next one.
+            // The batch is written already; a failed rotation is retried after the next one.
             if let Err(e) = self.rotate() {
                 tracing::error!(error = %e, "audit log rotation failed");
             }
@@ -259,18 +314,6 @@ fn previous_head(path: &Path) -> ChainHead {
         .ok()
         .and_then(|t| chain::head_of(&String::from_utf8_lossy(&t)))
         .unwrap_or_default()
-}
-
-impl crate::durable::Sink for AuditLog {
-    type Item = AuditEvent;
-
-    fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
-        let refs: Vec<&AuditEvent> = items.iter().collect();
-        self.append_batch(&refs).map_err(|e| {
-            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
-            e.to_string()
-        })
-    }
 }
 
 #[cfg(test)]
@@ -392,6 +435,41 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn unsynced_writes_notice_a_deletion_at_once_and_a_rename_by_the_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let rotated = dir.path().join("audit.log.1");
+        let mut log = AuditLog::open(&path).unwrap();
+        log.write_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        log.sync().unwrap();
+        // Renamed away: unsynced writes go on into the renamed file, on the chain...
+        std::fs::rename(&path, &rotated).unwrap();
+        log.write_batch(&[&ev(EventType::CapabilityValidation)])
+            .unwrap();
+        assert!(!path.exists(), "no lookup yet");
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap().lines().count(),
+            2
+        );
+        // ...until the path is looked up: a durable batch always looks.
+        log.append_batch(&[&ev(EventType::CapabilityRequest)])
+            .unwrap();
+        assert!(path.exists(), "a new file was opened");
+        // Deleted: noticed by the very next unsynced write, through the link count.
+        std::fs::remove_file(&path).unwrap();
+        log.write_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        assert!(path.exists(), "a deletion is noticed at once");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(chain::head_of(&text).unwrap().seq, 4, "the chain goes on");
+        // A lookup is also due after PATH_CHECK_EVERY.
+        std::fs::rename(&path, &rotated).unwrap();
+        log.path_checked -= PATH_CHECK_EVERY;
+        log.write_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        assert!(path.exists(), "the periodic lookup noticed the rename");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 
 pub use model::{
-    AgentConfig, AuditConfig, CapabilityEngineConfig, FailureAction, IpcConfig, Mode,
+    AgentConfig, AuditConfig, AuditSync, CapabilityEngineConfig, FailureAction, IpcConfig, Mode,
     PolicyEngineConfig, SocketMode,
 };
 pub use yaml_provider::YamlFile;

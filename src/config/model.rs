@@ -169,6 +169,32 @@ pub struct AuditConfig {
     /// Rotated files kept (`FILE.1` … `FILE.N`); older ones are deleted.
     #[serde(default = "default_max_backup_files")]
     pub max_backup_files: u32,
+    /// When a record reaches the disk: `always` before the request it records is answered;
+    /// `periodic` lets records of decisions that change nothing (validations, refusals, reads)
+    /// be answered once written to the file, synced within `sync_interval_ms`.
+    #[serde(default)]
+    pub sync: AuditSync,
+    /// With `sync: periodic`, the most milliseconds between writing such a record and its
+    /// `fdatasync` (1–1000).
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+}
+
+/// When audit records reach the disk (see docs/durability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSync {
+    /// Every record is on disk before the request it records is answered.
+    #[default]
+    Always,
+    /// Records that go with a change of durable state are on disk before the answer; the
+    /// others are written to the file before it (they survive the agent being killed) and
+    /// synced within `sync_interval_ms` (a power loss can lose that much).
+    Periodic,
+}
+
+fn default_sync_interval_ms() -> u64 {
+    10
 }
 
 /// What to do when the audit log cannot be written.
@@ -296,6 +322,8 @@ impl AgentConfig {
                 failure_action: FailureAction::Deny,
                 max_file_size: default_max_file_size(),
                 max_backup_files: default_max_backup_files(),
+                sync: AuditSync::Always,
+                sync_interval_ms: default_sync_interval_ms(),
             },
             ipc: IpcConfig {
                 max_connections,
@@ -369,6 +397,12 @@ impl AgentConfig {
             return fail(
                 "audit.max_backup_files",
                 "must be at least 1 when audit.max_file_size rotates the log (rotating into nothing would delete records)".into(),
+            );
+        }
+        if !(1..=1000).contains(&self.audit.sync_interval_ms) {
+            return fail(
+                "audit.sync_interval_ms",
+                format!("{} is not between 1 and 1000", self.audit.sync_interval_ms),
             );
         }
         if !["file", "vault"].contains(&self.secrets.backend.as_str()) {

@@ -267,3 +267,44 @@ fn idle_exit_seconds_defaults_to_never_and_layers_file_then_env() {
         Ok(())
     });
 }
+
+#[test]
+fn audit_sync_defaults_to_always_and_checks_its_interval() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        let c = load(None, &Overrides::default(), &p).unwrap().config;
+        assert_eq!(
+            (c.audit.sync, c.audit.sync_interval_ms),
+            (AuditSync::Always, 10)
+        );
+        jail.create_file(
+            "s.yaml",
+            "audit:\n  enable: true\n  log_file: /tmp/a.log\n  sync: periodic\n  sync_interval_ms: 25\n",
+        )?;
+        let file = jail.directory().join("s.yaml");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(
+            (c.audit.sync, c.audit.sync_interval_ms),
+            (AuditSync::Periodic, 25)
+        );
+        for (text, key) in [
+            ("sync: sometimes", "sync"),
+            ("sync_interval_ms: 0", "audit.sync_interval_ms"),
+            ("sync_interval_ms: 1001", "audit.sync_interval_ms"),
+        ] {
+            jail.create_file(
+                "t.yaml",
+                &format!("audit:\n  enable: true\n  log_file: /tmp/a.log\n  {text}\n"),
+            )?;
+            let e = load(
+                Some(&jail.directory().join("t.yaml")),
+                &Overrides::default(),
+                &p,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        Ok(())
+    });
+}
