@@ -317,9 +317,21 @@ fn connections_over_the_limit_get_an_error_and_others_are_served() {
 fn idle_connections_are_told_and_closed() {
     let agent = Agent::builder().config("ipc:\n  conn_timeout: 1\n").start();
     let mut c = agent.client();
-    assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
+    // Activity keeps it open well past one period: the timer measures from the last request.
+    let start = std::time::Instant::now();
+    let mut last_sent = start;
+    while start.elapsed() < Duration::from_millis(2500) {
+        last_sent = std::time::Instant::now();
+        assert_eq!(c.call("ping_request", Value::Null)["type"], "ping_response");
+        std::thread::sleep(Duration::from_millis(400));
+    }
     let r = c.read().expect("an idle notice");
     assert_eq!(r["payload"]["code"], "IDLE_TIMEOUT");
+    assert!(
+        last_sent.elapsed() >= Duration::from_secs(1),
+        "closed only once idle for the whole period ({:?} after the last request)",
+        last_sent.elapsed()
+    );
     assert!(c.closed());
 }
 

@@ -13,7 +13,7 @@
 //! `connection_rejected`, within the agent's rejection budget.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -30,7 +30,10 @@ pub struct Session {
     caller: Arc<Caller>,
     reader: Option<OwnedReadHalf>,
     writer: Option<OwnedWriteHalf>,
-    idle: Option<SpawnHandle>,
+    /// When the last request began (or the connection, before any): what the idle timer
+    /// measures from. A request only moves it; the one timer re-arms itself for the rest of
+    /// the period when it fires early, instead of being replaced for every request.
+    last_active: Instant,
 }
 
 impl Session {
@@ -41,19 +44,24 @@ impl Session {
             caller: Arc::new(caller),
             reader: Some(reader),
             writer: Some(writer),
-            idle: None,
+            last_active: Instant::now(),
         }
     }
 
-    fn arm_idle_timer(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.idle.take() {
-            ctx.cancel_future(h);
-        }
+    /// Fires `wait` from now; closes the connection if it has been idle for
+    /// `ipc.conn_timeout` by then, else waits again for the rest of the period.
+    fn arm_idle_timer(&mut self, ctx: &mut Context<Self>, wait: Duration) {
         let secs = self.caller.shared.config.ipc.conn_timeout;
         if secs == 0 {
             return;
         }
-        self.idle = Some(ctx.run_later(Duration::from_secs(secs), move |act, ctx| {
+        ctx.run_later(wait, move |act, ctx| {
+            let period = Duration::from_secs(secs);
+            let idle = act.last_active.elapsed();
+            if idle < period {
+                act.arm_idle_timer(ctx, period - idle);
+                return;
+            }
             let reply = error(
                 "",
                 ErrorPayload::new(
@@ -63,7 +71,7 @@ impl Session {
                 After::Close,
             );
             act.respond(ctx, async move { reply });
-        }));
+        });
     }
 
     /// Runs `reply` to completion, writes it, and closes if asked to or if writing fails;
@@ -137,7 +145,8 @@ impl Actor for Session {
             .into_actor(self)
             .map(|_, _, ctx| ctx.stop()),
         );
-        self.arm_idle_timer(ctx);
+        let period = Duration::from_secs(self.caller.shared.config.ipc.conn_timeout);
+        self.arm_idle_timer(ctx, period);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -154,7 +163,7 @@ impl Actor for Session {
 
 impl StreamHandler<Result<Bytes, ReadError>> for Session {
     fn handle(&mut self, item: Result<Bytes, ReadError>, ctx: &mut Context<Self>) {
-        self.arm_idle_timer(ctx);
+        self.last_active = Instant::now();
         let shared = &self.caller.shared;
         let uid = self.caller.identity.uid;
         match item {
