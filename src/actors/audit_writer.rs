@@ -1,7 +1,14 @@
 //! The AuditWriter actor: the front of the audit log's group-commit writer thread
 //! ([`crate::durable::Committer`]). Each [`Append`] is answered once its record is durable;
 //! with auditing disabled, appends succeed without writing. Records are sealed into the hash
-//! chain in the order they are queued.
+//! chain in the order they are written.
+//!
+//! An [`AppendAll`] says what it waits for ([`Wait`]). With `audit.sync: periodic`, a
+//! [`Wait::Written`] append — the record of a decision that changed nothing — is written here,
+//! on the event loop, with one `write` to the log (shared with the writer thread behind a
+//! mutex that is never held across a sync), answered at once, and synced by the writer thread
+//! `audit.sync_interval_ms` later; see docs/durability.md. Everything else goes through the
+//! writer thread and is answered once synced.
 //!
 //! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
 //! write fails: `deny` lets the caller refuse the request (and the next write retries), `halt`

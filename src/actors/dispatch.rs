@@ -483,10 +483,11 @@ async fn capability_list(
 ///
 /// The backend acts only once the redemption is durable, except for a read or list on a
 /// backend whose reads only look at the agent's memory (the file backend): nobody can observe
-/// those, so they happen while the redemption is being written, and the redemption record and
-/// the access record are written as one unit — one `fdatasync` instead of two in a row. The
-/// answer still leaves only once both records (and the use, for a use-limited capability) are
-/// on disk, and if they cannot be written the value is not sent.
+/// those, so they happen on the event loop while the redemption is being written, and the
+/// redemption record and the access record are written as one unit — one `fdatasync` instead
+/// of two in a row. The answer still leaves only once both records (and the use, for a
+/// use-limited capability) are as safe as [`settle`] asks, and if they cannot be written the
+/// value is not sent.
 async fn secret_op(
     c: &Caller,
     kind: RequestType,
@@ -537,7 +538,7 @@ async fn secret_op(
     };
     let backend = shared.secrets.clone();
     let (p, version, data) = (path.clone(), req.version, req.data);
-    let result = actix_rt::task::spawn_blocking(move || {
+    let operate = move || {
         let at = SecretResponse {
             path: p.clone(),
             ..Default::default()
@@ -564,9 +565,16 @@ async fn secret_op(
                 ..at
             }),
         }
-    })
-    .await
-    .map_err(|_| internal("secrets backend"))?;
+    };
+    // A read that only looks at memory is done here; anything that may wait for a disk or the
+    // network goes to a blocking thread, off the event loop.
+    let result = if redeemed.is_some() {
+        operate()
+    } else {
+        actix_rt::task::spawn_blocking(operate)
+            .await
+            .map_err(|_| internal("secrets backend"))?
+    };
     let outcome = match &result {
         Ok(_) => Outcome::Success,
         // The client's mistake, not the agent's: a notice, not an error.

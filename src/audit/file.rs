@@ -5,12 +5,15 @@
 //! is new), and a torn last line — a record whose write was cut by a crash, and so was never
 //! acknowledged — is cut off. [`AuditLog::append_batch`] seals a batch of records, writes them
 //! with one `write`, and makes them durable with one `fdatasync`: the group commit that lets
-//! many concurrent requests share one sync. On any failure the file is cut back to where it was
-//! and the chain head does not move, so a failed batch leaves no half-record behind.
+//! many concurrent requests share one sync. [`AuditLog::write_batch`] writes without the sync
+//! (`audit.sync: periodic`), and [`AuditLog::sync`] / [`AuditLog::sync_handle`] sync later. On
+//! any failure the file is cut back to where it was and the chain head does not move, so a
+//! failed batch leaves no half-record behind.
 //!
-//! Before each batch the log checks that its path still names the file it has open; a deleted
-//! or replaced file (an operator's `rm`, logrotate's `create`) is noticed and a new file opened,
-//! the chain continuing from the last record written. Past `max_file_size` the log rotates
+//! Before each durable batch the log checks that its path still names the file it has open; a
+//! deleted or replaced file (an operator's `rm`, logrotate's `create`) is noticed and a new file
+//! opened, the chain continuing from the last record written. Unsynced writes check the open
+//! file's link count every time (a deletion) and the path at least once a second. Past `max_file_size` the log rotates
 //! itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`… up to `max_backup_files`.
 
 use std::fs::{File, OpenOptions};

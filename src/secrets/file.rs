@@ -141,7 +141,12 @@ pub struct FileBackend {
     cipher: XChaCha20Poly1305,
     max_versions: usize,
     /// Every secret, decrypted at start and kept current: path → versions (oldest first).
+    /// Held only to look or to swap in a change, never across file I/O, so that reads (which
+    /// the agent makes on its event loop) never wait for a disk.
     secrets: Mutex<BTreeMap<String, Vec<SecretVersion>>>,
+    /// Held by a write or delete for its whole read-modify-store, so that changes to the
+    /// store happen one at a time and the map always matches the files.
+    changing: Mutex<()>,
 }
 
 impl std::fmt::Debug for FileBackend {
@@ -175,6 +180,7 @@ impl FileBackend {
             cipher: XChaCha20Poly1305::new(key.into()),
             max_versions: max_versions.max(1),
             secrets: Mutex::new(BTreeMap::new()),
+            changing: Mutex::new(()),
         };
         let check = dir.join(KEYCHECK);
         match std::fs::read(&check) {
@@ -274,6 +280,22 @@ impl FileBackend {
             .map_err(st)
     }
 
+    /// The map, locked briefly.
+    fn current(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Vec<SecretVersion>>>, SecretError> {
+        self.secrets
+            .lock()
+            .map_err(|_| SecretError::Storage("lock poisoned".into()))
+    }
+
+    /// The right to change the store, one change at a time.
+    fn changing(&self) -> Result<std::sync::MutexGuard<'_, ()>, SecretError> {
+        self.changing
+            .lock()
+            .map_err(|_| SecretError::Storage("lock poisoned".into()))
+    }
+
     fn store(&self, path: &str, versions: &[SecretVersion]) -> Result<(), SecretError> {
         let name = file_name(path);
         let plain = Zeroizing::new(
@@ -313,11 +335,8 @@ impl SecretBackend for FileBackend {
                 "a secret needs at least one field".into(),
             ));
         }
-        let mut all = self
-            .secrets
-            .lock()
-            .map_err(|_| SecretError::Storage("lock poisoned".into()))?;
-        let mut versions = all.get(&path).cloned().unwrap_or_default();
+        let _changing = self.changing()?;
+        let mut versions = self.current()?.get(&path).cloned().unwrap_or_default();
         let version = versions.last().map(|v| v.version + 1).unwrap_or(1);
         versions.push(SecretVersion {
             version,
@@ -326,8 +345,9 @@ impl SecretBackend for FileBackend {
         });
         let excess = versions.len().saturating_sub(self.max_versions);
         versions.drain(..excess);
+        // On disk first, then visible: a read never sees a version that is not stored.
         self.store(&path, &versions)?;
-        all.insert(path, versions);
+        self.current()?.insert(path, versions);
         Ok(version)
     }
 
@@ -359,22 +379,20 @@ impl SecretBackend for FileBackend {
 
     fn delete(&self, path: &str) -> Result<(), SecretError> {
         let path = check_path(path, false)?;
-        let mut all = self
-            .secrets
-            .lock()
-            .map_err(|_| SecretError::Storage("lock poisoned".into()))?;
-        if !all.contains_key(&path) {
+        let _changing = self.changing()?;
+        if !self.current()?.contains_key(&path) {
             return Err(SecretError::NotFound(path));
         }
         std::fs::remove_file(self.dir.join(file_name(&path)))
             .and_then(|()| std::fs::File::open(&self.dir).and_then(|d| d.sync_all()))
             .map_err(|e| SecretError::Storage(format!("cannot delete: {e}")))?;
-        all.remove(&path);
+        self.current()?.remove(&path);
         Ok(())
     }
 
     fn reads_are_local(&self) -> bool {
-        // Every secret is decrypted at start and kept in memory; reads touch no file.
+        // Every secret is decrypted at start and kept in memory; reads touch no file, and the
+        // map's lock is never held across file I/O.
         true
     }
 
@@ -471,6 +489,31 @@ mod tests {
         assert!(matches!(src, KeySource::Credential(_)));
         let e = FileBackend::open(dir.path(), &other, 5).unwrap_err();
         assert!(e.to_string().contains("wrong key"), "{e}");
+    }
+
+    #[test]
+    fn reads_do_not_wait_for_a_change_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = load_key(dir.path(), None, "k").unwrap();
+        let b = FileBackend::open(dir.path(), &key, 5).unwrap();
+        b.write("a", data(&[("k", "v1")])).unwrap();
+        // A write or delete holds this for its whole file I/O (a sync can take milliseconds);
+        // the agent reads on its event loop, so a read must not queue behind it.
+        let change = b.changing().unwrap();
+        let (done, read) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = done.send((b.read("a", None), b.list("")));
+            });
+            let (got, listed) = read
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("a read waited for a change in progress");
+            assert_eq!(got.unwrap().version, 1);
+            assert_eq!(listed.unwrap(), vec!["a".to_string()]);
+            drop(change);
+        });
+        assert_eq!(b.write("a", data(&[("k", "v2")])).unwrap(), 2);
+        assert_eq!(b.read("a", None).unwrap().version, 2);
     }
 
     #[test]

@@ -96,8 +96,9 @@ pub trait SecretBackend: Send + Sync {
     /// Health for `agent status`.
     fn health(&self) -> BackendHealth;
     /// Whether `read` and `list` only look at this process's memory: no file or network access,
-    /// nothing anyone else can observe. The agent may then do them while the redemption is
-    /// still being written, rather than after.
+    /// nothing anyone else can observe, and never a wait for a disk (no lock held across I/O).
+    /// The agent may then do them on its event loop, while the redemption is still being
+    /// written, rather than after it on a blocking thread.
     fn reads_are_local(&self) -> bool {
         false
     }
