@@ -46,8 +46,11 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_aether-vault-agent");
-const CLI: &str = env!("CARGO_BIN_EXE_aether-vault");
+/// The tests' harness, for what the benchmark shares with them (passing a socket as fd 3).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{AGENT, CLI};
 
 /// How long one response may take before the connection counts as failed.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -1128,7 +1131,6 @@ fn time_to_ready(env: &Env) -> Result<f64> {
 /// first request, the agent being started (socket-activated) right after the connect.
 fn first_request_activated(env: &Env) -> Result<f64> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let path = env.path().join("activated.sock");
     let _ = std::fs::remove_file(&path);
     let listener = StdListener::bind(&path)?;
@@ -1143,21 +1145,8 @@ fn first_request_activated(env: &Env) -> Result<f64> {
         .args(["--log-target", "stderr"])
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "agent");
-    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec; `fd` stays open
-    // in this process until after the spawn.
-    unsafe {
-        cmd.pre_exec(move || {
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // `fd` stays open in this process until after the spawn.
+    common::pass_as_fd3(&mut cmd, fd);
     let t0 = Instant::now();
     let mut client = StdStream::connect(&path)?;
     client.set_read_timeout(Some(Duration::from_secs(20)))?;
