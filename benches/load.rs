@@ -4,7 +4,9 @@
 //!
 //! `cargo bench --bench load` runs everything and prints Markdown tables; `-- --json` prints one
 //! JSON document instead, `-- --quick` is a smoke run, `-- --help` lists the options. Progress
-//! goes to stderr. Nothing here asserts a figure: the targets are printed as met or not.
+//! goes to stderr. Nothing here asserts a figure: the targets are printed as met or not. But
+//! every answer is checked, and a run in which any request or reload failed exits 1 after its
+//! report (CI relies on that with a `--quick` run).
 //!
 //! What it does, in order, with its own temporary configuration, state, policy and audit paths
 //! (on the file system of `--dir`, default the system temporary directory, since the cost of
@@ -1837,7 +1839,7 @@ fn run(opts: &Opts) -> Result<()> {
 
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return all_answered(&report);
     }
     let m = &report["machine"];
     println!(
@@ -1932,6 +1934,27 @@ fn run(opts: &Opts) -> Result<()> {
             t["target"].as_str().unwrap_or(""),
             t["goal"].as_str().unwrap_or(""),
             value.trim()
+        );
+    }
+    all_answered(&report)
+}
+
+/// An error unless every request of the run was answered as expected: the figures of a run
+/// with failed requests measure something else (CI runs `--quick` and relies on this).
+fn all_answered(report: &Value) -> Result<()> {
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    let mut failed: u64 = 0;
+    for row in report["load"].as_array().into_iter().flatten() {
+        failed += count(&row["agent"]["errors"]) + count(&row["baseline"]["errors"]);
+    }
+    for row in report["policy"].as_array().into_iter().flatten() {
+        failed += count(&row["errors"]);
+    }
+    let reloads = &report["reload_under_load"];
+    failed += count(&reloads["failed_requests"]) + count(&reloads["failed_reloads"]);
+    if failed > 0 {
+        bail!(
+            "{failed} requests or reloads failed (see \"errors\" above): the figures are not valid"
         );
     }
     Ok(())
