@@ -392,3 +392,69 @@ fn a_revocation_refused_for_a_full_disk_is_durable_once_retried() {
         "the acknowledged revocation survived: {v}"
     );
 }
+
+/// `audit.sync: periodic` on a full disk: validations (whose records are written, not waited
+/// for) are refused once a record cannot be written, every validation answered `valid` has its
+/// record in the log, and service comes back by itself once there is room.
+#[test]
+fn periodic_sync_on_a_full_disk_answers_nothing_without_its_record() {
+    require_root!();
+    let base = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
+        return;
+    };
+    let logs = disk.0.clone();
+    let mut agent = Agent::builder()
+        .audit_file(&logs.join("audit.log"))
+        .config("capability_engine:\n  max_uses: 0\naudit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  sync: periodic\n")
+        .start();
+    let id = agent.grant("secret:/periodic", &["read"]);
+    let mut c = agent.client();
+    let filler = disk.fill();
+    let mut valid = 0;
+    let mut refused = None;
+    for _ in 0..2000 {
+        let r = c.call("capability_validate", json!({"capability_id": id}));
+        if r["payload"]["valid"] == true {
+            valid += 1;
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("a full disk must refuse validations");
+    eprintln!("{valid} validations answered valid before the disk refused");
+    assert_eq!(r["payload"]["code"], "AUDIT_UNAVAILABLE", "{r}");
+    assert_eq!(
+        c.call("agent_status", Value::Null)["payload"]["audit_healthy"],
+        false
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.call("capability_validate", json!({"capability_id": id}));
+        if r["payload"]["valid"] == true {
+            valid += 1;
+            break;
+        }
+        assert!(Instant::now() < deadline, "service did not come back: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(c);
+    assert!(agent.stop().success());
+    let on_record = agent
+        .audit()
+        .iter()
+        .filter(|r| {
+            r["type"] == "capability_validation"
+                && r["outcome"] == "valid"
+                && r["capability_id"] == id.as_str()
+        })
+        .count();
+    assert_eq!(
+        on_record, valid,
+        "every validation answered valid is on record, no more"
+    );
+    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
