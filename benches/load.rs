@@ -347,24 +347,13 @@ impl Env {
     /// The agent's command line, environment cleaned as the tests do.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Result<Command> {
         let mut cmd = Command::new(program);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VAULT_AGENT_")
-                || k == "RUST_LOG"
-                || k == "NOTIFY_SOCKET"
-                || k.starts_with("LISTEN_")
-                || k.starts_with("WATCHDOG_")
-                || k == "CREDENTIALS_DIRECTORY"
-            {
-                cmd.env_remove(k);
-            }
-        }
+        common::clean_env(&mut cmd, self.path());
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr_file)
             .with_context(|| format!("open {}", self.stderr_file.display()))?;
-        cmd.env("HOME", self.path().join("home"))
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
         Ok(cmd)

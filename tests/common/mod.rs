@@ -157,7 +157,8 @@ impl AgentBuilder {
     }
 }
 
-/// Removes the caller's VAULT_AGENT_* variables and points HOME into the test directory.
+/// Removes what the caller's environment would tell the agent (VAULT_AGENT_* settings, systemd's
+/// notify socket, sockets, watchdog and credentials) and points HOME into the test directory.
 pub fn clean_env(cmd: &mut Command, dir: &Path) {
     for (k, _) in std::env::vars() {
         if k.starts_with("VAULT_AGENT_")
@@ -165,6 +166,7 @@ pub fn clean_env(cmd: &mut Command, dir: &Path) {
             || k == "NOTIFY_SOCKET"
             || k.starts_with("LISTEN_")
             || k.starts_with("WATCHDOG_")
+            || k == "CREDENTIALS_DIRECTORY"
         {
             cmd.env_remove(k);
         }
