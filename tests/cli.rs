@@ -135,7 +135,9 @@ fn status_commands() {
     assert_eq!(s["mode"], "development");
     assert!(s.get("detail").is_none());
     let out = agent.cli(&["agent", "status", "--verbose", "--format", "json"]);
-    assert_eq!(json_out(&out)["detail"]["socket_activated"], false);
+    let detail = json_out(&out)["detail"].clone();
+    assert_eq!(detail["socket_activated"], false);
+    assert_eq!(detail["audit_sync"], "always", "the default: {detail}");
     let out = agent.cli(&["capability", "status"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(!stdout(&out).is_empty());

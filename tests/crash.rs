@@ -229,6 +229,8 @@ fn periodic_sync_keeps_every_answered_record_through_sigkill() {
         .start();
     let id = agent.grant("secret:/periodic", &["read"]);
     let mut c = agent.client();
+    let st = c.call("agent_status", serde_json::Value::Null);
+    assert_eq!(st["payload"]["detail"]["audit_sync"], "periodic", "{st}");
     const N: usize = 300;
     for i in 0..N {
         let r = c.call("capability_validate", json!({"capability_id": id}));

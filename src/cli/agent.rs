@@ -208,7 +208,11 @@ pub fn status_table(s: &StatusResponse) -> String {
             .row("state directory", &d.state_directory)
             .row(
                 "audit file",
-                d.audit_file.as_deref().unwrap_or("(auditing off)"),
+                match (&d.audit_file, &d.audit_sync) {
+                    (Some(f), Some(sync)) => format!("{f} (sync: {sync})"),
+                    (Some(f), None) => f.clone(),
+                    (None, _) => "(auditing off)".to_string(),
+                },
             )
             .row(
                 "ttl",
@@ -357,6 +361,12 @@ mod tests {
         assert!(t.contains("active 4, revoked 1"), "{t}");
         assert!(t.contains("default 5m 0s, max 1h 0m 0s"), "{t}");
         assert!(t.contains("(auditing off)"), "{t}");
+        if let Some(d) = s.detail.as_mut() {
+            d.audit_file = Some("/var/log/a.log".into());
+            d.audit_sync = Some("periodic".into());
+        }
+        let t = status_table(&s);
+        assert!(t.contains("/var/log/a.log (sync: periodic)"), "{t}");
     }
 
     #[test]

@@ -458,6 +458,10 @@ pub struct StatusDetail {
     /// The last audit write error, while writes fail.
     #[serde(default)]
     pub audit_last_error: Option<String>,
+    /// When audit records reach the disk (`audit.sync`: `always` or `periodic`), if auditing
+    /// is on.
+    #[serde(default)]
+    pub audit_sync: Option<String>,
 }
 
 fn yes() -> bool {
