@@ -5,7 +5,8 @@
 //! - every revocation that reached a client is still in force;
 //! - no use count went backwards;
 //!
-//! At the end the audit log's hash chain verifies across all the crashes.
+//! At the end the audit log's hash chain verifies across all the crashes. All of this runs once
+//! with `audit.sync: always` and once with `periodic`.
 
 mod common;
 
@@ -102,12 +103,25 @@ fn traffic(path: std::path::PathBuf, known: Arc<Mutex<HashMap<String, Known>>>, 
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
+    crash_rounds("");
+}
+
+/// The same with `audit.sync: periodic`: grants, revocations and counted uses are still synced
+/// before their answers, while refusals and invalid validations are only written; records from
+/// the event loop and from the writer thread interleave on one chain, which must survive every
+/// kill.
+#[test]
+fn sigkill_with_periodic_audit_sync_loses_nothing_that_was_acknowledged() {
+    crash_rounds("audit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  sync: periodic\n");
+}
+
+fn crash_rounds(extra_config: &str) {
     // No configured cap on uses, so each capability's own limit (100000) is the one in force.
     let mut agent = Agent::builder()
         // Per-uid limits are hostile.rs's subject; here one uid grants as fast as it can.
-        .config(
-            "capability_engine:\n  max_uses: 0\n  max_active_per_uid: 0\nipc:\n  rate_limit_per_uid: 0\n",
-        )
+        .config(&format!(
+            "capability_engine:\n  max_uses: 0\n  max_active_per_uid: 0\nipc:\n  rate_limit_per_uid: 0\n{extra_config}"
+        ))
         .start();
     let known: Arc<Mutex<HashMap<String, Known>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut rng = Rng(0x9e3779b97f4a7c15 ^ std::process::id() as u64);
