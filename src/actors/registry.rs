@@ -279,7 +279,7 @@ impl CapabilityRegistry {
                 now,
             },
         );
-        let mut policy_result = decision.policy_result(nanos(eval_start));
+        let policy_result = decision.policy_result(nanos(eval_start));
         let mut event = AuditEvent::new(EventType::CapabilityRequest, Outcome::Denied)
             .by(&identity)
             .request(&request_id);
@@ -315,19 +315,20 @@ impl CapabilityRegistry {
                 event,
             };
         }
+        // The policy allows, but a limit refuses: denied, saying which limit.
+        let refuse = |why: String, mut pr: PolicyResult, mut event: AuditEvent| {
+            pr.decision = "deny".into();
+            pr.reasoning = format!("{why} (policy would allow: {})", decision.reasoning);
+            event.reason = Some(why.clone());
+            Decided {
+                durable: None,
+                answer: respond("denied", why, None, pr, None),
+                event,
+            }
+        };
         let plan = match plan_grant(&request, &self.limits, &decision) {
             Ok(p) => p,
-            Err(why) => {
-                policy_result.decision = "deny".into();
-                policy_result.reasoning =
-                    format!("{why} (policy would allow: {})", decision.reasoning);
-                event.reason = Some(why.clone());
-                return Decided {
-                    durable: None,
-                    answer: respond("denied", why, None, policy_result, None),
-                    event,
-                };
-            }
+            Err(why) => return refuse(why, policy_result, event),
         };
         if self.max_active_per_uid > 0 {
             let held = self.active_held(identity.uid, now);
@@ -337,15 +338,7 @@ impl CapabilityRegistry {
                      (capability_engine.max_active_per_uid); revoke some or let them expire",
                     identity.uid
                 );
-                policy_result.decision = "deny".into();
-                policy_result.reasoning =
-                    format!("{why} (policy would allow: {})", decision.reasoning);
-                event.reason = Some(why.clone());
-                return Decided {
-                    durable: None,
-                    answer: respond("denied", why, None, policy_result, None),
-                    event,
-                };
+                return refuse(why, policy_result, event);
             }
         }
         let id = match new_capability_id() {
