@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use aether_vault_agent::actors::dispatch::{After, parse_envelope};
 use aether_vault_agent::capability::grant::check_request;
 use aether_vault_agent::identity::PeerIdentity;
 use aether_vault_agent::policy::document::PolicyDocument;
@@ -30,12 +31,12 @@ use aether_vault_agent::protocol::types::{
     CapabilityRequest, ListRequest, PolicyTestRequest, RevokeRequest, SecretRequest,
     ValidateRequest,
 };
-use aether_vault_agent::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType};
+use aether_vault_agent::protocol::{Envelope, ErrorCode, ErrorPayload, RequestType};
 use aether_vault_agent::transport::framing::{DEFAULT_MAX_DEPTH, FrameError, JsonStreamDecoder};
 use aether_vault_agent::transport::reader::{ReadError, RequestReader};
 use bytes::Bytes;
 use serde::Serialize;
-use serde::de::{Deserialize, DeserializeOwned};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -498,15 +499,17 @@ fn check_error_line(id: &str, payload: ErrorPayload) {
     assert_eq!(v["payload"]["code"].as_str(), Some(code.as_str()));
 }
 
-/// Runs one frame through the session's parsing steps and checks them.
+/// Runs one frame through the session's parsing ([`parse_envelope`], then the payload) and
+/// checks what it answers.
 pub fn session_outcome(frame: &[u8]) -> Outcome {
+    let parsed = parse_envelope(frame);
     let value: Value = match serde_json::from_slice(frame) {
         Ok(v) => v,
-        Err(e) => {
-            check_error_line(
-                "",
-                ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")),
-            );
+        Err(_) => {
+            let refused = parsed.expect_err("a frame that is not JSON is refused");
+            assert_eq!(refused.error.code, ErrorCode::MalformedRequest);
+            assert_eq!(refused.after, After::Close, "malformed JSON closes");
+            check_error_line(&refused.id, refused.error);
             return Outcome::Malformed;
         }
     };
@@ -531,27 +534,22 @@ pub fn session_outcome(frame: &[u8]) -> Outcome {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let raw = match RawRequest::deserialize(value) {
-        Ok(r) => r,
-        Err(e) => {
-            check_error_line(
-                &readable_id,
-                ErrorPayload::new(
-                    ErrorCode::InvalidRequest,
-                    format!("invalid request format: {e}"),
-                ),
-            );
-            return Outcome::InvalidRequest;
+    let (kind, id, payload) = match parsed {
+        Ok(p) => p,
+        Err(refused) => {
+            assert_eq!(refused.after, After::KeepOpen, "{refused:?}");
+            let outcome = match refused.error.code {
+                ErrorCode::InvalidRequest => Outcome::InvalidRequest,
+                ErrorCode::UnknownMessageType => Outcome::UnknownType,
+                other => panic!("a JSON frame refused with {other:?}"),
+            };
+            check_error_line(&refused.id, refused.error);
+            return outcome;
         }
     };
-    let id = raw.id.clone().unwrap_or_default();
     assert_eq!(id, readable_id, "the id read early is the envelope's id");
-    let Some(kind) = RequestType::parse(&raw.kind) else {
-        check_error_line(&id, ErrorPayload::unknown_type(&raw.kind));
-        return Outcome::UnknownType;
-    };
-    assert_eq!(kind.as_str(), raw.kind);
-    match payload_outcome(kind, &raw.payload) {
+    assert_eq!(Some(kind.as_str()), value["type"].as_str());
+    match payload_outcome(kind, &payload) {
         Ok(()) => Outcome::Accepted(kind),
         Err(e) => {
             check_error_line(&id, ErrorPayload::new(ErrorCode::InvalidPayload, e));

@@ -227,40 +227,58 @@ fn require_id(id: &str) -> Result<(), ErrorPayload> {
     Ok(())
 }
 
-/// Handles one complete request frame.
-pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
-    let received = Instant::now();
-    let value: Value = match serde_json::from_slice(&frame) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                "",
-                ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")),
-                After::Close,
-            );
-        }
-    };
+/// A frame that cannot be handled: the id to answer with (when one could be read), the error,
+/// and whether the connection closes.
+#[derive(Debug)]
+pub struct Refused {
+    /// The request's id, or empty.
+    pub id: String,
+    /// The `error_response` payload.
+    pub error: ErrorPayload,
+    /// `MALFORMED_REQUEST` closes the connection; the others keep it open.
+    pub after: After,
+}
+
+/// Reads a frame as far as its envelope: the request type, its id and its payload, or why it
+/// is refused — not JSON (`MALFORMED_REQUEST`, close), not an envelope (`INVALID_REQUEST`), an
+/// unknown type (`UNKNOWN_MESSAGE_TYPE`). Apart from the actors, so that the fuzzer
+/// (`fuzz/src/lib.rs`) runs exactly what the session runs.
+pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Value), Refused> {
+    let value: Value = serde_json::from_slice(frame).map_err(|e| Refused {
+        id: String::new(),
+        error: ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")),
+        after: After::Close,
+    })?;
     let readable_id = value
         .get("id")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let raw = match RawRequest::deserialize(value) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                &readable_id,
-                ErrorPayload::new(
-                    ErrorCode::InvalidRequest,
-                    format!("invalid request format: {e}"),
-                ),
-                After::KeepOpen,
-            );
-        }
-    };
-    let id = raw.id.clone().unwrap_or_default();
-    let Some(kind) = RequestType::parse(&raw.kind) else {
-        return error(&id, ErrorPayload::unknown_type(&raw.kind), After::KeepOpen);
+    let raw = RawRequest::deserialize(value).map_err(|e| Refused {
+        id: readable_id,
+        error: ErrorPayload::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid request format: {e}"),
+        ),
+        after: After::KeepOpen,
+    })?;
+    let id = raw.id.unwrap_or_default();
+    match RequestType::parse(&raw.kind) {
+        Some(kind) => Ok((kind, id, raw.payload)),
+        None => Err(Refused {
+            id,
+            error: ErrorPayload::unknown_type(&raw.kind),
+            after: After::KeepOpen,
+        }),
+    }
+}
+
+/// Handles one complete request frame.
+pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
+    let received = Instant::now();
+    let (kind, id, body) = match parse_envelope(&frame) {
+        Ok(parsed) => parsed,
+        Err(refused) => return error(&refused.id, refused.error, refused.after),
     };
     if kind.is_admin_only() && !caller.is_admin {
         return error(
@@ -275,7 +293,7 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
             After::KeepOpen,
         );
     }
-    match dispatch(&caller, kind, &id, raw.payload, received).await {
+    match dispatch(&caller, kind, &id, body, received).await {
         Ok(reply) => reply,
         Err(e) => error(&id, e, After::KeepOpen),
     }
