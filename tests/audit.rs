@@ -178,6 +178,20 @@ impl SmallDisk {
     }
 }
 
+/// An agent whose audit log is on a fresh 64 KiB tmpfs under `base`, started with the YAML
+/// `config` (none if empty); `None` when this machine cannot mount one (the test is skipped).
+fn agent_with_audit_on_small_disk(
+    base: &std::path::Path,
+    config: &str,
+) -> Option<(SmallDisk, Agent)> {
+    let disk = SmallDisk::mount(base, "small", "")?;
+    let mut builder = Agent::builder().audit_file(&disk.0.join("audit.log"));
+    if !config.is_empty() {
+        builder = builder.config(config);
+    }
+    Some((disk, builder.start()))
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -188,11 +202,9 @@ impl Drop for SmallDisk {
 fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
+    let Some((disk, mut agent)) = agent_with_audit_on_small_disk(base.path(), "") else {
         return;
     };
-    let logs = disk.0.clone();
-    let mut agent = Agent::builder().audit_file(&logs.join("audit.log")).start();
     let mut c = agent.client();
     let before = c.call(
         "capability_request",
@@ -287,14 +299,10 @@ fn a_full_disk_refuses_requests_and_service_comes_back_by_itself() {
 fn failure_action_halt_exits_non_zero() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
+    let config = "audit:\n  failure_action: halt\n";
+    let Some((disk, mut agent)) = agent_with_audit_on_small_disk(base.path(), config) else {
         return;
     };
-    let logs = disk.0.clone();
-    let mut agent = Agent::builder()
-        .audit_file(&logs.join("audit.log"))
-        .config("audit:\n  failure_action: halt\n")
-        .start();
     disk.fill();
     let mut c = agent.client();
     for i in 0..64 {
@@ -400,14 +408,10 @@ fn a_revocation_refused_for_a_full_disk_is_durable_once_retried() {
 fn periodic_sync_on_a_full_disk_answers_nothing_without_its_record() {
     require_root!();
     let base = tempfile::tempdir().unwrap();
-    let Some(disk) = SmallDisk::mount(base.path(), "small", "") else {
+    let config = "capability_engine:\n  max_uses: 0\naudit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  sync: periodic\n";
+    let Some((disk, mut agent)) = agent_with_audit_on_small_disk(base.path(), config) else {
         return;
     };
-    let logs = disk.0.clone();
-    let mut agent = Agent::builder()
-        .audit_file(&logs.join("audit.log"))
-        .config("capability_engine:\n  max_uses: 0\naudit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  sync: periodic\n")
-        .start();
     let id = agent.grant("secret:/periodic", &["read"]);
     let mut c = agent.client();
     let filler = disk.fill();
