@@ -76,9 +76,13 @@ impl<R: AsyncRead + Unpin> RequestReader<R> {
                 self.started.get_or_insert_with(Instant::now);
             }
             self.buf.reserve(READ_CHUNK);
-            let read = self.reader.read_buf(&mut self.buf);
-            let n = match self.started {
-                Some(t0) => match tokio::time::timeout_at(t0 + self.deadline, read).await {
+            // At most one chunk: `read_buf` alone would fill all the spare capacity, which
+            // grows with a large request.
+            let mut chunk = (&mut self.reader).take(READ_CHUNK as u64);
+            let read = chunk.read_buf(&mut self.buf);
+            // A deadline too far to represent is no deadline (a configured value, not a panic).
+            let n = match self.started.and_then(|t0| t0.checked_add(self.deadline)) {
+                Some(due) => match tokio::time::timeout_at(due, read).await {
                     Ok(r) => r,
                     Err(_) => return self.fail(ReadError::Deadline(self.deadline)),
                 },
@@ -181,6 +185,43 @@ mod tests {
         assert_eq!(&rr.next().await.unwrap().unwrap()[..], b"{}");
         drop(writer.await.unwrap());
         assert!(rr.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn at_most_one_chunk_is_read_beyond_the_request() {
+        let (mut w, r) = tokio::io::duplex(256 * 1024);
+        let mut rr = RequestReader::new(
+            r,
+            JsonStreamDecoder::new(64 * 1024, 8),
+            Duration::from_secs(10),
+        );
+        // A large request grows the buffer; what the client sent after it stays in its socket.
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(40 * 1024));
+        w.write_all(big.as_bytes()).await.unwrap();
+        w.write_all("{}".repeat(50 * 1024).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(rr.next().await.unwrap().unwrap().len(), big.len());
+        assert!(
+            rr.buf.len() <= READ_CHUNK,
+            "{} bytes read ahead",
+            rr.buf.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deadline_too_far_to_represent_is_no_deadline() {
+        let (mut w, r) = tokio::io::duplex(64);
+        let mut rr = RequestReader::new(r, JsonStreamDecoder::new(1024, 8), Duration::MAX);
+        w.write_all(b"{\"a\":").await.unwrap();
+        // The rest comes once the reader has the start and a deadline would be set.
+        let rest = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            w.write_all(b"1}").await.unwrap();
+            w
+        });
+        assert_eq!(&rr.next().await.unwrap().unwrap()[..], b"{\"a\":1}");
+        drop(rest.await.unwrap());
     }
 
     #[tokio::test]
