@@ -86,8 +86,6 @@ pub enum Probe {
 /// What one round of pings means.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assessment {
-    /// Every component answered without a fault: `WATCHDOG=1` may be sent.
-    pub feed_watchdog: bool,
     /// The components that did not, and why (`no answer within 75 ms`).
     pub problems: BTreeMap<Component, String>,
     /// Active capabilities, if the registry answered.
@@ -162,8 +160,14 @@ pub fn assess(probes: &[(Component, Probe)]) -> Assessment {
             ));
         }
     }
-    a.feed_watchdog = a.problems.is_empty();
     a
+}
+
+impl Assessment {
+    /// Every component answered without a fault: `WATCHDOG=1` may be sent.
+    pub fn feed_watchdog(&self) -> bool {
+        self.problems.is_empty()
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -314,7 +318,9 @@ impl Supervisor {
             None => tracing::debug!("no systemd watchdog"),
         }
         let task = actix_rt::spawn(async move {
-            let mut interval = tokio::time::interval(period);
+            // The first round ran before READY=1 (server.rs); the next is one period later.
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_status = Some(last_status);
             let mut last_fed: Option<std::time::Instant> = None;
@@ -350,7 +356,7 @@ impl Supervisor {
                 problems = a.problems.clone();
                 if let Some(w) = watchdog {
                     let since = last_fed.map(|t| t.elapsed());
-                    if a.feed_watchdog && watchdog_due(since, w, period) {
+                    if a.feed_watchdog() && watchdog_due(since, w, period) {
                         crate::notify::watchdog();
                         last_fed = Some(std::time::Instant::now());
                     }
@@ -404,7 +410,7 @@ mod tests {
     #[test]
     fn every_answer_feeds_the_watchdog() {
         let a = assess(&all_well());
-        assert!(a.feed_watchdog);
+        assert!(a.feed_watchdog());
         assert!(a.problems.is_empty());
         assert_eq!(a.wedged(), None);
         assert_eq!(
@@ -423,7 +429,7 @@ mod tests {
             let mut probes = all_well();
             probes[3].1 = bad;
             let a = assess(&probes);
-            assert!(!a.feed_watchdog, "case {i}");
+            assert!(!a.feed_watchdog(), "case {i}");
             let w = a.wedged().unwrap();
             assert!(w.starts_with("AuditWriter: "), "{w}");
             assert!(
@@ -445,9 +451,9 @@ mod tests {
         let mut probes = all_well();
         probes.remove(0);
         let a = assess(&probes);
-        assert!(!a.feed_watchdog);
+        assert!(!a.feed_watchdog());
         assert_eq!(a.wedged().as_deref(), Some("Listener: not pinged"));
-        assert!(!assess(&[]).feed_watchdog);
+        assert!(!assess(&[]).feed_watchdog());
     }
 
     #[test]
@@ -459,7 +465,7 @@ mod tests {
             ..Health::alive()
         });
         let a = assess(&probes);
-        assert!(!a.feed_watchdog);
+        assert!(!a.feed_watchdog());
         assert_eq!(a.active_capabilities, Some(2));
         assert!(
             a.wedged()
@@ -482,7 +488,7 @@ mod tests {
         });
         let a = assess(&probes);
         assert!(
-            a.feed_watchdog,
+            a.feed_watchdog(),
             "a failing policy load or disk is not a wedge"
         );
         let line = status_line("/s", 1, &a);
