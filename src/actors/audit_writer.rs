@@ -6,8 +6,9 @@
 //! An [`AppendAll`] says what it waits for ([`Wait`]). With `audit.sync: periodic`, a
 //! [`Wait::Written`] append — the record of a decision that changed nothing — is written here,
 //! on the event loop, with one `write` to the log (shared with the writer thread behind a
-//! mutex that is never held across a sync), answered at once, and synced by the writer thread
-//! `audit.sync_interval_ms` later; see docs/durability.md. Everything else goes through the
+//! mutex that is held across a sync only while the writer thread rotates the log), answered at
+//! once, and synced by the writer thread `audit.sync_interval_ms` later; see
+//! docs/durability.md. Everything else goes through the
 //! writer thread and is answered once synced.
 //!
 //! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
@@ -23,7 +24,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
-use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation};
+use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
 use crate::config::{AuditConfig, AuditSync, FailureAction};
 use crate::durable::{Committer, Pending};
 
@@ -86,7 +87,8 @@ pub struct SharedLog {
     log: Arc<Mutex<AuditLog>>,
     /// `audit.sync: always`: each batch is written and synced under the lock (nobody else
     /// writes), and a failed sync cuts the batch off again. `periodic`: the lock is held only
-    /// to write, so that the event loop's appends never wait for the disk.
+    /// to write (and to rotate, once per `max_file_size`), so that the event loop's appends do
+    /// not wait for the disk.
     sync_under_lock: bool,
 }
 
@@ -97,9 +99,14 @@ impl SharedLog {
             .map_err(|_| "the audit log's lock is poisoned".to_string())
     }
 
-    /// Makes every record written so far durable.
+    /// Makes every record written so far durable, and rotates the log if the event loop's
+    /// writes have taken it past `max_file_size` (they leave rotating to this thread).
     fn sync(&self) -> Result<(), String> {
-        let file = self.lock()?.sync_handle().map_err(|e| e.to_string())?;
+        let file = {
+            let mut log = self.lock()?;
+            log.rotate_if_due();
+            log.sync_handle().map_err(|e| e.to_string())?
+        };
         file.sync_data()
             .map_err(|e| format!("audit log: cannot sync: {e}"))
     }
@@ -115,7 +122,10 @@ impl crate::durable::Sink for SharedLog {
                 .and_then(|mut log| log.append_batch(&refs).map_err(|e| e.to_string()))
         } else {
             self.lock()
-                .and_then(|mut log| log.write_batch(&refs).map_err(|e| e.to_string()))
+                .and_then(|mut log| {
+                    log.write_batch(&refs, WrittenBy::WriterThread)
+                        .map_err(|e| e.to_string())
+                })
                 .and_then(|()| self.sync())
         };
         if let Err(e) = &result {
@@ -235,7 +245,9 @@ impl AuditWriter {
         }
         let refs: Vec<&AuditEvent> = events.iter().collect();
         let result = match log.lock() {
-            Ok(mut l) => l.write_batch(&refs).map_err(|e| e.to_string()),
+            Ok(mut l) => l
+                .write_batch(&refs, WrittenBy::EventLoop)
+                .map_err(|e| e.to_string()),
             Err(_) => Err("the audit log's lock is poisoned".to_string()),
         };
         match &result {
@@ -307,7 +319,9 @@ impl Handler<Reopen> for AuditWriter {
 
     fn handle(&mut self, _: Reopen, _: &mut Context<Self>) -> Self::Result {
         match &self.log {
-            Some(c) => c.run(|s| s.lock()?.reopen().map_err(|e| e.to_string())),
+            // A failure (the old file could not be synced, the new one not opened) counts
+            // against the log's health like a failed write.
+            Some(c) => self.watch(c.run(|s| s.lock()?.reopen().map_err(|e| e.to_string()))),
             None => Box::pin(async { Ok(()) }),
         }
     }

@@ -63,6 +63,18 @@ pub struct AuditLog {
     path_checked: Instant,
 }
 
+/// Where a batch is written from, which decides what the write may wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrittenBy {
+    /// The writer thread: the path is looked up before the batch, and the log rotates after
+    /// it when due (rotating syncs the old file and the directory).
+    WriterThread,
+    /// The event loop (`audit.sync: periodic`): never a wait for the disk. The path is looked
+    /// up at most every [`PATH_CHECK_EVERY`] (a deletion is noticed at once, by the open
+    /// file's link count), and rotation waits for the writer thread's next batch or sync.
+    EventLoop,
+}
+
 /// Longest time between two lookups of the log's path when batches do not ask for one.
 const PATH_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -144,10 +156,9 @@ impl AuditLog {
     /// logrotate's SIGHUP, and when the file was deleted or replaced).
     pub fn reopen(&mut self) -> Result<(), AuditError> {
         // Records written but not yet synced (`audit.sync: periodic`) go to disk with the old
-        // file, before anything else is written.
-        if let Err(e) = self.file.sync_data() {
-            tracing::warn!(path = %self.path.display(), error = %e, "could not sync the audit log before reopening it");
-        }
+        // file. If they cannot, the new file is opened all the same, and the failure is the
+        // caller's error: answered records may not be on disk.
+        let synced = self.file.sync_data();
         let file =
             open_append(&self.path).map_err(|e| self.error(format!("cannot reopen: {e}")))?;
         let meta = file
@@ -155,7 +166,7 @@ impl AuditLog {
             .map_err(|e| self.error(format!("cannot stat: {e}")))?;
         self.identity = file_identity(&meta);
         self.file = file;
-        Ok(())
+        synced.map_err(|e| self.error(format!("cannot sync the previous file: {e}")))
     }
 
     /// Reopens when the path no longer names the open file; returns the open file's length.
@@ -224,18 +235,36 @@ impl AuditLog {
         &self.head
     }
 
-    /// Seals and appends `events` in order, durably (one write, one `fdatasync`). On failure
-    /// the file is cut back and the chain head does not move.
+    /// Seals and appends `events` in order, durably (one write, one `fdatasync`), from the
+    /// writer thread. On failure the file is cut back and the chain head does not move.
     pub fn append_batch(&mut self, events: &[&AuditEvent]) -> Result<(), AuditError> {
-        self.append(events, true)
+        self.append(events, true, WrittenBy::WriterThread)
     }
 
     /// Seals and appends `events` in order with one `write`, without waiting for the disk:
     /// once this returns they are in the kernel's hands (they survive the agent being killed,
     /// not a power loss) until the next [`AuditLog::sync`]. On failure the file is cut back
     /// and the chain head does not move.
-    pub fn write_batch(&mut self, events: &[&AuditEvent]) -> Result<(), AuditError> {
-        self.append(events, false)
+    pub fn write_batch(
+        &mut self,
+        events: &[&AuditEvent],
+        from: WrittenBy,
+    ) -> Result<(), AuditError> {
+        self.append(events, false, from)
+    }
+
+    /// Rotates the log if it has reached `max_file_size` (see [`WrittenBy::EventLoop`], which
+    /// leaves that to the writer thread).
+    pub fn rotate_if_due(&mut self) {
+        let Ok(size) = self.file.metadata().map(|m| m.len()) else {
+            return;
+        };
+        if self.rotation.max_file_size > 0 && size >= self.rotation.max_file_size {
+            // What was written is written already; a failed rotation is retried later.
+            if let Err(e) = self.rotate() {
+                tracing::error!(error = %e, "audit log rotation failed");
+            }
+        }
     }
 
     /// A handle to the open file, to `fdatasync` it without holding the log (see
@@ -254,7 +283,12 @@ impl AuditLog {
             .map_err(|e| self.error(format!("cannot sync: {e}")))
     }
 
-    fn append(&mut self, events: &[&AuditEvent], durable: bool) -> Result<(), AuditError> {
+    fn append(
+        &mut self,
+        events: &[&AuditEvent],
+        durable: bool,
+        from: WrittenBy,
+    ) -> Result<(), AuditError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -265,7 +299,7 @@ impl AuditLog {
                 .map_err(|e| self.error(format!("a record could not be encoded: {e}")))?;
             bytes.extend_from_slice(&line);
         }
-        let before = self.ensure_current(durable)?;
+        let before = self.ensure_current(from == WrittenBy::WriterThread)?;
         let written = self.file.write_all(&bytes).and_then(|()| {
             if durable {
                 self.file.sync_data()
@@ -279,12 +313,8 @@ impl AuditLog {
             return Err(self.error(format!("cannot write: {e}")));
         }
         self.head = head;
-        let size = before + bytes.len() as u64;
-        if self.rotation.max_file_size > 0 && size >= self.rotation.max_file_size {
-            // The batch is written already; a failed rotation is retried after the next one.
-            if let Err(e) = self.rotate() {
-                tracing::error!(error = %e, "audit log rotation failed");
-            }
+        if from == WrittenBy::WriterThread {
+            self.rotate_if_due();
         }
         Ok(())
     }
@@ -446,12 +476,16 @@ mod tests {
         let path = dir.path().join("audit.log");
         let rotated = dir.path().join("audit.log.1");
         let mut log = AuditLog::open(&path).unwrap();
-        log.write_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        log.write_batch(&[&ev(EventType::AgentStart)], WrittenBy::EventLoop)
+            .unwrap();
         log.sync().unwrap();
         // Renamed away: unsynced writes go on into the renamed file, on the chain...
         std::fs::rename(&path, &rotated).unwrap();
-        log.write_batch(&[&ev(EventType::CapabilityValidation)])
-            .unwrap();
+        log.write_batch(
+            &[&ev(EventType::CapabilityValidation)],
+            WrittenBy::EventLoop,
+        )
+        .unwrap();
         assert!(!path.exists(), "no lookup yet");
         assert_eq!(
             std::fs::read_to_string(&rotated).unwrap().lines().count(),
@@ -463,7 +497,8 @@ mod tests {
         assert!(path.exists(), "a new file was opened");
         // Deleted: noticed by the very next unsynced write, through the link count.
         std::fs::remove_file(&path).unwrap();
-        log.write_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        log.write_batch(&[&ev(EventType::AgentStop)], WrittenBy::EventLoop)
+            .unwrap();
         assert!(path.exists(), "a deletion is noticed at once");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
@@ -471,8 +506,37 @@ mod tests {
         // A lookup is also due after PATH_CHECK_EVERY.
         std::fs::rename(&path, &rotated).unwrap();
         log.path_checked -= PATH_CHECK_EVERY;
-        log.write_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        log.write_batch(&[&ev(EventType::AgentStop)], WrittenBy::EventLoop)
+            .unwrap();
         assert!(path.exists(), "the periodic lookup noticed the rename");
+    }
+
+    #[test]
+    fn the_event_loop_never_rotates_the_writer_thread_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        for _ in 0..10 {
+            log.write_batch(
+                &[&ev(EventType::CapabilityValidation)],
+                WrittenBy::EventLoop,
+            )
+            .unwrap();
+        }
+        assert!(
+            !dir.path().join("audit.log.1").exists(),
+            "rotating syncs: not on the event loop"
+        );
+        log.rotate_if_due();
+        assert!(dir.path().join("audit.log.1").exists());
+        log.write_batch(&[&ev(EventType::AgentStop)], WrittenBy::WriterThread)
+            .unwrap();
+        let v = verify(&path);
+        assert_eq!((v.records, v.from_genesis), (11, true));
     }
 
     #[test]

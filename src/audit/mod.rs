@@ -10,4 +10,4 @@ pub mod event;
 pub mod file;
 
 pub use event::{AuditEvent, AuditIdentity, EventType, Outcome};
-pub use file::{AuditError, AuditLog, Rotation};
+pub use file::{AuditError, AuditLog, Rotation, WrittenBy};
