@@ -139,7 +139,8 @@ async fn record_all(
     audited(shared.audit.send(AppendAll { events, wait }).await)
 }
 
-/// What an audit append's outcome means for the request: `AUDIT_UNAVAILABLE` unless durable.
+/// What an audit append's outcome means for the request: `AUDIT_UNAVAILABLE` unless the
+/// records are as safe as their [`Wait`] asked.
 fn audited(sent: Result<Result<(), String>, actix::MailboxError>) -> Result<(), ErrorPayload> {
     let why = match sent {
         Ok(Ok(())) => return Ok(()),
@@ -205,7 +206,7 @@ where
     let granted = (event.outcome == Outcome::Granted)
         .then(|| event.capability_id.clone())
         .flatten();
-    // The store write and the audit record proceed together; both must be durable.
+    // The store write and the audit record proceed together; both must succeed (see settle).
     let Err(failure) = settle(shared, durable, vec![event]).await else {
         return Ok(answer);
     };

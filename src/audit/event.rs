@@ -182,7 +182,6 @@ impl AuditEvent {
         self
     }
 
-    /// The record as one JSON line with its `\n`.
     /// The record as the chain writes it, borrowing this event: the same JSON object as
     /// `serde_json::to_value(self)` plus the chain fields, with every key (nested ones too) in
     /// sorted order, so that serializing it directly gives the canonical form that
@@ -221,6 +220,7 @@ impl AuditEvent {
         }
     }
 
+    /// The record as one JSON line with its `\n`.
     pub fn to_line(&self) -> Vec<u8> {
         let mut line = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
         line.push(b'\n');
