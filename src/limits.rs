@@ -154,6 +154,13 @@ impl RejectionBudget {
             None
         }
     }
+
+    /// The events counted but not recorded since the last record, and zero from now on: what
+    /// the agent's last record says at shutdown, so that no count is lost with the process.
+    pub fn take_suppressed(&self) -> u64 {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut st.1)
+    }
 }
 
 /// Records per second the audit log gets for refused connections and requests.
@@ -243,5 +250,10 @@ mod tests {
         assert_eq!(b.admit(t), None);
         assert_eq!(b.admit(t), None);
         assert_eq!(b.admit(t + Duration::from_secs(1)), Some(2));
+        // At shutdown the count not yet reported is taken for the last record.
+        assert_eq!(b.admit(t + Duration::from_secs(1)), Some(0));
+        assert_eq!(b.admit(t + Duration::from_secs(1)), None);
+        assert_eq!(b.take_suppressed(), 1);
+        assert_eq!(b.take_suppressed(), 0);
     }
 }

@@ -326,12 +326,21 @@ pub async fn run(
         );
     }
     let active = registry.send(Stats).await.map(|s| s.active).unwrap_or(0);
-    let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success).because(match idle_stop {
+    let mut reason = match idle_stop {
         Some(secs) => format!(
             "stopped after {secs} s idle (idle_exit_seconds); {active} capabilities were active"
         ),
         None => format!("stopped; {active} capabilities were active"),
-    });
+    };
+    // Refusals counted beyond the audit budget since the last connection_rejected record
+    // would otherwise be said by the next one, which this process will not write.
+    let suppressed = shared.rejections.take_suppressed();
+    if suppressed > 0 {
+        reason.push_str(&format!(
+            "; {suppressed} more refusals since the last connection_rejected record were not recorded one by one"
+        ));
+    }
+    let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success).because(reason);
     let _ = audit.send(Append(stop)).await;
     if let Ok(Err(e)) = audit.send(Flush).await {
         tracing::error!(error = %e, "audit flush failed");

@@ -76,7 +76,7 @@ fn raise_nofile(n: u64) {
 #[test]
 fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
     raise_nofile(25_000);
-    let agent = Agent::builder()
+    let mut agent = Agent::builder()
         .config("ipc:\n  max_connections: 300\n  max_connections_per_uid: 200\n")
         .start();
     let before = rss_kib(&agent);
@@ -121,6 +121,13 @@ fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
             .contains("already has 200 connections"),
         "{r}"
     );
+    // A burst beyond the audit budget, and then no refusal until the agent stops: only the
+    // agent_stop record can still say how many were not recorded one by one.
+    for _ in 0..100 {
+        let mut c = UnixStream::connect(&agent.socket).unwrap();
+        let r = first_line(&mut c).expect("an error response");
+        assert_eq!(r["payload"]["code"], "TOO_MANY_CONNECTIONS", "{r}");
+    }
 
     drop(conns);
     wait_until(
@@ -151,6 +158,28 @@ fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
         t0.elapsed()
     );
     still_serves(&agent);
+    // Nothing is lost from the count: the records, the numbers they carry for the refusals
+    // not recorded one by one, and what the agent_stop record adds make every refusal.
+    assert!(agent.stop().success());
+    let number_before = |text: &str, marker: &str| -> u64 {
+        text.find(marker)
+            .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut counted = 0;
+    for r in agent.audit() {
+        let reason = r["reason"].as_str().unwrap_or_default();
+        if r["type"] == "connection_rejected" {
+            counted += 1 + number_before(reason, " earlier refusals were not recorded");
+        } else if r["type"] == "agent_stop" {
+            counted += number_before(reason, " more refusals since the last");
+        }
+    }
+    assert_eq!(
+        counted, 9_901,
+        "the 9,800 refused at once, the extra one and the burst of 100"
+    );
 }
 
 #[test]
