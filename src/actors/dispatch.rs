@@ -63,7 +63,7 @@ pub struct Caller {
 
 fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
     Reply {
-        line: line(Envelope::new(kind.response_type().as_str(), id, payload)),
+        line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(),
         after: After::KeepOpen,
     }
 }
@@ -71,24 +71,9 @@ fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
 /// An `error_response`.
 pub fn error(id: &str, payload: ErrorPayload, after: After) -> Reply {
     Reply {
-        line: line(Envelope::new(
-            ResponseType::ErrorResponse.as_str(),
-            id,
-            payload,
-        )),
+        line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(),
         after,
     }
-}
-
-/// The response line: what [`Envelope::to_line`] makes, written into a buffer sized for a
-/// typical answer rather than grown from empty.
-fn line<P: serde::Serialize>(envelope: Envelope<P>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    if serde_json::to_writer(&mut out, &envelope).is_err() {
-        return envelope.to_line();
-    }
-    out.push(b'\n');
-    out
 }
 
 /// The reply to a framing error: an error response, then close.

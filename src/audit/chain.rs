@@ -71,7 +71,9 @@ impl std::io::Write for HashWriter {
 }
 
 /// Seals `fields` (a record without chain fields) onto the chain: sets `seq`, `prev_hash` and
-/// `hash`, advances `head`, and returns the line to write (with its `\n`).
+/// `hash`, advances `head`, and returns the line to write (with its `\n`). The general form,
+/// through a `Map`, which the writer's [`seal_event`] is held to in the tests.
+#[cfg(test)]
 pub fn seal(mut fields: Map<String, Value>, head: &mut ChainHead) -> Vec<u8> {
     let seq = head.seq + 1;
     fields.insert("seq".into(), Value::from(seq));

@@ -70,8 +70,13 @@ impl<P> Envelope<P> {
 impl<P: Serialize> Envelope<P> {
     /// Compact JSON plus the trailing `\n` the protocol puts after every response.
     pub fn to_line(&self) -> Vec<u8> {
-        // Serializing plain data structs with string keys cannot fail.
-        let mut out = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        // Serializing plain data structs with string keys cannot fail. The buffer is sized for
+        // a typical answer rather than grown from empty.
+        let mut out = Vec::with_capacity(1024);
+        if serde_json::to_writer(&mut out, self).is_err() {
+            out.clear();
+            out.extend_from_slice(b"{}");
+        }
         out.push(b'\n');
         out
     }

@@ -312,10 +312,7 @@ impl FileBackend {
 impl SecretBackend for FileBackend {
     fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError> {
         let path = check_path(path, false)?;
-        let all = self
-            .secrets
-            .lock()
-            .map_err(|_| SecretError::Storage("lock poisoned".into()))?;
+        let all = self.current()?;
         let versions = all
             .get(&path)
             .ok_or_else(|| SecretError::NotFound(path.clone()))?;
@@ -358,13 +355,16 @@ impl SecretBackend for FileBackend {
         } else {
             format!("{prefix}/")
         };
-        let all = self
-            .secrets
-            .lock()
-            .map_err(|_| SecretError::Storage("lock poisoned".into()))?;
+        let all = self.current()?;
+        // Keys are sorted: those under the prefix are one run, starting at it (this runs on
+        // the event loop, so it does not scan the others).
         let mut names: Vec<String> = all
-            .keys()
-            .filter_map(|p| p.strip_prefix(prefix.as_str()))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(p, _)| p)
+            .map_while(|p| p.strip_prefix(prefix.as_str()))
             .map(|rest| match rest.split_once('/') {
                 Some((folder, _)) => format!("{folder}/"),
                 None => rest.to_string(),
@@ -489,6 +489,20 @@ mod tests {
         assert!(matches!(src, KeySource::Credential(_)));
         let e = FileBackend::open(dir.path(), &other, 5).unwrap_err();
         assert!(e.to_string().contains("wrong key"), "{e}");
+    }
+
+    #[test]
+    fn list_names_what_is_directly_under_a_folder_and_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = load_key(dir.path(), None, "k").unwrap();
+        let b = FileBackend::open(dir.path(), &key, 5).unwrap();
+        for p in ["da", "db/a/x", "db/a/y", "db/a.b", "db/b", "dbx", "dc/z"] {
+            b.write(p, data(&[("k", "v")])).unwrap();
+        }
+        assert_eq!(b.list("db").unwrap(), vec!["a.b", "a/", "b"]);
+        assert_eq!(b.list("db/a/").unwrap(), vec!["x", "y"]);
+        assert_eq!(b.list("").unwrap(), vec!["da", "db/", "dbx", "dc/"]);
+        assert!(matches!(b.list("dd"), Err(SecretError::NotFound(_))));
     }
 
     #[test]
