@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::audit_writer::{Append, AuditWriter, Flush, Reopen};
+use crate::actors::audit_writer::{Append, AuditWriter, Flush};
 use crate::actors::listener::{Listener, StopAccepting};
-use crate::actors::policy_watcher::{PolicyWatcher, Reload, Trigger};
+use crate::actors::policy_watcher::{PolicyWatcher, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
 use crate::actors::{Command, Shared};
 use crate::audit::{AuditError, AuditEvent, EventType, Outcome};
@@ -290,10 +290,10 @@ pub async fn run(
         match cmd {
             Command::Reload => {
                 // SIGHUP also reopens the audit log, for logrotate.
-                if let Ok(Err(e)) = audit.send(Reopen).await {
-                    tracing::error!(error = %e, "cannot reopen the audit log");
-                }
-                if policy.send(Reload(Trigger::Signal)).await.is_err() {
+                if crate::actors::reopen_and_reload(&audit, &policy, Trigger::Signal)
+                    .await
+                    .is_err()
+                {
                     tracing::error!("policy watcher is gone");
                 }
             }

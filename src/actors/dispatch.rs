@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::SharedRef;
 use super::audit_writer::{AppendAll, Wait};
-use super::policy_watcher::{GetStatus, PolicyStatus, Reload, Trigger};
+use super::policy_watcher::{GetStatus, PolicyStatus, Trigger};
 use super::registry::{
     CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Stats, Validate,
 };
@@ -171,6 +171,21 @@ async fn settle(
     }
 }
 
+/// Asks the registry to decide; what it decided, with its record and store write still to be
+/// waited for ([`settle`]).
+async fn ask<M, T>(shared: &SharedRef, msg: M) -> Result<Decided<T>, ErrorPayload>
+where
+    M: actix::Message<Result = Decided<T>> + Send + 'static,
+    T: Send + 'static,
+    CapabilityRegistry: actix::Handler<M>,
+{
+    shared
+        .registry
+        .send(msg)
+        .await
+        .map_err(|_| internal("capability registry"))
+}
+
 /// Asks the registry to decide, writes the decision's audit record, then hands back the answer.
 async fn decide<M, T>(shared: &SharedRef, msg: M) -> Result<T, ErrorPayload>
 where
@@ -178,16 +193,11 @@ where
     T: Send + 'static,
     CapabilityRegistry: actix::Handler<M>,
 {
-    let decided = shared
-        .registry
-        .send(msg)
-        .await
-        .map_err(|_| internal("capability registry"))?;
     let Decided {
         answer,
         event,
         durable,
-    } = decided;
+    } = ask(shared, msg).await?;
     let granted = (event.outcome == Outcome::Granted)
         .then(|| event.capability_id.clone())
         .flatten();
@@ -308,13 +318,8 @@ async fn dispatch(
         RequestType::StatusRequest => ok(kind, id, Box::pin(status(shared, false)).await?),
         RequestType::AgentStatus => ok(kind, id, Box::pin(status(shared, true)).await?),
         RequestType::AgentReload => {
-            // The same as SIGHUP: reopen the audit log (for logrotate), then reload.
-            if let Ok(Err(e)) = shared.audit.send(super::audit_writer::Reopen).await {
-                tracing::error!(error = %e, "cannot reopen the audit log");
-            }
-            let o = shared
-                .policy
-                .send(Reload(Trigger::Request))
+            // The same as SIGHUP.
+            let o = super::reopen_and_reload(&shared.audit, &shared.policy, Trigger::Request)
                 .await
                 .map_err(|_| internal("policy watcher"))?;
             ok(
@@ -522,11 +527,7 @@ async fn secret_op(
             answer,
             event,
             durable,
-        } = shared
-            .registry
-            .send(redeem)
-            .await
-            .map_err(|_| internal("capability registry"))?;
+        } = ask(shared, redeem).await?;
         match answer {
             Ok(path) => {
                 redeemed = Some((durable, event));

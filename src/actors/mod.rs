@@ -122,5 +122,19 @@ impl Shared {
     }
 }
 
+/// What SIGHUP and `agent_reload` both do: reopen the audit log (for logrotate; a failure is
+/// logged and counts against the log's health), then reload the policy set and answer how it
+/// went. `Err` only if the policy watcher is gone.
+pub async fn reopen_and_reload(
+    audit: &Addr<audit_writer::AuditWriter>,
+    policy: &Addr<policy_watcher::PolicyWatcher>,
+    trigger: policy_watcher::Trigger,
+) -> Result<policy_watcher::ReloadOutcome, actix::MailboxError> {
+    if let Ok(Err(e)) = audit.send(audit_writer::Reopen).await {
+        tracing::error!(error = %e, "cannot reopen the audit log");
+    }
+    policy.send(policy_watcher::Reload(trigger)).await
+}
+
 /// Shared state handle.
 pub type SharedRef = Arc<Shared>;
