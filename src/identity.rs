@@ -104,13 +104,28 @@ impl PeerIdentity {
     }
 }
 
-/// Reads the peer identity of a connected Unix stream socket.
+/// Reads the peer identity of a connected Unix stream socket: [`peer_credentials`], then
+/// [`complete`].
 pub fn from_socket(fd: BorrowedFd<'_>) -> Result<PeerIdentity, IdentityError> {
+    let mut id = peer_credentials(fd)?;
+    complete(&mut id, fd);
+    Ok(id)
+}
+
+/// What the kernel recorded at `connect()` (SO_PEERCRED): uid, gid and pid, one `getsockopt`.
+/// Enough for the connection limits; [`complete`] adds the rest for a connection that is served.
+pub fn peer_credentials(fd: BorrowedFd<'_>) -> Result<PeerIdentity, IdentityError> {
     let cred = getsockopt(&fd, sockopt::PeerCredentials).map_err(IdentityError::PeerCred)?;
-    let (uid, gid) = (cred.uid(), cred.gid());
-    let pid = u32::try_from(cred.pid()).ok().filter(|p| *p > 0);
-    let mut id = PeerIdentity::bare(uid, gid);
-    id.pid = pid;
+    let mut id = PeerIdentity::bare(cred.uid(), cred.gid());
+    id.pid = u32::try_from(cred.pid()).ok().filter(|p| *p > 0);
+    Ok(id)
+}
+
+/// Adds to the kernel's credentials of `fd`'s peer (from [`peer_credentials`] of the same
+/// socket) its supplementary groups, user and group names (NSS), and, pinned by a pidfd, its
+/// executable and systemd units (/proc).
+pub fn complete(id: &mut PeerIdentity, fd: BorrowedFd<'_>) {
+    let (uid, gid, pid) = (id.uid, id.gid, id.pid);
     id.groups = peer_groups(fd.as_raw_fd()).unwrap_or_default();
     id.user = User::from_uid(Uid::from_raw(uid))
         .ok()
@@ -126,9 +141,8 @@ pub fn from_socket(fd: BorrowedFd<'_>) -> Result<PeerIdentity, IdentityError> {
     }
     id.group_names = names;
     if let Some(pid) = pid {
-        read_pinned(&mut id, fd.as_raw_fd(), pid);
+        read_pinned(id, fd.as_raw_fd(), pid);
     }
-    Ok(id)
 }
 
 /// Reads the /proc attributes and keeps them only if the pidfd shows the process still exists.

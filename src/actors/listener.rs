@@ -22,9 +22,9 @@ use super::dispatch::{After, Caller, error};
 use super::health::{Health, Ping};
 use super::session::Session;
 use super::{Command, SharedRef};
-use crate::identity::{self, PeerIdentity};
+use crate::identity;
 use crate::protocol::{ErrorCode, ErrorPayload};
-use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+use nix::sys::socket::{setsockopt, sockopt};
 
 /// Stop accepting connections (the listening socket is closed).
 #[derive(Message)]
@@ -147,17 +147,18 @@ impl Listener {
         }
         // The limits need only the kernel's uid (one getsockopt); the full identity (/proc,
         // NSS) is read only for a connection that will be served.
-        let Ok(cred) = getsockopt(&stream.as_fd(), sockopt::PeerCredentials) else {
-            tracing::warn!("connection refused: no peer credentials");
-            self.refuse(
-                stream,
-                ErrorCode::PermissionDenied,
-                "the caller's identity could not be verified",
-            );
-            return;
+        let mut peer = match identity::peer_credentials(stream.as_fd()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "connection refused: no peer credentials");
+                self.refuse(
+                    stream,
+                    ErrorCode::PermissionDenied,
+                    "the caller's identity could not be verified",
+                );
+                return;
+            }
         };
-        let mut peer = PeerIdentity::bare(cred.uid(), cred.gid());
-        peer.pid = u32::try_from(cred.pid()).ok().filter(|p| *p > 0);
         let max = shared.config.ipc.max_connections;
         let before = shared
             .connections
@@ -201,22 +202,8 @@ impl Listener {
             );
             return;
         }
-        let identity = match identity::from_socket(stream.as_fd()) {
-            Ok(id) => id,
-            Err(e) => {
-                shared
-                    .connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                shared.uid_connections.close(peer.uid);
-                tracing::warn!(error = %e, "connection refused: no peer credentials");
-                self.refuse(
-                    stream,
-                    ErrorCode::PermissionDenied,
-                    "the caller's identity could not be verified",
-                );
-                return;
-            }
-        };
+        identity::complete(&mut peer, stream.as_fd());
+        let identity = peer;
         // Bound what the kernel holds for a client that does not read (Linux doubles the
         // value it is given, for its own bookkeeping).
         let queued = shared.config.ipc.max_queued_bytes / 2;
