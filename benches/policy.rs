@@ -3,7 +3,10 @@
 //! `cargo bench --bench policy` prints one row per size: the median time of one decision
 //! (a granted read on a resource matched by one specific rule, with 1 % of rules being
 //! wildcards that are candidates for every resource), the same decision by scanning every rule
-//! (what the index saves), and the time to load and validate the set from a directory.
+//! (what the index saves), the time to load and validate the set from a directory, the check
+//! that a request's resource is canonical (done once per request, before the decision), and
+//! the decision of a request for a pattern (`secret:/svcN/*`, a set compared with the rules'
+//! patterns).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 use aether_vault_agent::identity::PeerIdentity;
 use aether_vault_agent::policy::rules::Facts;
 use aether_vault_agent::policy::{EvalInput, Fallback, LoadOptions, PolicySet, evaluate, load_dir};
+use aether_vault_agent::resource::check_request_resource;
 use serde_json::json;
 
 fn write_set(dir: &std::path::Path, rules: usize) {
@@ -36,8 +40,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     println!(
-        "{:>7}  {:>14}  {:>14}  {:>12}",
-        "rules", "decision", "full scan", "load"
+        "{:>7}  {:>14}  {:>14}  {:>12}  {:>12}  {:>16}",
+        "rules", "decision", "full scan", "load", "canonical", "pattern decision"
     );
     for n in [10usize, 1_000, 10_000] {
         let dir: PathBuf = tempfile::tempdir().unwrap().keep();
@@ -60,8 +64,19 @@ fn main() {
             evaluate(&set, input).allowed,
             "the benchmark request must be granted"
         );
+        let pattern = format!("secret:/svc{target}/*");
+        let pattern_input = EvalInput {
+            resource: &pattern,
+            ..input
+        };
+        assert!(
+            evaluate(&set, pattern_input).allowed,
+            "the benchmark pattern request must be granted"
+        );
         let mut decide = Vec::new();
         let mut scan = Vec::new();
+        let mut canonical = Vec::new();
+        let mut patterned = Vec::new();
         for _ in 0..50 {
             let iters = 200;
             let t = Instant::now();
@@ -71,21 +86,29 @@ fn main() {
             decide.push(t.elapsed() / iters);
             let t = Instant::now();
             for _ in 0..iters {
-                let f = Facts {
-                    identity: &id,
-                    resource: &resource,
-                    action: "read",
-                    now: input.now,
-                };
+                let f = Facts::new(&id, &resource, "read", input.now);
                 std::hint::black_box(set.rules().iter().filter(|r| r.matches(&f)).count());
             }
             scan.push(t.elapsed() / iters);
+            let t = Instant::now();
+            for _ in 0..iters {
+                let _ =
+                    std::hint::black_box(check_request_resource(std::hint::black_box(&resource)));
+            }
+            canonical.push(t.elapsed() / iters);
+            let t = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(evaluate(&set, std::hint::black_box(pattern_input)));
+            }
+            patterned.push(t.elapsed() / iters);
         }
         println!(
-            "{n:>7}  {:>14?}  {:>14?}  {:>12?}",
+            "{n:>7}  {:>14?}  {:>14?}  {:>12?}  {:>12?}  {:>16?}",
             median(decide),
             median(scan),
-            load
+            load,
+            median(canonical),
+            median(patterned)
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 secs=${1:-300}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(request_stream policy_parse)
+((${#targets[@]})) || targets=(request_stream policy_parse glob_containment)
 export RUSTC_BOOTSTRAP=1
 # cargo-fuzz's default build: optimized, with debug assertions and overflow checks (so an
 # integer overflow is a finding) and AddressSanitizer. (-O would drop the checks.)

@@ -54,6 +54,7 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
     let paths = DefaultPaths::for_current_user();
     let loaded = config::load(options.config_file.as_deref(), &options.overrides, &paths)?;
     crate::logging::init(&loaded.config.log_level, options.log_target);
+    stop_on_panic();
     match &loaded.file {
         Some(f) => tracing::info!(file = %f.display(), "configuration loaded"),
         None => tracing::info!("no configuration file; using defaults, environment and flags"),
@@ -72,6 +73,39 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
         cleanup_origin.cleanup();
     }
     result.map_err(|e| DaemonError::Fatal(e.to_string()))
+}
+
+/// The exit status after a panic (`EX_SOFTWARE`).
+pub const PANIC_EXIT: i32 = 70;
+
+/// Makes a panic anywhere in the agent (an actor's handler, a blocking task) stop the process,
+/// after saying where in the log: an agent whose registry or audit writer is gone would stay
+/// half-alive, refusing every request with INTERNAL_ERROR. Exiting non-zero lets systemd
+/// restart it (`Restart=on-failure`) with its state intact.
+fn stop_on_panic() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_string();
+        tracing::error!(
+            panic = %crate::oplog::clean(&what),
+            location = %at,
+            thread = %thread,
+            "a part of the agent panicked; stopping so that it is restarted whole"
+        );
+        crate::notify::status(&format!("stopped: panic at {at}"));
+        print(info);
+        std::process::exit(PANIC_EXIT);
+    }));
 }
 
 /// SIGTERM and SIGINT stop the agent; SIGHUP reloads policies.

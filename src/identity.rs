@@ -6,7 +6,16 @@
 //! then reads `/proc/PID` once — the executable and the systemd unit — and afterwards checks
 //! through the pidfd that the process still exists. If it does, the pid cannot have been reused
 //! while we read, so what we read belongs to the peer; if it does not, or anything cannot be
-//! verified, those attributes are absent, never guessed. Names (user, groups) come from NSS.
+//! verified, those attributes are absent, never guessed, and listed in
+//! [`PeerIdentity::unverified`]: a deny rule that needs one of them then applies to the caller
+//! (see [`crate::policy::selector`]). Names (user, groups) come from NSS.
+//!
+//! The executable is kept only when it says what it seems to: the peer is in the agent's user
+//! namespace (a mount namespace made by an unprivileged user, as `unshare -Urm` or a rootless
+//! container does, lets its maker put any file behind any path) and the file at that path, as
+//! the agent sees it, is the very file (device and inode) the process runs. It still does not
+//! prove what code runs: a process of the same uid can inject into another (`LD_PRELOAD`,
+//! ptrace), which is why policy never allows on `exe:` alone.
 //!
 //! Nothing a client says about itself ever enters a [`PeerIdentity`].
 
@@ -21,6 +30,32 @@ use serde::Serialize;
 const SO_PEERGROUPS: libc::c_int = 59;
 /// `SO_PEERPIDFD` (Linux 6.5+), from `<asm-generic/socket.h>`.
 const SO_PEERPIDFD: libc::c_int = 77;
+
+/// An attribute of a peer beyond its uid and gid, which the agent may fail to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attribute {
+    /// The user name of the uid (NSS).
+    User,
+    /// The supplementary groups and the names of all groups.
+    Groups,
+    /// The systemd unit (and user unit).
+    Unit,
+    /// The executable.
+    Exe,
+}
+
+impl Attribute {
+    /// The selector kind that tests it (`user`, `group`, `unit`, `exe`).
+    pub fn selector_kind(self) -> &'static str {
+        match self {
+            Attribute::User => "user",
+            Attribute::Groups => "group",
+            Attribute::Unit => "unit",
+            Attribute::Exe => "exe",
+        }
+    }
+}
 
 /// The verified identity of a connected peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +86,10 @@ pub struct PeerIdentity {
     pub user_unit: Option<String>,
     /// Whether the /proc-derived attributes were verified through a pidfd.
     pub pinned: bool,
+    /// Attributes that could not be verified (absent above, but not known to be absent): a
+    /// deny rule that tests one applies, an allow rule that needs one does not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<Attribute>,
 }
 
 /// Why a connection's identity could not be read at all (the connection is then refused).
@@ -62,7 +101,9 @@ pub enum IdentityError {
 }
 
 impl PeerIdentity {
-    /// An identity with only uid and gid (tests, and peers whose process is gone).
+    /// An identity with only uid and gid, and nothing else to know (no name, groups, unit or
+    /// executable): for tests and for `policy test`. A peer whose attributes could not be read
+    /// lists them in [`PeerIdentity::unverified`] instead.
     pub fn bare(uid: u32, gid: u32) -> PeerIdentity {
         PeerIdentity {
             uid,
@@ -75,6 +116,19 @@ impl PeerIdentity {
             unit: None,
             user_unit: None,
             pinned: false,
+            unverified: Vec::new(),
+        }
+    }
+
+    /// Whether `attr` could not be verified.
+    pub fn is_unverified(&self, attr: Attribute) -> bool {
+        self.unverified.contains(&attr)
+    }
+
+    fn unverify(&mut self, attr: Attribute) {
+        if !self.unverified.contains(&attr) {
+            self.unverified.push(attr);
+            self.unverified.sort();
         }
     }
 
@@ -126,48 +180,98 @@ pub fn peer_credentials(fd: BorrowedFd<'_>) -> Result<PeerIdentity, IdentityErro
 /// executable and systemd units (/proc).
 pub fn complete(id: &mut PeerIdentity, fd: BorrowedFd<'_>) {
     let (uid, gid, pid) = (id.uid, id.gid, id.pid);
-    id.groups = peer_groups(fd.as_raw_fd()).unwrap_or_default();
-    id.user = User::from_uid(Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name);
+    match peer_groups(fd.as_raw_fd()) {
+        Some(groups) => id.groups = groups,
+        None => id.unverify(Attribute::Groups),
+    }
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(user) => id.user = user.map(|u| u.name),
+        Err(_) => id.unverify(Attribute::User),
+    }
     let mut names = Vec::new();
+    let mut lookups_failed = false;
     for g in std::iter::once(gid).chain(id.groups.iter().copied()) {
-        if let Some(grp) = Group::from_gid(Gid::from_raw(g)).ok().flatten() {
-            if !names.contains(&grp.name) {
-                names.push(grp.name);
-            }
+        match Group::from_gid(Gid::from_raw(g)) {
+            Ok(Some(grp)) if !names.contains(&grp.name) => names.push(grp.name),
+            Ok(_) => {}
+            Err(_) => lookups_failed = true,
         }
     }
     id.group_names = names;
-    if let Some(pid) = pid {
-        read_pinned(id, fd.as_raw_fd(), pid);
+    if lookups_failed {
+        id.unverify(Attribute::Groups);
+    }
+    match pid {
+        Some(pid) => read_pinned(id, fd.as_raw_fd(), pid),
+        None => {
+            id.unverify(Attribute::Unit);
+            id.unverify(Attribute::Exe);
+        }
     }
 }
 
-/// Reads the /proc attributes and keeps them only if the pidfd shows the process still exists.
+/// Reads the /proc attributes and keeps them only if the pidfd shows the process still exists;
+/// what cannot be read or verified is marked unverified.
 fn read_pinned(id: &mut PeerIdentity, sock: RawFd, pid: u32) {
     let Some(pidfd) = peer_pidfd(sock, pid, id.uid) else {
+        id.unverify(Attribute::Unit);
+        id.unverify(Attribute::Exe);
         return;
     };
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+    let exe = verified_exe(pid);
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
     if !process_alive(&pidfd) {
         tracing::debug!(
             pid,
-            "peer exited before its attributes were verified; keeping uid/gid only"
+            "peer exited before its attributes were verified; its unit and executable are unverified"
         );
+        id.unverify(Attribute::Unit);
+        id.unverify(Attribute::Exe);
         return;
     }
-    id.exe = exe;
-    if let Some(text) = cgroup {
-        let (unit, user_unit) = units_from_cgroup(&text);
-        id.unit = unit;
-        id.user_unit = user_unit;
+    match exe {
+        Ok(path) => id.exe = Some(path),
+        Err(why) => {
+            tracing::debug!(pid, why, "peer executable not verified");
+            id.unverify(Attribute::Exe);
+        }
+    }
+    match cgroup {
+        Some(text) => {
+            let (unit, user_unit) = units_from_cgroup(&text);
+            id.unit = unit;
+            id.user_unit = user_unit;
+        }
+        None => id.unverify(Attribute::Unit),
     }
     id.pinned = true;
+}
+
+/// The executable of `pid`, if it says what it seems to: the process is in the agent's user
+/// namespace, and the file at its path, as the agent sees it, is the file the process runs.
+fn verified_exe(pid: u32) -> Result<String, &'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let same =
+        |a: &std::fs::Metadata, b: &std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/user"))
+        .map_err(|_| "its user namespace cannot be read")?;
+    let ours = std::fs::metadata("/proc/self/ns/user")
+        .map_err(|_| "the agent's user namespace cannot be read")?;
+    if !same(&theirs, &ours) {
+        return Err("it runs in another user namespace, whose maker controls its mounts");
+    }
+    let link = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|_| "its executable link cannot be read")?;
+    let running = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .map_err(|_| "its executable cannot be examined")?;
+    let at_path = std::fs::metadata(&link)
+        .map_err(|_| "its executable's path names no file the agent can see")?;
+    if !same(&running, &at_path) {
+        return Err("the file at its executable's path is not the file it runs");
+    }
+    link.into_os_string()
+        .into_string()
+        .map_err(|_| "its executable's path is not UTF-8")
 }
 
 /// The supplementary groups the peer had at `connect()`.

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod oplog;
 pub mod policy;
 pub mod protocol;
+pub mod resource;
 pub mod secrets;
 pub mod server;
 pub mod supervise;

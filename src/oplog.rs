@@ -7,8 +7,43 @@
 //! denials and refusals are notices (info level), a failed reload or an unrecordable decision is
 //! an error. Journald rate-limits and drops under load by design; the audit log is the record of
 //! decisions, this is for operators. Signatures and keys are never logged.
+//!
+//! Text a client chose (a resource, a reason, a request or capability id) goes through
+//! [`clean`] before it reaches a log line or a journald field, so that it cannot start a line
+//! of its own, or pass for one of the agent's messages.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use crate::audit::{AuditEvent, EventType, Outcome};
+
+/// Whether `c` must not reach a log as itself: control characters (line breaks, escape
+/// sequences), Unicode line and paragraph separators, and the bidirectional controls that can
+/// make a line read as something else.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with every character [`needs_escape`] written as `\u{…}`; borrowed when there is
+/// none (almost always).
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// The journald `MESSAGE_ID` of each kind of event.
 pub fn message_id(kind: EventType) -> &'static str {
@@ -62,6 +97,8 @@ macro_rules! emit {
     ($level:ident, $ev:expr) => {{
         let ev = $ev;
         let id = ev.identity.as_ref();
+        let resource = ev.resource.as_deref().map(clean);
+        let reason = ev.reason.as_deref().map(clean);
         tracing::$level!(
             message_id = message_id(ev.kind),
             av_event = name(&ev.kind).as_str(),
@@ -69,19 +106,19 @@ macro_rules! emit {
             av_decision = name(&ev.outcome).as_str(),
             av_uid = id.map(|i| i.uid),
             av_pid = id.and_then(|i| i.pid),
-            av_unit = id.and_then(|i| i.unit.as_deref()),
-            av_resource = ev.resource.as_deref(),
-            av_capability_id = ev.capability_id.as_deref(),
+            av_unit = id.and_then(|i| i.unit.as_deref()).map(clean).as_deref(),
+            av_resource = resource.as_deref(),
+            av_capability_id = ev.capability_id.as_deref().map(clean).as_deref(),
             av_policy_generation = ev.policy_generation,
-            av_request_id = ev.request_id.as_deref(),
+            av_request_id = ev.request_id.as_deref().map(clean).as_deref(),
             "{} {}{}{}",
             name(&ev.kind),
             name(&ev.outcome),
-            ev.resource
+            resource
                 .as_deref()
                 .map(|r| format!(" {r}"))
                 .unwrap_or_default(),
-            ev.reason
+            reason
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default(),
@@ -120,6 +157,15 @@ mod tests {
         assert!(
             ids.iter()
                 .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+    }
+
+    #[test]
+    fn client_text_cannot_break_a_line() {
+        assert!(matches!(clean("secret:/db/primary"), Cow::Borrowed(_)));
+        assert_eq!(
+            clean("x\nINFO forged\r\u{1b}[2J\u{2028}\u{202e}é"),
+            "x\\u{a}INFO forged\\u{d}\\u{1b}[2J\\u{2028}\\u{202e}é"
         );
     }
 

@@ -308,7 +308,7 @@ fn failure_action_halt_exits_non_zero() {
     for i in 0..64 {
         let line = format!(
             "{}\n",
-            json!({"type":"capability_request","payload":{"resource":format!("r{i}"),"actions":["read"]}})
+            json!({"type":"capability_request","payload":{"resource":format!("svc:/r{i}"),"actions":["read"]}})
         );
         if c.stream.write_all(line.as_bytes()).is_err() || c.read_quietly().is_none() {
             break;

@@ -77,13 +77,13 @@ fn ttl_defaults_to_the_mode_and_above_the_maximum_is_denied_naming_it() {
     let mut c = agent.client();
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"]}),
+        json!({"resource":"svc:/r","actions":["read"]}),
     );
     assert_eq!(r["payload"]["capability"]["ttl"], 3600);
     assert_eq!(r["payload"]["capability"]["maxUses"], 100);
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"ttl":7201}),
+        json!({"resource":"svc:/r","actions":["read"],"ttl":7201}),
     );
     assert_eq!(r["payload"]["status"], "denied");
     assert!(
@@ -92,7 +92,7 @@ fn ttl_defaults_to_the_mode_and_above_the_maximum_is_denied_naming_it() {
     );
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"ttl":7200}),
+        json!({"resource":"svc:/r","actions":["read"],"ttl":7200}),
     );
     assert_eq!(r["payload"]["status"], "granted");
 }
@@ -104,7 +104,7 @@ fn configured_max_uses_zero_means_unlimited() {
         .start();
     let r = agent.client().call(
         "capability_request",
-        json!({"resource":"r","actions":["read"]}),
+        json!({"resource":"svc:/r","actions":["read"]}),
     );
     assert_eq!(r["payload"]["capability"]["maxUses"], 0);
     let id = r["payload"]["capability"]["id"]
@@ -126,7 +126,7 @@ fn each_successful_validation_uses_one_and_the_limit_holds() {
     let mut c = agent.client();
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"maxUses":2}),
+        json!({"resource":"svc:/r","actions":["read"],"maxUses":2}),
     );
     let id = r["payload"]["capability"]["id"]
         .as_str()
@@ -175,7 +175,7 @@ fn expired_capabilities_fail_validation_and_stay_listable() {
     let mut c = agent.client();
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"ttl":1}),
+        json!({"resource":"svc:/r","actions":["read"],"ttl":1}),
     );
     let id = r["payload"]["capability"]["id"]
         .as_str()
@@ -194,7 +194,7 @@ fn constraints_are_enforced_at_validation() {
     let mut c = agent.client();
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"constraints":{"ipAddresses":["10.0.0.0/8"],"environment":{"stage":"prod"}}}),
+        json!({"resource":"svc:/r","actions":["read"],"constraints":{"ipAddresses":["10.0.0.0/8"],"environment":{"stage":"prod"}}}),
     );
     let id = r["payload"]["capability"]["id"]
         .as_str()
@@ -208,7 +208,7 @@ fn constraints_are_enforced_at_validation() {
     assert_eq!(v["payload"]["valid"], true, "{v}");
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"constraints":{"timeWindow":{"hours":[25]}}}),
+        json!({"resource":"svc:/r","actions":["read"],"constraints":{"timeWindow":{"hours":[25]}}}),
     );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
 }
@@ -291,7 +291,7 @@ fn a_bad_policy_file_at_start_denies_everything_in_standard_mode() {
     let mut c = agent.client();
     let r = c.call(
         "capability_request",
-        json!({"resource":"x","actions":["read"]}),
+        json!({"resource":"svc:/x","actions":["read"]}),
     );
     assert_eq!(
         r["payload"]["status"], "denied",
@@ -315,7 +315,7 @@ fn identity_label_in_the_request_decides_nothing() {
         .start();
     let r = agent.client().call(
         "capability_request",
-        json!({"identity":"uid:4000000000","resource":"x","actions":["read"]}),
+        json!({"identity":"uid:4000000000","resource":"svc:/x","actions":["read"]}),
     );
     assert_eq!(r["payload"]["status"], "denied");
 }

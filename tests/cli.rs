@@ -111,7 +111,7 @@ fn output_file_is_private() {
         "capability",
         "request",
         "--resource",
-        "r",
+        "svc:/r",
         "--action",
         "read",
         "--output",

@@ -65,6 +65,11 @@ fn policy_corpus_and_regressions_keep_the_invariants() {
     replay("policy_parse", checks::check_policy);
 }
 
+#[test]
+fn glob_corpus_and_regressions_keep_the_invariants() {
+    replay("glob_containment", checks::check_glob);
+}
+
 /// The replay is only as good as the checks: they must see what the session sees.
 #[test]
 fn the_checks_decode_and_classify_as_the_session_does() {

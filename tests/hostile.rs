@@ -401,7 +401,7 @@ fn a_dead_peer_whose_pid_is_reused_lends_nothing_but_uid_and_gid() {
     let sleep = std::fs::canonicalize("/usr/bin/sleep").unwrap();
     let policy = json!({"id":"p","rules":[
         {"id":"by-exe","effect":"allow","resources":["secret:/exe"],"actions":["read"],
-         "identities":[format!("exe:{}", sleep.display())]},
+         "identities":[format!("uid:0+exe:{}", sleep.display())]},
         {"id":"by-uid","effect":"allow","resources":["secret:/uid"],"actions":["read"],
          "identities":["uid:0"]}]});
     let agent = Agent::builder()

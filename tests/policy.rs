@@ -277,7 +277,7 @@ fn policy_tools_on_the_live_agent_are_for_admins_only() {
             "policy",
             "test",
             "--resource",
-            "x",
+            "svc:/x",
             "--action",
             "read",
             "--uid",

@@ -199,7 +199,7 @@ fn missing_type_and_bad_payloads_are_errors_that_keep_the_connection() {
     assert_eq!(r["payload"]["code"], "INVALID_REQUEST");
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":"read"}),
+        json!({"resource":"svc:/r","actions":"read"}),
     );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
     assert!(
@@ -217,12 +217,12 @@ fn missing_type_and_bad_payloads_are_errors_that_keep_the_connection() {
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"ttl":-5}),
+        json!({"resource":"svc:/r","actions":["read"],"ttl":-5}),
     );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
     let r = c.call(
         "capability_request",
-        json!({"resource":"r","actions":["read"],"constraints":{"geography":["EU"]}}),
+        json!({"resource":"svc:/r","actions":["read"],"constraints":{"geography":["EU"]}}),
     );
     assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD");
     assert!(

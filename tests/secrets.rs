@@ -269,21 +269,22 @@ fn a_pattern_capability_cannot_reach_what_a_rule_denies() {
         .policy("p.json", &policy.to_string())
         .start();
     let mut c = agent.client();
-    // The policy decides on the requested text "secret:/*", which no deny rule names...
-    let cap = grant(&mut c, "secret:/*", &["write"], json!({"maxUses": 10}));
-    // ...so redemption decides again on the concrete path.
+    // A pattern that reaches what a rule denies is refused at once, naming the rule...
     let r = c.call(
-        "secret_write",
-        json!({"capability_id": cap, "path": "prod/db", "data": {"pw": "x"}}),
+        "capability_request",
+        json!({"resource": "secret:/*", "actions": ["write"]}),
     );
-    assert_eq!(code(&r), "PERMISSION_DENIED", "{r}");
+    assert_eq!(r["payload"]["status"], "denied", "{r}");
     assert!(
-        r["payload"]["error"]
+        r["payload"]["policyResult"]["reasoning"]
             .as_str()
             .unwrap()
             .contains("no-prod-writes"),
         "{r}"
     );
+    // ...one that stays clear of it is granted, and redemption decides again on the concrete
+    // path.
+    let cap = grant(&mut c, "secret:/app/*", &["write"], json!({"maxUses": 10}));
     let r = c.call(
         "secret_write",
         json!({"capability_id": cap, "path": "app/db", "data": {"pw": "x"}}),

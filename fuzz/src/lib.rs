@@ -725,3 +725,82 @@ pub fn check_policy(data: &[u8]) {
         );
     }
 }
+
+/// The glob target: `data` is two patterns, one per line (at most 64 characters each), then
+/// bytes that choose strings the second pattern matches.
+///
+/// Invariants of `policy::glob`: `intersects` is symmetric, and says no only when no string
+/// matches both; `contains` says yes only when every string the inner pattern matches, the
+/// outer matches too (every chosen instance of the inner is matched by the outer), it holds
+/// for a pattern and itself, and it implies `intersects`. The decision relies on these: a
+/// pattern request is granted only through `contains`, and a deny rule is passed over only
+/// through `intersects`.
+pub fn check_glob(data: &[u8]) {
+    use aether_vault_agent::policy::glob::{contains, intersects};
+    use aether_vault_agent::policy::selector::Pattern;
+    let mut parts = data.splitn(3, |b| *b == b'\n');
+    let take = |p: Option<&[u8]>| -> String {
+        String::from_utf8_lossy(p.unwrap_or_default())
+            .chars()
+            .take(64)
+            .collect()
+    };
+    let (outer, inner) = (take(parts.next()), take(parts.next()));
+    let choices = parts.next().unwrap_or_default();
+
+    let meet = intersects(&outer, &inner);
+    assert_eq!(meet, intersects(&inner, &outer), "intersects is symmetric");
+    assert!(contains(&outer, &outer), "{outer:?} contains itself");
+    let covers = contains(&outer, &inner);
+    assert!(
+        !covers || meet,
+        "{outer:?} contains {inner:?} but does not meet it"
+    );
+
+    let outer_matcher = Pattern::new(&outer);
+    let inner_matcher = Pattern::new(&inner);
+    // Instances of `inner`: each `*` becomes 0 to 3 characters, each `?` one, chosen by the
+    // bytes (from the characters of both patterns, so that literals can meet).
+    let alphabet: Vec<char> = outer
+        .chars()
+        .chain(inner.chars())
+        .filter(|c| *c != '*' && *c != '?')
+        .chain(['a', '/'])
+        .collect();
+    for round in 0..8usize {
+        let mut pick = choices
+            .iter()
+            .skip(round * 16)
+            .copied()
+            .chain(std::iter::repeat(round as u8));
+        let mut next = || pick.next().unwrap_or_default() as usize;
+        let mut word = String::new();
+        for c in inner.chars() {
+            match c {
+                '*' => {
+                    for _ in 0..next() % 4 {
+                        word.push(alphabet[next() % alphabet.len()]);
+                    }
+                }
+                '?' => word.push(alphabet[next() % alphabet.len()]),
+                c => word.push(c),
+            }
+        }
+        assert!(
+            inner_matcher.matches(&word),
+            "{word:?} is an instance of {inner:?}"
+        );
+        if covers {
+            assert!(
+                outer_matcher.matches(&word),
+                "{outer:?} contains {inner:?}, yet {word:?} matches only the second"
+            );
+        }
+        if !meet {
+            assert!(
+                !outer_matcher.matches(&word),
+                "{outer:?} and {inner:?} do not meet, yet {word:?} matches both"
+            );
+        }
+    }
+}

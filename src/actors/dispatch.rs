@@ -437,6 +437,11 @@ async fn policy_test(
             "resource and actions are required",
         ));
     }
+    let invalid = |m: String| ErrorPayload::new(ErrorCode::InvalidPayload, m);
+    crate::resource::check_request_resource(&req.resource).map_err(|e| invalid(e.to_string()))?;
+    for a in &req.actions {
+        crate::resource::check_action(a, true, crate::resource::MAX_ACTION_LEN).map_err(invalid)?;
+    }
     let identity =
         resolve(&req.identity).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
     let st = shared

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::health::{Health, Ping, writer_fault};
 use super::policy_watcher::PolicyHandle;
@@ -158,6 +158,11 @@ pub struct CapabilityRegistry {
     held: HashMap<u32, Vec<String>>,
     /// `capability_engine.max_active_per_uid`; 0 = no cap.
     max_active_per_uid: usize,
+    /// Test builds only: a grant of this resource panics, so that tests can check that the
+    /// agent stops when an actor dies (`AETHER_VAULT_AGENT_TEST_PANIC_ON`). Not compiled into
+    /// release builds.
+    #[cfg(debug_assertions)]
+    panic_on: Option<String>,
 }
 
 /// Compact the store when it is this much larger than its live records would be, and above
@@ -191,6 +196,8 @@ impl CapabilityRegistry {
             store,
             held,
             max_active_per_uid: 0,
+            #[cfg(debug_assertions)]
+            panic_on: std::env::var("AETHER_VAULT_AGENT_TEST_PANIC_ON").ok(),
         }
     }
 
@@ -267,6 +274,10 @@ impl CapabilityRegistry {
             request_id,
             received,
         } = msg;
+        #[cfg(debug_assertions)]
+        if self.panic_on.as_deref() == Some(request.resource.as_str()) {
+            panic!("injected fault: AETHER_VAULT_AGENT_TEST_PANIC_ON");
+        }
         let now = Timestamp::now();
         let set = self.policy.load();
         let eval_start = Instant::now();
@@ -360,7 +371,13 @@ impl CapabilityRegistry {
                 };
             }
         };
-        let expires = now + SignedDuration::from_secs(plan.ttl as i64);
+        let Some(expires) = crate::capability::grant::expiry(now, plan.ttl) else {
+            let why = format!(
+                "a TTL of {} seconds ends after the last time the agent can represent",
+                plan.ttl
+            );
+            return refuse(why, policy_result, event);
+        };
         let mut metadata = BTreeMap::new();
         if let Some(p) = &request.purpose {
             metadata.insert("purpose".to_string(), serde_json::Value::String(p.clone()));
@@ -441,13 +458,25 @@ impl CapabilityRegistry {
             }),
             Some(rec) => {
                 event.resource = Some(rec.cap.resource.clone());
-                match check(
+                let checked = check(
                     rec,
                     msg.identity.uid,
                     msg.context.as_ref(),
                     now,
                     &self.signer,
-                ) {
+                )
+                .and_then(|()| {
+                    still_allowed(&self.policy, &msg.identity, &rec.cap, now).map_err(
+                        |(why, rules)| {
+                            event.rules = rules;
+                            ValidationIssue {
+                                code: ErrorCode::PermissionDenied,
+                                message: why,
+                            }
+                        },
+                    )
+                });
+                match checked {
                     Ok(()) => {
                         rec.cap.used_count += 1;
                         if rec.cap.max_uses > 0 {
@@ -525,47 +554,14 @@ impl CapabilityRegistry {
         if let Err(issue) = check(rec, msg.identity.uid, None, now, &self.signer) {
             return refuse(event, issue.code, issue.message);
         }
-        if !rec.cap.actions.iter().any(|a| a == msg.action || a == "*") {
-            return refuse(
-                event,
-                ErrorCode::PermissionDenied,
-                format!("the capability does not carry the {} action", msg.action),
-            );
-        }
-        let Some(pattern) = rec.cap.resource.strip_prefix("secret:/") else {
-            return refuse(
-                event,
-                ErrorCode::PermissionDenied,
-                "the capability is not for a secret".into(),
-            );
+        let path = match redemption_path(&rec.cap, msg.action, msg.path.as_deref()) {
+            Ok(p) => p,
+            Err((code, why)) => return refuse(event, code, why),
         };
-        let is_pattern = pattern.contains(['*', '?']);
-        let path = match &msg.path {
-            Some(p) => match crate::secrets::check_path(p, msg.action == "list") {
-                Ok(p) => p,
-                Err(e) => return refuse(event, ErrorCode::InvalidPayload, e.to_string()),
-            },
-            None if is_pattern => {
-                return refuse(
-                    event,
-                    ErrorCode::InvalidPayload,
-                    "path is required: the capability covers a pattern".into(),
-                );
-            }
-            None => pattern.to_string(),
-        };
+        // The capability's terms cover the path; decide again on the concrete path, with the
+        // policy in force now and the caller as verified on this connection, so a pattern
+        // cannot reach what a rule denies and a tightened policy takes effect at once.
         let concrete = format!("secret:/{path}");
-        let covered = crate::policy::selector::Pattern::new(&rec.cap.resource).matches(&concrete);
-        if !covered {
-            return refuse(
-                event,
-                ErrorCode::PermissionDenied,
-                format!("the capability does not cover {concrete}"),
-            );
-        }
-        // The policy decided on the resource as requested, which may be a pattern
-        // (`secret:/*`); decide again on the concrete path, with the policy in force now, so a
-        // pattern cannot reach what a rule denies and a tightened policy takes effect at once.
         let actions = [msg.action.to_string()];
         let decision = evaluate(
             &self.policy.load(),
@@ -742,6 +738,92 @@ impl CapabilityRegistry {
         }
         s
     }
+}
+
+/// Whether the policy in force still allows `cap`'s actions on its resource for the caller as
+/// verified on this connection; if not, why, and the rules that decided. Every use of a
+/// capability (a validation, a redemption) is decided again: a reload that denies what it
+/// carries stops it at its next use, and a reload that allows more never widens it.
+fn still_allowed(
+    policy: &PolicyHandle,
+    identity: &PeerIdentity,
+    cap: &Capability,
+    now: Timestamp,
+) -> Result<(), (String, Vec<String>)> {
+    let decision = evaluate(
+        &policy.load(),
+        EvalInput {
+            identity,
+            resource: &cap.resource,
+            actions: &cap.actions,
+            now,
+        },
+    );
+    if decision.allowed {
+        return Ok(());
+    }
+    Err((
+        format!(
+            "the policy in force (generation {}) no longer allows this capability: {}",
+            decision.generation, decision.reasoning
+        ),
+        decision.applied_rules,
+    ))
+}
+
+/// The secret path a redemption of `cap` for `action` acts on, from the `path` the message
+/// gives (canonical, naming a folder for `list` and a secret otherwise), or, when it gives
+/// none, from the capability's resource if that names one secret; refused unless the
+/// capability carries the action and its resource covers `secret:/PATH`.
+fn redemption_path(
+    cap: &Capability,
+    action: &str,
+    path: Option<&str>,
+) -> Result<String, (ErrorCode, String)> {
+    use crate::resource::{PathKind, check_secret_path};
+    let carries = cap
+        .actions
+        .iter()
+        .any(|a| crate::policy::selector::Pattern::new(a).matches(action));
+    if !carries {
+        return Err((
+            ErrorCode::PermissionDenied,
+            format!("the capability does not carry the {action} action"),
+        ));
+    }
+    let Some(of_cap) = cap.resource.strip_prefix("secret:/") else {
+        return Err((
+            ErrorCode::PermissionDenied,
+            "the capability is not for a secret".into(),
+        ));
+    };
+    let kind = if action == "list" {
+        PathKind::Folder
+    } else {
+        PathKind::Secret
+    };
+    let path = match path {
+        Some(p) => check_secret_path(p, kind)
+            .map_err(|e| (ErrorCode::InvalidPayload, e.to_string()))?
+            .to_string(),
+        None if crate::resource::is_pattern(of_cap) => {
+            return Err((
+                ErrorCode::InvalidPayload,
+                "path is required: the capability covers a pattern".into(),
+            ));
+        }
+        None => check_secret_path(of_cap, kind)
+            .map_err(|e| (ErrorCode::InvalidPayload, format!("path is required: {e}")))?
+            .to_string(),
+    };
+    let concrete = format!("secret:/{path}");
+    if !crate::policy::selector::Pattern::new(&cap.resource).matches(&concrete) {
+        return Err((
+            ErrorCode::PermissionDenied,
+            format!("the capability does not cover {concrete}"),
+        ));
+    }
+    Ok(path)
 }
 
 impl Actor for CapabilityRegistry {

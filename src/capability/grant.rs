@@ -46,11 +46,14 @@ pub const MAX_FIELD_LEN: usize = 1024;
 /// Most actions one request may name.
 pub const MAX_ACTIONS: usize = 32;
 
-/// Checks a request's fields for sense; the error is for the client.
+/// Checks a request's fields for sense; the error is for the client. The resource must be
+/// canonical ([`crate::resource::check_request_resource`]; the error names the canonical
+/// form), and actions are action names or patterns.
 pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
     if req.resource.trim().is_empty() {
         return Err("resource is required".into());
     }
+    crate::resource::check_request_resource(&req.resource).map_err(|e| e.to_string())?;
     if req.actions.is_empty() {
         return Err("at least one action is required".into());
     }
@@ -59,15 +62,10 @@ pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
             "at most {MAX_ACTIONS} actions may be requested at once"
         ));
     }
-    if let Some(bad) = req
-        .actions
-        .iter()
-        .find(|a| a.is_empty() || a.chars().any(char::is_whitespace))
-    {
-        return Err(format!("action {bad:?} is empty or contains whitespace"));
+    for a in &req.actions {
+        crate::resource::check_action(a, true, crate::resource::MAX_ACTION_LEN)?;
     }
     for (name, value) in [
-        ("resource", Some(&req.resource)),
         ("identity", Some(&req.identity)),
         ("purpose", req.purpose.as_ref()),
     ] {
@@ -118,6 +116,14 @@ pub fn plan_grant(
         ttl,
         max_uses: uses,
     })
+}
+
+/// When a grant of `ttl` seconds made at `now` expires; `None` when that is past the last time
+/// the agent can represent (the configuration keeps TTLs far below that, but a client must
+/// never be able to panic the registry with one).
+pub fn expiry(now: jiff::Timestamp, ttl: u64) -> Option<jiff::Timestamp> {
+    let secs = i64::try_from(ttl).ok()?;
+    now.checked_add(jiff::SignedDuration::from_secs(secs)).ok()
 }
 
 /// The capability type upstream derives from the actions.
@@ -171,7 +177,7 @@ mod tests {
     }
     fn req(ttl: Option<i64>, uses: Option<i64>) -> CapabilityRequest {
         CapabilityRequest {
-            resource: "r".into(),
+            resource: "secret:/r".into(),
             actions: vec!["read".into()],
             ttl,
             max_uses: uses,
@@ -267,9 +273,27 @@ mod tests {
         assert!(check_request(&r).is_err());
         r.actions = vec!["re ad".into()];
         assert!(check_request(&r).is_err());
-        let mut r = req(None, None);
-        r.resource = "x".repeat(MAX_FIELD_LEN + 1);
+        r.actions = vec!["read\nforged".into()];
         assert!(check_request(&r).is_err());
+        let mut r = req(None, None);
+        r.resource = format!("secret:/{}", "x".repeat(MAX_FIELD_LEN));
+        assert!(check_request(&r).is_err());
+        r.resource = "secret://prod/db".into();
+        let e = check_request(&r).unwrap_err();
+        assert!(e.contains("\"secret:/prod/db\""), "{e}");
+    }
+
+    #[test]
+    fn expiry_never_overflows() {
+        let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        assert_eq!(
+            expiry(now, 60),
+            Some(jiff::Timestamp::from_second(1_700_000_060).unwrap())
+        );
+        for huge in [u64::MAX, i64::MAX as u64, 1 << 40, 300_000_000_000] {
+            assert_eq!(expiry(now, huge), None, "{huge}");
+        }
+        assert!(expiry(now, crate::config::MAX_TTL_LIMIT).is_some());
     }
 
     #[test]

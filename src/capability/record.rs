@@ -82,7 +82,10 @@ impl Record {
 
     /// Whether it has been expired long enough to drop.
     pub fn droppable(&self, now: Timestamp) -> bool {
-        now >= self.expires_at + EXPIRED_RETENTION
+        // An expiry within an hour of the last representable time is never dropped for age.
+        self.expires_at
+            .checked_add(EXPIRED_RETENTION)
+            .is_ok_and(|t| now >= t)
     }
 
     /// Uses left after the current count; `None` when unlimited.

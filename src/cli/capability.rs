@@ -144,7 +144,7 @@ pub fn build_request(args: &RequestArgs) -> Result<CapabilityRequest, CliError> 
     };
     Ok(CapabilityRequest {
         identity: args.identity.clone().unwrap_or_default(),
-        resource: args.resource.clone(),
+        resource: canonical_resource(&args.resource)?,
         actions: normalize_actions(&args.actions)?,
         ttl: args.ttl,
         max_uses: args.max_uses,
@@ -152,6 +152,16 @@ pub fn build_request(args: &RequestArgs) -> Result<CapabilityRequest, CliError> 
         context,
         purpose: args.purpose.clone(),
     })
+}
+
+/// The canonical spelling of a resource a user typed (`secret://db` → `secret:/db`), as the
+/// agent requires it; an error when it has none.
+pub fn canonical_resource(text: &str) -> Result<String, CliError> {
+    let canonical = crate::resource::canonicalize(text)
+        .map_err(|why| CliError::Input(format!("resource {text:?} {why}")))?;
+    crate::resource::check_request_resource(&canonical)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(canonical)
 }
 
 /// The actions from `--action` values (already split on commas): trimmed, empty ones dropped,

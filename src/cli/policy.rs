@@ -126,9 +126,10 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
             "name the caller with --uid or --user".into(),
         ));
     }
+    let resource = super::capability::canonical_resource(&args.resource)?;
     let (answer, raw): (PolicyTestResponse, Value) = if args.live {
         let req = PolicyTestRequest {
-            resource: args.resource.clone(),
+            resource: resource.clone(),
             actions,
             identity: spec,
         };
@@ -146,7 +147,7 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
         let answer = explain(
             &set,
             identity,
-            &args.resource,
+            &resource,
             &actions,
             &GrantLimits::from(&cfg.capability_engine),
         );

@@ -18,7 +18,7 @@ use crate::protocol::RequestType;
 use crate::protocol::types::{
     CapabilityRequest, CapabilityResponse, RevokeRequest, SecretRequest, SecretResponse,
 };
-use crate::secrets::{SecretMap, SecretString};
+use crate::secrets::{PathKind, SecretMap, SecretString};
 
 /// Runs a `secret` subcommand.
 pub fn run(ctx: &mut Context<'_>, command: &SecretCommand) -> Result<Outcome, CliError> {
@@ -42,12 +42,15 @@ pub fn run(ctx: &mut Context<'_>, command: &SecretCommand) -> Result<Outcome, Cl
     }
 }
 
-/// `secret:/db/primary` or `/db/primary` → `db/primary`.
-pub fn normalize_path(path: &str) -> String {
-    path.strip_prefix("secret:")
-        .unwrap_or(path)
-        .trim_start_matches('/')
-        .to_string()
+/// The canonical secret path of what a user typed, as the agent requires it:
+/// `secret:/db/primary`, `/db//primary` → `db/primary`; for a folder (`list`), `db` → `db/`.
+pub fn normalize_path(path: &str, kind: PathKind) -> Result<String, CliError> {
+    let bare = path.strip_prefix("secret:").unwrap_or(path);
+    let canonical = crate::resource::canonical_secret_path(bare, kind)
+        .map_err(|why| CliError::Input(format!("secret path {path:?} {why}")))?;
+    crate::resource::check_secret_path(&canonical, kind)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(canonical)
 }
 
 /// A capability to use, and whether this command asked for it (and so revokes it after).
@@ -131,7 +134,10 @@ fn redeem(
 }
 
 fn get(ctx: &mut Context<'_>, a: &SecretGetArgs) -> Result<Outcome, CliError> {
-    let path = a.path.as_deref().map(normalize_path).unwrap_or_default();
+    let path = match a.path.as_deref() {
+        Some(p) => normalize_path(p, PathKind::Secret)?,
+        None => String::new(),
+    };
     if path.is_empty() && a.capability.is_none() {
         return Err(CliError::Input(
             "name the secret path (or give --capability)".into(),
@@ -210,7 +216,7 @@ pub fn parse_pairs(pairs: &[String]) -> Result<SecretMap, CliError> {
 }
 
 fn put(ctx: &mut Context<'_>, a: &SecretPutArgs) -> Result<Outcome, CliError> {
-    let path = normalize_path(&a.path);
+    let path = normalize_path(&a.path, PathKind::Secret)?;
     let req = SecretRequest {
         data: Some(parse_pairs(&a.pairs)?),
         ..Default::default()
@@ -243,7 +249,12 @@ fn simple(
     path: &str,
     given: Option<&str>,
 ) -> Result<Outcome, CliError> {
-    let path = normalize_path(path);
+    let path = match (kind, path) {
+        // The top folder.
+        (RequestType::SecretList, "" | "/" | "secret:" | "secret:/") => String::new(),
+        (RequestType::SecretList, p) => normalize_path(p, PathKind::Folder)?,
+        (_, p) => normalize_path(p, PathKind::Secret)?,
+    };
     let Some((resp, raw)) = redeem(ctx, kind, action, &path, given, SecretRequest::default())?
     else {
         return Ok(Outcome::Negative);
@@ -282,10 +293,7 @@ pub fn parse_exec_secret(spec: &str) -> Result<ExecSecret, CliError> {
         Some(_) => return Err(bad()),
         None => (rest, None),
     };
-    let path = normalize_path(path);
-    if path.is_empty() {
-        return Err(bad());
-    }
+    let path = normalize_path(path, PathKind::Secret).map_err(|_| bad())?;
     Ok(ExecSecret {
         env: env.to_string(),
         path,
@@ -401,7 +409,12 @@ mod tests {
         assert_eq!(m["eq"].expose(), "a=b");
         assert!(parse_pairs(&["novalue".into()]).is_err());
         assert!(parse_pairs(&["=x".into()]).is_err());
-        assert_eq!(normalize_path("secret:/db/x"), "db/x");
-        assert_eq!(normalize_path("/db/x"), "db/x");
+        let n = |p, k| normalize_path(p, k).unwrap();
+        assert_eq!(n("secret:/db/x", PathKind::Secret), "db/x");
+        assert_eq!(n("/db/x", PathKind::Secret), "db/x");
+        assert_eq!(n("secret://db//x/", PathKind::Secret), "db/x");
+        assert_eq!(n("db", PathKind::Folder), "db/");
+        assert!(normalize_path("db/*", PathKind::Secret).is_err());
+        assert!(normalize_path("../x", PathKind::Secret).is_err());
     }
 }

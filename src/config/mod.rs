@@ -20,8 +20,8 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 
 pub use model::{
-    AgentConfig, AuditConfig, AuditSync, CapabilityEngineConfig, FailureAction, IpcConfig, Mode,
-    PolicyEngineConfig, SocketMode,
+    AgentConfig, AuditConfig, AuditSync, CapabilityEngineConfig, FailureAction, IpcConfig,
+    MAX_TTL_LIMIT, Mode, PolicyEngineConfig, SocketMode,
 };
 pub use yaml_provider::YamlFile;
 

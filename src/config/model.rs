@@ -42,6 +42,10 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// The largest `capability_engine.max_ttl` accepted: 10 years, in seconds. Expiry times stay
+/// far inside what the agent can represent.
+pub const MAX_TTL_LIMIT: u64 = 10 * 365 * 86_400;
+
 /// The whole agent configuration (`agent.yaml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -373,6 +377,15 @@ impl AgentConfig {
             return fail(
                 "capability_engine.default_ttl",
                 "must be at least 1 second".into(),
+            );
+        }
+        if ce.max_ttl > MAX_TTL_LIMIT {
+            return fail(
+                "capability_engine.max_ttl",
+                format!(
+                    "{} is above the limit of {MAX_TTL_LIMIT} seconds (10 years)",
+                    ce.max_ttl
+                ),
             );
         }
         if ce.max_ttl < ce.default_ttl {

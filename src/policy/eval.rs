@@ -4,13 +4,20 @@
 //! otherwise it is allowed when some allow rule matches it. The request is granted only when
 //! every action is allowed; no matching rule means deny. A granted request carries the smallest
 //! `max_ttl` and `max_uses` of the rules that granted it.
+//!
+//! A request whose resource or actions are patterns is a set, decided as one: a deny rule that
+//! reaches any part of it denies it, and an allow rule grants only if it covers all of it
+//! ([`super::glob`]). A deny rule that tests an attribute the agent could not verify for the
+//! caller applies; an allow rule that needs one does not grant.
 
 use jiff::Timestamp;
 
 use super::document::Effect;
+use super::glob::Tri;
 use super::rules::Facts;
+use super::selector::Query;
 use super::{Fallback, PolicySet, Rule};
-use crate::identity::PeerIdentity;
+use crate::identity::{Attribute, PeerIdentity};
 use crate::protocol::types::PolicyResult;
 
 /// What is being decided.
@@ -88,6 +95,33 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
+/// Why a rule only `Maybe` applies: an attribute it tests could not be verified, or the request
+/// is a pattern that it covers only in part. `does` is what the rule would do (`applies`,
+/// `grants`).
+fn why_maybe(rule: &Rule, facts: &Facts<'_>, does: &str) -> String {
+    let unverified = rule.unverified_in(facts.identity);
+    if !unverified.is_empty() {
+        let names: Vec<&str> = unverified
+            .iter()
+            .map(|a| Attribute::selector_kind(*a))
+            .collect();
+        return match does {
+            "applies" => format!(
+                "it applies because the caller's {} could not be verified",
+                names.join(" and ")
+            ),
+            _ => format!(
+                "needs the caller's {}, which could not be verified",
+                names.join(" and ")
+            ),
+        };
+    }
+    match does {
+        "applies" => "the request's pattern reaches what it denies".to_string(),
+        _ => "allows only part of what the request's pattern covers".to_string(),
+    }
+}
+
 /// Decides a request.
 pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
     if input.actions.is_empty() {
@@ -118,12 +152,15 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             ),
         };
     }
-    let candidates: Vec<&Rule> = set
-        .index
-        .candidates(input.resource)
-        .into_iter()
-        .map(|i| &set.rules()[i])
-        .collect();
+    let resource = Query::new(input.resource);
+    let candidates: Vec<&Rule> = if resource.pattern {
+        set.index.candidates_for_pattern(input.resource)
+    } else {
+        set.index.candidates(input.resource)
+    }
+    .into_iter()
+    .map(|i| &set.rules()[i])
+    .collect();
 
     let mut granted = Decision::new(set, true, String::new());
     let mut denied = Decision::new(set, false, String::new());
@@ -132,37 +169,47 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
     for action in input.actions {
         let facts = Facts {
             identity: input.identity,
-            resource: input.resource,
-            action,
+            resource,
+            action: Query::new(action),
             now: input.now,
         };
-        let matching: Vec<&Rule> = candidates
-            .iter()
-            .copied()
-            .filter(|r| r.matches(&facts))
-            .collect();
-        let denies: Vec<&Rule> = matching
-            .iter()
-            .copied()
-            .filter(|r| r.effect == Effect::Deny)
-            .collect();
+        let mut denies: Vec<(&Rule, Tri)> = Vec::new();
+        let mut allows: Vec<&Rule> = Vec::new();
+        let mut partial: Vec<&Rule> = Vec::new();
+        for &rule in &candidates {
+            match (rule.effect, rule.relation(&facts)) {
+                (_, Tri::No) => {}
+                (Effect::Deny, t) => denies.push((rule, t)),
+                (Effect::Allow, Tri::Yes) => allows.push(rule),
+                (Effect::Allow, Tri::Maybe) => partial.push(rule),
+            }
+        }
         if !denies.is_empty() {
-            let names: Vec<String> = denies.iter().map(|r| r.qualified_id()).collect();
-            denies.iter().for_each(|r| denied.apply(r));
+            let names: Vec<String> = denies
+                .iter()
+                .map(|(r, t)| match t {
+                    Tri::Yes => r.qualified_id(),
+                    _ => format!("{} ({})", r.qualified_id(), why_maybe(r, &facts, "applies")),
+                })
+                .collect();
+            denies.iter().for_each(|(r, _)| denied.apply(r));
             denied_parts.push(format!("{action:?} is denied by rule {}", names.join(", ")));
             continue;
         }
-        let allows: Vec<&Rule> = matching
-            .iter()
-            .copied()
-            .filter(|r| r.effect == Effect::Allow)
-            .collect();
         if allows.is_empty() {
-            denied_parts.push(format!(
+            let mut part = format!(
                 "no rule allows {action:?} on {:?} for {}",
                 input.resource,
                 input.identity.describe()
-            ));
+            );
+            if !partial.is_empty() {
+                let names: Vec<String> = partial
+                    .iter()
+                    .map(|r| format!("{} {}", r.qualified_id(), why_maybe(r, &facts, "grants")))
+                    .collect();
+                part.push_str(&format!(" (rule {})", names.join("; ")));
+            }
+            denied_parts.push(part);
             continue;
         }
         let names: Vec<String> = allows.iter().map(|r| r.qualified_id()).collect();

@@ -5,6 +5,10 @@
 //! a resource's candidates are the rules filed under any of its prefixes. A pattern starting
 //! with a wildcard has the empty prefix and is a candidate for every resource. Candidates are
 //! then matched in full, so the index can only narrow the search, never change a decision.
+//!
+//! A request for a pattern (`secret:/db/*`) may also meet rules whose prefix is longer than its
+//! own literal prefix (`secret:/db/primary`): [`RuleIndex::candidates_for_pattern`] adds those,
+//! from the prefixes kept in order.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -16,6 +20,8 @@ pub struct RuleIndex {
     by_prefix: HashMap<String, Vec<usize>>,
     /// Distinct prefix lengths (bytes), to probe only lengths that exist.
     lengths: BTreeSet<usize>,
+    /// The prefixes in order, for the rules a pattern's prefix begins.
+    sorted: Vec<String>,
 }
 
 fn literal_prefix(pattern: &str) -> &str {
@@ -37,7 +43,27 @@ impl RuleIndex {
                 }
             }
         }
+        idx.sorted = idx.by_prefix.keys().cloned().collect();
+        idx.sorted.sort_unstable();
         idx
+    }
+
+    /// Positions of the rules that may meet some resource the pattern `pattern` covers: those
+    /// whose prefix begins its literal prefix, and those whose prefix that literal prefix
+    /// begins; in rule order, without duplicates.
+    pub fn candidates_for_pattern(&self, pattern: &str) -> Vec<usize> {
+        let lit = literal_prefix(pattern);
+        let mut out = self.candidates(lit);
+        let from = self.sorted.partition_point(|p| p.as_str() < lit);
+        for p in self.sorted[from..]
+            .iter()
+            .take_while(|p| p.starts_with(lit))
+        {
+            out.extend_from_slice(&self.by_prefix[p]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Positions of the rules that may match `resource`, in rule order, without duplicates.
@@ -97,10 +123,34 @@ mod tests {
     }
 
     #[test]
-    fn a_candidate_superset_of_every_match() {
-        let r = rules(&[&["a*"], &["ab*"], &["abc"], &["?bc"], &["b*"], &["*c"]]);
+    fn pattern_candidates_include_longer_prefixes() {
+        let r = rules(&[
+            &["secret:/db/*"],
+            &["secret:/db/primary"],
+            &["*"],
+            &["config:*"],
+            &["secret:/web/*"],
+            &["secret:/"],
+        ]);
         let idx = RuleIndex::build(&r);
-        for res in ["abc", "abd", "bbc", "b", "", "zzc"] {
+        assert_eq!(idx.candidates_for_pattern("secret:/d*"), vec![0, 1, 2, 5]);
+        assert_eq!(idx.candidates_for_pattern("secret:/*"), vec![0, 1, 2, 4, 5]);
+        assert_eq!(idx.candidates_for_pattern("*"), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(idx.candidates_for_pattern("config:/x?"), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_candidate_superset_of_every_match() {
+        let r = rules(&[
+            &["x:/a*"],
+            &["x:/ab*"],
+            &["x:/abc"],
+            &["x:/?bc"],
+            &["x:/b*"],
+            &["*c"],
+        ]);
+        let idx = RuleIndex::build(&r);
+        for res in ["x:/abc", "x:/abd", "x:/bbc", "x:/b", "x:/", "", "x:/zzc"] {
             let cands = idx.candidates(res);
             for (i, rule) in r.iter().enumerate() {
                 if rule.resources.iter().any(|p| p.matches(res)) {

@@ -339,9 +339,9 @@ fn evaluate_snapshot(
             FileKind::Yaml => parse_yaml_document(&path, text)?,
             _ => parse_document(&path, text)?,
         };
-        docs.push((path, doc));
+        docs.push((path, doc, Some(text)));
     }
-    let compiled = compile(docs)?;
+    let compiled = compile_sources(docs)?;
     out.files = compiled.files;
     out.policies = compiled.policies;
     out.rules = compiled.rules;
@@ -349,13 +349,14 @@ fn evaluate_snapshot(
     Ok(out)
 }
 
-/// Reads one policy file (`real` is its resolved path) after checking who can write it.
+/// Reads one policy file (`real` is its resolved path) after checking who can write it; its
+/// document and text.
 fn read_file(
     path: &Path,
     real: &Path,
     kind: FileKind,
     opts: LoadOptions,
-) -> Result<PolicyDocument, LoadError> {
+) -> Result<(PolicyDocument, String), LoadError> {
     check_trusted(real, "policy file", opts)?;
     let size = std::fs::metadata(real).map(|m| m.len()).unwrap_or(0);
     if size > MAX_POLICY_FILE_BYTES {
@@ -366,10 +367,11 @@ fn read_file(
     }
     let text = std::fs::read_to_string(real)
         .map_err(|e| LoadError::in_file(path, format!("cannot read: {e}")))?;
-    match kind {
+    let doc = match kind {
         FileKind::Yaml => parse_yaml_document(path, &text),
         _ => parse_document(path, &text),
-    }
+    }?;
+    Ok((doc, text))
 }
 
 /// Checks one policy file on its own: its name, owner, mode, size, syntax and rules. The
@@ -391,8 +393,8 @@ pub fn load_file(path: &Path, opts: LoadOptions) -> Result<LoadedPolicies, LoadE
     };
     let real = std::fs::canonicalize(path)
         .map_err(|e| LoadError::in_file(path, format!("cannot resolve: {e}")))?;
-    let doc = read_file(path, &real, kind, opts)?;
-    compile(vec![(path.to_path_buf(), doc)])
+    let (doc, text) = read_file(path, &real, kind, opts)?;
+    compile_sources(vec![(path.to_path_buf(), doc, Some(&text))])
 }
 
 /// Parses one JSON policy file's text.
@@ -439,12 +441,7 @@ pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, Lo
                 path_parts.push(field.to_string());
             }
         }
-        let mut at = None;
-        while at.is_none() && !path_parts.is_empty() {
-            at = positions.get(&path_parts.join("/")).copied();
-            path_parts.pop();
-        }
-        let at = at.map(|(line, column)| within(text, line, column));
+        let at = nearest(&positions, path_parts).map(|(line, column)| within(text, line, column));
         LoadError {
             file: Some(path.to_path_buf()),
             line: at.map(|a| a.0),
@@ -452,6 +449,28 @@ pub fn parse_yaml_document(path: &Path, text: &str) -> Result<PolicyDocument, Lo
             message,
         }
     })
+}
+
+/// The position of the value at `path` (keys and indices), or of the nearest enclosing value
+/// that has one.
+fn nearest(
+    positions: &HashMap<String, (usize, usize)>,
+    mut path: Vec<String>,
+) -> Option<(usize, usize)> {
+    while !path.is_empty() {
+        if let Some(at) = positions.get(&path.join("/")) {
+            return Some(*at);
+        }
+        path.pop();
+    }
+    None
+}
+
+/// The 1-based position in `text` (a JSON or YAML policy file) of the value at `pointer`
+/// (`rules/0/resources/1`), or of the nearest enclosing value that has one.
+fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    let path = pointer.split('/').map(str::to_string).collect();
+    nearest(&crate::yaml::positions(text), path).map(|(l, c)| within(text, l, c))
 }
 
 /// A 1-based position kept inside `text`. The YAML scanner ends the input with an implicit
@@ -475,9 +494,17 @@ fn strip_position(msg: &str) -> String {
 
 /// Validates parsed documents together: unique policy ids, every rule valid.
 pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, LoadError> {
+    compile_sources(docs.into_iter().map(|(p, d)| (p, d, None)).collect())
+}
+
+/// [`compile`], with each document's text when it is known, so that an error in a rule is
+/// reported at its line and column.
+fn compile_sources(
+    docs: Vec<(PathBuf, PolicyDocument, Option<&str>)>,
+) -> Result<LoadedPolicies, LoadError> {
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut out = LoadedPolicies::default();
-    for (path, doc) in docs {
+    for (path, doc, text) in docs {
         if doc.id.trim().is_empty() {
             return Err(LoadError::in_file(&path, "the policy needs a non-empty id"));
         }
@@ -503,14 +530,26 @@ pub fn compile(docs: Vec<(PathBuf, PolicyDocument)>) -> Result<LoadedPolicies, L
             }
         };
         let mut rule_ids = HashSet::new();
-        for r in &doc.rules {
+        for (k, r) in doc.rules.iter().enumerate() {
             if !rule_ids.insert(r.id.clone()) {
                 return Err(LoadError::in_file(
                     &path,
                     format!("rule id {:?} appears twice", r.id),
                 ));
             }
-            let rule = compile_rule(&doc.id, r).map_err(|m| LoadError::in_file(&path, m))?;
+            let rule = compile_rule(&doc.id, r).map_err(|e| {
+                let pointer = match e.at.as_str() {
+                    "" => format!("rules/{k}"),
+                    at => format!("rules/{k}/{at}"),
+                };
+                let at = text.and_then(|t| locate(t, &pointer));
+                LoadError {
+                    file: Some(path.clone()),
+                    line: at.map(|a| a.0),
+                    column: at.map(|a| a.1),
+                    message: e.message,
+                }
+            })?;
             if active {
                 out.rules.push(rule);
             }

@@ -12,6 +12,7 @@
 
 pub mod document;
 pub mod eval;
+pub mod glob;
 pub mod index;
 pub mod load;
 pub mod rules;

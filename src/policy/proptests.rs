@@ -1,6 +1,9 @@
 //! Property tests of the decision rule over random rule sets: adding a deny rule never grants
 //! more, removing an allow rule never grants more, the order of files never changes a decision,
-//! and the prefix index never changes a decision (checked against a scan of every rule).
+//! the prefix index never changes a decision (checked against a scan of every rule), a granted
+//! pattern request covers only what is granted when asked for concretely, and a caller whose
+//! attributes could not be verified is granted nothing that some value of them would be
+//! refused.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +26,16 @@ const RESOURCES: &[&str] = &[
     "secret:/a/*",
 ];
 const ACTIONS: &[&str] = &["*", "read", "write", "re?d", "delete"];
-const IDENTITIES: &[&str] = &["*", "uid:1000", "uid:1001", "uid:1000-1001", "uid:0-999"];
+const IDENTITIES: &[&str] = &[
+    "*",
+    "uid:1000",
+    "uid:1001",
+    "uid:1000-1001",
+    "uid:0-999",
+    "uid:1000+exe:/bin/a",
+    "user:u1000",
+    "unit:a.service",
+];
 const REQ_RESOURCES: &[&str] = &[
     "secret:/a",
     "secret:/b",
@@ -108,11 +120,19 @@ fn requests() -> Vec<(u32, &'static str, Vec<String>)> {
 }
 
 fn decide(set: &PolicySet, uid: u32, res: &str, actions: &[String]) -> (bool, Option<u64>) {
-    let id = PeerIdentity::bare(uid, uid);
+    decide_as(set, &PeerIdentity::bare(uid, uid), res, actions)
+}
+
+fn decide_as(
+    set: &PolicySet,
+    id: &PeerIdentity,
+    res: &str,
+    actions: &[String],
+) -> (bool, Option<u64>) {
     let d = evaluate(
         set,
         EvalInput {
-            identity: &id,
+            identity: id,
             resource: res,
             actions,
             now: jiff::Timestamp::now(),
@@ -128,19 +148,123 @@ fn naive(set: &PolicySet, uid: u32, res: &str, actions: &[String]) -> bool {
         return false;
     }
     actions.iter().all(|a| {
-        let f = Facts {
-            identity: &id,
-            resource: res,
-            action: a,
-            now: jiff::Timestamp::now(),
-        };
+        let f = Facts::new(&id, res, a, jiff::Timestamp::now());
         let m: Vec<_> = set.rules().iter().filter(|r| r.matches(&f)).collect();
         !m.iter().any(|r| r.effect == Effect::Deny) && m.iter().any(|r| r.effect == Effect::Allow)
     })
 }
 
+/// Concrete resources and actions, to check what a granted pattern covers.
+const CONCRETE_RESOURCES: &[&str] = &[
+    "secret:/a",
+    "secret:/b",
+    "secret:/ab",
+    "secret:/a/",
+    "secret:/a/x",
+    "secret:/b/a",
+    "secret:/",
+    "config:/c",
+    "config:/a",
+];
+const CONCRETE_ACTIONS: &[&str] = &["read", "write", "delete", "list", "rexd"];
+/// Requests for sets.
+const PATTERN_RESOURCES: &[&str] = &[
+    "secret:/*",
+    "secret:/a*",
+    "secret:/?",
+    "secret:/a/*",
+    "*",
+    "*:/a",
+    "secret:/?/*",
+    "config:/*",
+    "secret:/a",
+];
+const PATTERN_ACTIONS: &[&str] = &["*", "re*", "?ead", "d*", "read", "write"];
+
+/// Identities whose unit, exe and user are known, or unverified (`None`).
+fn identity(uid: u32, user: bool, unit: Option<bool>, exe: Option<bool>) -> PeerIdentity {
+    use crate::identity::Attribute;
+    let mut id = PeerIdentity::bare(uid, uid);
+    if user {
+        id.user = Some(format!("u{uid}"));
+    }
+    match unit {
+        Some(true) => id.unit = Some("a.service".into()),
+        Some(false) => {}
+        None => id.unverified.push(Attribute::Unit),
+    }
+    match exe {
+        Some(true) => id.exe = Some("/bin/a".into()),
+        Some(false) => {}
+        None => id.unverified.push(Attribute::Exe),
+    }
+    id
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A pattern request is granted only if every concrete resource and action it covers is
+    /// granted when asked for on its own.
+    #[test]
+    fn a_granted_pattern_covers_only_what_is_granted(rules in prop::collection::vec(rule_strategy(), 0..8)) {
+        let set = build(&rules, 1, &[0]);
+        for uid in [1000, 1001, 5] {
+            for res in PATTERN_RESOURCES {
+                for (i, first) in PATTERN_ACTIONS.iter().enumerate() {
+                    // One action, or two.
+                    let mut acts = vec![first.to_string()];
+                    if i % 2 == 1 {
+                        acts.push(PATTERN_ACTIONS[(i + 1) % PATTERN_ACTIONS.len()].to_string());
+                    }
+                    if !decide(&set, uid, res, &acts).0 {
+                        continue;
+                    }
+                    let rm = wildmatch::WildMatch::new(res);
+                    for r in CONCRETE_RESOURCES.iter().filter(|r| rm.matches(r)) {
+                        for pat in &acts {
+                            let am = wildmatch::WildMatch::new(pat);
+                            for a in CONCRETE_ACTIONS.iter().filter(|a| am.matches(a)) {
+                                prop_assert!(
+                                    decide(&set, uid, r, &[a.to_string()]).0,
+                                    "{} {} {:?} granted, but not {} {}", uid, res, acts, r, a
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A caller whose unit or exe could not be verified is granted only what it would be
+    /// granted whatever they are.
+    #[test]
+    fn an_unverified_attribute_grants_nothing_a_value_of_it_would_refuse(rules in prop::collection::vec(rule_strategy(), 0..8)) {
+        let set = build(&rules, 1, &[0]);
+        for uid in [1000, 1001] {
+            for res in CONCRETE_RESOURCES.iter().chain(PATTERN_RESOURCES) {
+                for acts in [&["read"][..], &["write"], &["*"]] {
+                    let acts: Vec<String> = acts.iter().map(|a| a.to_string()).collect();
+                    for (unit, exe) in [(None, None), (None, Some(true)), (Some(true), None), (None, Some(false))] {
+                        let unknown = identity(uid, true, unit, exe);
+                        if !decide_as(&set, &unknown, res, &acts).0 {
+                            continue;
+                        }
+                        for u in unit.map_or(vec![true, false], |u| vec![u]) {
+                            for e in exe.map_or(vec![true, false], |e| vec![e]) {
+                                let known = identity(uid, true, Some(u), Some(e));
+                                prop_assert!(
+                                    decide_as(&set, &known, res, &acts).0,
+                                    "{} {} {:?} granted with unit/exe unverified, not with unit {} exe {}", uid, res, acts, u, e
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn adding_a_deny_rule_never_grants_more(rules in prop::collection::vec(rule_strategy(), 0..8), extra in rule_strategy()) {

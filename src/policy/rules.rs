@@ -3,6 +3,11 @@
 //! Conditions may test only facts the agent knows itself: the time (`hours`, `daysOfWeek`, in a
 //! named time zone or UTC), the verified identity, the resource and the action. A condition on
 //! the client-supplied `context` is refused at load time: a client can claim anything.
+//!
+//! Whether a rule applies is three-valued ([`Tri`]): `Yes` when it applies to everything the
+//! request covers, `No` when to nothing, `Maybe` when to part of a pattern request or when it
+//! tests an attribute the agent could not verify. [`super::eval`] lets a deny rule apply unless
+//! it is `No`, and an allow rule grant only when it is `Yes`.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +16,9 @@ use jiff::tz::TimeZone;
 use serde_json::Value;
 
 use super::document::{ConditionDocument, Effect, RuleDocument};
-use super::selector::{Pattern, Selector};
-use crate::identity::PeerIdentity;
+use super::glob::Tri;
+use super::selector::{Pattern, Query, Selector};
+use crate::identity::{Attribute, PeerIdentity};
 
 /// A validated rule.
 #[derive(Debug, Clone)]
@@ -46,12 +52,29 @@ pub struct Rule {
 pub struct Facts<'a> {
     /// The verified caller.
     pub identity: &'a PeerIdentity,
-    /// The resource.
-    pub resource: &'a str,
-    /// The action being decided.
-    pub action: &'a str,
+    /// The resource (one, or a pattern).
+    pub resource: Query<'a>,
+    /// The action being decided (one, or a pattern).
+    pub action: Query<'a>,
     /// Now.
     pub now: Timestamp,
+}
+
+impl<'a> Facts<'a> {
+    /// Facts for `resource` and `action`, each one string or a pattern.
+    pub fn new(
+        identity: &'a PeerIdentity,
+        resource: &'a str,
+        action: &'a str,
+        now: Timestamp,
+    ) -> Self {
+        Facts {
+            identity,
+            resource: Query::new(resource),
+            action: Query::new(action),
+            now,
+        }
+    }
 }
 
 impl Rule {
@@ -60,12 +83,45 @@ impl Rule {
         format!("{}/{}", self.policy_id, self.id)
     }
 
-    /// Whether the rule applies to this caller, resource and action at this time.
+    /// Whether the rule applies to this caller, resource and action at this time: to all the
+    /// request covers (`Yes`), to none of it (`No`), or to part of it, or it cannot be told
+    /// because it tests an attribute the agent could not verify (`Maybe`).
+    pub fn relation(&self, f: &Facts<'_>) -> Tri {
+        let mut t = Tri::any(self.resources.iter().map(|p| p.relation(&f.resource)));
+        if t == Tri::No {
+            return t;
+        }
+        t = t.and(Tri::any(self.actions.iter().map(|p| p.relation(&f.action))));
+        if t == Tri::No {
+            return t;
+        }
+        t = t.and(Tri::any(self.identities.iter().map(|s| s.test(f.identity))));
+        if t == Tri::No {
+            return t;
+        }
+        t.and(Tri::all(self.conditions.iter().map(|c| c.test(f))))
+    }
+
+    /// Whether the rule certainly applies ([`Rule::relation`] is `Yes`).
     pub fn matches(&self, f: &Facts<'_>) -> bool {
-        self.resources.iter().any(|p| p.matches(f.resource))
-            && self.actions.iter().any(|p| p.matches(f.action))
-            && self.identities.iter().any(|s| s.matches(f.identity))
-            && self.conditions.iter().all(|c| c.holds(f))
+        self.relation(f) == Tri::Yes
+    }
+
+    /// The attributes the rule tests (in its identities or identity conditions) that `id`
+    /// could not verify: why a rule is `Maybe` for a concrete request.
+    pub fn unverified_in(&self, id: &PeerIdentity) -> Vec<Attribute> {
+        let mut out: Vec<Attribute> = self
+            .identities
+            .iter()
+            .chain(self.conditions.iter().flat_map(|c| match c {
+                Condition::Identity { selectors, .. } => selectors.as_slice(),
+                _ => &[],
+            }))
+            .flat_map(|s| s.unverified_in(id))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -114,26 +170,37 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Whether the condition holds for these facts.
-    pub fn holds(&self, f: &Facts<'_>) -> bool {
-        match self {
-            Condition::Hours { hours, tz, negate } => {
-                hours.contains(&(f.now.to_zoned(tz.clone()).hour() as u8)) != *negate
-            }
+    /// Whether the condition holds for these facts: for all the request covers (`Yes`), for
+    /// none (`No`), or for part, or it cannot be told (`Maybe`).
+    pub fn test(&self, f: &Facts<'_>) -> Tri {
+        let (t, negate) = match self {
+            Condition::Hours { hours, tz, negate } => (
+                Tri::from_bool(hours.contains(&(f.now.to_zoned(tz.clone()).hour() as u8))),
+                negate,
+            ),
             Condition::DaysOfWeek { days, tz, negate } => {
                 let d = f.now.to_zoned(tz.clone()).weekday().to_sunday_zero_offset() as u8;
-                days.contains(&d) != *negate
+                (Tri::from_bool(days.contains(&d)), negate)
             }
-            Condition::Identity { selectors, negate } => {
-                selectors.iter().any(|s| s.matches(f.identity)) != *negate
-            }
-            Condition::Resource { patterns, negate } => {
-                patterns.iter().any(|p| p.matches(f.resource)) != *negate
-            }
-            Condition::Action { patterns, negate } => {
-                patterns.iter().any(|p| p.matches(f.action)) != *negate
-            }
-        }
+            Condition::Identity { selectors, negate } => (
+                Tri::any(selectors.iter().map(|s| s.test(f.identity))),
+                negate,
+            ),
+            Condition::Resource { patterns, negate } => (
+                Tri::any(patterns.iter().map(|p| p.relation(&f.resource))),
+                negate,
+            ),
+            Condition::Action { patterns, negate } => (
+                Tri::any(patterns.iter().map(|p| p.relation(&f.action))),
+                negate,
+            ),
+        };
+        if *negate { !t } else { t }
+    }
+
+    /// Whether the condition certainly holds ([`Condition::test`] is `Yes`).
+    pub fn holds(&self, f: &Facts<'_>) -> bool {
+        self.test(f) == Tri::Yes
     }
 }
 
@@ -253,15 +320,15 @@ pub fn compile_condition(c: &ConditionDocument) -> Result<Condition, String> {
         "resource" => Ok(Condition::Resource {
             patterns: strings(&c.value, "resource")?
                 .iter()
-                .map(|p| Pattern::new(p))
-                .collect(),
+                .map(|p| resource_pattern(p))
+                .collect::<Result<_, _>>()?,
             negate,
         }),
         "action" => Ok(Condition::Action {
             patterns: strings(&c.value, "action")?
                 .iter()
-                .map(|p| Pattern::new(p))
-                .collect(),
+                .map(|p| action_pattern(p))
+                .collect::<Result<_, _>>()?,
             negate,
         }),
         other => Err(format!(
@@ -270,50 +337,125 @@ pub fn compile_condition(c: &ConditionDocument) -> Result<Condition, String> {
     }
 }
 
+/// A resource pattern, refused unless it is spelled as canonical resources are.
+fn resource_pattern(text: &str) -> Result<Pattern, String> {
+    crate::resource::check_pattern(text).map_err(|e| e.to_string())?;
+    Ok(Pattern::new(text))
+}
+
+/// An action pattern, refused unless made of action characters, `*` and `?`.
+fn action_pattern(text: &str) -> Result<Pattern, String> {
+    crate::resource::check_action(text, true, crate::resource::MAX_ACTION_LEN)?;
+    Ok(Pattern::new(text))
+}
+
+/// Why a rule was refused, and where in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    /// Where in the rule, as a path of keys and indices (`resources/1`); empty for the rule
+    /// as a whole.
+    pub at: String,
+    /// What is wrong, naming the rule.
+    pub message: String,
+}
+
+/// Why an allow rule may not rest on `exe:` alone.
+const EXE_ALONE: &str = "an allow whose only identity is exe: grants any process that runs that executable, and a process of the same uid can make another run its code (LD_PRELOAD, ptrace), so exe: proves nothing on its own; join it with who runs it, as user:NAME+exe:/PATH, uid:N+exe:/PATH or unit:NAME+exe:/PATH";
+
 /// Validates and compiles one rule of `policy_id`.
-pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, String> {
+pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, RuleError> {
+    let fail = |at: &str, m: String| RuleError {
+        at: at.to_string(),
+        message: format!("rule {:?}: {m}", r.id),
+    };
     if r.id.trim().is_empty() {
-        return Err("a rule needs a non-empty id".to_string());
+        return Err(RuleError {
+            at: "id".into(),
+            message: "a rule needs a non-empty id".into(),
+        });
     }
-    let ctx = |m: String| format!("rule {:?}: {m}", r.id);
     if r.resources.is_empty() {
-        return Err(ctx(
-            "resources is empty, so the rule could never apply".into()
+        return Err(fail(
+            "resources",
+            "resources is empty, so the rule could never apply".into(),
         ));
     }
     if r.actions.is_empty() {
-        return Err(ctx("actions is empty, so the rule could never apply".into()));
+        return Err(fail(
+            "actions",
+            "actions is empty, so the rule could never apply".into(),
+        ));
     }
     if r.identities.is_empty() {
-        return Err(ctx(
+        return Err(fail(
+            "identities",
             "identities is empty: name who the rule applies to (\"*\" for everyone)".into(),
         ));
     }
     if r.max_ttl == Some(0) {
-        return Err(ctx("max_ttl must be at least 1 second".into()));
+        return Err(fail("max_ttl", "max_ttl must be at least 1 second".into()));
     }
     if r.max_uses == Some(0) {
-        return Err(ctx(
+        return Err(fail(
+            "max_uses",
             "max_uses must be at least 1 (leave it out for no cap of the rule's own)".into(),
         ));
     }
-    let identities = r
-        .identities
-        .iter()
-        .map(|s| Selector::parse(s).map_err(|e| ctx(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let each = |field: &str, items: &[String], f: fn(&str) -> Result<Pattern, String>| {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, p)| f(p).map_err(|m| fail(&format!("{field}/{i}"), m)))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let resources = each("resources", &r.resources, resource_pattern)?;
+    let actions = each("actions", &r.actions, action_pattern)?;
+    let mut identities = Vec::with_capacity(r.identities.len());
+    for (i, text) in r.identities.iter().enumerate() {
+        let at = format!("identities/{i}");
+        let s = Selector::parse(text).map_err(|e| fail(&at, e.to_string()))?;
+        if r.effect == Effect::Allow && s.is_exe_only() {
+            return Err(fail(&at, format!("identity {text:?}: {EXE_ALONE}")));
+        }
+        identities.push(s);
+    }
     let conditions = r
         .conditions
         .iter()
-        .map(|c| compile_condition(c).map_err(&ctx))
+        .enumerate()
+        .map(|(i, c)| compile_condition(c).map_err(|m| fail(&format!("conditions/{i}"), m)))
         .collect::<Result<Vec<_>, _>>()?;
+    if r.effect == Effect::Allow && identities.contains(&Selector::Any) {
+        // `*` narrowed only by exe conditions is exe alone.
+        let narrowing: Vec<(usize, &Vec<Selector>)> = conditions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Condition::Identity {
+                    selectors,
+                    negate: false,
+                } => Some((i, selectors)),
+                _ => None,
+            })
+            .collect();
+        if !narrowing.is_empty()
+            && narrowing
+                .iter()
+                .all(|(_, sels)| sels.iter().all(Selector::is_exe_only))
+        {
+            return Err(fail(
+                &format!("conditions/{}", narrowing[0].0),
+                format!("identities [\"*\"] with only an exe condition: {EXE_ALONE}"),
+            ));
+        }
+    }
     Ok(Rule {
         policy_id: policy_id.to_string(),
         id: r.id.clone(),
         description: r.description.clone().or_else(|| r.name.clone()),
         effect: r.effect,
-        resources: r.resources.iter().map(|p| Pattern::new(p)).collect(),
-        actions: r.actions.iter().map(|p| Pattern::new(p)).collect(),
+        resources,
+        actions,
         identities,
         conditions,
         priority: r.priority,
@@ -333,12 +475,12 @@ mod tests {
 
     fn facts<'a>(id: &'a PeerIdentity, resource: &'a str, action: &'a str) -> Facts<'a> {
         // 2023-11-14T22:13:20Z is a Tuesday (2), hour 22 UTC; 23:13 in Paris; 17:13 in New York.
-        Facts {
-            identity: id,
+        Facts::new(
+            id,
             resource,
             action,
-            now: Timestamp::from_second(1_700_000_000).unwrap(),
-        }
+            Timestamp::from_second(1_700_000_000).unwrap(),
+        )
     }
 
     #[test]

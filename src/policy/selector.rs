@@ -3,12 +3,21 @@
 //! Selectors name kernel-verified attributes only. A bare name (`billing-app`) or a selector
 //! over the label a client gives itself is refused at load time: upstream matched the
 //! client's own claim, which let any process be anyone.
+//!
+//! Selectors join with `+` into a conjunction that all must match:
+//! `user:billing+exe:/usr/bin/billing-export`. A `+` starts the next selector only when a
+//! selector kind and `:` follow it (`exe:/usr/bin/g++` is one selector).
+//!
+//! A test of a selector is three-valued ([`Tri`]): an attribute the agent could not verify for
+//! this caller (its process exited before it was read, say) gives `Maybe`, so that a deny rule
+//! needing it applies while an allow rule needing it does not.
 
 use std::fmt;
 
 use wildmatch::WildMatch;
 
-use crate::identity::PeerIdentity;
+use super::glob::{self, Tri};
+use crate::identity::{Attribute, PeerIdentity};
 
 /// A glob over resources, actions or unit names: `*` is any run of characters, `?` one.
 #[derive(Debug, Clone)]
@@ -31,9 +40,43 @@ impl Pattern {
         self.matcher.matches(s)
     }
 
+    /// How the strings `q` stands for relate to this pattern: all match (`Yes`), none
+    /// (`No`), or some, or it cannot tell (`Maybe`). A concrete `q` is one string.
+    pub fn relation(&self, q: &Query<'_>) -> Tri {
+        if !q.pattern {
+            return Tri::from_bool(self.matcher.matches(q.text));
+        }
+        if glob::contains(&self.text, q.text) {
+            Tri::Yes
+        } else if glob::intersects(&self.text, q.text) {
+            Tri::Maybe
+        } else {
+            Tri::No
+        }
+    }
+
     /// The glob as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+/// A resource or action as a request names it: one string, or a pattern standing for a set.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Whether it holds `*` or `?`.
+    pub pattern: bool,
+}
+
+impl<'a> Query<'a> {
+    /// A query for `text`.
+    pub fn new(text: &'a str) -> Query<'a> {
+        Query {
+            text,
+            pattern: crate::resource::is_pattern(text),
+        }
     }
 }
 
@@ -60,6 +103,8 @@ pub enum Selector {
     Unit(Pattern),
     /// Processes running this executable (absolute path).
     Exe(String),
+    /// All of these (two or more, none of them `*` or a conjunction).
+    All(Vec<Selector>),
 }
 
 /// Why a selector was refused.
@@ -72,11 +117,92 @@ pub struct SelectorError {
     pub reason: String,
 }
 
-const KNOWN: &str = "use *, uid:N, uid:N-M, user:NAME, group:NAME, unit:GLOB or exe:/PATH";
+const KNOWN: &str = "use *, uid:N, uid:N-M, user:NAME, group:NAME, unit:GLOB or exe:/PATH, or join them with + (user:NAME+exe:/PATH)";
+
+/// The selector kinds, as written before the `:`.
+const KINDS: &[&str] = &["uid", "user", "group", "unit", "exe"];
+
+/// Splits `user:a+exe:/x` at each `+` that a selector kind and `:` follow.
+fn conjuncts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, _) in text.match_indices('+') {
+        let rest = &text[i + 1..];
+        if KINDS
+            .iter()
+            .any(|k| rest.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+        {
+            parts.push(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
 
 impl Selector {
-    /// Parses a selector.
+    /// Parses a selector, or a conjunction of selectors joined with `+`.
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        let parts = conjuncts(text);
+        if parts.len() == 1 {
+            return Selector::parse_one(text);
+        }
+        let err = |reason: String| SelectorError {
+            selector: text.to_string(),
+            reason,
+        };
+        let mut all = Vec::with_capacity(parts.len());
+        for part in parts {
+            if part == "*" {
+                return Err(err(
+                    "* in a conjunction adds nothing; leave it out".to_string()
+                ));
+            }
+            let s = Selector::parse_one(part).map_err(|e| err(e.reason))?;
+            if all.contains(&s) {
+                return Err(err(format!("{s} appears twice")));
+            }
+            all.push(s);
+        }
+        Ok(Selector::All(all))
+    }
+
+    /// Whether the selector, or every part of a conjunction, is an `exe:` selector: what
+    /// policy refuses as the whole identity of an allow rule, since a process of the same uid
+    /// can run any code under a given executable (`LD_PRELOAD`, ptrace).
+    pub fn is_exe_only(&self) -> bool {
+        match self {
+            Selector::Exe(_) => true,
+            Selector::All(parts) => parts.iter().all(Selector::is_exe_only),
+            _ => false,
+        }
+    }
+
+    /// The attributes this selector tests that `id` could not verify.
+    pub fn unverified_in(&self, id: &PeerIdentity) -> Vec<Attribute> {
+        let attr = match self {
+            Selector::User(_) => Attribute::User,
+            Selector::Group(_) => Attribute::Groups,
+            Selector::Unit(_) => Attribute::Unit,
+            Selector::Exe(_) => Attribute::Exe,
+            Selector::All(parts) => {
+                let mut out: Vec<Attribute> =
+                    parts.iter().flat_map(|p| p.unverified_in(id)).collect();
+                out.sort();
+                out.dedup();
+                return out;
+            }
+            _ => return Vec::new(),
+        };
+        if id.is_unverified(attr) {
+            vec![attr]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Parses one selector.
+    fn parse_one(text: &str) -> Result<Selector, SelectorError> {
         let err = |reason: String| SelectorError {
             selector: text.to_string(),
             reason,
@@ -120,18 +246,39 @@ impl Selector {
         }
     }
 
-    /// Whether the verified identity matches. Attributes that could not be verified are
-    /// absent and match nothing.
-    pub fn matches(&self, id: &PeerIdentity) -> bool {
+    /// Whether the verified identity matches: `Yes`, `No`, or `Maybe` when an attribute it
+    /// tests could not be verified for this caller (and, for a group, the groups that could be
+    /// read do not already match).
+    pub fn test(&self, id: &PeerIdentity) -> Tri {
+        let known = |attr: Attribute, matched: bool| {
+            if matched {
+                Tri::Yes
+            } else if id.is_unverified(attr) {
+                Tri::Maybe
+            } else {
+                Tri::No
+            }
+        };
         match self {
-            Selector::Any => true,
-            Selector::Uid(u) => id.uid == *u,
-            Selector::UidRange(a, b) => (*a..=*b).contains(&id.uid),
-            Selector::User(name) => id.user.as_deref() == Some(name.as_str()),
-            Selector::Group(name) => id.has_group_name(name),
-            Selector::Unit(p) => id.unit.as_deref().is_some_and(|u| p.matches(u)),
-            Selector::Exe(path) => id.exe.as_deref() == Some(path.as_str()),
+            Selector::Any => Tri::Yes,
+            Selector::Uid(u) => Tri::from_bool(id.uid == *u),
+            Selector::UidRange(a, b) => Tri::from_bool((*a..=*b).contains(&id.uid)),
+            Selector::User(name) => {
+                known(Attribute::User, id.user.as_deref() == Some(name.as_str()))
+            }
+            Selector::Group(name) => known(Attribute::Groups, id.has_group_name(name)),
+            Selector::Unit(p) => known(
+                Attribute::Unit,
+                id.unit.as_deref().is_some_and(|u| p.matches(u)),
+            ),
+            Selector::Exe(path) => known(Attribute::Exe, id.exe.as_deref() == Some(path.as_str())),
+            Selector::All(parts) => Tri::all(parts.iter().map(|p| p.test(id))),
         }
+    }
+
+    /// Whether the identity certainly matches (`test` says `Yes`).
+    pub fn matches(&self, id: &PeerIdentity) -> bool {
+        self.test(id) == Tri::Yes
     }
 }
 
@@ -155,6 +302,15 @@ impl fmt::Display for Selector {
             Selector::Group(n) => write!(f, "group:{n}"),
             Selector::Unit(p) => write!(f, "unit:{}", p.as_str()),
             Selector::Exe(p) => write!(f, "exe:{p}"),
+            Selector::All(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("+")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -196,7 +352,7 @@ mod tests {
     }
 
     #[test]
-    fn unverified_attributes_match_nothing() {
+    fn absent_attributes_match_nothing_and_unverified_ones_maybe() {
         let id = PeerIdentity::bare(1000, 1000);
         for s in [
             "user:alice",
@@ -204,7 +360,59 @@ mod tests {
             "unit:*",
             "exe:/usr/bin/billing",
         ] {
-            assert!(!Selector::parse(s).unwrap().matches(&id), "{s}");
+            assert_eq!(Selector::parse(s).unwrap().test(&id), Tri::No, "{s}");
+        }
+        let mut gone = PeerIdentity::bare(1000, 1000);
+        gone.unverified = vec![Attribute::Unit, Attribute::Exe];
+        for (s, t) in [
+            ("unit:*", Tri::Maybe),
+            ("exe:/usr/bin/billing", Tri::Maybe),
+            ("uid:1000+exe:/usr/bin/billing", Tri::Maybe),
+            ("uid:1001+exe:/usr/bin/billing", Tri::No),
+            ("user:alice", Tri::No),
+            ("uid:1000", Tri::Yes),
+        ] {
+            let sel = Selector::parse(s).unwrap();
+            assert_eq!(sel.test(&gone), t, "{s}");
+        }
+        assert_eq!(
+            Selector::parse("user:a+unit:x+exe:/b")
+                .unwrap()
+                .unverified_in(&gone),
+            vec![Attribute::Unit, Attribute::Exe]
+        );
+    }
+
+    #[test]
+    fn conjunctions() {
+        let id = alice();
+        let s = Selector::parse("user:alice+exe:/usr/bin/billing").unwrap();
+        assert!(s.matches(&id));
+        assert_eq!(s.to_string(), "user:alice+exe:/usr/bin/billing");
+        assert!(
+            !Selector::parse("user:bob+exe:/usr/bin/billing")
+                .unwrap()
+                .matches(&id)
+        );
+        assert!(
+            !Selector::parse("user:alice+exe:/usr/bin/other")
+                .unwrap()
+                .matches(&id)
+        );
+        // A `+` not followed by a selector kind is part of the value.
+        assert_eq!(
+            Selector::parse("exe:/usr/bin/g++").unwrap(),
+            Selector::Exe("/usr/bin/g++".into())
+        );
+        assert_eq!(
+            Selector::parse("exe:/usr/bin/g+++uid:5").unwrap(),
+            Selector::All(vec![Selector::Exe("/usr/bin/g++".into()), Selector::Uid(5)])
+        );
+        assert!(Selector::parse("exe:/a+exe:/b").unwrap().is_exe_only());
+        assert!(Selector::parse("exe:/a").unwrap().is_exe_only());
+        assert!(!Selector::parse("uid:1+exe:/a").unwrap().is_exe_only());
+        for bad in ["uid:1+*", "uid:1+uid:1", "uid:1+foo:x", "uid:1+user:"] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
         }
     }
 

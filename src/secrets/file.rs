@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{BackendHealth, SecretBackend, SecretError, SecretMap, SecretVersion, check_path};
+use super::{
+    BackendHealth, PathKind, SecretBackend, SecretError, SecretMap, SecretVersion, check_path,
+};
 
 /// Name of the key file in the state directory.
 pub const KEY_FILE: &str = "secrets.key";
@@ -311,7 +313,7 @@ impl FileBackend {
 
 impl SecretBackend for FileBackend {
     fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         let all = self.current()?;
         let versions = all
             .get(&path)
@@ -326,7 +328,7 @@ impl SecretBackend for FileBackend {
     }
 
     fn write(&self, path: &str, data: SecretMap) -> Result<u64, SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         if data.is_empty() {
             return Err(SecretError::Invalid(
                 "a secret needs at least one field".into(),
@@ -349,12 +351,7 @@ impl SecretBackend for FileBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SecretError> {
-        let prefix = check_path(prefix, true)?;
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-            prefix
-        } else {
-            format!("{prefix}/")
-        };
+        let prefix = check_path(prefix, PathKind::Folder)?;
         let all = self.current()?;
         // Keys are sorted: those under the prefix are one run, starting at it (this runs on
         // the event loop, so it does not scan the others).
@@ -378,7 +375,7 @@ impl SecretBackend for FileBackend {
     }
 
     fn delete(&self, path: &str) -> Result<(), SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         let _changing = self.changing()?;
         if !self.current()?.contains_key(&path) {
             return Err(SecretError::NotFound(path));
@@ -463,7 +460,7 @@ mod tests {
             "only 2 versions kept"
         );
         assert_eq!(b.list("").unwrap(), vec!["db/", "web/"]);
-        assert_eq!(b.list("db").unwrap(), vec!["primary", "replica"]);
+        assert_eq!(b.list("db/").unwrap(), vec!["primary", "replica"]);
         b.delete("db/primary").unwrap();
         assert!(matches!(
             b.read("db/primary", None),
@@ -499,10 +496,10 @@ mod tests {
         for p in ["da", "db/a/x", "db/a/y", "db/a.b", "db/b", "dbx", "dc/z"] {
             b.write(p, data(&[("k", "v")])).unwrap();
         }
-        assert_eq!(b.list("db").unwrap(), vec!["a.b", "a/", "b"]);
+        assert_eq!(b.list("db/").unwrap(), vec!["a.b", "a/", "b"]);
         assert_eq!(b.list("db/a/").unwrap(), vec!["x", "y"]);
         assert_eq!(b.list("").unwrap(), vec!["da", "db/", "dbx", "dc/"]);
-        assert!(matches!(b.list("dd"), Err(SecretError::NotFound(_))));
+        assert!(matches!(b.list("dd/"), Err(SecretError::NotFound(_))));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use crate::resource::PathKind;
+
 /// A secret value: wiped from memory when dropped, shown as `***` by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -104,41 +106,13 @@ pub trait SecretBackend: Send + Sync {
     }
 }
 
-/// Checks a secret path: relative, `/`-separated, no empty, `.` or `..` segments, at most 512
-/// bytes. A trailing `/` is allowed only for a list prefix.
-pub fn check_path(path: &str, allow_folder: bool) -> Result<String, SecretError> {
-    let p = path.trim_start_matches('/');
-    if p.len() > 512 {
-        return Err(SecretError::Invalid(
-            "a secret path is at most 512 bytes".into(),
-        ));
-    }
-    let body = if allow_folder {
-        p.strip_suffix('/').unwrap_or(p)
-    } else {
-        p
-    };
-    if body.is_empty() {
-        return if allow_folder {
-            Ok(String::new())
-        } else {
-            Err(SecretError::Invalid("the secret path is empty".into()))
-        };
-    }
-    if body
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control))
-    {
-        return Err(SecretError::Invalid(format!(
-            "{path:?} is not a valid secret path"
-        )));
-    }
-    if !allow_folder && p.ends_with('/') {
-        return Err(SecretError::Invalid(format!(
-            "{path:?} names a folder, not a secret"
-        )));
-    }
-    Ok(p.to_string())
+/// Checks a secret path for a backend: canonical ([`crate::resource::check_secret_path`]),
+/// naming what `kind` says; returned unchanged. A backend acts on exactly the text the policy
+/// decided on, never on a cleaned-up copy of it.
+pub fn check_path(path: &str, kind: PathKind) -> Result<String, SecretError> {
+    crate::resource::check_secret_path(path, kind)
+        .map(str::to_string)
+        .map_err(|e| SecretError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -146,12 +120,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths() {
-        assert_eq!(check_path("/db/primary", false).unwrap(), "db/primary");
-        assert_eq!(check_path("db/", true).unwrap(), "db/");
-        assert_eq!(check_path("", true).unwrap(), "");
-        for bad in ["", "db//x", "../etc", "db/./x", "db/", "a\nb"] {
-            assert!(check_path(bad, false).is_err(), "{bad:?}");
+    fn paths_are_checked_never_changed() {
+        assert_eq!(
+            check_path("db/primary", PathKind::Secret).unwrap(),
+            "db/primary"
+        );
+        assert_eq!(check_path("db/", PathKind::Folder).unwrap(), "db/");
+        assert_eq!(check_path("", PathKind::Folder).unwrap(), "");
+        for bad in [
+            "",
+            "/db/primary",
+            "//prod/db",
+            "db//x",
+            "../etc",
+            "db/./x",
+            "db/",
+            "a\nb",
+        ] {
+            assert!(check_path(bad, PathKind::Secret).is_err(), "{bad:?}");
+        }
+        for bad in ["db", "/db/", "db//"] {
+            assert!(check_path(bad, PathKind::Folder).is_err(), "{bad:?}");
         }
     }
 

@@ -29,7 +29,8 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::{
-    BackendHealth, SecretBackend, SecretError, SecretMap, SecretString, SecretVersion, check_path,
+    BackendHealth, PathKind, SecretBackend, SecretError, SecretMap, SecretString, SecretVersion,
+    check_path,
 };
 
 /// How long Vault's quoted error texts may be in our messages.
@@ -225,20 +226,12 @@ impl VaultConfig {
                 self.kv_version
             ));
         }
-        check_path(&self.mount, true)
-            .and_then(|m| {
-                if m.trim_end_matches('/').is_empty() {
-                    Err(SecretError::Invalid("empty".into()))
-                } else {
-                    Ok(m)
-                }
-            })
-            .map_err(|_| {
-                SecretError::Invalid(format!(
-                    "vault mount {:?} is not a valid mount path",
-                    self.mount
-                ))
-            })?;
+        check_path(self.mount.trim_matches('/'), PathKind::Secret).map_err(|_| {
+            SecretError::Invalid(format!(
+                "vault mount {:?} is not a valid mount path",
+                self.mount
+            ))
+        })?;
         if let Some(ns) = &self.namespace {
             if !header_safe(ns) {
                 return bad(format!(
@@ -253,7 +246,7 @@ impl VaultConfig {
             if role_id.trim().is_empty() {
                 return bad("vault AppRole role_id is empty".into());
             }
-            if check_path(mount, false).is_err() {
+            if check_path(mount.trim_matches('/'), PathKind::Secret).is_err() {
                 return bad(format!(
                     "vault AppRole mount {mount:?} is not a valid mount path"
                 ));
@@ -818,7 +811,7 @@ impl VaultBackend {
 
 impl SecretBackend for VaultBackend {
     fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         if version == Some(0) {
             return Err(SecretError::Invalid("secret versions start at 1".into()));
         }
@@ -851,7 +844,7 @@ impl SecretBackend for VaultBackend {
     }
 
     fn write(&self, path: &str, data: SecretMap) -> Result<u64, SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         if data.is_empty() {
             return Err(SecretError::Invalid(
                 "a secret needs at least one field".into(),
@@ -866,14 +859,14 @@ impl SecretBackend for VaultBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, SecretError> {
-        let prefix = check_path(prefix, true)?;
+        let prefix = check_path(prefix, PathKind::Folder)?;
         let result = self.keys(&prefix);
         self.note(&result);
         result
     }
 
     fn delete(&self, path: &str) -> Result<(), SecretError> {
-        let path = check_path(path, false)?;
+        let path = check_path(path, PathKind::Secret)?;
         self.forget(&path);
         let result = self.remove(&path);
         self.forget(&path);
@@ -1767,7 +1760,7 @@ mod tests {
         );
         assert_eq!(
             b.write(
-                "/db/primary",
+                "db/primary",
                 fields_of(&[("user", "app"), ("password", SECRET)])
             )
             .expect("write"),

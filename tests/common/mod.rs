@@ -282,6 +282,31 @@ impl Agent {
         cmd.output().unwrap()
     }
 
+    /// Sends `requests` (envelopes, one line each) over one raw connection as another user
+    /// (root only; a Python client under `setpriv`) and returns the responses in order. `wrap`
+    /// runs the client in a command prefix (`unshare …`) when not empty.
+    pub fn raw_as(&self, uid: u32, wrap: &[&str], requests: &[Value]) -> Vec<Value> {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .args(wrap)
+            .args(["/usr/bin/python3", "-c", RAW_CLIENT])
+            .arg(&self.socket);
+        clean_env(&mut cmd, self.dir.path());
+        let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
+        let out = run_with_input(cmd, &input);
+        assert!(
+            out.status.success(),
+            "raw client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+
     /// Sends a signal to the agent.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = self.child.as_ref().unwrap().id() as i32;
@@ -342,6 +367,41 @@ impl Drop for Agent {
             let _ = c.wait();
         }
     }
+}
+
+/// A raw protocol client in Python, for other users: sends each line of stdin over one
+/// connection to the socket `argv[1]` and prints each response line.
+pub const RAW_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+for line in sys.stdin.buffer:
+    f.write(line)
+    f.flush()
+    sys.stdout.buffer.write(f.readline())
+    sys.stdout.flush()
+"#;
+
+/// Runs `cmd` with `input` on its stdin; its output.
+pub fn run_with_input(mut cmd: Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// An envelope of `kind` with `payload`, for [`Agent::raw_as`].
+pub fn envelope(kind: &str, id: &str, payload: Value) -> Value {
+    json!({"version":"1.0","type":kind,"id":id,"timestamp":"2026-01-01T00:00:00Z","payload":payload})
 }
 
 /// A raw protocol client.
