@@ -127,6 +127,31 @@ fn refused(
     }
 }
 
+/// Whether `text` is its own canonical form ([`canonicalize`] gives it back unchanged), in one
+/// pass without allocating: what every request pays.
+pub fn is_canonical(text: &str) -> bool {
+    let Some((scheme, path)) = text.split_once(':') else {
+        return false;
+    };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if !valid_scheme(scheme, true) || path.chars().any(char::is_control) {
+        return false;
+    }
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        match seg {
+            // Only the last may be empty: a trailing `/`, or the top folder itself.
+            "" if last => {}
+            "" | "." | ".." => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Checks a resource as a request names it (a capability request, a policy test): canonical,
 /// at most [`MAX_RESOURCE_LEN`] bytes. It may hold pattern characters (a request for a set).
 pub fn check_request_resource(text: &str) -> Result<(), ResourceError> {
@@ -141,6 +166,9 @@ pub fn check_request_resource(text: &str) -> Result<(), ResourceError> {
             format!("is longer than {MAX_RESOURCE_LEN} bytes"),
             None,
         ));
+    }
+    if is_canonical(text) {
+        return Ok(());
     }
     match canonicalize(text) {
         Ok(c) if c == text => Ok(()),
@@ -383,6 +411,20 @@ mod tests {
             "secret:/\u{7f}",
         ] {
             assert!(canonicalize(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass check agrees with the canonical form.
+        #[test]
+        fn is_canonical_agrees_with_canonicalize(
+            text in proptest::string::string_regex("[a-zA-Z:]{0,3}:?[/a.*\\x01]{0,8}").unwrap()
+        ) {
+            proptest::prop_assert_eq!(
+                is_canonical(&text),
+                canonicalize(&text).is_ok_and(|c| c == text),
+                "{:?}", text
+            );
         }
     }
 

@@ -13,8 +13,12 @@
 //! - `STATUS=`: one line (socket, connections, active capabilities, policy generation, last
 //!   error), sent when it differs from the last one sent.
 //!
+//! An actor that has stopped (its mailbox closed) stops the agent, non-zero, so that systemd
+//! restarts it whole instead of leaving it half-alive ([`stopped`]).
+//!
 //! Which answers feed the watchdog, what the status says and what to log are decided by plain
-//! functions ([`assess`], [`status_line`], [`changes`]); the loop only wires them to the actors.
+//! functions ([`assess`], [`status_line`], [`changes`], [`stopped`]); the loop only wires them to
+//! the actors.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -114,6 +118,16 @@ impl Assessment {
 
 fn millis(d: Duration) -> String {
     format!("{} ms", d.as_millis())
+}
+
+/// The components whose actor has stopped (its mailbox is closed): the agent cannot serve
+/// without them.
+pub fn stopped(probes: &[(Component, Probe)]) -> Vec<Component> {
+    probes
+        .iter()
+        .filter(|(_, p)| *p == Probe::Gone)
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 /// Decides from one round of pings whether to feed the watchdog, and gathers the status facts.
@@ -339,6 +353,18 @@ impl Supervisor {
                     // stops this ticker next.
                     continue;
                 }
+                let dead = stopped(&probes);
+                if !dead.is_empty() {
+                    // An actor that stopped never comes back: rather than answer INTERNAL_ERROR
+                    // from now on, stop, non-zero, so that systemd restarts the agent whole.
+                    let names: Vec<&str> = dead.iter().map(|c| c.name()).collect();
+                    tracing::error!(
+                        components = %names.join(", "),
+                        "a part of the agent has stopped; stopping the agent so that it is restarted whole"
+                    );
+                    crate::notify::status(&format!("stopped: {} gone", names.join(", ")));
+                    std::process::exit(crate::daemon::PANIC_EXIT);
+                }
                 let a = assess(&probes);
                 for change in changes(&problems, &a.problems) {
                     match change {
@@ -418,6 +444,16 @@ mod tests {
             "serving /run/aether-vault/agent.sock; 3 connections; 12 active capabilities; \
              policy generation 4; last error: none"
         );
+    }
+
+    #[test]
+    fn a_stopped_actor_is_named_and_a_slow_one_is_not() {
+        let mut probes = all_well();
+        assert!(stopped(&probes).is_empty());
+        probes[1].1 = Probe::TimedOut(Duration::from_millis(75));
+        assert!(stopped(&probes).is_empty());
+        probes[3].1 = Probe::Gone;
+        assert_eq!(stopped(&probes), vec![probes[3].0]);
     }
 
     #[test]

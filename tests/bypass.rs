@@ -456,17 +456,34 @@ fn a_panicking_actor_stops_the_agent() {
     );
 }
 
+/// `line` without terminal colour sequences (ESC `[` … `m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A newline in a resource, or in a revocation's reason, forged a line of its own in the
 /// operational log on stderr.
 #[test]
 fn client_text_cannot_forge_a_log_line() {
     let mut agent = Agent::dev();
     let mut c = agent.client();
-    let r = c.call(
+    let newline_resource = c.call(
         "capability_request",
         json!({"resource":"secret:/a\nINFO forged: granted everything","actions":["read"]}),
     );
-    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD", "{r}");
     let cap = agent.grant("secret:/a", &["read"]);
     let r = c.call(
         "capability_revoke",
@@ -481,11 +498,18 @@ fn client_text_cannot_forge_a_log_line() {
     agent.stop();
     let log = agent.stderr();
     assert!(log.contains("forged: audit disabled"), "{log}");
+    // Every line the agent writes begins with its timestamp; a client's text never begins one.
     for line in log.lines() {
         assert!(
-            !line.contains("forged") || line.contains("capability_"),
-            "a client's text began a line: {line:?}\n{log}"
+            without_colours(line).starts_with(|c: char| c.is_ascii_digit()),
+            "a line the agent did not begin: {line:?}\n{log}"
         );
-        assert!(!line.contains('\u{1b}'), "{line:?}");
     }
+    // Nor does a terminal escape sequence reach the log (the client sent one).
+    assert!(!log.contains('\u{1b}'), "{log}");
+    // A resource with a control character has no canonical form: refused before any log.
+    assert_eq!(
+        newline_resource["payload"]["code"], "INVALID_PAYLOAD",
+        "{newline_resource}"
+    );
 }

@@ -95,8 +95,23 @@ fn symbols(p: &str) -> Vec<char> {
     out
 }
 
+/// The literal text before the first and after the last pattern character.
+/// For a pattern without one, both are the whole text.
+fn literal_ends(p: &str) -> (&str, &str) {
+    match (p.find(wild), p.rfind(wild)) {
+        (Some(head), Some(tail)) => (&p[..head], &p[tail + 1..]),
+        _ => (p, p),
+    }
+}
+
 /// Whether some string matches both `a` and `b`.
 pub fn intersects(a: &str, b: &str) -> bool {
+    // A common string begins with both literal heads and ends with both literal tails: most
+    // pairs of rule and request fail this without the search below.
+    let ((ah, at), (bh, bt)) = (literal_ends(a), literal_ends(b));
+    if !(ah.starts_with(bh) || bh.starts_with(ah)) || !(at.ends_with(bt) || bt.ends_with(at)) {
+        return false;
+    }
     let (a, b) = (symbols(a), symbols(b));
     let (n, m) = (a.len(), b.len());
     let width = m + 1;
@@ -141,6 +156,12 @@ pub fn intersects(a: &str, b: &str) -> bool {
 /// takes any run of symbols. Any way of matching shows the containment: whatever an `inner`
 /// symbol becomes, the `outer` symbol that took it matches that.
 pub fn contains(outer: &str, inner: &str) -> bool {
+    // Every string of `inner` begins with its literal head and ends with its literal tail; for
+    // `outer` to take them all, those must begin with `outer`'s head and end with its tail.
+    let ((oh, ot), (ih, it)) = (literal_ends(outer), literal_ends(inner));
+    if !ih.starts_with(oh) || !it.ends_with(ot) {
+        return false;
+    }
     let (p, r) = (symbols(outer), symbols(inner));
     let m = r.len();
     // row[j]: whether p[..i] matches r[..j].
@@ -194,6 +215,8 @@ mod tests {
         assert!(contains("read", "read"));
         assert!(!contains("read", "rea?"));
         assert!(intersects("", "*") && !intersects("", "?") && contains("*", ""));
+        assert!(contains("*b", "ab") && contains("a*", "ab") && !contains("*c", "ab"));
+        assert!(intersects("x*", "*y") && !intersects("x*", "y*") && !intersects("*x", "*y"));
     }
 
     const ALPHABET: &[char] = &['a', 'b', '*', '?'];
