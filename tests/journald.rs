@@ -24,6 +24,7 @@ APID=$!
 for i in $(seq 200); do "$CLI" capability status --socket-path "$DIR/j.sock" >/dev/null 2>&1 && break; sleep 0.05; done
 "$CLI" capability request --resource secret:/journal --action read --format json --socket-path "$DIR/j.sock" >"$DIR/grant.json"
 "$CLI" capability request --resource secret:/journal --action read --ttl 999999 --format json --socket-path "$DIR/j.sock" >"$DIR/deny.json" || true
+"$CLI" capability revoke "$(jq -r .capability.id "$DIR/grant.json")" --reason "$(printf 'done\nERROR forged')" --socket-path "$DIR/j.sock" >/dev/null
 kill $APID; wait $APID || true
 sleep 0.3
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=aether-vault-agent >"$DIR/journal.json"
@@ -93,4 +94,14 @@ fn decisions_reach_journald_with_structured_fields_and_no_secrets() {
     assert_eq!(denied["PRIORITY"], "5", "a denial is a notice");
     assert_eq!(denied["AV_DECISION"], "denied");
     assert!(entries.iter().any(|e| e["AV_EVENT"] == "agent_start"));
+    // A client's text (here a revocation's reason) cannot add a line to an entry.
+    let revoked = entries
+        .iter()
+        .find(|e| e["AV_EVENT"] == "capability_revocation")
+        .unwrap_or_else(|| panic!("no capability_revocation entry in:\n{journal}"));
+    let message = revoked["MESSAGE"].as_str().unwrap();
+    assert!(
+        message.contains("done\\u{a}ERROR forged") && !message.contains('\n'),
+        "{message:?}"
+    );
 }
