@@ -174,7 +174,7 @@ pub async fn run(
         caps,
         Some(store),
     )
-    .with_max_active_per_uid(config.capability_engine.max_active_per_uid)
+    .with_uid_limits((&config.capability_engine).into())
     .start();
 
     let AgentListener {

@@ -22,7 +22,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aether_vault_agent::actors::dispatch::{After, parse_envelope};
-use aether_vault_agent::capability::grant::check_request;
+use aether_vault_agent::config::RequestLimits;
+use aether_vault_agent::protocol::checks;
 use aether_vault_agent::identity::PeerIdentity;
 use aether_vault_agent::policy::document::PolicyDocument;
 use aether_vault_agent::policy::load::{LoadError, compile, parse_document, parse_yaml_document};
@@ -432,13 +433,7 @@ where
 
 /// The payload checks of `dispatch` for one request type.
 fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
-    let require_id = |id: &str| {
-        if id.is_empty() {
-            Err("capability_id is required".to_string())
-        } else {
-            Ok(())
-        }
-    };
+    let limits = RequestLimits::default();
     match kind {
         RequestType::PingRequest
         | RequestType::StatusRequest
@@ -448,12 +443,12 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
         | RequestType::PolicyList => Ok(()),
         RequestType::CapabilityRequest => {
             let r: CapabilityRequest = typed(body)?;
-            check_request(&r)
+            checks::check_request(&r, &limits)
         }
         RequestType::CapabilityValidate => {
-            require_id(&typed::<ValidateRequest>(body)?.capability_id)
+            checks::check_validate(&typed::<ValidateRequest>(body)?, &limits)
         }
-        RequestType::CapabilityRevoke => require_id(&typed::<RevokeRequest>(body)?.capability_id),
+        RequestType::CapabilityRevoke => checks::check_revoke(&typed(body)?, &limits),
         RequestType::CapabilityList => {
             if !body.is_null() {
                 typed::<ListRequest>(body)?;
@@ -463,18 +458,14 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
         RequestType::PolicyTest => {
             // `dispatch` then resolves the described identity in the user database
             // (`policy::tester::resolve`): a lookup, not parsing, so it is left out here.
-            let r: PolicyTestRequest = typed(body)?;
-            if r.resource.is_empty() || r.actions.is_empty() {
-                return Err("resource and actions are required".to_string());
-            }
-            Ok(())
+            checks::check_policy_test(&typed::<PolicyTestRequest>(body)?, &limits)
         }
         RequestType::SecretRead
         | RequestType::SecretWrite
         | RequestType::SecretList
         | RequestType::SecretDelete => {
             let r: SecretRequest = typed(body)?;
-            require_id(&r.capability_id)?;
+            checks::check_capability_id(&r.capability_id)?;
             if kind == RequestType::SecretWrite && r.data.as_ref().is_none_or(|d| d.is_empty()) {
                 return Err("secret_write needs data with at least one field".to_string());
             }

@@ -21,7 +21,7 @@ use super::registry::{
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
-use crate::capability::grant::check_request;
+use crate::protocol::checks;
 use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::types::{
@@ -212,15 +212,9 @@ where
     Err(failure)
 }
 
-/// `capability_id is required` unless it is given.
-fn require_id(id: &str) -> Result<(), ErrorPayload> {
-    if id.is_empty() {
-        return Err(ErrorPayload::new(
-            ErrorCode::InvalidPayload,
-            "capability_id is required",
-        ));
-    }
-    Ok(())
+/// A payload check's refusal, as `INVALID_PAYLOAD`.
+fn invalid(message: String) -> ErrorPayload {
+    ErrorPayload::new(ErrorCode::InvalidPayload, message)
 }
 
 /// A frame that cannot be handled: the id to answer with (when one could be read), the error,
@@ -348,9 +342,10 @@ async fn dispatch(
         }
         RequestType::CapabilityRequest => {
             let request: CapabilityRequest = payload(body)?;
-            check_request(&request).map_err(|m| ErrorPayload::new(ErrorCode::InvalidPayload, m))?;
+            checks::check_request(&request, &shared.config.requests).map_err(invalid)?;
             let msg = Grant {
                 identity: c.identity.clone(),
+                is_admin: c.is_admin,
                 request,
                 request_id: id.to_string(),
                 received,
@@ -383,7 +378,7 @@ async fn dispatch(
         }
         RequestType::CapabilityValidate => {
             let req: ValidateRequest = payload(body)?;
-            require_id(&req.capability_id)?;
+            checks::check_validate(&req, &shared.config.requests).map_err(invalid)?;
             let msg = Validate {
                 identity: c.identity.clone(),
                 capability_id: req.capability_id,
@@ -395,7 +390,7 @@ async fn dispatch(
         }
         RequestType::CapabilityRevoke => {
             let req: RevokeRequest = payload(body)?;
-            require_id(&req.capability_id)?;
+            checks::check_revoke(&req, &shared.config.requests).map_err(invalid)?;
             let msg = Revoke {
                 identity: c.identity.clone(),
                 is_admin: c.is_admin,
@@ -431,17 +426,7 @@ async fn policy_test(
 ) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
     let req: PolicyTestRequest = payload(body)?;
-    if req.resource.is_empty() || req.actions.is_empty() {
-        return Err(ErrorPayload::new(
-            ErrorCode::InvalidPayload,
-            "resource and actions are required",
-        ));
-    }
-    let invalid = |m: String| ErrorPayload::new(ErrorCode::InvalidPayload, m);
-    crate::resource::check_request_resource(&req.resource).map_err(|e| invalid(e.to_string()))?;
-    for a in &req.actions {
-        crate::resource::check_action(a, true, crate::resource::MAX_ACTION_LEN).map_err(invalid)?;
-    }
+    checks::check_policy_test(&req, &shared.config.requests).map_err(invalid)?;
     let identity =
         resolve(&req.identity).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
     let st = shared
@@ -511,7 +496,7 @@ async fn secret_op(
     let shared = &c.shared;
     let action = kind.secret_action().unwrap_or("read");
     let req: SecretRequest = payload(body)?;
-    require_id(&req.capability_id)?;
+    checks::check_capability_id(&req.capability_id).map_err(invalid)?;
     if action == "write" && req.data.as_ref().is_none_or(|d| d.is_empty()) {
         return Err(ErrorPayload::new(
             ErrorCode::InvalidPayload,

@@ -25,6 +25,8 @@ use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::record::check;
 use crate::capability::store::{CapStore, StoreOp};
+use crate::capability::per_uid::{UidBook, UidLimits};
+use crate::capability::redeem::{redemption_path, still_allowed};
 use crate::capability::{
     CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant,
 };
@@ -48,6 +50,8 @@ pub const MAX_LIST: usize = 1000;
 pub struct Grant {
     /// The verified caller.
     pub identity: Arc<PeerIdentity>,
+    /// Whether the caller is an administrator (not held to the grant rate).
+    pub is_admin: bool,
     /// What it asks for (already checked for sense).
     pub request: CapabilityRequest,
     /// The envelope id.
@@ -154,10 +158,8 @@ pub struct CapabilityRegistry {
     limits: GrantLimits,
     policy: PolicyHandle,
     store: Option<Committer<CapStore>>,
-    /// Ids granted to each uid that may still be active (pruned when counted).
-    held: HashMap<u32, Vec<String>>,
-    /// `capability_engine.max_active_per_uid`; 0 = no cap.
-    max_active_per_uid: usize,
+    /// What each uid holds, and may ask for (`capability_engine.*_per_uid`).
+    book: UidBook,
     /// Test builds only: a grant of this resource panics, so that tests can check that the
     /// agent stops when an actor dies (`AETHER_VAULT_AGENT_TEST_PANIC_ON`). Not compiled into
     /// release builds.
@@ -184,46 +186,40 @@ impl CapabilityRegistry {
         caps: HashMap<String, Record>,
         store: Option<Committer<CapStore>>,
     ) -> Self {
-        let mut held: HashMap<u32, Vec<String>> = HashMap::new();
-        for (id, r) in &caps {
-            held.entry(r.holder.uid).or_default().push(id.clone());
-        }
-        CapabilityRegistry {
+        let book = UidBook::new(UidLimits::default(), &HashMap::new(), Timestamp::now()).0;
+        let mut registry = CapabilityRegistry {
             caps,
             signer,
             limits,
             policy,
             store,
-            held,
-            max_active_per_uid: 0,
+            book,
             #[cfg(debug_assertions)]
             panic_on: std::env::var("AETHER_VAULT_AGENT_TEST_PANIC_ON").ok(),
-        }
-    }
-
-    /// Caps the active capabilities one uid may hold (`capability_engine.max_active_per_uid`;
-    /// 0 = no cap).
-    pub fn with_max_active_per_uid(mut self, max: usize) -> Self {
-        self.max_active_per_uid = max;
-        self
-    }
-
-    /// Active capabilities `uid` holds now; forgets ids that are no longer active, so the
-    /// count costs at most the cap plus what expired or was revoked since the last count.
-    fn active_held(&mut self, uid: u32, now: Timestamp) -> usize {
-        let Some(ids) = self.held.get_mut(&uid) else {
-            return 0;
         };
-        let caps = &self.caps;
-        ids.retain(|id| {
-            caps.get(id)
-                .is_some_and(|r| r.status(now) == CapStatus::Active)
+        registry = registry.with_uid_limits(UidLimits {
+            max_retained: usize::MAX,
+            ..UidLimits::default()
         });
-        let n = ids.len();
-        if n == 0 {
-            self.held.remove(&uid);
+        registry
+    }
+
+    /// Applies the per-uid limits (`capability_engine.max_active_per_uid`,
+    /// `max_retained_per_uid`, `grant_rate_per_uid`, `grant_burst_per_uid`); expired and
+    /// revoked capabilities beyond a uid's retention quota are forgotten now.
+    pub fn with_uid_limits(mut self, limits: UidLimits) -> Self {
+        let (book, forget) = UidBook::new(limits, &self.caps, Timestamp::now());
+        if !forget.is_empty() {
+            tracing::info!(
+                forgotten = forget.len(),
+                "expired and revoked capabilities beyond capability_engine.max_retained_per_uid forgotten"
+            );
         }
-        n
+        for id in forget {
+            self.caps.remove(&id);
+        }
+        self.book = book;
+        self
     }
 
     fn persist(&self, ops: Vec<StoreOp>) -> Option<Pending> {
@@ -234,14 +230,15 @@ impl CapabilityRegistry {
         let now = Timestamp::now();
         let before = self.caps.len();
         self.caps.retain(|_, r| !r.droppable(now));
-        let caps = &self.caps;
-        self.held.retain(|_, ids| {
-            ids.retain(|id| caps.contains_key(id));
-            !ids.is_empty()
-        });
+        for id in self.book.sweep(&self.caps, now) {
+            self.caps.remove(&id);
+        }
         let dropped = before - self.caps.len();
         if dropped > 0 {
-            tracing::debug!(dropped, "dropped capabilities expired for over an hour");
+            tracing::debug!(
+                dropped,
+                "dropped capabilities expired for over an hour, or beyond their uid's retention quota"
+            );
         }
         if let Some(store) = &self.store {
             // The snapshot is queued behind every change made so far, so the compacted store
@@ -249,7 +246,16 @@ impl CapabilityRegistry {
             let live: Vec<Record> = self.caps.values().cloned().collect();
             // The job is queued now; nobody needs to wait for its outcome.
             drop(store.run(move |s| {
-                let estimate = (live.len() as u64 + 1) * 1024;
+                // About 1 KiB a record, plus what its requester chose to keep in it.
+                let estimate: u64 = live
+                    .iter()
+                    .map(|r| {
+                        let chosen = crate::protocol::checks::json_size(&r.cap.metadata)
+                            + crate::protocol::checks::json_size(&r.cap.constraints);
+                        1024 + chosen as u64
+                    })
+                    .sum::<u64>()
+                    + 1024;
                 if s.size() > COMPACT_MIN_BYTES && s.size() > COMPACT_FACTOR * estimate {
                     tracing::info!(
                         bytes = s.size(),
@@ -270,6 +276,7 @@ impl CapabilityRegistry {
     fn grant(&mut self, msg: Grant) -> Decided<CapabilityResponse> {
         let Grant {
             identity,
+            is_admin,
             request,
             request_id,
             received,
@@ -341,16 +348,11 @@ impl CapabilityRegistry {
             Ok(p) => p,
             Err(why) => return refuse(why, policy_result, event),
         };
-        if self.max_active_per_uid > 0 {
-            let held = self.active_held(identity.uid, now);
-            if held >= self.max_active_per_uid {
-                let why = format!(
-                    "uid {} already holds {held} active capabilities, the most one uid may hold \
-                     (capability_engine.max_active_per_uid); revoke some or let them expire",
-                    identity.uid
-                );
-                return refuse(why, policy_result, event);
-            }
+        if let Err(why) = self
+            .book
+            .admit(identity.uid, is_admin, &self.caps, now, Instant::now())
+        {
+            return refuse(why, policy_result, event);
         }
         let id = match new_capability_id() {
             Ok(id) => id,
@@ -423,11 +425,11 @@ impl CapabilityRegistry {
             cap: Box::new(record.cap.clone()),
             holder: record.holder.clone(),
         }]);
-        self.held
-            .entry(record.holder.uid)
-            .or_default()
-            .push(id.clone());
+        let uid = record.holder.uid;
         self.caps.insert(id.clone(), record);
+        for old in self.book.granted(uid, id.clone()) {
+            self.caps.remove(&old);
+        }
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);
         event.reason = Some(decision.reasoning);
@@ -466,7 +468,7 @@ impl CapabilityRegistry {
                     &self.signer,
                 )
                 .and_then(|()| {
-                    still_allowed(&self.policy, &msg.identity, &rec.cap, now).map_err(
+                    still_allowed(&self.policy.load(), &msg.identity, &rec.cap, now).map_err(
                         |(why, rules)| {
                             event.rules = rules;
                             ValidationIssue {
@@ -738,92 +740,6 @@ impl CapabilityRegistry {
         }
         s
     }
-}
-
-/// Whether the policy in force still allows `cap`'s actions on its resource for the caller as
-/// verified on this connection; if not, why, and the rules that decided. Every use of a
-/// capability (a validation, a redemption) is decided again: a reload that denies what it
-/// carries stops it at its next use, and a reload that allows more never widens it.
-fn still_allowed(
-    policy: &PolicyHandle,
-    identity: &PeerIdentity,
-    cap: &Capability,
-    now: Timestamp,
-) -> Result<(), (String, Vec<String>)> {
-    let decision = evaluate(
-        &policy.load(),
-        EvalInput {
-            identity,
-            resource: &cap.resource,
-            actions: &cap.actions,
-            now,
-        },
-    );
-    if decision.allowed {
-        return Ok(());
-    }
-    Err((
-        format!(
-            "the policy in force (generation {}) no longer allows this capability: {}",
-            decision.generation, decision.reasoning
-        ),
-        decision.applied_rules,
-    ))
-}
-
-/// The secret path a redemption of `cap` for `action` acts on, from the `path` the message
-/// gives (canonical, naming a folder for `list` and a secret otherwise), or, when it gives
-/// none, from the capability's resource if that names one secret; refused unless the
-/// capability carries the action and its resource covers `secret:/PATH`.
-fn redemption_path(
-    cap: &Capability,
-    action: &str,
-    path: Option<&str>,
-) -> Result<String, (ErrorCode, String)> {
-    use crate::resource::{PathKind, check_secret_path};
-    let carries = cap
-        .actions
-        .iter()
-        .any(|a| crate::policy::selector::Pattern::new(a).matches(action));
-    if !carries {
-        return Err((
-            ErrorCode::PermissionDenied,
-            format!("the capability does not carry the {action} action"),
-        ));
-    }
-    let Some(of_cap) = cap.resource.strip_prefix("secret:/") else {
-        return Err((
-            ErrorCode::PermissionDenied,
-            "the capability is not for a secret".into(),
-        ));
-    };
-    let kind = if action == "list" {
-        PathKind::Folder
-    } else {
-        PathKind::Secret
-    };
-    let path = match path {
-        Some(p) => check_secret_path(p, kind)
-            .map_err(|e| (ErrorCode::InvalidPayload, e.to_string()))?
-            .to_string(),
-        None if crate::resource::is_pattern(of_cap) => {
-            return Err((
-                ErrorCode::InvalidPayload,
-                "path is required: the capability covers a pattern".into(),
-            ));
-        }
-        None => check_secret_path(of_cap, kind)
-            .map_err(|e| (ErrorCode::InvalidPayload, format!("path is required: {e}")))?
-            .to_string(),
-    };
-    let concrete = format!("secret:/{path}");
-    if !crate::policy::selector::Pattern::new(&cap.resource).matches(&concrete) {
-        return Err((
-            ErrorCode::PermissionDenied,
-            format!("the capability does not cover {concrete}"),
-        ));
-    }
-    Ok(path)
 }
 
 impl Actor for CapabilityRegistry {

@@ -41,50 +41,6 @@ pub struct GrantPlan {
     pub max_uses: u64,
 }
 
-/// Most bytes a resource, label or purpose may have.
-pub const MAX_FIELD_LEN: usize = 1024;
-/// Most actions one request may name.
-pub const MAX_ACTIONS: usize = 32;
-
-/// Checks a request's fields for sense; the error is for the client. The resource must be
-/// canonical ([`crate::resource::check_request_resource`]; the error names the canonical
-/// form), and actions are action names or patterns.
-pub fn check_request(req: &CapabilityRequest) -> Result<(), String> {
-    if req.resource.trim().is_empty() {
-        return Err("resource is required".into());
-    }
-    crate::resource::check_request_resource(&req.resource).map_err(|e| e.to_string())?;
-    if req.actions.is_empty() {
-        return Err("at least one action is required".into());
-    }
-    if req.actions.len() > MAX_ACTIONS {
-        return Err(format!(
-            "at most {MAX_ACTIONS} actions may be requested at once"
-        ));
-    }
-    for a in &req.actions {
-        crate::resource::check_action(a, true, crate::resource::MAX_ACTION_LEN)?;
-    }
-    for (name, value) in [
-        ("identity", Some(&req.identity)),
-        ("purpose", req.purpose.as_ref()),
-    ] {
-        if value.is_some_and(|v| v.len() > MAX_FIELD_LEN) {
-            return Err(format!("{name} is longer than {MAX_FIELD_LEN} bytes"));
-        }
-    }
-    if req.ttl.is_some_and(|t| t < 0) {
-        return Err("ttl must not be negative".into());
-    }
-    if req.max_uses.is_some_and(|u| u < 0) {
-        return Err("maxUses must not be negative".into());
-    }
-    if let Some(c) = &req.constraints {
-        super::constraints::check_well_formed(c)?;
-    }
-    Ok(())
-}
-
 /// The terms for a granted request, or the reason to deny it (a TTL above the maximum).
 pub fn plan_grant(
     req: &CapabilityRequest,
@@ -261,26 +217,6 @@ mod tests {
                 .max_uses,
             3
         );
-    }
-
-    #[test]
-    fn request_checks() {
-        assert!(check_request(&req(None, None)).is_ok());
-        assert!(check_request(&req(Some(-1), None)).is_err());
-        assert!(check_request(&req(None, Some(-1))).is_err());
-        let mut r = req(None, None);
-        r.actions = vec![];
-        assert!(check_request(&r).is_err());
-        r.actions = vec!["re ad".into()];
-        assert!(check_request(&r).is_err());
-        r.actions = vec!["read\nforged".into()];
-        assert!(check_request(&r).is_err());
-        let mut r = req(None, None);
-        r.resource = format!("secret:/{}", "x".repeat(MAX_FIELD_LEN));
-        assert!(check_request(&r).is_err());
-        r.resource = "secret://prod/db".into();
-        let e = check_request(&r).unwrap_err();
-        assert!(e.contains("\"secret:/prod/db\""), "{e}");
     }
 
     #[test]

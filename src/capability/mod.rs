@@ -6,12 +6,16 @@
 //!   use limits.
 //! - [`constraints`]: checking the restrictions a capability carries.
 //! - [`record`]: a capability as the registry holds it (holder, revocation) and validation.
+//! - [`redeem`]: what a use of a capability checks beyond its record (policy in force, path).
+//! - [`per_uid`]: what one uid may hold and ask for (active cap, retention quota, grant rate).
 //!
 //! Plain functions and data; the `CapabilityRegistry` actor calls them.
 
 pub mod constraints;
 pub mod grant;
+pub mod per_uid;
 pub mod record;
+pub mod redeem;
 pub mod signing;
 pub mod store;
 

@@ -21,7 +21,7 @@ use figment::providers::{Env, Serialized};
 
 pub use model::{
     AgentConfig, AuditConfig, AuditSync, CapabilityEngineConfig, FailureAction, IpcConfig,
-    MAX_TTL_LIMIT, Mode, PolicyEngineConfig, SocketMode,
+    MAX_TTL_LIMIT, Mode, PolicyEngineConfig, RequestLimits, SocketMode,
 };
 pub use yaml_provider::YamlFile;
 

@@ -77,6 +77,9 @@ pub struct AgentConfig {
     /// Where secrets redeemed with capabilities are kept.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// The most one request may carry.
+    #[serde(default)]
+    pub requests: RequestLimits,
 }
 
 /// `secrets` section.
@@ -139,6 +142,67 @@ pub struct CapabilityEngineConfig {
     pub issuer: String,
     /// Active capabilities one uid may hold; a grant beyond it is denied, saying so. 0 = no cap.
     pub max_active_per_uid: usize,
+    /// Expired and revoked capabilities kept for listing per uid (for an hour after expiry);
+    /// beyond it, that uid's oldest are forgotten early. 0 = keep none.
+    #[serde(default = "default_max_retained_per_uid")]
+    pub max_retained_per_uid: usize,
+    /// Grants per second one uid may get (a token bucket); beyond it a request is denied,
+    /// saying so. Administrators (root, the agent's uid, `ipc.admin_group`) are not limited.
+    /// 0 = no limit.
+    #[serde(default = "default_grant_rate_per_uid")]
+    pub grant_rate_per_uid: u32,
+    /// Grants one uid may get at once before `grant_rate_per_uid` applies.
+    #[serde(default = "default_grant_burst_per_uid")]
+    pub grant_burst_per_uid: u32,
+}
+
+fn default_max_retained_per_uid() -> usize {
+    1000
+}
+
+fn default_grant_rate_per_uid() -> u32 {
+    20
+}
+
+fn default_grant_burst_per_uid() -> u32 {
+    100
+}
+
+/// `requests` section: the most one request may carry. A request over a limit is refused
+/// with `INVALID_PAYLOAD`, naming the limit's key. Sizes are in bytes; the `context` and
+/// metadata sizes are those of their compact JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestLimits {
+    /// Actions one request may name.
+    pub max_actions: usize,
+    /// Bytes of one action name or pattern.
+    pub max_action_len: usize,
+    /// Bytes of a resource.
+    pub max_resource_len: usize,
+    /// Bytes of the `identity` label a client gives (and of a revocation's `revoked_by`).
+    pub max_identity_len: usize,
+    /// Bytes of a `purpose` (and of a revocation's `reason`).
+    pub max_purpose_len: usize,
+    /// Bytes of a request's `context`, and of a validation's.
+    pub max_context_bytes: usize,
+    /// Bytes of everything a capability keeps that its requester chose besides the resource
+    /// and actions: `purpose`, `context` and `constraints` together.
+    pub max_metadata_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_actions: 32,
+            max_action_len: crate::resource::MAX_ACTION_LEN,
+            max_resource_len: crate::resource::MAX_RESOURCE_LEN,
+            max_identity_len: 256,
+            max_purpose_len: 1024,
+            max_context_bytes: 4096,
+            max_metadata_bytes: 8192,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -297,9 +361,9 @@ impl AgentConfig {
         };
         // One uid may take half the connections; requests per second and active
         // capabilities are capped well above what one well-behaved service needs.
-        let (rate_limit_per_uid, max_active_per_uid) = match mode {
-            Mode::Hardened => (200, 200),
-            Mode::Standard | Mode::Development => (1000, 1000),
+        let (rate_limit_per_uid, max_active_per_uid, max_retained_per_uid) = match mode {
+            Mode::Hardened => (200, 200, 200),
+            Mode::Standard | Mode::Development => (1000, 1000, default_max_retained_per_uid()),
         };
         AgentConfig {
             version: None,
@@ -315,6 +379,9 @@ impl AgentConfig {
                 max_uses: 100,
                 issuer: "aether-vault-agent".to_string(),
                 max_active_per_uid,
+                max_retained_per_uid,
+                grant_rate_per_uid: default_grant_rate_per_uid(),
+                grant_burst_per_uid: default_grant_burst_per_uid(),
             },
             policy_engine: PolicyEngineConfig {
                 directory: paths.policy_dir.clone(),
@@ -343,6 +410,7 @@ impl AgentConfig {
                 admin_group: None,
             },
             secrets: SecretsConfig::default(),
+            requests: RequestLimits::default(),
         }
     }
 
@@ -396,6 +464,30 @@ impl AgentConfig {
         }
         if ce.issuer.trim().is_empty() {
             return fail("capability_engine.issuer", "must not be empty".into());
+        }
+        if ce.grant_rate_per_uid > 0 && ce.grant_burst_per_uid == 0 {
+            return fail(
+                "capability_engine.grant_burst_per_uid",
+                "must be at least 1 when grant_rate_per_uid is set".into(),
+            );
+        }
+        let r = &self.requests;
+        for (key, value, most) in [
+            ("requests.max_actions", r.max_actions, 1024),
+            ("requests.max_action_len", r.max_action_len, 1024),
+            (
+                "requests.max_resource_len",
+                r.max_resource_len,
+                crate::resource::MAX_RESOURCE_LEN,
+            ),
+            ("requests.max_identity_len", r.max_identity_len, 65536),
+            ("requests.max_purpose_len", r.max_purpose_len, 65536),
+            ("requests.max_context_bytes", r.max_context_bytes, 1 << 20),
+            ("requests.max_metadata_bytes", r.max_metadata_bytes, 1 << 20),
+        ] {
+            if !(1..=most).contains(&value) {
+                return fail(key, format!("{value} is not between 1 and {most}"));
+            }
         }
         if self.policy_engine.default_decision != "deny" {
             return fail(

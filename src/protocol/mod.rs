@@ -5,6 +5,7 @@
 //! Compatible with the upstream Aether Vault agent protocol: one JSON envelope per message,
 //! responses written as compact JSON followed by `\n`. See `docs/protocol.md` for examples.
 
+pub mod checks;
 pub mod envelope;
 pub mod errors;
 pub mod messages;
