@@ -72,11 +72,7 @@ fn every_request_field_has_a_limit_named_in_the_refusal() {
             "g",
             json!({"capability_id":"cap_00","reason":big(2000)}),
         ),
-        envelope(
-            "capability_revoke",
-            "h",
-            json!({"capability_id":big(200)}),
-        ),
+        envelope("capability_revoke", "h", json!({"capability_id":big(200)})),
     ];
     let keys = [
         "requests.max_action_len",
@@ -95,7 +91,10 @@ fn every_request_field_has_a_limit_named_in_the_refusal() {
     }
     // Refused before any decision: nothing of them reaches the audit log.
     let log = std::fs::read_to_string(&agent.audit_file).unwrap();
-    assert!(!log.contains(&big(1000)), "a refused field reached the audit log");
+    assert!(
+        !log.contains(&big(1000)),
+        "a refused field reached the audit log"
+    );
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -109,7 +108,13 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Floods grants as `uid` from `threads` connections for `seconds`: each asks for `svc:/N`
 /// with a TTL of 1 s and the largest context allowed. Prints and returns (granted, refused).
-fn flood(socket: &Path, uid: u32, threads: usize, seconds: u64, context_bytes: usize) -> (u64, u64) {
+fn flood(
+    socket: &Path,
+    uid: u32,
+    threads: usize,
+    seconds: u64,
+    context_bytes: usize,
+) -> (u64, u64) {
     let script = r#"
 import json, socket, sys, threading, time
 path, threads, seconds, size = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -134,7 +139,11 @@ ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
 print(json.dumps(counts))
 "#;
     let out = Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ])
         .args(["/usr/bin/python3", "-c", script])
         .arg(socket)
         .arg(threads.to_string())
@@ -142,7 +151,11 @@ print(json.dumps(counts))
         .arg(context_bytes.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let counts: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (g, o) = (
         counts["granted"].as_u64().unwrap(),
@@ -185,7 +198,9 @@ fn a_grant_flood_from_one_uid_leaves_memory_and_store_bounded() {
         rss - idle
     );
     assert!(store < 64 << 20, "the store holds {store} bytes");
-    // What a refusal says.
+    // What a refusal says (once the per-uid request bucket, ipc.rate_limit_per_uid, has
+    // filled again: the flood emptied it too).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let r = agent
         .raw_as(
             NOBODY,

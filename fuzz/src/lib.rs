@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use aether_vault_agent::actors::dispatch::{After, parse_envelope};
 use aether_vault_agent::config::RequestLimits;
-use aether_vault_agent::protocol::checks;
 use aether_vault_agent::identity::PeerIdentity;
 use aether_vault_agent::policy::document::PolicyDocument;
 use aether_vault_agent::policy::load::{LoadError, compile, parse_document, parse_yaml_document};
 use aether_vault_agent::policy::{EvalInput, Fallback, PolicySet, RuleIndex, evaluate};
+use aether_vault_agent::protocol::checks;
 use aether_vault_agent::protocol::types::{
     CapabilityRequest, ListRequest, PolicyTestRequest, RevokeRequest, SecretRequest,
     ValidateRequest,

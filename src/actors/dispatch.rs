@@ -21,9 +21,9 @@ use super::registry::{
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
-use crate::protocol::checks;
 use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
+use crate::protocol::checks;
 use crate::protocol::types::{
     CapabilityRequest, CapabilityResponse, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo,
     PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest, SecretRequest,

@@ -23,10 +23,10 @@ use jiff::Timestamp;
 use super::health::{Health, Ping, writer_fault};
 use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::capability::record::check;
-use crate::capability::store::{CapStore, StoreOp};
 use crate::capability::per_uid::{UidBook, UidLimits};
+use crate::capability::record::check;
 use crate::capability::redeem::{redemption_path, still_allowed};
+use crate::capability::store::{CapStore, StoreOp};
 use crate::capability::{
     CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant,
 };

@@ -226,7 +226,7 @@ mod tests {
                 unit: None,
             },
             expires_at: at + SignedDuration::from_secs(ttl),
-            revoked: revoked.then(|| Revocation {
+            revoked: revoked.then_some(Revocation {
                 at,
                 reason: None,
                 by_uid: uid,
@@ -280,8 +280,13 @@ mod tests {
             caps.insert(format!("c{i}"), record(7, T0 + i, 100, false));
             book.granted(7, format!("c{i}"));
         }
-        let e = book.admit(7, false, &caps, now, Instant::now()).unwrap_err();
-        assert!(e.contains("3 active") && e.contains("max_active_per_uid"), "{e}");
+        let e = book
+            .admit(7, false, &caps, now, Instant::now())
+            .unwrap_err();
+        assert!(
+            e.contains("3 active") && e.contains("max_active_per_uid"),
+            "{e}"
+        );
         // Another uid is not affected; one expiry makes room.
         assert!(book.admit(8, false, &caps, now, Instant::now()).is_ok());
         caps.insert("c0".into(), record(7, T0, 1, false));

@@ -96,7 +96,6 @@ pub fn redemption_path(
     Ok(path)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

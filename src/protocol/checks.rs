@@ -59,7 +59,12 @@ pub fn check_target(resource: &str, actions: &[String], l: &RequestLimits) -> Re
     if resource.trim().is_empty() {
         return Err("resource is required".into());
     }
-    at_most("resource", resource.len(), l.max_resource_len, "max_resource_len")?;
+    at_most(
+        "resource",
+        resource.len(),
+        l.max_resource_len,
+        "max_resource_len",
+    )?;
     crate::resource::check_request_resource(resource).map_err(|e| e.to_string())?;
     if actions.is_empty() {
         return Err("at least one action is required".into());
@@ -81,7 +86,12 @@ pub fn check_target(resource: &str, actions: &[String], l: &RequestLimits) -> Re
 /// A `capability_request`.
 pub fn check_request(req: &CapabilityRequest, l: &RequestLimits) -> Result<(), String> {
     check_target(&req.resource, &req.actions, l)?;
-    at_most("identity", req.identity.len(), l.max_identity_len, "max_identity_len")?;
+    at_most(
+        "identity",
+        req.identity.len(),
+        l.max_identity_len,
+        "max_identity_len",
+    )?;
     let purpose = req.purpose.as_ref().map_or(0, String::len);
     at_most("purpose", purpose, l.max_purpose_len, "max_purpose_len")?;
     let context = req.context.as_ref().map_or(0, json_size);
@@ -145,21 +155,50 @@ mod tests {
         assert!(check_request(&req(ok), &l).is_ok());
         let long = |n: usize| "x".repeat(n);
         for (payload, key) in [
-            (json!({"resource":"secret:/a","actions":vec!["read"; 33]}), "requests.max_actions"),
-            (json!({"resource":"secret:/a","actions":[long(65)]}), "requests.max_action_len"),
-            (json!({"resource":format!("secret:/{}", long(1020)),"actions":["read"]}), "requests.max_resource_len"),
-            (json!({"resource":"secret:/a","actions":["read"],"identity":long(257)}), "requests.max_identity_len"),
-            (json!({"resource":"secret:/a","actions":["read"],"purpose":long(1025)}), "requests.max_purpose_len"),
-            (json!({"resource":"secret:/a","actions":["read"],"context":{"k":long(4096)}}), "requests.max_context_bytes"),
-            (json!({"resource":"secret:/a","actions":["read"],"purpose":long(1000),"context":{"k":long(4000)},
-                    "constraints":{"environment":{"a":long(3500)}}}), "requests.max_metadata_bytes"),
+            (
+                json!({"resource":"secret:/a","actions":vec!["read"; 33]}),
+                "requests.max_actions",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":[long(65)]}),
+                "requests.max_action_len",
+            ),
+            (
+                json!({"resource":format!("secret:/{}", long(1020)),"actions":["read"]}),
+                "requests.max_resource_len",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":["read"],"identity":long(257)}),
+                "requests.max_identity_len",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":["read"],"purpose":long(1025)}),
+                "requests.max_purpose_len",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":["read"],"context":{"k":long(4096)}}),
+                "requests.max_context_bytes",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":["read"],"purpose":long(1000),"context":{"k":long(4000)},
+                    "constraints":{"environment":{"a":long(3500)}}}),
+                "requests.max_metadata_bytes",
+            ),
         ] {
             let e = check_request(&req(payload), &l).unwrap_err();
             assert!(e.contains(key), "{key}: {e}");
         }
-        let e = check_request(&req(json!({"resource":"secret:/a","actions":["re ad"]})), &l).unwrap_err();
+        let e = check_request(
+            &req(json!({"resource":"secret:/a","actions":["re ad"]})),
+            &l,
+        )
+        .unwrap_err();
         assert!(e.contains("ASCII letters"), "{e}");
-        let e = check_request(&req(json!({"resource":"secret://a","actions":["read"]})), &l).unwrap_err();
+        let e = check_request(
+            &req(json!({"resource":"secret://a","actions":["read"]})),
+            &l,
+        )
+        .unwrap_err();
         assert!(e.contains("\"secret:/a\""), "{e}");
     }
 
@@ -171,9 +210,14 @@ mod tests {
             assert!(check_capability_id(bad).is_err(), "{bad:?}");
         }
         let revoke = |v| serde_json::from_value::<RevokeRequest>(v).unwrap();
-        assert!(check_revoke(&revoke(json!({"capability_id":"cap_1","reason":"x".repeat(1025)})), &l)
+        assert!(
+            check_revoke(
+                &revoke(json!({"capability_id":"cap_1","reason":"x".repeat(1025)})),
+                &l
+            )
             .unwrap_err()
-            .contains("requests.max_purpose_len"));
+            .contains("requests.max_purpose_len")
+        );
         let validate = |v| serde_json::from_value::<ValidateRequest>(v).unwrap();
         assert!(check_validate(&validate(json!({"capability_id":"cap_1","context":{"environment":{"k":"x".repeat(5000)}}})), &l)
             .unwrap_err()
