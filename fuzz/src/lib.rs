@@ -448,7 +448,9 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
         RequestType::CapabilityValidate => {
             checks::check_validate(&typed::<ValidateRequest>(body)?, &limits)
         }
-        RequestType::CapabilityRevoke => checks::check_revoke(&typed(body)?, &limits),
+        RequestType::CapabilityRevoke => {
+            checks::check_revoke(&typed::<RevokeRequest>(body)?, &limits)
+        }
         RequestType::CapabilityList => {
             if !body.is_null() {
                 typed::<ListRequest>(body)?;
