@@ -244,7 +244,7 @@ impl AuditWriter {
         events
             .into_iter()
             .filter_map(|mut ev| {
-                if healthy && !self.refusals.admit(&ev, &self.admins) {
+                if healthy && !self.refusals.admit(&mut ev, &self.admins) {
                     return None;
                 }
                 bound(&mut ev, &self.limits);

@@ -376,6 +376,7 @@ mod tests {
             last_time: crate::timefmt::now_rfc3339(),
             period_seconds: u64::MAX,
             total: u64::MAX,
+            uids: Some(u64::MAX),
         });
         assert!(bound(&mut ev, &limits));
         let n = written_len(&ev);

@@ -342,10 +342,22 @@ mod tests {
             proptest::collection::btree_map(text(), any::<u64>(), 0..3),
             proptest::option::of(text()),
             proptest::option::of(text()),
-            (text(), text(), any::<u64>(), any::<u64>()),
+            (
+                text(),
+                text(),
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of(any::<u64>()),
+            ),
         )
             .prop_map(
-                |(budget, counts, first_request_id, last_request_id, (ft, lt, period, total))| {
+                |(
+                    budget,
+                    counts,
+                    first_request_id,
+                    last_request_id,
+                    (ft, lt, period, total, uids),
+                )| {
                     RefusalSummary {
                         budget,
                         counts,
@@ -355,6 +367,7 @@ mod tests {
                         last_time: lt,
                         period_seconds: period,
                         total,
+                        uids,
                     }
                 },
             )

@@ -127,6 +127,10 @@ pub struct RefusalSummary {
     pub period_seconds: u64,
     /// All the refusals counted (the sum of `counts`).
     pub total: u64,
+    /// For the refusals of the uids beyond those summarized one by one, counted together: how
+    /// many distinct uids they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uids: Option<u64>,
 }
 
 /// One audit record.
