@@ -511,3 +511,43 @@ fn a_long_value_is_cut_in_its_record_with_a_digest_of_the_whole() {
     let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// Rotation keeps rotated files beyond `audit.max_backup_files` while they are younger than
+/// `audit.min_retention_days` (7 by default): the chain still starts at its first record. With
+/// `min_retention_days: 0` the count alone decides, as before.
+#[test]
+fn rotation_deletes_no_file_younger_than_the_retention_age() {
+    for (retention, kept_from_genesis) in [("", true), ("  min_retention_days: 0\n", false)] {
+        let mut agent = Agent::builder()
+            .config(&format!(
+                "audit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  max_file_size: 2000\n  max_backup_files: 2\n{retention}"
+            ))
+            .start();
+        let mut c = agent.client();
+        for i in 0..40 {
+            let r = c.call(
+                "capability_request",
+                json!({"resource": format!("secret:/r{i}"), "actions": ["read"]}),
+            );
+            assert_eq!(r["payload"]["status"], "granted", "{r}");
+        }
+        drop(c);
+        assert!(agent.stop().success());
+        let files = aether_vault_agent::audit::chain::rotation_set(&agent.audit_file);
+        let out = agent.cli(&[
+            "audit",
+            "verify",
+            agent.audit_file.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v = json_out(&out);
+        assert_eq!(v["from_genesis"], kept_from_genesis, "{retention:?}: {v}");
+        if kept_from_genesis {
+            assert!(files.len() > 3, "kept past the count: {files:?}");
+        } else {
+            assert_eq!(files.len(), 3, "two rotated files and the log: {files:?}");
+        }
+    }
+}

@@ -13,8 +13,12 @@
 //! members of `ipc.admin_group`), and every record that is not a refusal (grants, revocations,
 //! validations that passed, secret access, reloads, start and stop).
 //!
-//! Memory: one entry per uid that had a refusal in the current interval, holding at most two
-//! request ids.
+//! All non-administrators together have [`TOTAL_BUDGETS`] budgets of records one by one per
+//! interval, and at most [`MAX_SUMMARIZED_UIDS`] uids get a summary of their own; the refusals
+//! of further uids are counted together into one more (a local user can have many uids: the
+//! 65,536 subordinate uids of a rootless container). So records and memory stay bounded
+//! whatever the number of uids: at most that many budget entries and counts, each count holding
+//! at most two request ids, and the distinct further uids (a few bytes each, at most 65,536).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -170,7 +174,7 @@ impl Counted {
 /// Per-uid budgets and counts (plain data; the audit writer owns it and ends each interval).
 /// Bounded whatever the number of uids: budgets are tracked only while the total budget lasts
 /// (at most [`TOTAL_BUDGETS`] × budget entries), counts for at most [`MAX_SUMMARIZED_UIDS`]
-/// uids plus one for the others (whose distinct uids are remembered up to 65,536, 4 bytes
+/// uids plus one for the others (whose distinct uids are remembered up to 65,536, a few bytes
 /// each), each count holding at most two request ids.
 #[derive(Debug)]
 pub struct Aggregator {
