@@ -1,7 +1,7 @@
 //! Limits on what one client uid can take from the agent, as plain data structures the actors
-//! share: connections per uid ([`UidConnections`]), requests per second per uid
-//! ([`RateLimiter`], a token bucket per uid), and how many over-limit events get an audit record
-//! ([`RejectionBudget`], so a flood of refused connections cannot flood the audit log).
+//! share: connections per uid ([`UidConnections`]) and requests per second per uid
+//! ([`RateLimiter`], a token bucket per uid). How many refusals get an audit record of their
+//! own is the audit writer's business ([`crate::audit::summary`]).
 //!
 //! Every structure is bounded: per-uid entries exist only while they matter (open connections;
 //! a bucket that is not full), so a process cycling through uids cannot grow the agent's memory
@@ -124,47 +124,6 @@ impl RateLimiter {
     }
 }
 
-/// How many over-limit events are audited one by one: at most `per_second` records a second;
-/// the rest are counted and reported in the next record that is written.
-#[derive(Debug)]
-pub struct RejectionBudget {
-    state: Mutex<(TokenBucket, u64)>,
-    per_second: u32,
-}
-
-impl RejectionBudget {
-    /// A budget of `per_second` records a second (and as many at once).
-    pub fn new(per_second: u32) -> RejectionBudget {
-        RejectionBudget {
-            state: Mutex::new((TokenBucket::full(per_second, Instant::now()), 0)),
-            per_second,
-        }
-    }
-
-    /// `Some(suppressed)` if this event gets an audit record (with the number of events
-    /// suppressed since the last record), `None` if it is only counted.
-    pub fn admit(&self, now: Instant) -> Option<u64> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (bucket, suppressed) = &mut *st;
-        if bucket.try_take(now, self.per_second, self.per_second) {
-            Some(std::mem::take(suppressed))
-        } else {
-            *suppressed += 1;
-            None
-        }
-    }
-
-    /// The events counted but not recorded since the last record, and zero from now on: what
-    /// the agent's last record says at shutdown, so that no count is lost with the process.
-    pub fn take_suppressed(&self) -> u64 {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut st.1)
-    }
-}
-
-/// Records per second the audit log gets for refused connections and requests.
-pub const REJECTIONS_AUDITED_PER_SECOND: u32 = 20;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,21 +197,5 @@ mod tests {
         let later = t + Duration::from_secs(5);
         r.allow(1_000_000, 100, 10, later);
         assert_eq!(r.tracked(), 1, "full buckets pruned, the new one kept");
-    }
-
-    #[test]
-    fn rejections_beyond_the_budget_are_counted_and_reported_later() {
-        let b = RejectionBudget::new(2);
-        let t = Instant::now();
-        assert_eq!(b.admit(t), Some(0));
-        assert_eq!(b.admit(t), Some(0));
-        assert_eq!(b.admit(t), None);
-        assert_eq!(b.admit(t), None);
-        assert_eq!(b.admit(t + Duration::from_secs(1)), Some(2));
-        // At shutdown the count not yet reported is taken for the last record.
-        assert_eq!(b.admit(t + Duration::from_secs(1)), Some(0));
-        assert_eq!(b.admit(t + Duration::from_secs(1)), None);
-        assert_eq!(b.take_suppressed(), 1);
-        assert_eq!(b.take_suppressed(), 0);
     }
 }

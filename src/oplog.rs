@@ -57,6 +57,7 @@ pub fn message_id(kind: EventType) -> &'static str {
         EventType::AgentStop => "6c85bcd20a6442a7b6b18e4bd18d1dd6",
         EventType::ConnectionRejected => "e12aeb8250cc474e91faed432d5fd011",
         EventType::SecretAccess => "dae65361f0e7463cb7bb542fa4142d37",
+        EventType::RefusalSummary => "cac2875dc92b41219037436babf2253d",
     }
 }
 
@@ -151,6 +152,7 @@ mod tests {
             EventType::AgentStop,
             EventType::ConnectionRejected,
             EventType::SecretAccess,
+            EventType::RefusalSummary,
         ];
         let ids: std::collections::HashSet<&str> = kinds.iter().map(|k| message_id(*k)).collect();
         assert_eq!(ids.len(), kinds.len());

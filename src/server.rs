@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::audit_writer::{Append, AuditWriter, Flush};
+use crate::actors::audit_writer::{Append, AuditWriter, Flush, Summarize};
 use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::policy_watcher::{PolicyWatcher, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
@@ -140,7 +140,11 @@ pub async fn run(
         gid
     });
     let secrets = open_secrets(&config)?;
-    let audit_writer = AuditWriter::open(&config.audit)?;
+    let audit_writer =
+        AuditWriter::open(&config.audit)?.with_admins(crate::audit::summary::Admins {
+            agent_uid,
+            admin_gid,
+        });
     let audit_health = audit_writer.health();
     let audit = audit_writer.start();
     let (watcher, policy_handle) = PolicyWatcher::start_load(
@@ -215,9 +219,6 @@ pub async fn run(
         closing: closing_rx,
         uid_connections: crate::limits::UidConnections::default(),
         rates: crate::limits::RateLimiter::default(),
-        rejections: crate::limits::RejectionBudget::new(
-            crate::limits::REJECTIONS_AUDITED_PER_SECOND,
-        ),
         config,
     });
     let idle_exit = match shared.config.idle_exit_seconds {
@@ -332,13 +333,18 @@ pub async fn run(
         ),
         None => format!("stopped; {active} capabilities were active"),
     };
-    // Refusals counted beyond the audit budget since the last connection_rejected record
-    // would otherwise be said by the next one, which this process will not write.
-    let suppressed = shared.rejections.take_suppressed();
-    if suppressed > 0 {
-        reason.push_str(&format!(
-            "; {suppressed} more refusals since the last connection_rejected record were not recorded one by one"
-        ));
+    // Refusals counted beyond their uid's budget since the last summaries are written now,
+    // before the agent_stop record, rather than with a next interval this process will not see.
+    match audit.send(Summarize).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => reason.push_str(&format!(
+            "; {n} refusal_summary records written at stop for the refusals counted since the last ones"
+        )),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the refusal summaries could not be written at stop");
+            reason.push_str("; the refusal summaries could not be written at stop (see the agent's log)");
+        }
+        Err(_) => tracing::error!("the audit writer is gone"),
     }
     let stop = AuditEvent::new(EventType::AgentStop, Outcome::Success).because(reason);
     let _ = audit.send(Append(stop)).await;

@@ -1,6 +1,7 @@
 //! Hostile and broken clients against the real agent: every limit holds, the offender gets an
 //! `error_response` with a code (or, if it does not read, is cut off), refusals are audited
-//! within a budget, and every test ends with the agent still answering a normal client.
+//! (beyond a non-administrator's budget, counted into summaries), and every test ends with the
+//! agent still answering a normal client.
 
 mod common;
 
@@ -121,8 +122,7 @@ fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
             .contains("already has 200 connections"),
         "{r}"
     );
-    // A burst beyond the audit budget, and then no refusal until the agent stops: only the
-    // agent_stop record can still say how many were not recorded one by one.
+    // A burst more, and then no refusal until the agent stops.
     for _ in 0..100 {
         let mut c = UnixStream::connect(&agent.socket).unwrap();
         let r = first_line(&mut c).expect("an error response");
@@ -143,37 +143,17 @@ fn ten_thousand_connections_at_once_hold_the_caps_and_others_are_served() {
         after < before + 16 * 1024,
         "memory did not come back: {before} KiB before, {after} KiB after"
     );
-    // Refusals were audited, but within the budget, and the rest counted.
-    let rejected: Vec<Value> = agent
-        .audit()
-        .into_iter()
-        .filter(|r| r["type"] == "connection_rejected")
-        .collect();
-    assert!(!rejected.is_empty());
-    let budget = 20 * (t0.elapsed().as_secs() + 2) as usize;
-    assert!(
-        rejected.len() <= budget,
-        "{} connection_rejected records in {:?}: the budget is {budget}",
-        rejected.len(),
-        t0.elapsed()
-    );
     still_serves(&agent);
-    // Nothing is lost from the count: the records, the numbers they carry for the refusals
-    // not recorded one by one, and what the agent_stop record adds make every refusal.
+    // Nothing is lost from the count. This client is an administrator (root, or the agent's own
+    // user), whose refusals are each recorded; a non-administrator's beyond its budget would be
+    // counted into refusal_summary records (tests/audit_limits.rs), added up here too.
     assert!(agent.stop().success());
-    let number_before = |text: &str, marker: &str| -> u64 {
-        text.find(marker)
-            .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
     let mut counted = 0;
     for r in agent.audit() {
-        let reason = r["reason"].as_str().unwrap_or_default();
         if r["type"] == "connection_rejected" {
-            counted += 1 + number_before(reason, " earlier refusals were not recorded");
-        } else if r["type"] == "agent_stop" {
-            counted += number_before(reason, " more refusals since the last");
+            counted += 1;
+        } else if r["type"] == "refusal_summary" {
+            counted += r["summary"]["total"].as_u64().unwrap();
         }
     }
     assert_eq!(

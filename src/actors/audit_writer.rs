@@ -17,6 +17,13 @@
 //!
 //! It answers a health [`Ping`] once its writer thread has taken a no-op job (queued behind
 //! the writes before it), with the last write error if the log is failing.
+//!
+//! Every record it takes is first bounded ([`crate::audit::bound`]: long fields cut, with a
+//! digest of the whole, before sealing), and a non-administrator's refusal beyond its budget is
+//! counted instead of written ([`crate::audit::summary`]), answered at once, and not logged to
+//! the journal one by one; every `audit.summary_interval_seconds`, and at [`Summarize`] and
+//! [`Flush`] (the agent stopping), the counts are written as `refusal_summary` records. Counts
+//! whose summary cannot be written are kept for the next try (and logged as errors).
 
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +31,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
+use crate::audit::bound::{RecordLimits, bound};
+use crate::audit::summary::{Admins, Aggregator};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
 use crate::config::{AuditConfig, AuditSync, FailureAction};
 use crate::durable::{Committer, Pending};
@@ -58,10 +67,17 @@ pub enum Wait {
     Written,
 }
 
-/// Answers once every record queued before it is durable (used at shutdown).
+/// Answers once every record queued before it is durable (used at shutdown), after writing the
+/// refusal summaries still pending.
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
+
+/// Writes the refusal summaries of the interval so far now (at stop, before `agent_stop`);
+/// answers how many summary records were written.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct Summarize;
 
 /// Opens the log file anew, continuing the chain (SIGHUP, for logrotate).
 #[derive(Message)]
@@ -147,6 +163,14 @@ pub struct AuditWriter {
     sync_pending: bool,
     health: HealthRef,
     failure_action: FailureAction,
+    /// `audit.max_record_bytes`, `audit.max_field_bytes`.
+    limits: RecordLimits,
+    /// Per-uid refusal budgets and counts.
+    refusals: Aggregator,
+    /// Whose refusals are never counted.
+    admins: Admins,
+    /// `audit.summary_interval_seconds`.
+    summary_interval: std::time::Duration,
 }
 
 impl AuditWriter {
@@ -157,19 +181,35 @@ impl AuditWriter {
             ..Default::default()
         }));
         let sync_interval = std::time::Duration::from_millis(config.sync_interval_ms);
+        let writer = AuditWriter {
+            log: None,
+            inline: None,
+            sync_interval,
+            sync_pending: false,
+            health,
+            failure_action: config.failure_action,
+            limits: RecordLimits {
+                max_record_bytes: config.max_record_bytes,
+                max_field_bytes: config.max_field_bytes,
+            },
+            refusals: Aggregator::new(config.refusal_budget, config.summary_interval_seconds),
+            admins: Admins {
+                agent_uid: nix::unistd::geteuid().as_raw(),
+                admin_gid: None,
+            },
+            summary_interval: std::time::Duration::from_secs(
+                config.summary_interval_seconds.max(1),
+            ),
+        };
         if !config.enable {
-            return Ok(AuditWriter {
-                log: None,
-                inline: None,
-                sync_interval,
-                sync_pending: false,
-                health,
-                failure_action: config.failure_action,
-            });
+            return Ok(writer);
         }
         let rotation = Rotation {
             max_file_size: config.max_file_size,
             max_backup_files: config.max_backup_files,
+            min_age: std::time::Duration::from_secs(
+                config.min_retention_days.saturating_mul(86400),
+            ),
         };
         let log = Arc::new(Mutex::new(AuditLog::open_with(&config.log_file, rotation)?));
         let periodic = config.sync == AuditSync::Periodic;
@@ -184,11 +224,70 @@ impl AuditWriter {
         Ok(AuditWriter {
             log: Some(committer),
             inline: periodic.then_some(log),
-            sync_interval,
-            sync_pending: false,
-            health,
-            failure_action: config.failure_action,
+            ..writer
         })
+    }
+
+    /// Who counts as an administrator (root and the agent's own uid by default; the server
+    /// adds `ipc.admin_group`).
+    pub fn with_admins(mut self, admins: Admins) -> Self {
+        self.admins = admins;
+        self
+    }
+
+    /// What of `events` is to be written: each bounded and logged for operators, except a
+    /// non-administrator's refusal beyond its budget, which is counted instead. While the log
+    /// is failing nothing is counted, so that refusals too wait for the disk and are refused
+    /// with it, as every other record.
+    fn take_in(&mut self, events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+        let healthy = self.health.lock().is_ok_and(|h| h.healthy);
+        events
+            .into_iter()
+            .filter_map(|mut ev| {
+                if healthy && !self.refusals.admit(&mut ev, &self.admins) {
+                    return None;
+                }
+                bound(&mut ev, &self.limits);
+                crate::oplog::event(&ev);
+                Some(ev)
+            })
+            .collect()
+    }
+
+    /// Ends the refusal interval: what was counted is written as `refusal_summary` records
+    /// (through the writer thread, durably); answers how many. Counts whose records cannot be
+    /// written go back to the aggregator for the next try, and are logged as errors, so that
+    /// they are not lost without a trace if the agent stops first.
+    fn summarize(&mut self) -> ResponseActFuture<Self, Result<usize, String>> {
+        let batch = self.refusals.end_interval();
+        if batch.is_empty() {
+            return Box::pin(actix::fut::ready(Ok(0)));
+        }
+        let events: Vec<AuditEvent> = batch
+            .iter()
+            .map(|c| {
+                let mut ev = self.refusals.summary_event(c);
+                bound(&mut ev, &self.limits);
+                crate::oplog::event(&ev);
+                ev
+            })
+            .collect();
+        let n = events.len();
+        let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
+        Box::pin(
+            self.submit(events)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(()) => Ok(n),
+                    Err(e) => {
+                        for r in &reasons {
+                            tracing::error!(error = %e, "a refusal summary could not be written (kept for the next try): {r}");
+                        }
+                        act.refusals.restore(batch);
+                        Err(e)
+                    }
+                }),
+        )
     }
 
     /// The health, shared with status.
@@ -227,8 +326,8 @@ impl AuditWriter {
 
     fn submit(&self, events: Vec<AuditEvent>) -> Pending {
         match &self.log {
-            Some(c) => self.watch(c.submit(events)),
-            None => Box::pin(async { Ok(()) }),
+            Some(c) if !events.is_empty() => self.watch(c.submit(events)),
+            _ => Box::pin(async { Ok(()) }),
         }
     }
 
@@ -277,14 +376,20 @@ impl AuditWriter {
 
 impl Actor for AuditWriter {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.summary_interval, |act, ctx| {
+            ctx.spawn(act.summarize().map(|_, _, _| ()));
+        });
+    }
 }
 
 impl Handler<Append> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: Append, _: &mut Context<Self>) -> Self::Result {
-        crate::oplog::event(&msg.0);
-        self.submit(vec![msg.0])
+        let events = self.take_in(vec![msg.0]);
+        self.submit(events)
     }
 }
 
@@ -292,25 +397,42 @@ impl Handler<AppendAll> for AuditWriter {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, msg: AppendAll, ctx: &mut Context<Self>) -> Self::Result {
-        for ev in &msg.events {
-            crate::oplog::event(ev);
+        let events = self.take_in(msg.events);
+        if events.is_empty() {
+            return Box::pin(async { Ok(()) });
         }
         match msg.wait {
-            Wait::Durable => self.submit(msg.events),
-            Wait::Written => self.write_now(msg.events, ctx),
+            Wait::Durable => self.submit(events),
+            Wait::Written => self.write_now(events, ctx),
         }
     }
 }
 
+impl Handler<Summarize> for AuditWriter {
+    type Result = ResponseActFuture<Self, Result<usize, String>>;
+
+    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
+        self.summarize()
+    }
+}
+
 impl Handler<Flush> for AuditWriter {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        match &self.log {
-            // Behind every queued write, and syncing what was written inline.
-            Some(c) => self.watch(c.run(|s| s.sync())),
-            None => Box::pin(async { Ok(()) }),
-        }
+        // The summaries still pending first, then a sync behind every queued write, which also
+        // syncs what was written inline.
+        let summaries = self.summarize();
+        let synced = self.log.as_ref().map(|c| self.watch(c.run(|s| s.sync())));
+        Box::pin(summaries.then(move |written, _, _| {
+            actix::fut::wrap_future(async move {
+                let synced = match synced {
+                    Some(s) => s.await,
+                    None => Ok(()),
+                };
+                written.and(synced)
+            })
+        }))
     }
 }
 
@@ -365,6 +487,11 @@ mod tests {
             failure_action: FailureAction::Deny,
             max_file_size: 0,
             max_backup_files: 1,
+            min_retention_days: 7,
+            max_record_bytes: 8192,
+            max_field_bytes: 1024,
+            refusal_budget: 50,
+            summary_interval_seconds: 10,
             sync,
             sync_interval_ms: 5,
         }

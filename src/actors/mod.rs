@@ -83,8 +83,6 @@ pub struct Shared {
     pub uid_connections: crate::limits::UidConnections,
     /// Requests per second per uid (`ipc.rate_limit_per_uid`).
     pub rates: crate::limits::RateLimiter,
-    /// How many refusals get their own `connection_rejected` audit record.
-    pub rejections: crate::limits::RejectionBudget,
 }
 
 impl Shared {
@@ -98,18 +96,10 @@ impl Shared {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Audits a refused connection or request as `connection_rejected`, within the rejection
-    /// budget: beyond it events are only counted, and the next record says how many were not
-    /// recorded one by one. A flood of refusals cannot flood the audit log.
+    /// Audits a refused connection or request as `connection_rejected`. Like every refusal,
+    /// beyond its uid's budget it is counted into a `refusal_summary` record instead of written
+    /// one by one (see [`crate::audit::summary`]): a flood of refusals cannot flood the log.
     pub fn audit_rejection(&self, who: Option<&PeerIdentity>, reason: String) {
-        let Some(suppressed) = self.rejections.admit(std::time::Instant::now()) else {
-            return;
-        };
-        let reason = if suppressed > 0 {
-            format!("{reason} ({suppressed} earlier refusals were not recorded one by one)")
-        } else {
-            reason
-        };
         let mut ev = crate::audit::AuditEvent::new(
             crate::audit::EventType::ConnectionRejected,
             crate::audit::Outcome::Rejected,

@@ -10,7 +10,7 @@
 //! a response has waited `ipc.write_timeout` seconds the connection is closed; nothing piles up
 //! in the agent. A connection idle for `ipc.conn_timeout` seconds is told so and closed; at
 //! shutdown a session finishes the request in hand, then closes. Refusals are audited as
-//! `connection_rejected`, within the agent's rejection budget.
+//! `connection_rejected` (beyond the uid's audit budget, counted into a summary).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -249,6 +249,7 @@ pub fn rotation_set(log: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::event::RefusalSummary;
     use crate::audit::{AuditIdentity, EventType, Outcome};
     use proptest::prelude::*;
     use serde_json::json;
@@ -279,6 +280,7 @@ mod tests {
                     user,
                     unit,
                     exe,
+                    groups: vec![gid],
                 }),
         );
         let kinds = prop_oneof![
@@ -286,6 +288,7 @@ mod tests {
             Just(EventType::CapabilityRequest),
             Just(EventType::SecretAccess),
             Just(EventType::ConnectionRejected),
+            Just(EventType::RefusalSummary),
         ];
         let outcomes = prop_oneof![
             Just(Outcome::Valid),
@@ -306,13 +309,14 @@ mod tests {
                 proptest::option::of(text()),
                 proptest::option::of(any::<u64>()),
                 proptest::option::of(any::<u64>()),
+                proptest::option::of(summary()),
             ),
         )
             .prop_map(
                 |(
                     (timestamp, kind, outcome, identity),
                     (claimed_identity, resource, actions, capability_id, request_id),
-                    (rules, reason, policy_generation, version),
+                    (rules, reason, policy_generation, version, summary),
                 )| AuditEvent {
                     timestamp,
                     kind,
@@ -327,6 +331,44 @@ mod tests {
                     reason,
                     policy_generation,
                     version,
+                    summary,
+                },
+            )
+    }
+
+    fn summary() -> impl Strategy<Value = RefusalSummary> {
+        (
+            any::<u32>(),
+            proptest::collection::btree_map(text(), any::<u64>(), 0..3),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            (
+                text(),
+                text(),
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of(any::<u64>()),
+            ),
+        )
+            .prop_map(
+                |(
+                    budget,
+                    counts,
+                    first_request_id,
+                    last_request_id,
+                    (ft, lt, period, total, uids),
+                )| {
+                    RefusalSummary {
+                        budget,
+                        counts,
+                        first_request_id,
+                        first_time: ft,
+                        last_request_id,
+                        last_time: lt,
+                        period_seconds: period,
+                        total,
+                        uids,
+                    }
                 },
             )
     }

@@ -8,7 +8,11 @@
 //!  "capability_id":"cap_…","request_id":"msg_1","rules":["default/allow-billing"],
 //!  "reason":"granted: \"read\" is allowed by rule default/allow-billing","policy_generation":3}
 //! ```
-//! Signatures and key material never appear in a record.
+//! Signatures and key material never appear in a record. Long client-supplied values are cut
+//! before a record is sealed ([`super::bound`]), and refusals beyond a uid's budget are counted
+//! into `refusal_summary` records ([`super::summary`]).
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -36,6 +40,8 @@ pub enum EventType {
     ConnectionRejected,
     /// A secret was read, written, listed or deleted with a capability.
     SecretAccess,
+    /// Refusals of one uid beyond its audit budget, counted instead of recorded one by one.
+    RefusalSummary,
 }
 
 /// The result, in one word.
@@ -79,6 +85,10 @@ pub struct AuditIdentity {
     /// executable, if verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// Supplementary groups, not recorded: the audit writer needs them to know an
+    /// administrator (`ipc.admin_group`), whose refusals are never summarized.
+    #[serde(skip)]
+    pub groups: Vec<u32>,
 }
 
 impl From<&PeerIdentity> for AuditIdentity {
@@ -90,8 +100,37 @@ impl From<&PeerIdentity> for AuditIdentity {
             user: id.user.clone(),
             unit: id.unit.clone(),
             exe: id.exe.clone(),
+            groups: id.groups.clone(),
         }
     }
+}
+
+/// What a `refusal_summary` record counts: the refusals of one uid in one interval beyond its
+/// budget (`audit.refusal_budget`). Its fields are declared in sorted order (the canonical form).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefusalSummary {
+    /// Refusals recorded one by one per interval before counting began.
+    pub budget: u32,
+    /// Counts by `"TYPE OUTCOME"` (e.g. `"capability_request denied"`).
+    pub counts: BTreeMap<String, u64>,
+    /// The first counted refusal's request id, if any carried one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_request_id: Option<String>,
+    /// When the first counted refusal was decided (RFC 3339).
+    pub first_time: String,
+    /// The last counted refusal's request id, if any carried one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_request_id: Option<String>,
+    /// When the last counted refusal was decided (RFC 3339).
+    pub last_time: String,
+    /// `audit.summary_interval_seconds`.
+    pub period_seconds: u64,
+    /// All the refusals counted (the sum of `counts`).
+    pub total: u64,
+    /// For the refusals of the uids beyond those summarized one by one, counted together: how
+    /// many distinct uids they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uids: Option<u64>,
 }
 
 /// One audit record.
@@ -134,6 +173,9 @@ pub struct AuditEvent {
     /// For secret access: the version read or written (never the value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// For a `refusal_summary`: what was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<RefusalSummary>,
 }
 
 impl AuditEvent {
@@ -153,6 +195,7 @@ impl AuditEvent {
             reason: None,
             policy_generation: None,
             version: None,
+            summary: None,
         }
     }
 
@@ -214,6 +257,7 @@ impl AuditEvent {
             resource: self.resource.as_deref(),
             rules: &self.rules,
             seq,
+            summary: self.summary.as_ref(),
             timestamp: &self.timestamp,
             kind: self.kind,
             version: self.version,
@@ -256,6 +300,8 @@ pub struct CanonicalRecord<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     rules: &'a [String],
     seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a RefusalSummary>,
     timestamp: &'a str,
     #[serde(rename = "type")]
     kind: EventType,

@@ -13,8 +13,11 @@
 //! Before each durable batch the log checks that its path still names the file it has open; a
 //! deleted or replaced file (an operator's `rm`, logrotate's `create`) is noticed and a new file
 //! opened, the chain continuing from the last record written. Unsynced writes check the open
-//! file's link count every time (a deletion) and the path at least once a second. Past `max_file_size` the log rotates
-//! itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`… up to `max_backup_files`.
+//! file's link count every time (a deletion) and the path at least once a second. Past
+//! `max_file_size` the log rotates itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`…
+//! Rotated files beyond `max_backup_files` are deleted, oldest first, but only once they are
+//! `min_age` old (their last write, the file's mtime): until then the set grows past the count,
+//! so that no flood of records can delete evidence faster than an administrator can react.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -48,6 +51,9 @@ pub struct Rotation {
     pub max_file_size: u64,
     /// Rotated files kept.
     pub max_backup_files: u32,
+    /// A rotated file beyond `max_backup_files` is deleted only once its last write is this
+    /// old; zero = at once.
+    pub min_age: std::time::Duration,
 }
 
 /// An open audit log and the head of its chain.
@@ -198,31 +204,64 @@ impl AuditLog {
             .map_err(|e| self.error(format!("cannot stat: {e}")))
     }
 
-    /// Renames FILE.N-1 … FILE.1 up by one, FILE to FILE.1, and opens a new FILE.
+    /// `FILE.n`.
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut p = self.path.as_os_str().to_owned();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    /// Renames every rotated file `FILE.n` (n ≥ 1) to `FILE.n+1`, highest first, `FILE` to
+    /// `FILE.1`, opens a new `FILE`, then deletes what is beyond `max_backup_files` and old
+    /// enough ([`AuditLog::expire`]).
     fn rotate(&mut self) -> Result<(), AuditError> {
-        let keep = self.rotation.max_backup_files.max(1);
-        let numbered = |n: u32| {
-            let mut p = self.path.as_os_str().to_owned();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
         self.sync()?;
-        let _ = std::fs::remove_file(numbered(keep));
-        for n in (1..keep).rev() {
-            let from = numbered(n);
-            if from.exists() {
-                std::fs::rename(&from, numbered(n + 1))
-                    .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
-            }
+        for n in backup_numbers(&self.path) {
+            let Some(up) = n.checked_add(1) else { continue };
+            std::fs::rename(self.numbered(n), self.numbered(up))
+                .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
         }
-        std::fs::rename(&self.path, numbered(1))
+        std::fs::rename(&self.path, self.numbered(1))
             .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
         self.reopen()?;
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         tracing::info!(path = %self.path.display(), "audit log rotated");
+        self.expire();
         Ok(())
+    }
+
+    /// Deletes rotated files numbered beyond `max_backup_files`, the oldest (highest) first,
+    /// stopping at the first one written to less than `min_age` ago: no gap is left in the
+    /// chain, and no record younger than `min_age` is deleted.
+    fn expire(&self) {
+        let keep = self.rotation.max_backup_files.max(1);
+        let mut kept = 0;
+        for n in backup_numbers(&self.path).into_iter().filter(|n| *n > keep) {
+            let file = self.numbered(n);
+            let age = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            if self.rotation.min_age.is_zero() || age.is_some_and(|a| a >= self.rotation.min_age) {
+                if let Err(e) = std::fs::remove_file(&file) {
+                    tracing::error!(file = %file.display(), error = %e, "cannot delete an expired rotated audit log");
+                }
+                continue;
+            }
+            kept = n - keep;
+            break;
+        }
+        if kept > 0 {
+            tracing::warn!(
+                path = %self.path.display(),
+                max_backup_files = keep,
+                beyond = kept,
+                min_retention_days = self.rotation.min_age.as_secs() / 86400,
+                "rotated audit logs beyond audit.max_backup_files are kept: they are younger than audit.min_retention_days"
+            );
+        }
     }
 
     /// The log's path.
@@ -325,6 +364,35 @@ impl AuditLog {
             message,
         }
     }
+}
+
+/// The numbers n ≥ 1 of the rotated files `LOG.n` that exist, highest (oldest) first.
+fn backup_numbers(log: &Path) -> Vec<u32> {
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix(name)?
+                .strip_prefix('.')?
+                .parse()
+                .ok()
+        })
+        .filter(|n| *n >= 1)
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out
 }
 
 fn read_tail(file: &mut File) -> std::io::Result<Vec<u8>> {
@@ -438,6 +506,7 @@ mod tests {
             Rotation {
                 max_file_size: 1000,
                 max_backup_files: 2,
+                min_age: std::time::Duration::ZERO,
             },
         )
         .unwrap();
@@ -453,6 +522,48 @@ mod tests {
         let v = verify(&path);
         assert!(!v.from_genesis, "the oldest records were rotated away");
         assert_eq!(v.head.seq, 20);
+    }
+
+    #[test]
+    fn rotated_files_younger_than_the_minimum_age_are_kept_beyond_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+            min_age: std::time::Duration::from_secs(86400),
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        for _ in 0..40 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        let backups = backup_numbers(&path);
+        assert!(backups.len() > 2, "kept past the count: {backups:?}");
+        let v = verify(&path);
+        assert!(v.from_genesis, "nothing deleted");
+        assert_eq!(v.records, 40);
+        // Files whose last write is two days old go, oldest first, down to the count; the
+        // young ones beyond it stay, and no gap is left.
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        for n in backups.iter().filter(|n| **n >= 4) {
+            let f = File::options().append(true).open(log.numbered(*n)).unwrap();
+            f.set_modified(two_days_ago).unwrap();
+        }
+        // Also a file the agent does not number (`FILE.0`, a manual move): never touched.
+        std::fs::write(dir.path().join("audit.log.0"), "").unwrap();
+        let mut head = log.head().seq;
+        while backup_numbers(&path) == backups {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+            head += 1;
+        }
+        assert_eq!(backup_numbers(&path), vec![4, 3, 2, 1]);
+        assert!(dir.path().join("audit.log.0").exists());
+        std::fs::remove_file(dir.path().join("audit.log.0")).unwrap();
+        let v = verify(&path);
+        assert!(!v.from_genesis);
+        assert_eq!(v.head.seq, head);
     }
 
     #[test]
@@ -518,6 +629,7 @@ mod tests {
         let rotation = Rotation {
             max_file_size: 1000,
             max_backup_files: 2,
+            min_age: std::time::Duration::ZERO,
         };
         let mut log = AuditLog::open_with(&path, rotation).unwrap();
         for _ in 0..10 {

@@ -234,9 +234,30 @@ pub struct AuditConfig {
     /// Rotate the log when it grows past this many bytes; 0 = never (leave it to logrotate).
     #[serde(default = "default_max_file_size")]
     pub max_file_size: u64,
-    /// Rotated files kept (`FILE.1` … `FILE.N`); older ones are deleted.
+    /// Rotated files kept (`FILE.1` … `FILE.N`); older ones are deleted once they are
+    /// `min_retention_days` old.
     #[serde(default = "default_max_backup_files")]
     pub max_backup_files: u32,
+    /// A rotated file beyond `max_backup_files` is deleted only once its last record is this
+    /// many days old; until then the set grows past the count. 0 = deleted at once.
+    #[serde(default = "default_min_retention_days")]
+    pub min_retention_days: u64,
+    /// Longest record, bytes as written (without the chain fields); long fields are cut
+    /// further until it fits. At least 4096.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// Longest value kept whole in a record, bytes as written; a longer one is cut, with a
+    /// marker giving its length and SHA-256. 32 up to `max_record_bytes`.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Refusals (denials, invalid validations, rejected revocations and connections) of one
+    /// non-administrator uid recorded one by one per `summary_interval_seconds`; beyond it they
+    /// are counted into one `refusal_summary` record per interval. 0 = all recorded one by one.
+    #[serde(default = "default_refusal_budget")]
+    pub refusal_budget: u32,
+    /// The interval of `refusal_budget`, and how often summaries are written (1–3600).
+    #[serde(default = "default_summary_interval_seconds")]
+    pub summary_interval_seconds: u64,
     /// When a record reaches the disk: `always` before the request it records is answered;
     /// `periodic` lets records of decisions that change nothing (validations, refusals, reads)
     /// be answered once written to the file, synced within `sync_interval_ms`.
@@ -281,6 +302,26 @@ fn default_max_file_size() -> u64 {
 }
 
 fn default_max_backup_files() -> u32 {
+    10
+}
+
+fn default_min_retention_days() -> u64 {
+    7
+}
+
+fn default_max_record_bytes() -> usize {
+    crate::audit::bound::RecordLimits::DEFAULT.max_record_bytes
+}
+
+fn default_max_field_bytes() -> usize {
+    crate::audit::bound::RecordLimits::DEFAULT.max_field_bytes
+}
+
+fn default_refusal_budget() -> u32 {
+    50
+}
+
+fn default_summary_interval_seconds() -> u64 {
     10
 }
 
@@ -393,6 +434,11 @@ impl AgentConfig {
                 failure_action: FailureAction::Deny,
                 max_file_size: default_max_file_size(),
                 max_backup_files: default_max_backup_files(),
+                min_retention_days: default_min_retention_days(),
+                max_record_bytes: default_max_record_bytes(),
+                max_field_bytes: default_max_field_bytes(),
+                refusal_budget: default_refusal_budget(),
+                summary_interval_seconds: default_summary_interval_seconds(),
                 sync: AuditSync::Always,
                 sync_interval_ms: default_sync_interval_ms(),
             },
@@ -502,6 +548,44 @@ impl AgentConfig {
             return fail(
                 "audit.max_backup_files",
                 "must be at least 1 when audit.max_file_size rotates the log (rotating into nothing would delete records)".into(),
+            );
+        }
+        let min_record = crate::audit::bound::MIN_RECORD_BYTES;
+        if self.audit.max_record_bytes < min_record {
+            return fail(
+                "audit.max_record_bytes",
+                format!(
+                    "{} is below the least, {min_record}",
+                    self.audit.max_record_bytes
+                ),
+            );
+        }
+        let min_field = crate::audit::bound::MIN_FIELD_BYTES;
+        if !(min_field..=self.audit.max_record_bytes).contains(&self.audit.max_field_bytes) {
+            return fail(
+                "audit.max_field_bytes",
+                format!(
+                    "{} is not between {min_field} and audit.max_record_bytes ({})",
+                    self.audit.max_field_bytes, self.audit.max_record_bytes
+                ),
+            );
+        }
+        if !(1..=3600).contains(&self.audit.summary_interval_seconds) {
+            return fail(
+                "audit.summary_interval_seconds",
+                format!(
+                    "{} is not between 1 and 3600",
+                    self.audit.summary_interval_seconds
+                ),
+            );
+        }
+        if self.audit.min_retention_days > 36500 {
+            return fail(
+                "audit.min_retention_days",
+                format!(
+                    "{} is more than 36500 (100 years)",
+                    self.audit.min_retention_days
+                ),
             );
         }
         if !(1..=1000).contains(&self.audit.sync_interval_ms) {

@@ -308,3 +308,79 @@ fn audit_sync_defaults_to_always_and_checks_its_interval() {
         Ok(())
     });
 }
+
+#[test]
+fn audit_record_limits_refusal_budget_and_retention_have_defaults_and_bounds() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for mode in [Mode::Development, Mode::Standard, Mode::Hardened] {
+            let o = Overrides {
+                mode: Some(mode),
+                ..Overrides::default()
+            };
+            let a = load(None, &o, &p).unwrap().config.audit;
+            assert_eq!(
+                (
+                    a.max_record_bytes,
+                    a.max_field_bytes,
+                    a.refusal_budget,
+                    a.summary_interval_seconds,
+                    a.min_retention_days
+                ),
+                (8192, 1024, 50, 10, 7),
+                "{mode:?}"
+            );
+        }
+        jail.create_file(
+            "s.yaml",
+            "audit:\n  enable: true\n  log_file: /tmp/a.log\n  max_record_bytes: 65536\n  max_field_bytes: 4096\n  refusal_budget: 0\n  summary_interval_seconds: 60\n  min_retention_days: 0\n",
+        )?;
+        let a = load(
+            Some(&jail.directory().join("s.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config
+        .audit;
+        assert_eq!(
+            (
+                a.max_record_bytes,
+                a.max_field_bytes,
+                a.refusal_budget,
+                a.summary_interval_seconds,
+                a.min_retention_days
+            ),
+            (65536, 4096, 0, 60, 0)
+        );
+        for (text, key) in [
+            ("max_record_bytes: 4095", "audit.max_record_bytes"),
+            ("max_field_bytes: 31", "audit.max_field_bytes"),
+            ("max_field_bytes: 9000", "audit.max_field_bytes"),
+            (
+                "summary_interval_seconds: 0",
+                "audit.summary_interval_seconds",
+            ),
+            (
+                "summary_interval_seconds: 3601",
+                "audit.summary_interval_seconds",
+            ),
+            ("min_retention_days: 36501", "audit.min_retention_days"),
+            ("refusal_budget: -1", "refusal_budget"),
+        ] {
+            jail.create_file(
+                "t.yaml",
+                &format!("audit:\n  enable: true\n  log_file: /tmp/a.log\n  {text}\n"),
+            )?;
+            let e = load(
+                Some(&jail.directory().join("t.yaml")),
+                &Overrides::default(),
+                &p,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        Ok(())
+    });
+}
