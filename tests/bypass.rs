@@ -417,6 +417,19 @@ sys.stdout.buffer.write(s.makefile("rb").readline())
         reasoning(&r).contains("d/nopy") && reasoning(&r).contains("could not be verified"),
         "{r}"
     );
+    // The audit record says what could not be verified.
+    let records = agent.audit();
+    let denial = records
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "capability_request")
+        .unwrap();
+    assert_eq!(denial["outcome"], "denied", "{denial}");
+    assert_eq!(
+        denial["identity"]["unverified"],
+        json!(["unit", "exe"]),
+        "{denial}"
+    );
 }
 
 /// A TTL past the last representable time panicked the registry with a large max_ttl; the

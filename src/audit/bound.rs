@@ -191,6 +191,7 @@ fn cut_event(ev: &AuditEvent, field: usize, items: usize, d: &Digests) -> AuditE
             user: cut_opt(&i.user, field, d),
             unit: cut_opt(&i.unit, field, d),
             exe: cut_opt(&i.exe, field, d),
+            unverified: i.unverified.clone(),
             groups: i.groups.clone(),
         }),
         claimed_identity: cut_opt(&ev.claimed_identity, field, d),

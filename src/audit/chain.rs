@@ -272,14 +272,23 @@ mod tests {
                 proptest::option::of(text()),
                 proptest::option::of(text()),
                 proptest::option::of(text()),
+                any::<bool>(),
             )
-                .prop_map(|(uid, gid, pid, user, unit, exe)| AuditIdentity {
+                .prop_map(|(uid, gid, pid, user, unit, exe, gone)| AuditIdentity {
                     uid,
                     gid,
                     pid,
                     user,
                     unit,
                     exe,
+                    unverified: if gone {
+                        vec![
+                            crate::identity::Attribute::Unit,
+                            crate::identity::Attribute::Exe,
+                        ]
+                    } else {
+                        Vec::new()
+                    },
                     groups: vec![gid],
                 }),
         );

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::identity::PeerIdentity;
+use crate::identity::{Attribute, PeerIdentity};
 
 /// What kind of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,6 +85,9 @@ pub struct AuditIdentity {
     /// executable, if verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// Attributes that could not be verified (a deny rule testing one applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<Attribute>,
     /// Supplementary groups, not recorded: the audit writer needs them to know an
     /// administrator (`ipc.admin_group`), whose refusals are never summarized.
     #[serde(skip)]
@@ -100,6 +103,7 @@ impl From<&PeerIdentity> for AuditIdentity {
             user: id.user.clone(),
             unit: id.unit.clone(),
             exe: id.exe.clone(),
+            unverified: id.unverified.clone(),
             groups: id.groups.clone(),
         }
     }
@@ -247,6 +251,7 @@ impl AuditEvent {
                 pid: i.pid,
                 uid: i.uid,
                 unit: i.unit.as_deref(),
+                unverified: &i.unverified,
                 user: i.user.as_deref(),
             }),
             outcome: self.outcome,
@@ -320,6 +325,8 @@ struct CanonicalIdentity<'a> {
     uid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Attribute]>::is_empty")]
+    unverified: &'a [Attribute],
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
 }

@@ -113,6 +113,7 @@ impl Counted {
                 user: i.user.clone(),
                 unit: None,
                 exe: None,
+                unverified: Vec::new(),
                 groups: Vec::new(),
             }),
             uids: None,
