@@ -220,7 +220,10 @@ fn read_pinned(id: &mut PeerIdentity, sock: RawFd, pid: u32) {
     };
     let exe = verified_exe(pid);
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
-    if !process_alive(&pidfd) {
+    // A process that has exited but not been reaped still answers the pidfd; its /proc entry
+    // no longer says where it ran (on cgroup-v1-only hosts it shows the root group).
+    let exited = has_exited(pid);
+    if exited || !process_alive(&pidfd) {
         tracing::debug!(
             pid,
             "peer exited before its attributes were verified; its unit and executable are unverified"
@@ -245,6 +248,19 @@ fn read_pinned(id: &mut PeerIdentity, sock: RawFd, pid: u32) {
         None => id.unverify(Attribute::Unit),
     }
     id.pinned = true;
+}
+
+/// Whether `pid` has exited (a zombie, or dead), by the state in `/proc/PID/stat`, read after
+/// the last `)` since the command name before it is the process's to choose. Unknown counts as
+/// exited.
+fn has_exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, Some(c) if c != 'Z' && c != 'X' && c != 'x')
 }
 
 /// The executable of `pid`, if it says what it seems to: the process is in the agent's user

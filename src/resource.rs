@@ -215,6 +215,14 @@ pub fn check_pattern(text: &str) -> Result<(), ResourceError> {
             None,
         ));
     }
+    if text.trim() != text {
+        return Err(refused(
+            WHAT,
+            text,
+            "begins or ends with a space, so it would match only resources that do".into(),
+            Some(text.trim().to_string()),
+        ));
+    }
     let first_glob = text.find(['*', '?']).unwrap_or(text.len());
     match text.find(':') {
         Some(colon) if colon < first_glob => {
@@ -474,6 +482,8 @@ mod tests {
             "",
             "secret:/a\tb",
             "*//x",
+            "secret:/prod/* ",
+            " secret:/prod/*",
         ] {
             assert!(check_pattern(bad).is_err(), "{bad:?}");
         }

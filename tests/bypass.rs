@@ -356,6 +356,20 @@ fn a_bind_mount_in_a_user_namespace_does_not_borrow_an_executable() {
     assert!(reasoning(&r).contains("exe"), "{r}");
 }
 
+/// A client that connects, hands its socket to a child and exits; the child sends `argv[3]`
+/// once the file `argv[2]` exists and prints the answer.
+const CONNECT_AND_EXIT: &str = r#"
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+if os.fork():
+    os._exit(0)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.01)
+s.sendall(sys.argv[3].encode() + b"\n")
+sys.stdout.buffer.write(s.makefile("rb").readline())
+"#;
+
 /// A client that connects and exits at once left the agent with only its uid and gid: a deny
 /// on `exe:` no longer matched, and the allow on `uid:` granted.
 #[test]
@@ -378,17 +392,7 @@ fn a_deny_on_an_attribute_applies_when_it_cannot_be_verified() {
     // Now the process that connects is gone before the agent accepts: the agent is stopped
     // while it connects, hands the socket to a child and exits (and is reaped).
     let go = agent.dir.path().join("go");
-    let script = r#"
-import os, socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-if os.fork():
-    os._exit(0)
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.01)
-s.sendall(sys.argv[3].encode() + b"\n")
-sys.stdout.buffer.write(s.makefile("rb").readline())
-"#;
+    let script = CONNECT_AND_EXIT;
     agent.signal(Signal::SIGSTOP);
     let mut child = Command::new("setpriv")
         .args([
@@ -524,5 +528,73 @@ fn client_text_cannot_forge_a_log_line() {
     assert_eq!(
         newline_resource["payload"]["code"], "INVALID_PAYLOAD",
         "{newline_resource}"
+    );
+}
+
+/// A client whose connecting process has exited but is not reaped yet (a zombie) still
+/// answers its pidfd; on hosts with only cgroup v1 its /proc entry then names the root group,
+/// so a deny on `unit:` stopped applying. Its unit is unverified now, and the deny applies.
+#[test]
+fn a_deny_on_the_unit_applies_to_a_client_whose_process_has_exited_unreaped() {
+    require_root!();
+    let agent = Agent::builder()
+        .mode("standard")
+        .policy(
+            "u.json",
+            &json!({"id":"u","rules":[
+                {"id":"all","effect":"allow","resources":["svc:/x"],"actions":["read"],"identities":["uid:65534"]},
+                {"id":"units","effect":"deny","resources":["svc:/x"],"actions":["*"],"identities":["unit:*"]}]})
+            .to_string(),
+        )
+        .start();
+    // This machine's processes run outside any unit (or not): only the zombie case matters.
+    let plain = ask(&agent, NOBODY, "svc:/x", &["read"]);
+    let go = agent.dir.path().join("go");
+    agent.signal(Signal::SIGSTOP);
+    let mut child = Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".into(),
+        ])
+        .args(["/usr/bin/python3", "-c", CONNECT_AND_EXIT])
+        .arg(&agent.socket)
+        .arg(&go)
+        .arg(request("svc:/x", &["read"]).to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the connecting process is a zombie, without reaping it.
+    let stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::proc_state(&stat) != Some('Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    agent.signal(Signal::SIGCONT);
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&go, "").unwrap();
+    let mut line = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut line)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let r: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert!(!granted(&r), "{r}");
+    assert!(
+        reasoning(&r).contains("u/units") && reasoning(&r).contains("unit"),
+        "{r}"
+    );
+    // Connected by a live process, the answer depends on whether it runs in a unit, which
+    // the agent could verify.
+    assert!(
+        granted(&plain) || reasoning(&plain).contains("u/units"),
+        "{plain}"
     );
 }

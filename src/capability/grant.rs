@@ -82,9 +82,15 @@ pub fn expiry(now: jiff::Timestamp, ttl: u64) -> Option<jiff::Timestamp> {
     now.checked_add(jiff::SignedDuration::from_secs(secs)).ok()
 }
 
-/// The capability type upstream derives from the actions.
+/// The capability type upstream derives from the actions. An action pattern counts as every
+/// action it covers (`d*` as `delete`), so the type is never milder than what was granted.
 pub fn derive_type(actions: &[String]) -> &'static str {
-    let has = |names: &[&str]| actions.iter().any(|a| names.contains(&a.as_str()));
+    let has = |names: &[&str]| {
+        actions.iter().any(|a| {
+            let p = crate::policy::selector::Pattern::new(a);
+            names.iter().any(|n| p.matches(n))
+        })
+    };
     if has(&["admin", "*"]) {
         "admin"
     } else if has(&["delete"]) {
@@ -242,6 +248,9 @@ mod tests {
         assert_eq!(t(&["run"]), "execute");
         assert_eq!(t(&["read", "*"]), "admin");
         assert_eq!(t(&["list"]), "read");
+        assert_eq!(t(&["d*"]), "delete");
+        assert_eq!(t(&["wr?te"]), "write");
+        assert_eq!(t(&["re*"]), "read");
     }
 
     #[test]

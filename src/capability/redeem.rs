@@ -20,6 +20,16 @@ pub fn still_allowed(
     cap: &Capability,
     now: Timestamp,
 ) -> Result<(), (String, Vec<String>)> {
+    // A capability issued before resources had one spelling (restored from the store) may
+    // name one in another: decided as text, it could pass a deny rule. It is refused.
+    if let Err(e) = crate::resource::check_request_resource(&cap.resource) {
+        return Err((
+            format!(
+                "the capability was issued for a resource in a spelling the agent no longer accepts ({e}); ask for a new one"
+            ),
+            Vec::new(),
+        ));
+    }
     let decision = evaluate(
         policy,
         EvalInput {
@@ -108,6 +118,17 @@ mod tests {
             "signature": "", "metadata": {}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_capability_for_a_resource_spelled_otherwise_is_never_allowed_again() {
+        let set = crate::policy::PolicySet::empty(1, crate::policy::Fallback::OwnerOnly { uid: 0 });
+        let id = PeerIdentity::bare(0, 0);
+        let now = Timestamp::now();
+        assert!(still_allowed(&set, &id, &cap("secret:/prod/db", &["read"]), now).is_ok());
+        let (why, _) =
+            still_allowed(&set, &id, &cap("secret://prod/db", &["read"]), now).unwrap_err();
+        assert!(why.contains("secret:/prod/db"), "{why}");
     }
 
     #[test]

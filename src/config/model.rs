@@ -189,6 +189,10 @@ pub struct RequestLimits {
     /// Bytes of everything a capability keeps that its requester chose besides the resource
     /// and actions: `purpose`, `context` and `constraints` together.
     pub max_metadata_bytes: usize,
+    /// Pattern characters (`*`, `?`) a request's resource may hold, and each of its actions: a
+    /// pattern request is compared with the rules' patterns, at a cost that grows with them.
+    /// 0 = requests may not be patterns.
+    pub max_wildcards: usize,
 }
 
 impl Default for RequestLimits {
@@ -201,6 +205,7 @@ impl Default for RequestLimits {
             max_purpose_len: 1024,
             max_context_bytes: 4096,
             max_metadata_bytes: 8192,
+            max_wildcards: 8,
         }
     }
 }
@@ -534,6 +539,12 @@ impl AgentConfig {
             if !(1..=most).contains(&value) {
                 return fail(key, format!("{value} is not between 1 and {most}"));
             }
+        }
+        if r.max_wildcards > 64 {
+            return fail(
+                "requests.max_wildcards",
+                format!("{} is not between 0 and 64", r.max_wildcards),
+            );
         }
         if self.policy_engine.default_decision != "deny" {
             return fail(

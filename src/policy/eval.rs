@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use super::document::Effect;
 use super::glob::Tri;
 use super::rules::Facts;
-use super::selector::Query;
+use super::selector::{Query, compile_if_pattern};
 use super::{Fallback, PolicySet, Rule};
 use crate::identity::{Attribute, PeerIdentity};
 use crate::protocol::types::PolicyResult;
@@ -152,32 +152,47 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
             ),
         };
     }
-    let resource = Query::new(input.resource);
-    let candidates: Vec<&Rule> = if resource.pattern {
+    let resource_glob = compile_if_pattern(input.resource);
+    let resource = Query::compiled(input.resource, resource_glob.as_ref());
+    let candidates = if resource.pattern {
         set.index.candidates_for_pattern(input.resource)
     } else {
         set.index.candidates(input.resource)
-    }
-    .into_iter()
-    .map(|i| &set.rules()[i])
-    .collect();
+    };
+    // What does not depend on the action (the resource above all, costly for a pattern) is
+    // related once per rule, not once per action.
+    let base_facts = Facts {
+        identity: input.identity,
+        resource,
+        action: Query::new(""),
+        now: input.now,
+    };
+    let based: Vec<(&Rule, Tri)> = candidates
+        .into_iter()
+        .map(|i| &set.rules()[i])
+        .filter_map(|rule| {
+            let t = rule.base_relation(&base_facts);
+            (t != Tri::No).then_some((rule, t))
+        })
+        .collect();
 
     let mut granted = Decision::new(set, true, String::new());
     let mut denied = Decision::new(set, false, String::new());
     let mut granted_parts = Vec::new();
     let mut denied_parts = Vec::new();
     for action in input.actions {
+        let action_glob = compile_if_pattern(action);
         let facts = Facts {
             identity: input.identity,
             resource,
-            action: Query::new(action),
+            action: Query::compiled(action, action_glob.as_ref()),
             now: input.now,
         };
         let mut denies: Vec<(&Rule, Tri)> = Vec::new();
         let mut allows: Vec<&Rule> = Vec::new();
         let mut partial: Vec<&Rule> = Vec::new();
-        for &rule in &candidates {
-            match (rule.effect, rule.relation(&facts)) {
+        for &(rule, base) in &based {
+            match (rule.effect, base.and(rule.action_relation(&facts))) {
                 (_, Tri::No) => {}
                 (Effect::Deny, t) => denies.push((rule, t)),
                 (Effect::Allow, Tri::Yes) => allows.push(rule),

@@ -70,7 +70,8 @@ fn wild(c: char) -> bool {
 }
 
 /// The pattern as symbols, each run of pattern characters rewritten as its `?`s followed by
-/// at most one `*` (`*?*` and `?*` match the same strings), so that [`contains`] sees more.
+/// at most one `*` (`*?*` and `?*` match the same strings), so that [`Glob::contains`] sees
+/// more.
 fn symbols(p: &str) -> Vec<char> {
     fn flush(out: &mut Vec<char>, questions: &mut usize, star: &mut bool) {
         out.extend(std::iter::repeat_n('?', *questions));
@@ -95,34 +96,189 @@ fn symbols(p: &str) -> Vec<char> {
     out
 }
 
-/// The literal text before the first and after the last pattern character.
-/// For a pattern without one, both are the whole text.
-fn literal_ends(p: &str) -> (&str, &str) {
-    match (p.find(wild), p.rfind(wild)) {
-        (Some(head), Some(tail)) => (&p[..head], &p[tail + 1..]),
-        _ => (p, p),
+/// A pattern compiled once, to be compared with many others: its symbols, its literal head
+/// (the text before the first pattern character) and tail (after the last), and whether it is
+/// one of the shapes with a cheaper answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    text: String,
+    symbols: Vec<char>,
+    /// Byte ranges of the literal head and tail; both the whole text without a pattern
+    /// character.
+    head: usize,
+    tail: usize,
+    /// No pattern character.
+    literal: bool,
+    /// A literal followed by one `*` (`secret:/db/*`), the shape of most rules.
+    prefix: bool,
+}
+
+impl Glob {
+    /// Compiles `text`.
+    pub fn new(text: &str) -> Glob {
+        let (head, tail) = match (text.find(wild), text.rfind(wild)) {
+            (Some(h), Some(t)) => (h, t + 1),
+            _ => (text.len(), 0),
+        };
+        Glob {
+            text: text.to_string(),
+            symbols: symbols(text),
+            head,
+            tail,
+            literal: head == text.len(),
+            prefix: head + 1 == text.len() && text.ends_with('*'),
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn head(&self) -> &str {
+        &self.text[..self.head]
+    }
+
+    fn tail(&self) -> &str {
+        &self.text[self.tail..]
+    }
+
+    /// Whether some string matches both.
+    pub fn intersects(&self, other: &Glob) -> bool {
+        // A common string begins with both literal heads and ends with both literal tails:
+        // most pairs of rule and request fail this without the search below.
+        let (ah, at, bh, bt) = (self.head(), self.tail(), other.head(), other.tail());
+        if !(ah.starts_with(bh) || bh.starts_with(ah)) || !(at.ends_with(bt) || bt.ends_with(at)) {
+            return false;
+        }
+        if self.literal {
+            return other.matches_symbols(&self.symbols);
+        }
+        if other.literal {
+            return self.matches_symbols(&other.symbols);
+        }
+        if self.prefix {
+            return other.can_begin_with(ah);
+        }
+        if other.prefix {
+            return self.can_begin_with(bh);
+        }
+        search(&self.symbols, &other.symbols)
+    }
+
+    /// Whether every string `inner` matches, this one matches too (sound; see the module).
+    ///
+    /// `inner` is read as a string of symbols and this pattern matched against it: a literal
+    /// takes the same literal, a `?` takes a literal or a `?` (one character either way), a
+    /// `*` takes any run of symbols. Any way of matching shows the containment: whatever an
+    /// `inner` symbol becomes, the symbol that took it matches that.
+    pub fn contains(&self, inner: &Glob) -> bool {
+        // Every string of `inner` begins with its literal head and ends with its literal
+        // tail; for this pattern to take them all, those must begin with its head and end
+        // with its tail.
+        if !inner.head().starts_with(self.head()) || !inner.tail().ends_with(self.tail()) {
+            return false;
+        }
+        // `L*` takes every string that begins with L, as every string of `inner` does.
+        if self.prefix {
+            return true;
+        }
+        let (p, r) = (&self.symbols, &inner.symbols);
+        let m = r.len();
+        // row[j]: whether p[..i] matches r[..j].
+        let mut row = vec![false; m + 1];
+        let mut next = vec![false; m + 1];
+        row[0] = true;
+        for &pc in p {
+            if pc == '*' {
+                // A `*` takes any run: next[j] if row[k] for some k <= j.
+                let mut any = false;
+                for j in 0..=m {
+                    any |= row[j];
+                    next[j] = any;
+                }
+            } else {
+                next[0] = false;
+                for j in 1..=m {
+                    let rc = r[j - 1];
+                    let fits = if pc == '?' { rc != '*' } else { rc == pc };
+                    next[j] = row[j - 1] && fits;
+                }
+            }
+            std::mem::swap(&mut row, &mut next);
+            if !row.iter().any(|b| *b) {
+                return false;
+            }
+        }
+        row[m]
+    }
+
+    /// Feeds `c` to the positions in `live` (`None`: the start), leaving in `next` the
+    /// positions that can have consumed it, with the `*`s that may match nothing skipped.
+    fn step(&self, live: &[usize], c: Option<char>, next: &mut Vec<usize>) {
+        let p = &self.symbols;
+        next.clear();
+        match c {
+            None => next.extend_from_slice(live),
+            Some(c) => next.extend(live.iter().filter_map(|&j| match p.get(j) {
+                Some('*') => Some(j),
+                Some('?') => Some(j + 1),
+                Some(x) if *x == c => Some(j + 1),
+                _ => None,
+            })),
+        }
+        // A `*` may match nothing: the position after it is live too.
+        let mut i = 0;
+        while i < next.len() {
+            let j = next[i];
+            if p.get(j) == Some(&'*') && !next.contains(&(j + 1)) {
+                next.push(j + 1);
+            }
+            i += 1;
+        }
+        next.sort_unstable();
+        next.dedup();
+    }
+
+    /// Feeds `chars` from the start; the live positions after them (empty once none is).
+    fn feed(&self, chars: impl Iterator<Item = char>) -> Vec<usize> {
+        let (mut live, mut next) = (Vec::with_capacity(8), Vec::with_capacity(8));
+        self.step(&[0], None, &mut live);
+        for c in chars {
+            self.step(&live, Some(c), &mut next);
+            std::mem::swap(&mut live, &mut next);
+            if live.is_empty() {
+                break;
+            }
+        }
+        live
+    }
+
+    /// Whether this pattern matches the string `s` (as symbols, all literal).
+    fn matches_symbols(&self, s: &[char]) -> bool {
+        self.feed(s.iter().copied()).contains(&self.symbols.len())
+    }
+
+    /// Whether some string this pattern matches begins with `head`: whether its matcher, fed
+    /// `head`, is still alive (from any live position, the rest of a pattern matches
+    /// something).
+    fn can_begin_with(&self, head: &str) -> bool {
+        !self.feed(head.chars()).is_empty()
     }
 }
 
-/// Whether some string matches both `a` and `b`.
-pub fn intersects(a: &str, b: &str) -> bool {
-    // A common string begins with both literal heads and ends with both literal tails: most
-    // pairs of rule and request fail this without the search below.
-    let ((ah, at), (bh, bt)) = (literal_ends(a), literal_ends(b));
-    if !(ah.starts_with(bh) || bh.starts_with(ah)) || !(at.ends_with(bt) || bt.ends_with(at)) {
-        return false;
-    }
-    let (a, b) = (symbols(a), symbols(b));
+/// Whether some string matches both symbol strings: a search of the pairs of positions.
+fn search(a: &[char], b: &[char]) -> bool {
     let (n, m) = (a.len(), b.len());
     let width = m + 1;
-    let mut seen = vec![false; (n + 1) * width];
+    let mut seen = vec![0u64; ((n + 1) * width).div_ceil(64)];
     let mut todo = vec![(0usize, 0usize)];
     while let Some((i, j)) = todo.pop() {
         let at = i * width + j;
-        if seen[at] {
+        if seen[at / 64] & (1 << (at % 64)) != 0 {
             continue;
         }
-        seen[at] = true;
+        seen[at / 64] |= 1 << (at % 64);
         if i == n && j == m {
             return true;
         }
@@ -149,46 +305,14 @@ pub fn intersects(a: &str, b: &str) -> bool {
     false
 }
 
+/// Whether some string matches both `a` and `b` (exact).
+pub fn intersects(a: &str, b: &str) -> bool {
+    Glob::new(a).intersects(&Glob::new(b))
+}
+
 /// Whether every string that matches `inner` also matches `outer` (sound; see the module).
-///
-/// `inner` is read as a string of symbols and `outer` matched against it: a literal of `outer`
-/// takes the same literal, a `?` takes a literal or a `?` (one character either way), a `*`
-/// takes any run of symbols. Any way of matching shows the containment: whatever an `inner`
-/// symbol becomes, the `outer` symbol that took it matches that.
 pub fn contains(outer: &str, inner: &str) -> bool {
-    // Every string of `inner` begins with its literal head and ends with its literal tail; for
-    // `outer` to take them all, those must begin with `outer`'s head and end with its tail.
-    let ((oh, ot), (ih, it)) = (literal_ends(outer), literal_ends(inner));
-    if !ih.starts_with(oh) || !it.ends_with(ot) {
-        return false;
-    }
-    let (p, r) = (symbols(outer), symbols(inner));
-    let m = r.len();
-    // row[j]: whether p[..i] matches r[..j].
-    let mut row = vec![false; m + 1];
-    row[0] = true;
-    for &pc in &p {
-        let mut next = vec![false; m + 1];
-        if pc == '*' {
-            // A `*` takes any run: next[j] if row[k] for some k <= j.
-            let mut any = false;
-            for j in 0..=m {
-                any |= row[j];
-                next[j] = any;
-            }
-        } else {
-            for j in 1..=m {
-                let rc = r[j - 1];
-                let fits = if pc == '?' { rc != '*' } else { rc == pc };
-                next[j] = row[j - 1] && fits;
-            }
-        }
-        row = next;
-        if !row.iter().any(|b| *b) {
-            return false;
-        }
-    }
-    row[m]
+    Glob::new(outer).contains(&Glob::new(inner))
 }
 
 #[cfg(test)]

@@ -87,11 +87,18 @@ impl Rule {
     /// request covers (`Yes`), to none of it (`No`), or to part of it, or it cannot be told
     /// because it tests an attribute the agent could not verify (`Maybe`).
     pub fn relation(&self, f: &Facts<'_>) -> Tri {
-        let mut t = Tri::any(self.resources.iter().map(|p| p.relation(&f.resource)));
-        if t == Tri::No {
-            return t;
+        let base = self.base_relation(f);
+        if base == Tri::No {
+            return base;
         }
-        t = t.and(Tri::any(self.actions.iter().map(|p| p.relation(&f.action))));
+        base.and(self.action_relation(f))
+    }
+
+    /// The part of [`Rule::relation`] that does not depend on the action: its resources, its
+    /// identities and the conditions that do not test the action. A decision over several
+    /// actions computes it once.
+    pub fn base_relation(&self, f: &Facts<'_>) -> Tri {
+        let mut t = Tri::any(self.resources.iter().map(|p| p.relation(&f.resource)));
         if t == Tri::No {
             return t;
         }
@@ -99,7 +106,27 @@ impl Rule {
         if t == Tri::No {
             return t;
         }
-        t.and(Tri::all(self.conditions.iter().map(|c| c.test(f))))
+        t.and(Tri::all(
+            self.conditions
+                .iter()
+                .filter(|c| !c.tests_action())
+                .map(|c| c.test(f)),
+        ))
+    }
+
+    /// The part of [`Rule::relation`] that depends on the action: its actions and the
+    /// conditions that test the action.
+    pub fn action_relation(&self, f: &Facts<'_>) -> Tri {
+        let t = Tri::any(self.actions.iter().map(|p| p.relation(&f.action)));
+        if t == Tri::No {
+            return t;
+        }
+        t.and(Tri::all(
+            self.conditions
+                .iter()
+                .filter(|c| c.tests_action())
+                .map(|c| c.test(f)),
+        ))
     }
 
     /// Whether the rule certainly applies ([`Rule::relation`] is `Yes`).
@@ -170,6 +197,11 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// Whether it tests the action (and so must be decided for each action of a request).
+    pub fn tests_action(&self) -> bool {
+        matches!(self, Condition::Action { .. })
+    }
+
     /// Whether the condition holds for these facts: for all the request covers (`Yes`), for
     /// none (`No`), or for part, or it cannot be told (`Maybe`).
     pub fn test(&self, f: &Facts<'_>) -> Tri {
@@ -425,8 +457,9 @@ pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, RuleError
         .enumerate()
         .map(|(i, c)| compile_condition(c).map_err(|m| fail(&format!("conditions/{i}"), m)))
         .collect::<Result<Vec<_>, _>>()?;
-    if r.effect == Effect::Allow && identities.contains(&Selector::Any) {
-        // `*` narrowed only by exe conditions is exe alone.
+    if r.effect == Effect::Allow && identities.iter().any(Selector::is_everyone) {
+        // Everyone, narrowed only by exe conditions (or conditions naming everyone), is exe
+        // alone.
         let narrowing: Vec<(usize, &Vec<Selector>)> = conditions
             .iter()
             .enumerate()
@@ -438,14 +471,21 @@ pub fn compile_rule(policy_id: &str, r: &RuleDocument) -> Result<Rule, RuleError
                 _ => None,
             })
             .collect();
-        if !narrowing.is_empty()
-            && narrowing
+        let exe_only =
+            |sels: &Vec<Selector>| sels.iter().all(|s| s.is_exe_only() || s.is_everyone());
+        let any_exe = narrowing
+            .iter()
+            .any(|(_, sels)| sels.iter().any(Selector::is_exe_only));
+        if any_exe && narrowing.iter().all(|(_, sels)| exe_only(sels)) {
+            let at = narrowing
                 .iter()
-                .all(|(_, sels)| sels.iter().all(Selector::is_exe_only))
-        {
+                .find(|(_, sels)| sels.iter().any(Selector::is_exe_only))
+                .map_or(0, |(i, _)| *i);
             return Err(fail(
-                &format!("conditions/{}", narrowing[0].0),
-                format!("identities [\"*\"] with only an exe condition: {EXE_ALONE}"),
+                &format!("conditions/{at}"),
+                format!(
+                    "identities that match everyone, narrowed only by an exe condition: {EXE_ALONE}"
+                ),
             ));
         }
     }
@@ -566,6 +606,45 @@ mod tests {
                 .holds(&f)
         );
         assert!(cond(json!({"type":"identity","key":"label","value":"x"})).is_err());
+    }
+
+    #[test]
+    fn an_allow_on_exe_alone_is_refused_however_it_is_spelled() {
+        let rule = |identities: Value, conditions: Value| {
+            let doc = json!({"id":"r","effect":"allow","resources":["svc:/x"],"actions":["read"],
+                             "identities":identities,"conditions":conditions});
+            compile_rule("p", &serde_json::from_value(doc).unwrap())
+        };
+        let exe = json!({"type":"identity","key":"exe","value":"/opt/none/x"});
+        let all_uids = json!({"type":"identity","key":"uid","value":"0-4294967295"});
+        for (identities, conditions) in [
+            (json!(["exe:/opt/none/x"]), json!([])),
+            (json!(["uid:1", "exe:/opt/none/x"]), json!([])),
+            (json!(["unit:*+exe:/opt/none/x"]), json!([])),
+            (json!(["uid:0-4294967295+exe:/opt/none/x"]), json!([])),
+            (json!(["*"]), json!([exe])),
+            (json!(["uid:0-4294967295"]), json!([exe])),
+            (json!(["*"]), json!([exe, all_uids])),
+        ] {
+            let e = rule(identities.clone(), conditions.clone()).unwrap_err();
+            assert!(
+                e.message.contains("LD_PRELOAD"),
+                "{identities} {conditions}: {e:?}"
+            );
+        }
+        for (identities, conditions) in [
+            (json!(["user:root+exe:/opt/none/x"]), json!([])),
+            (json!(["uid:5"]), json!([exe])),
+            (
+                json!(["*"]),
+                json!([exe, {"type":"identity","key":"user","value":"root"}]),
+            ),
+        ] {
+            assert!(
+                rule(identities.clone(), conditions.clone()).is_ok(),
+                "{identities} {conditions}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt;
 
 use wildmatch::WildMatch;
 
-use super::glob::{self, Tri};
+use super::glob::{Glob, Tri};
 use crate::identity::{Attribute, PeerIdentity};
 
 /// A glob over resources, actions or unit names: `*` is any run of characters, `?` one.
@@ -24,6 +24,8 @@ use crate::identity::{Attribute, PeerIdentity};
 pub struct Pattern {
     text: String,
     matcher: WildMatch,
+    /// The same glob, compiled to be compared with a request's pattern.
+    glob: Glob,
 }
 
 impl Pattern {
@@ -32,6 +34,7 @@ impl Pattern {
         Pattern {
             text: text.to_string(),
             matcher: WildMatch::new(text),
+            glob: Glob::new(text),
         }
     }
 
@@ -46,9 +49,17 @@ impl Pattern {
         if !q.pattern {
             return Tri::from_bool(self.matcher.matches(q.text));
         }
-        if glob::contains(&self.text, q.text) {
+        let compiled;
+        let other = match q.glob {
+            Some(g) => g,
+            None => {
+                compiled = Glob::new(q.text);
+                &compiled
+            }
+        };
+        if self.glob.contains(other) {
             Tri::Yes
-        } else if glob::intersects(&self.text, q.text) {
+        } else if self.glob.intersects(other) {
             Tri::Maybe
         } else {
             Tri::No
@@ -68,6 +79,8 @@ pub struct Query<'a> {
     pub text: &'a str,
     /// Whether it holds `*` or `?`.
     pub pattern: bool,
+    /// For a pattern, the text compiled once for every rule it meets (else compiled at each).
+    pub glob: Option<&'a Glob>,
 }
 
 impl<'a> Query<'a> {
@@ -76,8 +89,22 @@ impl<'a> Query<'a> {
         Query {
             text,
             pattern: crate::resource::is_pattern(text),
+            glob: None,
         }
     }
+
+    /// A query for `text`, with `glob` its compiled form when it is a pattern.
+    pub fn compiled(text: &'a str, glob: Option<&'a Glob>) -> Query<'a> {
+        Query {
+            glob,
+            ..Query::new(text)
+        }
+    }
+}
+
+/// `text` compiled, if it is a pattern.
+pub fn compile_if_pattern(text: &str) -> Option<Glob> {
+    crate::resource::is_pattern(text).then(|| Glob::new(text))
 }
 
 impl PartialEq for Pattern {
@@ -170,10 +197,30 @@ impl Selector {
     /// Whether the selector, or every part of a conjunction, is an `exe:` selector: what
     /// policy refuses as the whole identity of an allow rule, since a process of the same uid
     /// can run any code under a given executable (`LD_PRELOAD`, ptrace).
+    ///
+    /// Parts that match every caller (`*`, `uid:0-4294967295`, `unit:*`) add nothing, so
+    /// `unit:*+exe:/x` is exe alone too.
     pub fn is_exe_only(&self) -> bool {
         match self {
             Selector::Exe(_) => true,
-            Selector::All(parts) => parts.iter().all(Selector::is_exe_only),
+            Selector::All(parts) => {
+                parts.iter().any(|p| matches!(p, Selector::Exe(_)))
+                    && parts
+                        .iter()
+                        .all(|p| matches!(p, Selector::Exe(_)) || p.is_everyone())
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the selector matches every caller on a systemd host: `*`, the whole uid range,
+    /// `unit:*`, or a conjunction of those.
+    pub fn is_everyone(&self) -> bool {
+        match self {
+            Selector::Any => true,
+            Selector::UidRange(0, u32::MAX) => true,
+            Selector::Unit(p) => p.as_str().chars().all(|c| c == '*'),
+            Selector::All(parts) => parts.iter().all(Selector::is_everyone),
             _ => false,
         }
     }
@@ -236,9 +283,11 @@ impl Selector {
             },
             "user" => Ok(Selector::User(value.to_string())),
             "group" => Ok(Selector::Group(value.to_string())),
+            "unit" if !value.contains(['.', '*', '?']) => Err(err(format!(
+                "a unit's name ends in its type ({value}.service, {value}.scope…), so unit:{value} could never match"
+            ))),
             "unit" => Ok(Selector::Unit(Pattern::new(value))),
-            "exe" if value.starts_with('/') => Ok(Selector::Exe(value.to_string())),
-            "exe" => Err(err("exe: needs an absolute path".to_string())),
+            "exe" => check_exe(value).map(Selector::Exe).map_err(err),
             "identity" | "label" | "name" | "client" | "app" => Err(err(format!(
                 "{kind}: would match what the client claims about itself, which is never trusted; {KNOWN}"
             ))),
@@ -280,6 +329,37 @@ impl Selector {
     pub fn matches(&self, id: &PeerIdentity) -> bool {
         self.test(id) == Tri::Yes
     }
+}
+
+/// An `exe:` value: an absolute path in the form /proc shows executables, fully resolved, or
+/// it could never match. Checked on the text (no empty, `.` or `..` components, no trailing
+/// `/`), and, when the path exists here, against the file system: a symbolic link is refused,
+/// naming the file it leads to.
+fn check_exe(value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        return Err("exe: needs an absolute path".into());
+    }
+    let rest = &value[1..];
+    if value.len() > 1
+        && (value.ends_with('/')
+            || rest
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == ".."))
+    {
+        return Err(
+            "an executable's path as /proc shows it has no empty, '.' or '..' component and no trailing '/', so this could never match".into(),
+        );
+    }
+    if let Ok(real) = std::fs::canonicalize(value) {
+        if real.as_os_str() != value {
+            return Err(format!(
+                "{value} leads to {}, and /proc shows an executable by the file it runs: name exe:{}",
+                real.display(),
+                real.display()
+            ));
+        }
+    }
+    Ok(value.to_string())
 }
 
 fn parse_uid(s: &str) -> Result<u32, String> {
@@ -376,7 +456,7 @@ mod tests {
             assert_eq!(sel.test(&gone), t, "{s}");
         }
         assert_eq!(
-            Selector::parse("user:a+unit:x+exe:/b")
+            Selector::parse("user:a+unit:x.service+exe:/b")
                 .unwrap()
                 .unverified_in(&gone),
             vec![Attribute::Unit, Attribute::Exe]
@@ -401,12 +481,15 @@ mod tests {
         );
         // A `+` not followed by a selector kind is part of the value.
         assert_eq!(
-            Selector::parse("exe:/usr/bin/g++").unwrap(),
-            Selector::Exe("/usr/bin/g++".into())
+            Selector::parse("exe:/opt/none/g++").unwrap(),
+            Selector::Exe("/opt/none/g++".into())
         );
         assert_eq!(
-            Selector::parse("exe:/usr/bin/g+++uid:5").unwrap(),
-            Selector::All(vec![Selector::Exe("/usr/bin/g++".into()), Selector::Uid(5)])
+            Selector::parse("exe:/opt/none/g+++uid:5").unwrap(),
+            Selector::All(vec![
+                Selector::Exe("/opt/none/g++".into()),
+                Selector::Uid(5)
+            ])
         );
         assert!(Selector::parse("exe:/a+exe:/b").unwrap().is_exe_only());
         assert!(Selector::parse("exe:/a").unwrap().is_exe_only());
@@ -414,6 +497,41 @@ mod tests {
         for bad in ["uid:1+*", "uid:1+uid:1", "uid:1+foo:x", "uid:1+user:"] {
             assert!(Selector::parse(bad).is_err(), "{bad}");
         }
+        // Parts that match everyone add nothing to an exe.
+        for exe_alone in ["unit:*+exe:/a", "uid:0-4294967295+exe:/a"] {
+            assert!(
+                Selector::parse(exe_alone).unwrap().is_exe_only(),
+                "{exe_alone}"
+            );
+        }
+        assert!(
+            !Selector::parse("unit:*+uid:5+exe:/a")
+                .unwrap()
+                .is_exe_only()
+        );
+    }
+
+    #[test]
+    fn values_that_could_never_match_are_refused() {
+        for bad in [
+            "exe://usr/bin/x",
+            "exe:/usr/bin/../bin/x",
+            "exe:/usr/bin/./x",
+            "exe:/usr/bin/x/",
+            "unit:backup",
+        ] {
+            assert!(Selector::parse(bad).is_err(), "{bad}");
+        }
+        // A symbolic link: /proc shows the file it leads to.
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("tool-1.2");
+        std::fs::write(&real, "").unwrap();
+        let link = dir.path().join("tool");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = Selector::parse(&format!("exe:{}", link.display())).unwrap_err();
+        assert!(e.reason.contains(&real.display().to_string()), "{e}");
+        assert!(Selector::parse(&format!("exe:{}", real.display())).is_ok());
+        assert!(Selector::parse("unit:backup.*").is_ok());
     }
 
     #[test]

@@ -40,6 +40,18 @@ fn at_most(what: &str, len: usize, max: usize, key: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// At most `requests.max_wildcards` pattern characters in `text`.
+fn wildcards(what: &str, text: &str, l: &RequestLimits) -> Result<(), String> {
+    let n = text.chars().filter(|c| *c == '*' || *c == '?').count();
+    if n > l.max_wildcards {
+        return Err(format!(
+            "{what} holds {n} pattern characters (* and ?), more than the {} allowed (requests.max_wildcards)",
+            l.max_wildcards
+        ));
+    }
+    Ok(())
+}
+
 /// A capability id is given, and could be one.
 pub fn check_capability_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
@@ -66,6 +78,7 @@ pub fn check_target(resource: &str, actions: &[String], l: &RequestLimits) -> Re
         "max_resource_len",
     )?;
     crate::resource::check_request_resource(resource).map_err(|e| e.to_string())?;
+    wildcards("resource", resource, l)?;
     if actions.is_empty() {
         return Err("at least one action is required".into());
     }
@@ -79,6 +92,7 @@ pub fn check_target(resource: &str, actions: &[String], l: &RequestLimits) -> Re
     for a in actions {
         at_most("an action", a.len(), l.max_action_len, "max_action_len")?;
         crate::resource::check_action(a, true, usize::MAX)?;
+        wildcards("an action", a, l)?;
     }
     Ok(())
 }
@@ -183,6 +197,14 @@ mod tests {
                 json!({"resource":"secret:/a","actions":["read"],"purpose":long(1000),"context":{"k":long(4000)},
                     "constraints":{"environment":{"a":long(3500)}}}),
                 "requests.max_metadata_bytes",
+            ),
+            (
+                json!({"resource":"secret:/*a*a*a*a*a*a*a*a*","actions":["read"]}),
+                "requests.max_wildcards",
+            ),
+            (
+                json!({"resource":"secret:/a","actions":["*?*?*?*?*"]}),
+                "requests.max_wildcards",
             ),
         ] {
             let e = check_request(&req(payload), &l).unwrap_err();
