@@ -17,6 +17,10 @@
 //!
 //! It answers a health [`Ping`] once its writer thread has taken a no-op job (queued behind
 //! the writes before it), with the last write error if the log is failing.
+//!
+//! With `audit.seal` ([`AuditWriter::sealed`]), the writer thread seals the chain's head
+//! ([`crate::audit::seal`]) at start, every `audit.seal_interval_seconds`, before rotating, and
+//! when sent [`SealNow`] (at stop), each time after making the sealed records durable.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +28,9 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
+use crate::audit::seal::{SealReason, Sealer};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
+use crate::capability::Signer;
 use crate::config::{AuditConfig, AuditSync, FailureAction};
 use crate::durable::{Committer, Pending};
 
@@ -62,6 +68,12 @@ pub enum Wait {
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct Flush;
+
+/// Seals the chain's head now (once what was written before is durable); with sealing off,
+/// does nothing.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SealNow(pub SealReason);
 
 /// Opens the log file anew, continuing the chain (SIGHUP, for logrotate).
 #[derive(Message)]
@@ -110,6 +122,26 @@ impl SharedLog {
         file.sync_data()
             .map_err(|e| format!("audit log: cannot sync: {e}"))
     }
+
+    /// Seals the head as it is now, once it is durable (records written meanwhile on the event
+    /// loop wait for the next seal).
+    fn seal(&self, reason: SealReason) -> Result<(), String> {
+        let (head, file) = {
+            let log = self.lock()?;
+            (
+                log.head().clone(),
+                log.sync_handle().map_err(|e| e.to_string())?,
+            )
+        };
+        let sealed = file
+            .sync_data()
+            .map_err(|e| format!("audit log: cannot sync: {e}"))
+            .and_then(|()| self.lock()?.seal(&head, reason).map_err(|e| e.to_string()));
+        if let Err(e) = &sealed {
+            tracing::error!(error = %e, reason = reason.as_str(), "the audit log could not be sealed");
+        }
+        sealed
+    }
 }
 
 impl crate::durable::Sink for SharedLog {
@@ -147,6 +179,8 @@ pub struct AuditWriter {
     sync_pending: bool,
     health: HealthRef,
     failure_action: FailureAction,
+    /// With sealing on, how often the head is sealed.
+    seal_every: Option<std::time::Duration>,
 }
 
 impl AuditWriter {
@@ -165,6 +199,7 @@ impl AuditWriter {
                 sync_pending: false,
                 health,
                 failure_action: config.failure_action,
+                seal_every: None,
             });
         }
         let rotation = Rotation {
@@ -188,7 +223,35 @@ impl AuditWriter {
             sync_pending: false,
             health,
             failure_action: config.failure_action,
+            seal_every: None,
         })
+    }
+
+    /// Turns sealing on per `config` (`audit.seal`, with the log enabled): opens the seal file
+    /// (`audit.seal_file`, else in `state_dir`), takes up the log as its last seal left it, and
+    /// seals the head found (`start`).
+    pub async fn sealed(
+        mut self,
+        config: &AuditConfig,
+        state_dir: &std::path::Path,
+        signer: Arc<Signer>,
+    ) -> Result<Self, AuditError> {
+        let Some(c) = &self.log else {
+            return Ok(self);
+        };
+        if !config.seal {
+            return Ok(self);
+        }
+        let keep = (config.max_file_size > 0).then_some(config.max_backup_files.max(1));
+        let sealer = Sealer::open(&config.seal_path(state_dir), &config.log_file, signer, keep)?;
+        c.run(move |s| s.lock()?.attach_sealer(sealer).map_err(|e| e.to_string()))
+            .await
+            .map_err(|message| AuditError::Io {
+                path: config.log_file.clone(),
+                message,
+            })?;
+        self.seal_every = Some(std::time::Duration::from_secs(config.seal_interval_seconds));
+        Ok(self)
     }
 
     /// The health, shared with status.
@@ -277,6 +340,33 @@ impl AuditWriter {
 
 impl Actor for AuditWriter {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(every) = self.seal_every {
+            ctx.run_interval(every, |act, ctx| {
+                if let Some(c) = &act.log {
+                    let job = c.run(|s| s.seal(SealReason::Interval));
+                    ctx.spawn(
+                        async move {
+                            let _ = job.await;
+                        }
+                        .into_actor(act),
+                    );
+                }
+            });
+        }
+    }
+}
+
+impl Handler<SealNow> for AuditWriter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: SealNow, _: &mut Context<Self>) -> Self::Result {
+        match (&self.log, self.seal_every) {
+            (Some(c), Some(_)) => c.run(move |s| s.seal(msg.0)),
+            _ => Box::pin(async { Ok(()) }),
+        }
+    }
 }
 
 impl Handler<Append> for AuditWriter {
@@ -367,6 +457,9 @@ mod tests {
             max_backup_files: 1,
             sync,
             sync_interval_ms: 5,
+            seal: false,
+            seal_interval_seconds: 10,
+            seal_file: None,
         }
     }
 

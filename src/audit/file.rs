@@ -15,6 +15,10 @@
 //! opened, the chain continuing from the last record written. Unsynced writes check the open
 //! file's link count every time (a deletion) and the path at least once a second. Past `max_file_size` the log rotates
 //! itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`… up to `max_backup_files`.
+//!
+//! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start, before
+//! a rotation deletes anything, and whenever [`AuditLog::seal`] is called; a new file is
+//! reported to it (see [`super::seal`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,6 +28,7 @@ use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
+use super::seal::{self, SealError, SealReason, Sealer};
 
 /// Why the log could not be written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,6 +41,9 @@ pub enum AuditError {
         /// What failed.
         message: String,
     },
+    /// The seal file cannot be used.
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 /// How much of the end of the file is read to find the chain head.
@@ -61,6 +69,8 @@ pub struct AuditLog {
     identity: (u64, u64),
     /// When the path was last looked up (see [`AuditLog::ensure_current`]).
     path_checked: Instant,
+    /// Seals the chain, when sealing is on.
+    sealer: Option<Sealer>,
 }
 
 /// Where a batch is written from, which decides what the write may wait for.
@@ -149,12 +159,52 @@ impl AuditLog {
             rotation,
             identity,
             path_checked: Instant::now(),
+            sealer: None,
         })
+    }
+
+    /// Starts sealing with `sealer`: takes up the set as its last seal left it (going on from
+    /// the sealed record if the log on disk ends before it or differs at it), makes the log
+    /// durable and seals it (`start`).
+    pub fn attach_sealer(&mut self, mut sealer: Sealer) -> Result<(), AuditError> {
+        let path = self.path.clone();
+        let on_disk = || {
+            chain::rotation_set(&path)
+                .iter()
+                .filter_map(|p| File::open(p).ok().and_then(|f| seal::first_seq(&f)))
+                .collect()
+        };
+        if let Some(sealed) = sealer.begin(&self.head, seal::first_seq(&self.file), on_disk) {
+            self.head = sealed;
+        }
+        self.sync()?;
+        sealer.seal(&self.head, SealReason::Start)?;
+        self.sealer = Some(sealer);
+        Ok(())
+    }
+
+    /// Seals `head` (which the caller made durable) with the attached sealer, if any.
+    pub fn seal(&mut self, head: &ChainHead, reason: SealReason) -> Result<(), AuditError> {
+        match &mut self.sealer {
+            Some(s) => Ok(s.seal(head, reason)?),
+            None => Ok(()),
+        }
     }
 
     /// Opens a new file at the path, continuing the chain from the last record written (for
     /// logrotate's SIGHUP, and when the file was deleted or replaced).
     pub fn reopen(&mut self) -> Result<(), AuditError> {
+        let before = self.identity;
+        let reopened = self.open_new_file();
+        if self.identity != before {
+            if let Some(s) = &mut self.sealer {
+                s.new_file(self.head.seq + 1);
+            }
+        }
+        reopened
+    }
+
+    fn open_new_file(&mut self) -> Result<(), AuditError> {
         // Records written but not yet synced (`audit.sync: periodic`) go to disk with the old
         // file. If they cannot, the new file is opened all the same, and the failure is the
         // caller's error: answered records may not be on disk.
@@ -199,14 +249,25 @@ impl AuditLog {
     }
 
     /// Renames FILE.N-1 … FILE.1 up by one, FILE to FILE.1, and opens a new FILE.
+    /// With a sealer, the set as it will be is sealed first (before anything is deleted).
     fn rotate(&mut self) -> Result<(), AuditError> {
         let keep = self.rotation.max_backup_files.max(1);
+        self.sync()?;
+        let before = self.sealer.as_mut().map(|s| s.rotating(&self.head));
+        let shifted = self.shift_files(keep);
+        if let (Err(_), Some(s), Some(before)) = (&shifted, &mut self.sealer, before) {
+            s.rotation_failed(before);
+        }
+        shifted
+    }
+
+    /// Rotation proper: deletes FILE.keep, renames the others up by one, opens a new FILE.
+    fn shift_files(&mut self, keep: u32) -> Result<(), AuditError> {
         let numbered = |n: u32| {
             let mut p = self.path.as_os_str().to_owned();
             p.push(format!(".{n}"));
             PathBuf::from(p)
         };
-        self.sync()?;
         let _ = std::fs::remove_file(numbered(keep));
         for n in (1..keep).rev() {
             let from = numbered(n);
@@ -217,7 +278,7 @@ impl AuditLog {
         }
         std::fs::rename(&self.path, numbered(1))
             .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
-        self.reopen()?;
+        self.open_new_file()?;
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }

@@ -1,13 +1,18 @@
 //! The audit trail: one JSON line per decision, for the people who must trust it afterwards.
 //!
 //! [`event`] defines the record; [`chain`] seals records into a SHA-256 hash chain and verifies
-//! it; [`file`] appends sealed records durably (group commit). The `AuditWriter` actor feeds a
+//! it; [`file`] appends sealed records durably (group commit); [`seal`] signs where the chain
+//! stands, at intervals, outside the log directory, and [`evidence`] holds a log to those seals
+//! (`audit verify`), so that a cut tail, an emptied or replaced log and a deleted rotated file
+//! show. The `AuditWriter` actor feeds a
 //! writer thread and answers each append only after its record is on disk, so a session holds
 //! its response until the decision is on record.
 
 pub mod chain;
 pub mod event;
+pub mod evidence;
 pub mod file;
+pub mod seal;
 
 pub use event::{AuditEvent, AuditIdentity, EventType, Outcome};
 pub use file::{AuditError, AuditLog, Rotation, WrittenBy};
