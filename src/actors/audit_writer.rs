@@ -123,20 +123,23 @@ impl SharedLog {
             .map_err(|e| format!("audit log: cannot sync: {e}"))
     }
 
-    /// Seals the head as it is now, once it is durable (records written meanwhile on the event
-    /// loop wait for the next seal).
+    /// Seals the head as it is now, once it is durable, without holding the log meanwhile
+    /// (records written meanwhile on the event loop wait for the next seal).
     fn seal(&self, reason: SealReason) -> Result<(), String> {
-        let (head, file) = {
-            let log = self.lock()?;
-            (
-                log.head().clone(),
-                log.sync_handle().map_err(|e| e.to_string())?,
-            )
+        let (head, file, sealer) = self.lock()?.durable_head().map_err(|e| e.to_string())?;
+        let Some(sealer) = sealer else {
+            return Ok(());
         };
         let sealed = file
             .sync_data()
             .map_err(|e| format!("audit log: cannot sync: {e}"))
-            .and_then(|()| self.lock()?.seal(&head, reason).map_err(|e| e.to_string()));
+            .and_then(|()| {
+                sealer
+                    .lock()
+                    .map_err(|_| "the audit sealer's lock is poisoned".to_string())?
+                    .seal(&head, reason)
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = &sealed {
             tracing::error!(error = %e, reason = reason.as_str(), "the audit log could not be sealed");
         }
@@ -244,12 +247,17 @@ impl AuditWriter {
         }
         let keep = (config.max_file_size > 0).then_some(config.max_backup_files.max(1));
         let sealer = Sealer::open(&config.seal_path(state_dir), &config.log_file, signer, keep)?;
-        c.run(move |s| s.lock()?.attach_sealer(sealer).map_err(|e| e.to_string()))
-            .await
-            .map_err(|message| AuditError::Io {
-                path: config.log_file.clone(),
-                message,
-            })?;
+        c.run(move |s| {
+            s.lock()?
+                .attach_sealer(sealer)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|message| AuditError::Io {
+            path: config.log_file.clone(),
+            message,
+        })?;
         self.seal_every = Some(std::time::Duration::from_secs(config.seal_interval_seconds));
         Ok(self)
     }

@@ -24,6 +24,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::chain::{self, ChainHead};
@@ -69,8 +70,10 @@ pub struct AuditLog {
     identity: (u64, u64),
     /// When the path was last looked up (see [`AuditLog::ensure_current`]).
     path_checked: Instant,
-    /// Seals the chain, when sealing is on.
-    sealer: Option<Sealer>,
+    /// Seals the chain, when sealing is on. Its own lock, so that a seal's `fdatasync` (of the
+    /// seal file) need not hold the log: lock the log first, then the sealer, never the
+    /// other way round.
+    sealer: Option<SharedSealer>,
 }
 
 /// Where a batch is written from, which decides what the write may wait for.
@@ -83,6 +86,16 @@ pub enum WrittenBy {
     /// up at most every [`PATH_CHECK_EVERY`] (a deletion is noticed at once, by the open
     /// file's link count), and rotation waits for the writer thread's next batch or sync.
     EventLoop,
+}
+
+/// A [`Sealer`] shared by the log (rotation, new files) and whoever seals at intervals.
+pub type SharedSealer = Arc<Mutex<Sealer>>;
+
+fn lock(s: &SharedSealer) -> Result<MutexGuard<'_, Sealer>, AuditError> {
+    s.lock().map_err(|_| AuditError::Io {
+        path: PathBuf::new(),
+        message: "the audit sealer's lock is poisoned".into(),
+    })
 }
 
 /// Longest time between two lookups of the log's path when batches do not ask for one.
@@ -165,8 +178,9 @@ impl AuditLog {
 
     /// Starts sealing with `sealer`: takes up the set as its last seal left it (going on from
     /// the sealed record if the log on disk ends before it or differs at it), makes the log
-    /// durable and seals it (`start`).
-    pub fn attach_sealer(&mut self, mut sealer: Sealer) -> Result<(), AuditError> {
+    /// durable and seals it (`start`). Returns the sealer, to seal at intervals with
+    /// [`AuditLog::durable_head`].
+    pub fn attach_sealer(&mut self, mut sealer: Sealer) -> Result<SharedSealer, AuditError> {
         let path = self.path.clone();
         let on_disk = || {
             chain::rotation_set(&path)
@@ -179,16 +193,15 @@ impl AuditLog {
         }
         self.sync()?;
         sealer.seal(&self.head, SealReason::Start)?;
-        self.sealer = Some(sealer);
-        Ok(())
+        let shared = Arc::new(Mutex::new(sealer));
+        self.sealer = Some(shared.clone());
+        Ok(shared)
     }
 
-    /// Seals `head` (which the caller made durable) with the attached sealer, if any.
-    pub fn seal(&mut self, head: &ChainHead, reason: SealReason) -> Result<(), AuditError> {
-        match &mut self.sealer {
-            Some(s) => Ok(s.seal(head, reason)?),
-            None => Ok(()),
-        }
+    /// The chain head and a handle whose `fdatasync` makes every record up to it durable
+    /// (what may be sealed once synced), and the sealer, if one is attached.
+    pub fn durable_head(&self) -> Result<(ChainHead, File, Option<SharedSealer>), AuditError> {
+        Ok((self.head.clone(), self.sync_handle()?, self.sealer.clone()))
     }
 
     /// Opens a new file at the path, continuing the chain from the last record written (for
@@ -197,8 +210,8 @@ impl AuditLog {
         let before = self.identity;
         let reopened = self.open_new_file();
         if self.identity != before {
-            if let Some(s) = &mut self.sealer {
-                s.new_file(self.head.seq + 1);
+            if let Some(s) = &self.sealer {
+                lock(s)?.new_file(self.head.seq + 1);
             }
         }
         reopened
@@ -253,10 +266,14 @@ impl AuditLog {
     fn rotate(&mut self) -> Result<(), AuditError> {
         let keep = self.rotation.max_backup_files.max(1);
         self.sync()?;
-        let before = self.sealer.as_mut().map(|s| s.rotating(&self.head));
+        let sealer = self.sealer.clone();
+        let before = match &sealer {
+            Some(s) => Some(lock(s)?.rotating(&self.head)),
+            None => None,
+        };
         let shifted = self.shift_files(keep);
-        if let (Err(_), Some(s), Some(before)) = (&shifted, &mut self.sealer, before) {
-            s.rotation_failed(before);
+        if let (Err(_), Some(s), Some(before)) = (&shifted, &sealer, before) {
+            lock(s)?.rotation_failed(before);
         }
         shifted
     }
@@ -598,6 +615,95 @@ mod tests {
             .unwrap();
         let v = verify(&path);
         assert_eq!((v.records, v.from_genesis), (11, true));
+    }
+
+    fn seals_of(path: &Path) -> Vec<seal::Seal> {
+        let key = crate::capability::Signer::from_seed([3; 32]).public_key();
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| seal::Seal::parse(l, &key).unwrap())
+            .collect()
+    }
+
+    fn sealer(seals: &Path, log: &Path, keep: Option<u32>) -> Sealer {
+        let signer = std::sync::Arc::new(crate::capability::Signer::from_seed([3; 32]));
+        Sealer::open(seals, log, signer, keep).unwrap()
+    }
+
+    #[test]
+    fn rotation_is_sealed_before_it_deletes_and_a_cut_log_keeps_its_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, seals) = (
+            dir.path().join("logs/audit.log"),
+            dir.path().join("state/seals"),
+        );
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        let shared = log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        for _ in 0..20 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        let v = verify(&path);
+        let all = seals_of(&seals);
+        let rotations: Vec<&seal::Seal> = all
+            .iter()
+            .filter(|s| s.reason == SealReason::Rotate)
+            .collect();
+        assert!(rotations.len() >= 3, "{all:?}");
+        let last = rotations.last().unwrap();
+        assert_eq!(
+            last.kept_from(),
+            v.first_seq.unwrap(),
+            "the last rotation sealed exactly what it kept"
+        );
+        assert_eq!(*last.files.last().unwrap(), last.seq + 1);
+        // The interval seal: the head made durable, then sealed without the log held.
+        let (head, file, interval) = log.durable_head().unwrap();
+        file.sync_data().unwrap();
+        interval
+            .unwrap()
+            .lock()
+            .unwrap()
+            .seal(&head, SealReason::Interval)
+            .unwrap();
+        assert_eq!(seals_of(&seals).last().unwrap().seq, 20);
+        // A deleted live file: the new one is counted, and said at the next seal.
+        std::fs::remove_file(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        shared
+            .lock()
+            .unwrap()
+            .seal(log.head(), SealReason::Interval)
+            .unwrap();
+        let reopen = seals_of(&seals).pop().unwrap();
+        assert_eq!(
+            (reopen.reason, *reopen.files.last().unwrap()),
+            (SealReason::Reopen, 21)
+        );
+        drop((log, shared));
+
+        // Cut while nobody writes: at the next open the chain goes on from the seal (seq 21),
+        // so the records cut off leave a gap the chain itself shows.
+        std::fs::write(&path, "").unwrap();
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        assert_eq!(log.head().seq, 20, "from audit.log.1");
+        log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        assert_eq!(log.head().seq, 21, "the sealed head");
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        let files: Vec<(PathBuf, String)> = chain::rotation_set(&path)
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p).unwrap();
+                (p, t)
+            })
+            .collect();
+        let broken = chain::verify(&files).unwrap_err();
+        assert!(broken.reason.contains("record 21 is missing"), "{broken}");
     }
 
     #[test]

@@ -349,9 +349,13 @@ impl Sealer {
         let key = signer.public_key();
         let tail =
             read_end(&mut file, READ_AT_START).map_err(|e| fail(format!("cannot read: {e}")))?;
+        // Other logs' seals (an earlier audit.log_file) are passed over before any signature
+        // is checked.
+        let mine = format!("\"log\":{}", Value::from(log.as_str()));
         let last = String::from_utf8_lossy(&tail)
             .lines()
             .rev()
+            .filter(|l| l.contains(&mine))
             .filter_map(|l| Seal::parse(l, &key).ok())
             .find(|s| s.log == log);
         if !tail.is_empty() && !tail.ends_with(b"\n") {

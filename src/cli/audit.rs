@@ -375,7 +375,7 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
         ));
     }
     Err(CliError::Failed(format!(
-        "the audit log does not hold what the agent sealed ({} problem{})",
+        "the audit log fails its check against the agent's seals ({} problem{})",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     )))
