@@ -323,7 +323,10 @@ impl Sealer {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| fail(format!("cannot open (a symlink is refused): {e}")))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => fail("it is a symbolic link, which is refused".into()),
+                _ => fail(format!("cannot open: {e}")),
+            })?;
         let meta = file
             .metadata()
             .map_err(|e| fail(format!("cannot stat: {e}")))?;
@@ -886,7 +889,7 @@ mod tests {
         let link = dir.path().join("state/link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let open = Sealer::open(&link, &log, signer(), None);
-        assert!(open.unwrap_err().to_string().contains("symlink"));
+        assert!(open.unwrap_err().to_string().contains("symbolic link"));
     }
 
     #[test]

@@ -180,11 +180,17 @@ fn gather_seals(
         ));
     } else if required && out.seals.is_empty() {
         out.problem = Some(format!(
-            "no seal of {log_id} was found {where_}{}: the agent seals its log when it starts, so the seals were removed, or no agent with audit.seal on has run (--no-seals checks the hash chain alone)",
+            "no seal of {log_id} was found {where_}{}{}: the agent seals its log when it starts, so the seals were removed, or no agent with audit.seal on has run (--no-seals checks the hash chain alone)",
             if out.journal.is_none() {
                 " nor in the journal"
             } else {
                 ""
+            },
+            match out.rejected {
+                0 => String::new(),
+                n => format!(
+                    " ({n} seals signed with another key were ignored: is the key the agent's?)"
+                ),
             }
         ));
     } else if out.seals.is_empty() {
@@ -352,7 +358,19 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
         hashes,
     };
     let log_name = log.display().to_string();
-    for p in evidence::check(&seen, &sealing.seals, &log_name) {
+    let mut found = evidence::check(&seen, &sealing.seals, &log_name);
+    if found.iter().any(|p| p.kind() == "files_missing") {
+        // A rotation between reading the seals and listing the files may have deleted the
+        // oldest file: it seals the set it leaves before deleting, so seals read now say so.
+        let later = gather_seals(args, config.as_ref(), &log)?;
+        if !evidence::check(&seen, &later.seals, &log_name)
+            .iter()
+            .any(|p| p.kind() == "files_missing")
+        {
+            found.retain(|p| p.kind() != "files_missing");
+        }
+    }
+    for p in found {
         problems.push(json!({"kind": p.kind(), "message": p.to_string(),
                              "missing": p.missing().map(|(a, b)| [a, b])}));
     }
