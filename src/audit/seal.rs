@@ -325,6 +325,11 @@ impl Sealer {
             .open(path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ELOOP) => fail("it is a symbolic link, which is refused".into()),
+                Some(libc::EACCES) => fail(format!(
+                    "cannot open: {e}; it must belong to the agent's user: run chown {} {}",
+                    nix::unistd::geteuid(),
+                    path.display()
+                )),
                 _ => fail(format!("cannot open: {e}")),
             })?;
         let meta = file
