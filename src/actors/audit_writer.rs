@@ -28,7 +28,8 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
-use crate::audit::seal::{SealReason, Sealer};
+use crate::audit::seal::SealReason;
+use crate::audit::sealer::Sealer;
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
 use crate::capability::Signer;
 use crate::config::{AuditConfig, AuditSync, FailureAction};

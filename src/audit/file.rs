@@ -16,9 +16,9 @@
 //! file's link count every time (a deletion) and the path at least once a second. Past `max_file_size` the log rotates
 //! itself: `FILE` becomes `FILE.1`, `FILE.1` becomes `FILE.2`… up to `max_backup_files`.
 //!
-//! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start, before
-//! a rotation deletes anything, and whenever [`AuditLog::seal`] is called; a new file is
-//! reported to it (see [`super::seal`]).
+//! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start and
+//! before a rotation deletes anything, and a new file is reported to it; the writer seals at
+//! intervals what [`AuditLog::durable_head`] gives it (see [`super::sealer`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -29,7 +29,8 @@ use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
-use super::seal::{self, SealError, SealReason, Sealer};
+use super::seal::{self, SealReason};
+use super::sealer::{SealError, Sealer};
 
 /// Why the log could not be written.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! The audit trail: one JSON line per decision, for the people who must trust it afterwards.
 //!
 //! [`event`] defines the record; [`chain`] seals records into a SHA-256 hash chain and verifies
-//! it; [`file`] appends sealed records durably (group commit); [`seal`] signs where the chain
-//! stands, at intervals, outside the log directory, and [`evidence`] holds a log to those seals
+//! it; [`file`] appends sealed records durably (group commit); [`seal`] is the signed statement
+//! of where the chain stands, which [`sealer`] writes at intervals outside the log directory,
+//! and [`evidence`] holds a log to those seals
 //! (`audit verify`), so that a cut tail, an emptied or replaced log and a deleted rotated file
 //! show. The `AuditWriter` actor feeds a
 //! writer thread and answers each append only after its record is on disk, so a session holds
@@ -13,6 +14,7 @@ pub mod event;
 pub mod evidence;
 pub mod file;
 pub mod seal;
+pub mod sealer;
 
 pub use event::{AuditEvent, AuditIdentity, EventType, Outcome};
 pub use file::{AuditError, AuditLog, Rotation, WrittenBy};
