@@ -316,13 +316,16 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
     } else {
         Vec::new()
     };
-    let mut problems: Vec<Value> = holes
+    // A gap in the numbering names the file when the chain breaks there; alone (a rotation's
+    // renames cut short by a crash) it loses no record.
+    let holes: Vec<Value> = holes
         .iter()
         .map(|h| {
             json!({"kind": "file_missing", "file": h,
                    "message": format!("{} is missing from the rotated files", h.display())})
         })
         .collect();
+    let mut problems: Vec<Value> = Vec::new();
     let wanted = evidence::sealed_seqs(&sealing.seals);
     let mut hashes = std::collections::HashMap::new();
     let walked = chain::verify_observing(&contents, &mut |_, seq, hash| {
@@ -333,7 +336,7 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
     let v = match walked {
         Ok(v) => v,
         Err(b) => {
-            for p in &problems {
+            for p in &holes {
                 ctx.note(&format!(
                     "Error: {}",
                     p["message"].as_str().unwrap_or_default()
@@ -341,7 +344,7 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
             }
             if ctx.format != Format::Table {
                 let report = json!({"ok": false, "file": b.file, "line": b.line, "seq": b.seq, "reason": b.reason,
-                                    "problems": problems});
+                                    "problems": holes});
                 ctx.print(&output::render(ctx.format, &report, String::new))?;
             }
             return Err(CliError::Failed(format!(
@@ -349,6 +352,12 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
             )));
         }
     };
+    for h in &holes {
+        ctx.debug(&format!(
+            "note: {} (a rotation cut short by a crash leaves such a gap; no record is missing)",
+            h["message"].as_str().unwrap_or_default()
+        ));
+    }
     if let Some(p) = &sealing.problem {
         problems.push(json!({"kind": "seals_missing", "message": p}));
     }
