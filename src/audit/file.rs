@@ -18,15 +18,23 @@
 //! Rotated files beyond `max_backup_files` are deleted, oldest first, but only once they are
 //! `min_age` old (their last write, the file's mtime): until then the set grows past the count,
 //! so that no flood of records can delete evidence faster than an administrator can react.
+//!
+//! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start and
+//! before a rotation renames or deletes anything (the set as that rotation leaves it), and a
+//! new file is reported to it; the writer seals at intervals what [`AuditLog::durable_head`]
+//! gives it (see [`super::sealer`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
+use super::seal::{self, SealReason};
+use super::sealer::{SealError, Sealer};
 
 /// Why the log could not be written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,6 +47,9 @@ pub enum AuditError {
         /// What failed.
         message: String,
     },
+    /// The seal file cannot be used.
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 /// How much of the end of the file is read to find the chain head.
@@ -67,6 +78,10 @@ pub struct AuditLog {
     identity: (u64, u64),
     /// When the path was last looked up (see [`AuditLog::ensure_current`]).
     path_checked: Instant,
+    /// Seals the chain, when sealing is on. Its own lock, so that a seal's `fdatasync` (of the
+    /// seal file) need not hold the log: lock the log first, then the sealer, never the
+    /// other way round.
+    sealer: Option<SharedSealer>,
 }
 
 /// Where a batch is written from, which decides what the write may wait for.
@@ -79,6 +94,16 @@ pub enum WrittenBy {
     /// up at most every [`PATH_CHECK_EVERY`] (a deletion is noticed at once, by the open
     /// file's link count), and rotation waits for the writer thread's next batch or sync.
     EventLoop,
+}
+
+/// A [`Sealer`] shared by the log (rotation, new files) and whoever seals at intervals.
+pub type SharedSealer = Arc<Mutex<Sealer>>;
+
+fn lock(s: &SharedSealer) -> Result<MutexGuard<'_, Sealer>, AuditError> {
+    s.lock().map_err(|_| AuditError::Io {
+        path: PathBuf::new(),
+        message: "the audit sealer's lock is poisoned".into(),
+    })
 }
 
 /// Longest time between two lookups of the log's path when batches do not ask for one.
@@ -155,12 +180,52 @@ impl AuditLog {
             rotation,
             identity,
             path_checked: Instant::now(),
+            sealer: None,
         })
+    }
+
+    /// Starts sealing with `sealer`: takes up the set as its last seal left it (going on from
+    /// the sealed record if the log on disk ends before it or differs at it), makes the log
+    /// durable and seals it (`start`). Returns the sealer, to seal at intervals with
+    /// [`AuditLog::durable_head`].
+    pub fn attach_sealer(&mut self, mut sealer: Sealer) -> Result<SharedSealer, AuditError> {
+        let path = self.path.clone();
+        let on_disk = || {
+            chain::rotation_set(&path)
+                .iter()
+                .filter_map(|p| File::open(p).ok().and_then(|f| seal::first_seq(&f)))
+                .collect()
+        };
+        if let Some(sealed) = sealer.begin(&self.head, seal::first_seq(&self.file), on_disk) {
+            self.head = sealed;
+        }
+        self.sync()?;
+        sealer.seal(&self.head, SealReason::Start)?;
+        let shared = Arc::new(Mutex::new(sealer));
+        self.sealer = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// The chain head and a handle whose `fdatasync` makes every record up to it durable
+    /// (what may be sealed once synced), and the sealer, if one is attached.
+    pub fn durable_head(&self) -> Result<(ChainHead, File, Option<SharedSealer>), AuditError> {
+        Ok((self.head.clone(), self.sync_handle()?, self.sealer.clone()))
     }
 
     /// Opens a new file at the path, continuing the chain from the last record written (for
     /// logrotate's SIGHUP, and when the file was deleted or replaced).
     pub fn reopen(&mut self) -> Result<(), AuditError> {
+        let before = self.identity;
+        let reopened = self.open_new_file();
+        if self.identity != before {
+            if let Some(s) = &self.sealer {
+                lock(s)?.new_file(self.head.seq + 1);
+            }
+        }
+        reopened
+    }
+
+    fn open_new_file(&mut self) -> Result<(), AuditError> {
         // Records written but not yet synced (`audit.sync: periodic`) go to disk with the old
         // file. If they cannot, the new file is opened all the same, and the failure is the
         // caller's error: answered records may not be on disk.
@@ -213,9 +278,25 @@ impl AuditLog {
 
     /// Renames every rotated file `FILE.n` (n ≥ 1) to `FILE.n+1`, highest first, `FILE` to
     /// `FILE.1`, opens a new `FILE`, then deletes what is beyond `max_backup_files` and old
-    /// enough ([`AuditLog::expire`]).
+    /// enough ([`AuditLog::expire`]). With a sealer, the set as it will be is sealed first.
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.sync()?;
+        let sealer = self.sealer.clone();
+        let before = match &sealer {
+            Some(s) => Some(lock(s)?.rotating(&self.head)),
+            None => None,
+        };
+        let shifted = self.shift_files();
+        if let (Err(_), Some(s), Some(before)) = (&shifted, &sealer, before) {
+            lock(s)?.rotation_failed(before);
+        }
+        shifted?;
+        self.expire();
+        Ok(())
+    }
+
+    /// The renames of a rotation, and a new `FILE`.
+    fn shift_files(&mut self) -> Result<(), AuditError> {
         for n in backup_numbers(&self.path) {
             let Some(up) = n.checked_add(1) else { continue };
             std::fs::rename(self.numbered(n), self.numbered(up))
@@ -223,12 +304,11 @@ impl AuditLog {
         }
         std::fs::rename(&self.path, self.numbered(1))
             .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
-        self.reopen()?;
+        self.open_new_file()?;
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         tracing::info!(path = %self.path.display(), "audit log rotated");
-        self.expire();
         Ok(())
     }
 
@@ -649,6 +729,96 @@ mod tests {
             .unwrap();
         let v = verify(&path);
         assert_eq!((v.records, v.from_genesis), (11, true));
+    }
+
+    fn seals_of(path: &Path) -> Vec<seal::Seal> {
+        let key = crate::capability::Signer::from_seed([3; 32]).public_key();
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| seal::Seal::parse(l, &key).unwrap())
+            .collect()
+    }
+
+    fn sealer(seals: &Path, log: &Path, keep: Option<u32>) -> Sealer {
+        let signer = std::sync::Arc::new(crate::capability::Signer::from_seed([3; 32]));
+        Sealer::open(seals, log, signer, keep).unwrap()
+    }
+
+    #[test]
+    fn rotation_is_sealed_before_it_deletes_and_a_cut_log_keeps_its_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, seals) = (
+            dir.path().join("logs/audit.log"),
+            dir.path().join("state/seals"),
+        );
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+            min_age: std::time::Duration::ZERO,
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        let shared = log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        for _ in 0..20 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        let v = verify(&path);
+        let all = seals_of(&seals);
+        let rotations: Vec<&seal::Seal> = all
+            .iter()
+            .filter(|s| s.reason == SealReason::Rotate)
+            .collect();
+        assert!(rotations.len() >= 3, "{all:?}");
+        let last = rotations.last().unwrap();
+        assert_eq!(
+            last.kept_from(),
+            v.first_seq.unwrap(),
+            "the last rotation sealed exactly what it kept"
+        );
+        assert_eq!(*last.files.last().unwrap(), last.seq + 1);
+        // The interval seal: the head made durable, then sealed without the log held.
+        let (head, file, interval) = log.durable_head().unwrap();
+        file.sync_data().unwrap();
+        interval
+            .unwrap()
+            .lock()
+            .unwrap()
+            .seal(&head, SealReason::Interval)
+            .unwrap();
+        assert_eq!(seals_of(&seals).last().unwrap().seq, 20);
+        // A deleted live file: the new one is counted, and said at the next seal.
+        std::fs::remove_file(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        shared
+            .lock()
+            .unwrap()
+            .seal(log.head(), SealReason::Interval)
+            .unwrap();
+        let reopen = seals_of(&seals).pop().unwrap();
+        assert_eq!(
+            (reopen.reason, *reopen.files.last().unwrap()),
+            (SealReason::Reopen, 21)
+        );
+        drop((log, shared));
+
+        // Cut while nobody writes: at the next open the chain goes on from the seal (seq 21),
+        // so the records cut off leave a gap the chain itself shows.
+        std::fs::write(&path, "").unwrap();
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        assert_eq!(log.head().seq, 20, "from audit.log.1");
+        log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        assert_eq!(log.head().seq, 21, "the sealed head");
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        let files: Vec<(PathBuf, String)> = chain::rotation_set(&path)
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p).unwrap();
+                (p, t)
+            })
+            .collect();
+        let broken = chain::verify(&files).unwrap_err();
+        assert!(broken.reason.contains("record 21 is missing"), "{broken}");
     }
 
     #[test]
