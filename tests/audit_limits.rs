@@ -157,6 +157,32 @@ fn live_records(log: &Path) -> Vec<(Value, usize)> {
         .collect()
 }
 
+/// `audit verify` of a stopped agent's log against its seals (its state directory given, so
+/// that the key and the seal file are found): exits 0, the seals were read, the newest one (at
+/// stop) is of the last record, and it vouches for exactly the records kept: from the first
+/// one on disk.
+fn verify_sealed(agent: &Agent) -> Value {
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--state-dir",
+        agent.state_dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_out(&out);
+    let seals = &v["seals"];
+    assert!(
+        seals["checked"] == true && seals["from_seal_file"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert_eq!(seals["last"]["seq"], v["last_seq"], "sealed at stop: {v}");
+    assert_eq!(seals["last"]["kept_from"], v["first_seq"], "{v}");
+    v
+}
+
 /// What a summary record says it counted.
 fn summarized(r: &Value) -> u64 {
     r["summary"]["total"].as_u64().unwrap_or(0)
@@ -242,15 +268,8 @@ fn an_unprivileged_flood_of_refusals_erases_no_record() {
             .any(|(r, _)| r["capability_id"] == before.as_str() && r["outcome"] == "granted"),
         "the grant made before the flood was erased (the live set starts at seq {first_seq})"
     );
-    let out = agent.cli(&[
-        "audit",
-        "verify",
-        agent.audit_file.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json_out(&out)["from_genesis"], true, "nothing rotated away");
+    let v = verify_sealed(&agent);
+    assert_eq!(v["from_genesis"], true, "nothing rotated away");
     assert!(
         ten_minutes < (100 << 20) as f64,
         "ten minutes of this flood would write {ten_minutes:.0} bytes: more than one 100 MiB file"
@@ -438,8 +457,7 @@ fn refusals_beyond_the_budget_are_summarized_at_stop_and_none_is_lost() {
             .contains("1 refusal_summary records written at stop"),
         "{stop}"
     );
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    verify_sealed(&agent);
 }
 
 /// While the agent runs, each interval's counts are written at its end, and the budget is
@@ -512,8 +530,7 @@ fn a_long_value_is_cut_in_its_record_with_a_digest_of_the_whole() {
             )),
         "{kept}"
     );
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    verify_sealed(&agent);
 }
 
 /// Rotation keeps rotated files beyond `audit.max_backup_files` while they are younger than
@@ -538,15 +555,7 @@ fn rotation_deletes_no_file_younger_than_the_retention_age() {
         drop(c);
         assert!(agent.stop().success());
         let files = aether_vault_agent::audit::chain::rotation_set(&agent.audit_file);
-        let out = agent.cli(&[
-            "audit",
-            "verify",
-            agent.audit_file.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let v = json_out(&out);
+        let v = verify_sealed(&agent);
         assert_eq!(v["from_genesis"], kept_from_genesis, "{retention:?}: {v}");
         if kept_from_genesis {
             assert!(files.len() > 3, "kept past the count: {files:?}");

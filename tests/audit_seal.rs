@@ -193,6 +193,10 @@ fn rotations_and_a_restart_pass_and_a_deleted_rotated_file_is_named() {
     );
     assert_eq!(v["seals"]["last"]["seq"], last_seq(&agent));
     assert!(v["seals"]["last"]["kept_from"].as_u64().unwrap() > 1);
+    assert_eq!(
+        v["seals"]["last"]["kept_from"], v["first_seq"],
+        "sealed as kept: exactly the files left"
+    );
 
     let oldest = set[0].clone();
     assert!(oldest.to_str().unwrap().ends_with(".3"));
@@ -222,6 +226,71 @@ fn rotations_and_a_restart_pass_and_a_deleted_rotated_file_is_named() {
         err.contains(&format!("{} is missing", middle.display())),
         "{err}"
     );
+}
+
+/// With `audit.min_retention_days` (7 by default) the agent keeps rotated files past
+/// `max_backup_files` until they are that old, and its seals vouch for exactly the files it
+/// keeps: all of them while they are young, then, once the oldest are old enough, all but the
+/// ones the next rotation deletes. A file it keeps past the count, deleted by hand, is named.
+#[test]
+fn seals_follow_the_files_kept_past_the_count_until_they_are_old_enough() {
+    let mut agent = Agent::builder()
+        .config(
+            "audit:\n  max_file_size: 3000\n  max_backup_files: 2\n  seal_interval_seconds: 1\n",
+        )
+        .start();
+    while rotated(&agent).len() < 6 {
+        activity(&agent, 2);
+    }
+    let v = passes(&agent);
+    assert_eq!(v["from_genesis"], true, "nothing deleted yet: {v}");
+    assert_eq!(
+        v["seals"]["last"]["kept_from"], 1,
+        "every file sealed as kept, past the count: {v}"
+    );
+
+    // The files numbered 3 and up turn eight days old: the next rotation (renaming them to 4
+    // and up) deletes them; FILE.2, young, becomes FILE.3 and stays past the count.
+    let set = rotated(&agent);
+    let eight_days_ago = std::time::SystemTime::now() - Duration::from_secs(8 * 86400);
+    for f in &set[..set.len() - 2] {
+        let file = std::fs::File::options().append(true).open(f).unwrap();
+        file.set_modified(eight_days_ago).unwrap();
+    }
+    let young = std::fs::read_to_string(&set[set.len() - 2]).unwrap();
+    let young_first: u64 =
+        serde_json::from_str::<Value>(young.lines().next().unwrap()).unwrap()["seq"]
+            .as_u64()
+            .unwrap();
+    let before = set.len();
+    while rotated(&agent).len() == before {
+        activity(&agent, 1);
+    }
+    assert!(agent.stop().success());
+    let set = rotated(&agent);
+    assert_eq!(
+        set.len(),
+        3,
+        "two past the old ones deleted, one young past the count: {set:?}"
+    );
+    let v = passes(&agent);
+    assert_eq!(v["from_genesis"], false, "{v}");
+    assert_eq!(v["first_seq"], young_first, "{v}");
+    assert_eq!(
+        v["seals"]["last"]["kept_from"], young_first,
+        "the deleted files are no longer sealed as kept, the young one past the count is: {v}"
+    );
+
+    // The file kept past the count, deleted by hand: named.
+    let oldest = set[0].clone();
+    assert!(oldest.to_str().unwrap().ends_with(".3"), "{oldest:?}");
+    std::fs::remove_file(&oldest).unwrap();
+    let (v, err) = fails(&agent);
+    assert!(
+        err.contains(&format!("missing file {}", oldest.display())),
+        "{err}"
+    );
+    assert_eq!(v["problems"][0]["missing"][0], young_first, "{v}");
 }
 
 /// The same with a generous retention: deleting the oldest file (which the agent still keeps)

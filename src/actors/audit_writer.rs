@@ -344,8 +344,13 @@ impl AuditWriter {
         if !config.seal {
             return Ok(self);
         }
-        let keep = (config.max_file_size > 0).then_some(config.max_backup_files.max(1));
-        let sealer = Sealer::open(&config.seal_path(state_dir), &config.log_file, signer, keep)?;
+        let rotates = config.max_file_size > 0;
+        let sealer = Sealer::open(
+            &config.seal_path(state_dir),
+            &config.log_file,
+            signer,
+            rotates,
+        )?;
         c.run(move |s| {
             s.lock()?
                 .attach_sealer(sealer)

@@ -18,6 +18,8 @@
 //! Rotated files beyond `max_backup_files` are deleted, oldest first, but only once they are
 //! `min_age` old (their last write, the file's mtime): until then the set grows past the count,
 //! so that no flood of records can delete evidence faster than an administrator can react.
+//! Which files a rotation deletes is decided once, before anything moves
+//! ([`super::retention::Plan`]), and both carried out here and sealed.
 //!
 //! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start and
 //! before a rotation renames or deletes anything (the set as that rotation leaves it), and a
@@ -33,6 +35,8 @@ use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
+pub use super::retention::Rotation;
+use super::retention::{self, Plan};
 use super::seal::{self, SealReason};
 use super::sealer::{SealError, Sealer};
 
@@ -54,18 +58,6 @@ pub enum AuditError {
 
 /// How much of the end of the file is read to find the chain head.
 const TAIL_BYTES: u64 = 1 << 20;
-
-/// When the log rotates itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Rotation {
-    /// Rotate past this many bytes; 0 = never.
-    pub max_file_size: u64,
-    /// Rotated files kept.
-    pub max_backup_files: u32,
-    /// A rotated file beyond `max_backup_files` is deleted only once its last write is this
-    /// old; zero = at once.
-    pub min_age: std::time::Duration,
-}
 
 /// An open audit log and the head of its chain.
 #[derive(Debug)]
@@ -271,35 +263,34 @@ impl AuditLog {
 
     /// `FILE.n`.
     fn numbered(&self, n: u32) -> PathBuf {
-        let mut p = self.path.as_os_str().to_owned();
-        p.push(format!(".{n}"));
-        PathBuf::from(p)
+        retention::numbered(&self.path, n)
     }
 
-    /// Renames every rotated file `FILE.n` (n ≥ 1) to `FILE.n+1`, highest first, `FILE` to
-    /// `FILE.1`, opens a new `FILE`, then deletes what is beyond `max_backup_files` and old
-    /// enough ([`AuditLog::expire`]). With a sealer, the set as it will be is sealed first.
+    /// Rotates: decides which rotated files go ([`Plan::for_log`]); with a sealer, seals the
+    /// set as the plan leaves it before anything moves; renames every rotated file `FILE.n`
+    /// (n ≥ 1) to `FILE.n+1`, highest first, and `FILE` to `FILE.1`; opens a new `FILE`; then
+    /// deletes what the plan says ([`AuditLog::expire`]).
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.sync()?;
+        let plan = Plan::for_log(&self.path, &self.rotation);
         let sealer = self.sealer.clone();
         let before = match &sealer {
-            Some(s) => Some(lock(s)?.rotating(&self.head)),
+            Some(s) => Some(lock(s)?.rotating(&self.head, plan.deleted_from())),
             None => None,
         };
-        let shifted = self.shift_files();
+        let shifted = self.shift_files(&plan);
         if let (Err(_), Some(s), Some(before)) = (&shifted, &sealer, before) {
             lock(s)?.rotation_failed(before);
         }
         shifted?;
-        self.expire();
+        self.expire(&plan);
         Ok(())
     }
 
     /// The renames of a rotation, and a new `FILE`.
-    fn shift_files(&mut self) -> Result<(), AuditError> {
-        for n in backup_numbers(&self.path) {
-            let Some(up) = n.checked_add(1) else { continue };
-            std::fs::rename(self.numbered(n), self.numbered(up))
+    fn shift_files(&mut self, plan: &Plan) -> Result<(), AuditError> {
+        for n in &plan.renames {
+            std::fs::rename(self.numbered(*n), self.numbered(n + 1))
                 .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
         }
         std::fs::rename(&self.path, self.numbered(1))
@@ -312,32 +303,21 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Deletes rotated files numbered beyond `max_backup_files`, the oldest (highest) first,
-    /// stopping at the first one written to less than `min_age` ago: no gap is left in the
-    /// chain, and no record younger than `min_age` is deleted.
-    fn expire(&self) {
-        let keep = self.rotation.max_backup_files.max(1);
-        let mut kept = 0;
-        for n in backup_numbers(&self.path).into_iter().filter(|n| *n > keep) {
-            let file = self.numbered(n);
-            let age = std::fs::metadata(&file)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            if self.rotation.min_age.is_zero() || age.is_some_and(|a| a >= self.rotation.min_age) {
-                if let Err(e) = std::fs::remove_file(&file) {
-                    tracing::error!(file = %file.display(), error = %e, "cannot delete an expired rotated audit log");
-                }
-                continue;
+    /// Deletes the rotated files `plan` says go (after its renames), oldest first.
+    fn expire(&self, plan: &Plan) {
+        for n in &plan.deletes {
+            let file = self.numbered(*n);
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::error!(file = %file.display(), error = %e, "cannot delete an expired rotated audit log");
             }
-            kept = n - keep;
-            break;
         }
-        if kept > 0 {
+        let keep = self.rotation.max_backup_files.max(1);
+        let beyond = plan.keeps.iter().filter(|n| **n > keep).count();
+        if beyond > 0 {
             tracing::warn!(
                 path = %self.path.display(),
                 max_backup_files = keep,
-                beyond = kept,
+                beyond,
                 min_retention_days = self.rotation.min_age.as_secs() / 86400,
                 "rotated audit logs beyond audit.max_backup_files are kept: they are younger than audit.min_retention_days"
             );
@@ -446,35 +426,6 @@ impl AuditLog {
     }
 }
 
-/// The numbers n ≥ 1 of the rotated files `LOG.n` that exist, highest (oldest) first.
-fn backup_numbers(log: &Path) -> Vec<u32> {
-    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
-        return Vec::new();
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<u32> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix(name)?
-                .strip_prefix('.')?
-                .parse()
-                .ok()
-        })
-        .filter(|n| *n >= 1)
-        .collect();
-    out.sort_unstable_by(|a, b| b.cmp(a));
-    out
-}
-
 fn read_tail(file: &mut File) -> std::io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_BYTES);
@@ -500,6 +451,7 @@ fn previous_head(path: &Path) -> ChainHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::retention::backup_numbers;
     use crate::audit::{EventType, Outcome};
     use std::os::unix::fs::PermissionsExt;
 
@@ -740,9 +692,9 @@ mod tests {
             .collect()
     }
 
-    fn sealer(seals: &Path, log: &Path, keep: Option<u32>) -> Sealer {
+    fn sealer(seals: &Path, log: &Path, rotates: bool) -> Sealer {
         let signer = std::sync::Arc::new(crate::capability::Signer::from_seed([3; 32]));
-        Sealer::open(seals, log, signer, keep).unwrap()
+        Sealer::open(seals, log, signer, rotates).unwrap()
     }
 
     #[test]
@@ -758,7 +710,7 @@ mod tests {
             min_age: std::time::Duration::ZERO,
         };
         let mut log = AuditLog::open_with(&path, rotation).unwrap();
-        let shared = log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        let shared = log.attach_sealer(sealer(&seals, &path, true)).unwrap();
         for _ in 0..20 {
             log.append_batch(&[&ev(EventType::CapabilityRequest)])
                 .unwrap();
@@ -807,7 +759,7 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let mut log = AuditLog::open_with(&path, rotation).unwrap();
         assert_eq!(log.head().seq, 20, "from audit.log.1");
-        log.attach_sealer(sealer(&seals, &path, Some(2))).unwrap();
+        log.attach_sealer(sealer(&seals, &path, true)).unwrap();
         assert_eq!(log.head().seq, 21, "the sealed head");
         log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
         let files: Vec<(PathBuf, String)> = chain::rotation_set(&path)
@@ -819,6 +771,74 @@ mod tests {
             .collect();
         let broken = chain::verify(&files).unwrap_err();
         assert!(broken.reason.contains("record 21 is missing"), "{broken}");
+    }
+
+    /// The first seq of each file of the set on disk, oldest first; for the live file, while
+    /// it is empty, the seq its first record will have.
+    fn firsts_on_disk(log: &AuditLog) -> Vec<u64> {
+        let mut set = chain::rotation_set(log.path());
+        set.pop();
+        let first = |p: &Path| File::open(p).ok().and_then(|f| seal::first_seq(&f));
+        let mut out: Vec<u64> = set.iter().filter_map(|p| first(p)).collect();
+        out.push(first(log.path()).unwrap_or(log.head().seq + 1));
+        out
+    }
+
+    #[test]
+    fn each_rotation_seals_exactly_the_files_it_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, seals) = (dir.path().join("l/audit.log"), dir.path().join("s/seals"));
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+            min_age: std::time::Duration::from_secs(86400),
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        log.attach_sealer(sealer(&seals, &path, true)).unwrap();
+        let mut rotations = 0;
+        // Young files are all kept, past the count, and all sealed as kept.
+        while rotations < 6 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+            let last = seals_of(&seals).pop().unwrap();
+            if last.reason == SealReason::Rotate && last.seq == log.head().seq {
+                rotations += 1;
+                assert_eq!(last.files, firsts_on_disk(&log), "rotation {rotations}");
+            }
+        }
+        assert_eq!(backup_numbers(&path).len(), 6);
+        // The oldest turn two days old: the next rotation deletes those beyond the count, down
+        // to the first young one, and seals the rest.
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        for n in [6, 5, 4, 2] {
+            let f = File::options().append(true).open(log.numbered(n)).unwrap();
+            f.set_modified(two_days_ago).unwrap();
+        }
+        while backup_numbers(&path).len() == 6 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        assert_eq!(
+            backup_numbers(&path),
+            vec![4, 3, 2, 1],
+            "FILE.3, young, stops it"
+        );
+        let last = seals_of(&seals).pop().unwrap();
+        assert_eq!(last.reason, SealReason::Rotate);
+        assert_eq!(last.files, firsts_on_disk(&log));
+        assert_eq!(last.kept_from(), verify(&path).first_seq.unwrap());
+        // A file deleted by hand is not one the agent deleted: it stays sealed as kept (the
+        // next rotation deletes nothing once the old FILE.3 is young again).
+        let gone = firsts_on_disk(&log)[0];
+        let f = File::options().append(true).open(log.numbered(3)).unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+        std::fs::remove_file(log.numbered(4)).unwrap();
+        while backup_numbers(&path).len() == 3 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        assert_eq!(backup_numbers(&path), vec![4, 3, 2, 1]);
+        assert_eq!(seals_of(&seals).pop().unwrap().kept_from(), gone);
     }
 
     #[test]

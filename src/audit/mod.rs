@@ -3,7 +3,8 @@
 //! [`event`] defines the record; [`bound`] cuts its long fields (with a digest of the whole)
 //! before it is sealed; [`summary`] counts a uid's refusals beyond its budget into summary
 //! records; [`chain`] seals records into a SHA-256 hash chain and verifies it; [`file`] appends
-//! sealed records durably (group commit) and rotates them; [`seal`] is the signed statement of where the chain stands, which [`sealer`]
+//! sealed records durably (group commit) and rotates them, [`retention`] deciding which rotated
+//! files go; [`seal`] is the signed statement of where the chain stands, which [`sealer`]
 //! writes at intervals outside the log directory, and [`evidence`] holds a log to those seals
 //! (`audit verify`), so that a cut tail, an emptied or replaced log and a deleted rotated file
 //! show. The `AuditWriter` actor feeds a
@@ -15,6 +16,7 @@ pub mod chain;
 pub mod event;
 pub mod evidence;
 pub mod file;
+pub mod retention;
 pub mod seal;
 pub mod sealer;
 pub mod summary;

@@ -75,9 +75,9 @@ pub struct Sealer {
     n: u64,
     /// First seq of each file of the set, oldest first, the live file last.
     files: VecDeque<u64>,
-    /// With built-in rotation: the rotated files kept. `None`: logrotate moves the files, and
-    /// the agent vouches only for the live one.
-    keep: Option<u32>,
+    /// Whether the agent rotates the log itself. If not, logrotate moves the files, and the
+    /// agent vouches only for the live one.
+    rotates: bool,
     /// The last seal of this log, written now or found at open.
     last: Option<Seal>,
     /// A new file was opened since the last seal.
@@ -92,7 +92,8 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// Opens (creating 0600, its directory 0700) the seal file at `path` for the log `log`,
-    /// whose rotated files are kept `keep` at a time by the agent (`None`: logrotate's job).
+    /// which the agent rotates itself when `rotates` (else logrotate's job; which rotated files
+    /// the agent keeps is decided at each rotation, see [`Sealer::rotating`]).
     /// Refuses a seal file in the log's directory, a symlink, and a file that is not the
     /// agent's or root's or that others can write. (A directory below the log's, like the
     /// per-user layout's `~/.aether-vault/state`, is only as safe as the log's directory.)
@@ -100,7 +101,7 @@ impl Sealer {
         path: &Path,
         log: &Path,
         signer: Arc<Signer>,
-        keep: Option<u32>,
+        rotates: bool,
     ) -> Result<Sealer, SealError> {
         let fail = |message: String| SealError {
             path: path.to_path_buf(),
@@ -194,7 +195,7 @@ impl Sealer {
             start: hex::encode(start),
             n: 0,
             files: VecDeque::new(),
-            keep,
+            rotates,
             last,
             reopened: false,
         })
@@ -252,32 +253,40 @@ impl Sealer {
         if self.files.back() != Some(&live) {
             self.files.push_back(live);
         }
-        self.trim(false);
+        self.trim();
         adopted
     }
 
-    /// Drops the oldest entries the agent no longer keeps: with logrotate all but the live
-    /// file; with built-in rotation, when `rotating`, all but `keep` rotated files and the live
-    /// one (other times a file opened anew in between stays counted until a rotation).
-    fn trim(&mut self, rotating: bool) {
-        let most = match self.keep {
-            None => 1,
-            Some(k) if rotating => (k as usize).saturating_add(1),
-            Some(_) => MAX_FILES,
-        }
-        .min(MAX_FILES);
+    /// Drops the oldest entries past what a seal holds: with logrotate all but the live file,
+    /// else all but [`MAX_FILES`] (the agent's own deletions are dropped by
+    /// [`Sealer::rotating`]; a file opened anew in between stays counted until a rotation
+    /// deletes the files before it).
+    fn trim(&mut self) {
+        let most = if self.rotates { MAX_FILES } else { 1 };
         while self.files.len() > most {
             self.files.pop_front();
         }
     }
 
-    /// The log is about to rotate, `head` is on disk: seals the set as it will be (a new live
-    /// file from `head.seq + 1`, the oldest beyond `keep` deleted) before anything is deleted.
+    /// The log is about to rotate, `head` is on disk: seals the set as it will be — a new live
+    /// file from `head.seq + 1`, and without the files the rotation deletes — before anything
+    /// is renamed or deleted. `deleted_from` is the rotation's decision
+    /// ([`super::retention::Plan::deleted_from`]): the lowest number, after the renames, of
+    /// the files it deletes, every file numbered above it going too (`None`: nothing is
+    /// deleted). Entries are numbered from the back as the files are (the new live file 0,
+    /// `FILE.1` 1…), the renames keeping any gap, so exactly the entries of the deleted files
+    /// and of files already gone before them are dropped: the agent forgets only what it deletes
+    /// itself, and a file deleted by hand stays sealed as kept, to be reported missing.
     /// Returns the set before, for [`Sealer::rotation_failed`].
-    pub fn rotating(&mut self, head: &ChainHead) -> Vec<u64> {
+    pub fn rotating(&mut self, head: &ChainHead, deleted_from: Option<u32>) -> Vec<u64> {
         let before: Vec<u64> = self.files.iter().copied().collect();
         self.files.push_back(head.seq + 1);
-        self.trim(true);
+        if let Some(from) = deleted_from {
+            while self.files.len() > from as usize {
+                self.files.pop_front();
+            }
+        }
+        self.trim();
         if let Err(e) = self.seal(head, SealReason::Rotate) {
             tracing::error!(error = %e, "the audit log could not be sealed before rotating");
         }
@@ -295,7 +304,7 @@ impl Sealer {
         if self.files.back() != Some(&first) {
             self.files.push_back(first);
         }
-        self.trim(false);
+        self.trim();
         self.reopened = true;
     }
 
@@ -482,7 +491,7 @@ mod tests {
         let (state, logs) = (dir.path().join("state"), dir.path().join("logs"));
         std::fs::create_dir_all(&logs).unwrap();
         let (path, log) = (state.join(DEFAULT_FILE_NAME), logs.join("audit.log"));
-        let mut s = Sealer::open(&path, &log, signer(), Some(2)).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), true).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -492,9 +501,13 @@ mod tests {
         s.seal(&head(0), SealReason::Interval).unwrap();
         assert_eq!(lines(&path).len(), 1, "nothing changed: no interval seal");
         s.seal(&head(5), SealReason::Interval).unwrap();
-        // Rotations: the set is sealed as it will be, the oldest beyond 2 backups dropped.
-        for (i, at) in [10u64, 20, 30].iter().enumerate() {
-            s.rotating(&head(*at));
+        // Rotations: the set is sealed as it will be; the third deletes FILE.3 (its number
+        // after the renames), the oldest.
+        for (i, (at, deleted_from)) in [(10u64, None), (20, None), (30, Some(3))]
+            .into_iter()
+            .enumerate()
+        {
+            s.rotating(&head(at), deleted_from);
             assert_eq!(
                 lines(&path).last().unwrap().reason,
                 SealReason::Rotate,
@@ -517,7 +530,7 @@ mod tests {
             all.iter().map(|s| s.n).collect::<Vec<_>>(),
             vec![0, 1, 2, 3, 4]
         );
-        let undo = s.rotating(&head(35));
+        let undo = s.rotating(&head(35), Some(2));
         s.rotation_failed(undo);
         s.new_file(36);
         s.seal(&head(36), SealReason::Interval).unwrap();
@@ -528,7 +541,7 @@ mod tests {
         );
         drop(s);
         // A new start picks the set up from the last seal, not from the disk.
-        let mut s = Sealer::open(&path, &log, signer(), Some(2)).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), true).unwrap();
         assert_eq!(s.last().unwrap().seq, 36);
         assert!(
             s.begin(&head(40), Some(36), || panic!("not asked"))
@@ -536,8 +549,13 @@ mod tests {
         );
         s.seal(&head(40), SealReason::Start).unwrap();
         assert_eq!(lines(&path).pop().unwrap().files, vec![11, 21, 31, 36]);
-        s.rotating(&head(41));
+        s.rotating(&head(41), Some(3));
         assert_eq!(lines(&path).pop().unwrap().files, vec![31, 36, 42]);
+        // Nothing deleted (the files are younger than audit.min_retention_days): every file
+        // stays sealed as kept, past any count.
+        s.rotating(&head(50), None);
+        s.rotating(&head(60), None);
+        assert_eq!(lines(&path).pop().unwrap().files, vec![31, 36, 42, 51, 61]);
         assert_ne!(
             lines(&path).pop().unwrap().start,
             last.start,
@@ -550,13 +568,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (path, log) = (dir.path().join("s/seals"), dir.path().join("l/audit.log"));
         std::fs::create_dir_all(dir.path().join("l")).unwrap();
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         s.begin(&head(0), None, Vec::new);
         s.seal(&head(50), SealReason::Stop).unwrap();
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         assert_eq!(s.begin(&head(20), None, Vec::new), Some(head(50)), "cut");
         assert_eq!(s.files, [51], "an emptied live file starts after the seal");
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         let other = ChainHead {
             seq: 50,
             hash: "f".repeat(64),
@@ -566,7 +584,7 @@ mod tests {
             Some(head(50)),
             "replaced"
         );
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         assert_eq!(
             s.begin(&head(60), Some(1), Vec::new),
             None,
@@ -578,7 +596,7 @@ mod tests {
             "logrotate mode vouches for the live file only"
         );
         // Another log's seals are not this one's.
-        let mut s = Sealer::open(&path, &dir.path().join("l/other.log"), signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &dir.path().join("l/other.log"), signer(), false).unwrap();
         assert!(s.last().is_none());
         assert_eq!(s.begin(&head(3), Some(1), || vec![1]), None);
     }
@@ -589,20 +607,20 @@ mod tests {
         let log = dir.path().join("logs/audit.log");
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
         let path = dir.path().join("state/seals");
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         s.begin(&head(0), None, Vec::new);
         s.seal(&head(3), SealReason::Interval).unwrap();
         drop(s);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"files\":[1],\"ha").unwrap();
         drop(f);
-        let mut s = Sealer::open(&path, &log, signer(), None).unwrap();
+        let mut s = Sealer::open(&path, &log, signer(), false).unwrap();
         assert_eq!(s.last().unwrap().seq, 3);
         s.begin(&head(3), Some(1), Vec::new);
         s.seal(&head(4), SealReason::Stop).unwrap();
         assert_eq!(lines(&path).len(), 2, "the seal after a torn one is whole");
 
-        let beside = Sealer::open(&dir.path().join("logs/seals"), &log, signer(), None);
+        let beside = Sealer::open(&dir.path().join("logs/seals"), &log, signer(), false);
         assert!(
             beside
                 .unwrap_err()
@@ -613,15 +631,15 @@ mod tests {
             &dir.path().join("state/../logs/seals"),
             &log,
             signer(),
-            None,
+            false,
         );
         assert!(renamed.is_err(), "the same directory by another name");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let open = Sealer::open(&path, &log, signer(), None);
+        let open = Sealer::open(&path, &log, signer(), false);
         assert!(open.unwrap_err().to_string().contains("chmod 600"));
         let link = dir.path().join("state/link");
         std::os::unix::fs::symlink(&path, &link).unwrap();
-        let open = Sealer::open(&link, &log, signer(), None);
+        let open = Sealer::open(&link, &log, signer(), false);
         assert!(open.unwrap_err().to_string().contains("symbolic link"));
     }
 
