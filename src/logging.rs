@@ -47,6 +47,11 @@ pub fn init(level: &str, target: LogTarget) {
             filter = filter.add_directive(d);
         }
     }
+    // The audit chain's seals (docs/durability.md) are evidence, not chatter: they are logged
+    // at info level whatever the configured level.
+    if let Ok(d) = "aether_vault_seal=info".parse() {
+        filter = filter.add_directive(d);
+    }
     if journald_wanted(target) {
         match tracing_journald::layer() {
             Ok(layer) => {

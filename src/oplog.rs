@@ -61,6 +61,30 @@ pub fn message_id(kind: EventType) -> &'static str {
     }
 }
 
+/// The journald `MESSAGE_ID` of an audit seal ([`seal`]).
+pub const AUDIT_SEAL_MESSAGE_ID: &str = "976ab5590c7c48b799fa2c2256f12900";
+
+/// Logs a seal of the audit chain (see [`crate::audit::seal`]) with its own `MESSAGE_ID` and
+/// fields `AV_SEAL_LOG`, `AV_SEAL_SEQ`, `AV_SEAL_HASH`, `AV_SEAL_REASON`,
+/// `AV_SEAL_SIGNATURE` and `AV_SEAL` (the signed line, which `audit verify` reads back). Its
+/// target, `aether_vault_seal`, is always let through at info level, whatever `log_level`
+/// says (see [`crate::logging`]).
+pub fn seal(seal: &crate::audit::seal::Seal, line: &str, signature: &str) {
+    tracing::info!(
+        target: "aether_vault_seal",
+        message_id = AUDIT_SEAL_MESSAGE_ID,
+        av_seal_log = seal.log.as_str(),
+        av_seal_seq = seal.seq,
+        av_seal_hash = seal.hash.as_str(),
+        av_seal_reason = seal.reason.as_str(),
+        av_seal_signature = signature,
+        av_seal = line,
+        "audit chain sealed at seq {} ({})",
+        seal.seq,
+        seal.reason.as_str(),
+    );
+}
+
 /// How loud an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loudness {
@@ -154,8 +178,10 @@ mod tests {
             EventType::SecretAccess,
             EventType::RefusalSummary,
         ];
-        let ids: std::collections::HashSet<&str> = kinds.iter().map(|k| message_id(*k)).collect();
-        assert_eq!(ids.len(), kinds.len());
+        let mut ids: std::collections::HashSet<&str> =
+            kinds.iter().map(|k| message_id(*k)).collect();
+        ids.insert(AUDIT_SEAL_MESSAGE_ID);
+        assert_eq!(ids.len(), kinds.len() + 1);
         assert!(
             ids.iter()
                 .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))

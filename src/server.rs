@@ -3,7 +3,7 @@
 //! [`run`] takes its listener and its commands from outside, so the daemon (bound or
 //! socket-activated socket, signals) and tests plug in the same way. Shutdown: stop accepting,
 //! let each session finish the request in hand (at most [`DRAIN_TIMEOUT`]), write the
-//! `agent_stop` record, flush the audit log, remove the socket file if we bound it.
+//! `agent_stop` record, flush and seal the audit log, remove the socket file if we bound it.
 //!
 //! Once serving, [`crate::supervise`] keeps systemd's watchdog fed and `STATUS=` current. A
 //! socket-activated agent with `idle_exit_seconds` stops the same way when no client has been
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::actors::audit_writer::{Append, AuditWriter, Flush, Summarize};
+use crate::actors::audit_writer::{Append, AuditWriter, Flush, SealNow, Summarize};
 use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::policy_watcher::{PolicyWatcher, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
@@ -140,11 +140,13 @@ pub async fn run(
         gid
     });
     let secrets = open_secrets(&config)?;
-    let audit_writer =
-        AuditWriter::open(&config.audit)?.with_admins(crate::audit::summary::Admins {
+    let audit_writer = AuditWriter::open(&config.audit)?
+        .with_admins(crate::audit::summary::Admins {
             agent_uid,
             admin_gid,
-        });
+        })
+        .sealed(&config.audit, &config.state_dir, signer.clone())
+        .await?;
     let audit_health = audit_writer.health();
     let audit = audit_writer.start();
     let (watcher, policy_handle) = PolicyWatcher::start_load(
@@ -351,6 +353,9 @@ pub async fn run(
     if let Ok(Err(e)) = audit.send(Flush).await {
         tracing::error!(error = %e, "audit flush failed");
     }
+    let _ = audit
+        .send(SealNow(crate::audit::seal::SealReason::Stop))
+        .await;
     origin.cleanup();
     Ok(())
 }

@@ -88,10 +88,12 @@ fn request_line(id: &str, resource: &str, identity: &str, actions: &[String]) ->
 }
 
 /// The largest denied `capability_request` the agent takes (within `ipc.max_request_bytes`,
-/// 64 KiB by default, and whatever request limits are in force): as many actions, as long, as
-/// it accepts, with a long resource, label and request id. Found by asking (as root, who is
-/// denied this resource too) and shrinking until the answer is `denied`.
+/// 64 KiB by default, and the default `requests` limits): as many actions, as long, as it
+/// accepts, with a long resource and label and a request id longer than `audit.max_field_bytes`.
+/// Found by asking (as root, who is denied this resource too) and shrinking until the answer
+/// is `denied`.
 fn largest_denied_request(agent: &Agent) -> String {
+    let limits = aether_vault_agent::config::RequestLimits::default();
     let mut c = agent.client();
     for (count, scale) in [
         (32, 1.0),
@@ -101,12 +103,17 @@ fn largest_denied_request(agent: &Agent) -> String {
         (8, 0.5),
         (4, 0.1),
     ] {
-        let long = |n: f64, c: char| c.to_string().repeat((n * scale) as usize);
-        let resource = format!("secret:/flood/{}", long(980.0, 'r'));
-        let identity = long(1000.0, 'i');
-        let id = format!("flood-{}", long(1000.0, 'q'));
-        let room = 65536 - 3400 - 120;
-        let action_len = ((room / count - 4) as f64 * scale) as usize;
+        let long =
+            |n: f64, most: usize, c: char| c.to_string().repeat(((n * scale) as usize).min(most));
+        let resource = format!(
+            "secret:/flood/{}",
+            long(980.0, limits.max_resource_len - 14, 'r')
+        );
+        let identity = long(1000.0, limits.max_identity_len, 'i');
+        let id = format!("flood-{}", long(2000.0, usize::MAX, 'q'));
+        let count = count.min(limits.max_actions);
+        let room = 65536 - 4400 - 120;
+        let action_len = (((room / count - 4) as f64 * scale) as usize).min(limits.max_action_len);
         let actions: Vec<String> = (0..count)
             .map(|i| {
                 let prefix = format!(
@@ -148,6 +155,32 @@ fn live_records(log: &Path) -> Vec<(Value, usize)> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// `audit verify` of a stopped agent's log against its seals (its state directory given, so
+/// that the key and the seal file are found): exits 0, the seals were read, the newest one (at
+/// stop) is of the last record, and it vouches for exactly the records kept: from the first
+/// one on disk.
+fn verify_sealed(agent: &Agent) -> Value {
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--state-dir",
+        agent.state_dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_out(&out);
+    let seals = &v["seals"];
+    assert!(
+        seals["checked"] == true && seals["from_seal_file"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert_eq!(seals["last"]["seq"], v["last_seq"], "sealed at stop: {v}");
+    assert_eq!(seals["last"]["kept_from"], v["first_seq"], "{v}");
+    v
 }
 
 /// What a summary record says it counted.
@@ -235,15 +268,8 @@ fn an_unprivileged_flood_of_refusals_erases_no_record() {
             .any(|(r, _)| r["capability_id"] == before.as_str() && r["outcome"] == "granted"),
         "the grant made before the flood was erased (the live set starts at seq {first_seq})"
     );
-    let out = agent.cli(&[
-        "audit",
-        "verify",
-        agent.audit_file.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json_out(&out)["from_genesis"], true, "nothing rotated away");
+    let v = verify_sealed(&agent);
+    assert_eq!(v["from_genesis"], true, "nothing rotated away");
     assert!(
         ten_minutes < (100 << 20) as f64,
         "ten minutes of this flood would write {ten_minutes:.0} bytes: more than one 100 MiB file"
@@ -431,8 +457,7 @@ fn refusals_beyond_the_budget_are_summarized_at_stop_and_none_is_lost() {
             .contains("1 refusal_summary records written at stop"),
         "{stop}"
     );
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    verify_sealed(&agent);
 }
 
 /// While the agent runs, each interval's counts are written at its end, and the budget is
@@ -471,12 +496,14 @@ fn summaries_are_written_every_interval_while_the_agent_runs() {
 }
 
 /// A long client-supplied value is cut in its record, with its length and SHA-256; the
-/// record stays within `audit.max_record_bytes` and the chain verifies.
+/// record stays within `audit.max_record_bytes` and the chain verifies. (The request limits
+/// keep most fields short — a capability id is at most 64 bytes — but not a request id, which
+/// only `ipc.max_request_bytes` bounds.)
 #[test]
 fn a_long_value_is_cut_in_its_record_with_a_digest_of_the_whole() {
     use sha2::Digest;
     let mut agent = Agent::dev();
-    let id = format!("cap_{}", "z".repeat(40_000));
+    let id = format!("cap_{}", "0".repeat(32));
     let rid = "r".repeat(10_000);
     let mut c = agent.client();
     c.send(envelope("capability_validate", &rid, json!({"capability_id": id})).as_bytes());
@@ -492,24 +519,18 @@ fn a_long_value_is_cut_in_its_record_with_a_digest_of_the_whole() {
     assert!(line.len() <= 8192 + 200, "{} bytes", line.len());
     let rec: Value = serde_json::from_str(line).unwrap();
     let digest = |s: &str| hex::encode(sha2::Sha256::digest(s.as_bytes()));
-    let kept = rec["capability_id"].as_str().unwrap();
+    assert_eq!(rec["capability_id"], id.as_str(), "a short value is whole");
+    let kept = rec["request_id"].as_str().unwrap();
     assert!(
-        kept.starts_with("cap_zzzz")
+        kept.split('…').next() == Some("r".repeat(1024).as_str())
             && kept.ends_with(&format!(
                 "…[cut: {} bytes, sha256:{}]",
-                id.len(),
-                digest(&id)
+                rid.len(),
+                digest(&rid)
             )),
         "{kept}"
     );
-    assert!(
-        rec["request_id"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!("sha256:{}]", digest(&rid)))
-    );
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    verify_sealed(&agent);
 }
 
 /// Rotation keeps rotated files beyond `audit.max_backup_files` while they are younger than
@@ -534,15 +555,7 @@ fn rotation_deletes_no_file_younger_than_the_retention_age() {
         drop(c);
         assert!(agent.stop().success());
         let files = aether_vault_agent::audit::chain::rotation_set(&agent.audit_file);
-        let out = agent.cli(&[
-            "audit",
-            "verify",
-            agent.audit_file.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let v = json_out(&out);
+        let v = verify_sealed(&agent);
         assert_eq!(v["from_genesis"], kept_from_genesis, "{retention:?}: {v}");
         if kept_from_genesis {
             assert!(files.len() > 3, "kept past the count: {files:?}");

@@ -5,8 +5,8 @@
 //! - every revocation that reached a client is still in force;
 //! - no use count went backwards;
 //!
-//! At the end the audit log's hash chain verifies across all the crashes. All of this runs once
-//! with `audit.sync: always` and once with `periodic`.
+//! At the end the audit log's hash chain verifies across all the crashes, and against the
+//! agent's seals. All of this runs once with `audit.sync: always` and once with `periodic`.
 
 mod common;
 
@@ -212,12 +212,25 @@ fn crash_rounds(extra_config: &str) {
     );
     drop(c);
     assert!(agent.stop().success());
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
+    // Held to the agent's seals too: a seal is written only after the records it covers are
+    // on disk, so after any kill the seal file may be behind the log, never ahead of it.
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--state-dir",
+        agent.state_dir.to_str().unwrap(),
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "the audit chain survived every crash: {}",
         common::stderr(&out)
+    );
+    assert!(
+        common::stdout(&out).contains("Sealed:"),
+        "{}",
+        common::stdout(&out)
     );
     eprintln!(
         "{ROUNDS} crash rounds, {} capabilities, in {:?}",
@@ -271,7 +284,13 @@ fn periodic_sync_keeps_every_answered_record_through_sigkill() {
             .any(|r| r["type"] == "capability_request" && r["outcome"] == "denied"),
         "the refusal answered last is on record"
     );
-    let out = agent.cli(&["audit", "verify", agent.audit_file.to_str().unwrap()]);
+    let out = agent.cli(&[
+        "audit",
+        "verify",
+        agent.audit_file.to_str().unwrap(),
+        "--state-dir",
+        agent.state_dir.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     agent.restart();
     assert_eq!(

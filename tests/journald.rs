@@ -105,3 +105,119 @@ fn decisions_reach_journald_with_structured_fields_and_no_secrets() {
         "{message:?}"
     );
 }
+
+const SEAL_SCRIPT: &str = r#"
+set -eu
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/log/journal 2>/dev/null || true
+mkdir -p /run/systemd/journal
+"$JOURNALD" >"$DIR/journald.log" 2>&1 &
+JPID=$!
+for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+# Hardened mode logs at warn: seals reach the journal all the same.
+"$AGENT" --mode hardened --log-target journald --socket-path "$DIR/j.sock" \
+  --state-dir "$DIR/state" --policy-dir "$DIR/pol" --audit-file "$DIR/log/audit.log" &
+APID=$!
+for i in $(seq 200); do "$CLI" capability status --socket-path "$DIR/j.sock" >/dev/null 2>&1 && break; sleep 0.05; done
+for i in 1 2 3; do
+  "$CLI" capability request --resource secret:/journal --action read --socket-path "$DIR/j.sock" >/dev/null 2>&1 || true
+done
+kill $APID; wait $APID || true
+sleep 0.3
+printf 'state_dir: %s\naudit:\n  log_file: %s\n' "$DIR/state" "$DIR/log/audit.log" >"$DIR/verify.yaml"
+verify() {
+  rc=0
+  "$CLI" audit verify --config "$DIR/verify.yaml" --format json >"$DIR/$1.json" 2>"$DIR/$1.err" || rc=$?
+  echo $rc >"$DIR/$1.rc"
+}
+verify healthy
+# Anyone may log with any MESSAGE_ID: a forged seal claiming far more records is ignored.
+LOG="$(realpath "$DIR/log")/audit.log"
+printf 'MESSAGE_ID=%s\nAV_SEAL_LOG=%s\nAV_SEAL={"files":[1],"hash":"%s","log":"%s","n":0,"reason":"stop","seq":999,"sig":"AAAA","start":"x","time":"2026-01-01T00:00:00Z","v":1}\nMESSAGE=forged\n' \
+  "$SEAL_ID" "$LOG" "$(printf 'f%.0s' $(seq 64))" "$LOG" | logger --journald
+sleep 0.3
+verify forged
+# Cut the tail and delete the seal file: the journal still holds the seals.
+head -n 1 "$DIR/log/audit.log" >"$DIR/cut" && cat "$DIR/cut" >"$DIR/log/audit.log"
+rm "$DIR/state/audit.seals"
+verify cut
+journalctl --no-pager -o json MESSAGE_ID="$SEAL_ID" >"$DIR/seals.json"
+kill $JPID
+"#;
+
+#[test]
+fn seals_reach_journald_and_verify_reads_them_back_when_the_seal_file_is_gone() {
+    require_root!();
+    if !std::path::Path::new(JOURNALD).exists() {
+        eprintln!("SKIPPED: {JOURNALD} is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            SEAL_SCRIPT,
+        ])
+        .env("DIR", dir.path())
+        .env("AGENT", common::AGENT)
+        .env("CLI", common::CLI)
+        .env("JOURNALD", JOURNALD)
+        .env("SEAL_ID", aether_vault_agent::oplog::AUDIT_SEAL_MESSAGE_ID)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        common::stdout(&out),
+        common::stderr(&out)
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let entries: Vec<Value> = read("seals.json")
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &Value| e["AV_SEAL_SEQ"].is_string())
+        .collect();
+    let reasons: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["AV_SEAL_REASON"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"start") && reasons.contains(&"stop"),
+        "seals in the journal: {reasons:?}"
+    );
+    let stop = entries
+        .iter()
+        .find(|e| e["AV_SEAL_REASON"] == "stop")
+        .unwrap();
+    assert_eq!(stop["PRIORITY"], "5", "a notice, at info level");
+    assert_eq!(stop["AV_SEAL_HASH"].as_str().unwrap().len(), 64);
+    assert!(stop["AV_SEAL_SIGNATURE"].as_str().unwrap().len() > 80);
+    let sealed: u64 = stop["AV_SEAL_SEQ"].as_str().unwrap().parse().unwrap();
+    assert!(sealed >= 4, "{stop}");
+
+    let report = |name: &str| {
+        let rc = read(&format!("{name}.rc"));
+        let json: Value = serde_json::from_str(&read(&format!("{name}.json"))).unwrap_or_default();
+        (rc.trim().to_string(), json, read(&format!("{name}.err")))
+    };
+    let (rc, v, err) = report("healthy");
+    assert_eq!(rc, "0", "{v}\n{err}");
+    assert!(v["seals"]["from_journal"].as_u64().unwrap() >= 2, "{v}");
+    let (rc, v, err) = report("forged");
+    assert_eq!(rc, "0", "a forged seal is ignored: {v}\n{err}");
+    assert_eq!(v["seals"]["rejected"], 1, "{v}");
+    let (rc, v, err) = report("cut");
+    assert_eq!(rc, "1", "{v}\n{err}");
+    assert!(
+        err.contains("seal file") && err.contains("is missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("records 2–{sealed} are missing")),
+        "the journal's seals name the cut: {err}"
+    );
+}

@@ -724,12 +724,24 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__audit__subcmd__verify)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --seals --state-dir --public-key --no-seals --no-journal --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --seals)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -271,11 +271,16 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -f -a "verify" -d 'Check the hash chain across the log and its rotated files; names the first broken record (file, line, seq) and exits 1'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -f -a "tail" -d 'Show the latest records for people (or as JSON lines with --format json)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l seals -d 'The agent\'s seal file (default: audit.seal_file, else STATE_DIR/audit.seals)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l state-dir -d 'The agent\'s state directory: its signing key, and its seal file by default (default: the configured one)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l public-key -d 'The agent\'s public key, base64 as `agent status` shows it (default: from STATE_DIR/signing.key)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l no-seals -d 'Check the hash chain alone, without the seals'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l no-journal -d 'Do not read seals from the journal'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'

@@ -24,6 +24,10 @@
 //! the journal one by one; every `audit.summary_interval_seconds`, and at [`Summarize`] and
 //! [`Flush`] (the agent stopping), the counts are written as `refusal_summary` records. Counts
 //! whose summary cannot be written are kept for the next try (and logged as errors).
+//!
+//! With `audit.seal` ([`AuditWriter::sealed`]), the writer thread seals the chain's head
+//! ([`crate::audit::seal`]) at start, every `audit.seal_interval_seconds`, before rotating, and
+//! when sent [`SealNow`] (at stop), each time after making the sealed records durable.
 
 use std::sync::{Arc, Mutex};
 
@@ -32,8 +36,11 @@ use serde::Serialize;
 
 use super::health::{Health, Ping, writer_fault};
 use crate::audit::bound::{RecordLimits, bound};
+use crate::audit::seal::SealReason;
+use crate::audit::sealer::Sealer;
 use crate::audit::summary::{Admins, Aggregator};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
+use crate::capability::Signer;
 use crate::config::{AuditConfig, AuditSync, FailureAction};
 use crate::durable::{Committer, Pending};
 
@@ -78,6 +85,12 @@ pub struct Flush;
 #[derive(Message)]
 #[rtype(result = "Result<usize, String>")]
 pub struct Summarize;
+
+/// Seals the chain's head now (once what was written before is durable); with sealing off,
+/// does nothing.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SealNow(pub SealReason);
 
 /// Opens the log file anew, continuing the chain (SIGHUP, for logrotate).
 #[derive(Message)]
@@ -126,6 +139,29 @@ impl SharedLog {
         file.sync_data()
             .map_err(|e| format!("audit log: cannot sync: {e}"))
     }
+
+    /// Seals the head as it is now, once it is durable, without holding the log meanwhile
+    /// (records written meanwhile on the event loop wait for the next seal).
+    fn seal(&self, reason: SealReason) -> Result<(), String> {
+        let (head, file, sealer) = self.lock()?.durable_head().map_err(|e| e.to_string())?;
+        let Some(sealer) = sealer else {
+            return Ok(());
+        };
+        let sealed = file
+            .sync_data()
+            .map_err(|e| format!("audit log: cannot sync: {e}"))
+            .and_then(|()| {
+                sealer
+                    .lock()
+                    .map_err(|_| "the audit sealer's lock is poisoned".to_string())?
+                    .seal(&head, reason)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = &sealed {
+            tracing::error!(error = %e, reason = reason.as_str(), "the audit log could not be sealed");
+        }
+        sealed
+    }
 }
 
 impl crate::durable::Sink for SharedLog {
@@ -171,6 +207,8 @@ pub struct AuditWriter {
     admins: Admins,
     /// `audit.summary_interval_seconds`.
     summary_interval: std::time::Duration,
+    /// With sealing on, how often the head is sealed.
+    seal_every: Option<std::time::Duration>,
 }
 
 impl AuditWriter {
@@ -200,6 +238,7 @@ impl AuditWriter {
             summary_interval: std::time::Duration::from_secs(
                 config.summary_interval_seconds.max(1),
             ),
+            seal_every: None,
         };
         if !config.enable {
             return Ok(writer);
@@ -288,6 +327,43 @@ impl AuditWriter {
                     }
                 }),
         )
+    }
+
+    /// Turns sealing on per `config` (`audit.seal`, with the log enabled): opens the seal file
+    /// (`audit.seal_file`, else in `state_dir`), takes up the log as its last seal left it, and
+    /// seals the head found (`start`).
+    pub async fn sealed(
+        mut self,
+        config: &AuditConfig,
+        state_dir: &std::path::Path,
+        signer: Arc<Signer>,
+    ) -> Result<Self, AuditError> {
+        let Some(c) = &self.log else {
+            return Ok(self);
+        };
+        if !config.seal {
+            return Ok(self);
+        }
+        let rotates = config.max_file_size > 0;
+        let sealer = Sealer::open(
+            &config.seal_path(state_dir),
+            &config.log_file,
+            signer,
+            rotates,
+        )?;
+        c.run(move |s| {
+            s.lock()?
+                .attach_sealer(sealer)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|message| AuditError::Io {
+            path: config.log_file.clone(),
+            message,
+        })?;
+        self.seal_every = Some(std::time::Duration::from_secs(config.seal_interval_seconds));
+        Ok(self)
     }
 
     /// The health, shared with status.
@@ -381,6 +457,30 @@ impl Actor for AuditWriter {
         ctx.run_interval(self.summary_interval, |act, ctx| {
             ctx.spawn(act.summarize().map(|_, _, _| ()));
         });
+        if let Some(every) = self.seal_every {
+            ctx.run_interval(every, |act, ctx| {
+                if let Some(c) = &act.log {
+                    let job = c.run(|s| s.seal(SealReason::Interval));
+                    ctx.spawn(
+                        async move {
+                            let _ = job.await;
+                        }
+                        .into_actor(act),
+                    );
+                }
+            });
+        }
+    }
+}
+
+impl Handler<SealNow> for AuditWriter {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: SealNow, _: &mut Context<Self>) -> Self::Result {
+        match (&self.log, self.seal_every) {
+            (Some(c), Some(_)) => c.run(move |s| s.seal(msg.0)),
+            _ => Box::pin(async { Ok(()) }),
+        }
     }
 }
 
@@ -494,6 +594,9 @@ mod tests {
             summary_interval_seconds: 10,
             sync,
             sync_interval_ms: 5,
+            seal: false,
+            seal_interval_seconds: 10,
+            seal_file: None,
         }
     }
 

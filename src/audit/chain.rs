@@ -135,6 +135,15 @@ pub struct Verified {
 
 /// Verifies records given as (file, contents), oldest file first, as one chain.
 pub fn verify(files: &[(PathBuf, String)]) -> Result<Verified, Broken> {
+    verify_observing(files, &mut |_, _, _| {})
+}
+
+/// [`verify`], telling `seen` the file, `seq` and `hash` of every record that keeps the chain
+/// (what the seals are held to, in [`super::evidence`]).
+pub fn verify_observing(
+    files: &[(PathBuf, String)],
+    seen: &mut dyn FnMut(&Path, u64, &str),
+) -> Result<Verified, Broken> {
     let mut head: Option<ChainHead> = None;
     let mut out = Verified {
         records: 0,
@@ -186,10 +195,26 @@ pub fn verify(files: &[(PathBuf, String)]) -> Result<Verified, Broken> {
                     }
                 }
                 Some(h) => {
+                    if s > h.seq + 1 {
+                        let missing = if s == h.seq + 2 {
+                            format!("record {} is missing", h.seq + 1)
+                        } else {
+                            format!("records {}–{} are missing", h.seq + 1, s - 1)
+                        };
+                        let place = if i == 0 {
+                            " before this file (a rotated file was deleted, or the file before it cut)"
+                        } else {
+                            ""
+                        };
+                        return Err(at(
+                            seq,
+                            format!("seq {s} follows {}: {missing}{place}", h.seq),
+                        ));
+                    }
                     if s != h.seq + 1 {
                         return Err(at(
                             seq,
-                            format!("seq {s} follows {} (records missing or reordered)", h.seq),
+                            format!("seq {s} follows {} (records reordered or repeated)", h.seq),
                         ));
                     }
                     if prev != h.hash {
@@ -197,6 +222,7 @@ pub fn verify(files: &[(PathBuf, String)]) -> Result<Verified, Broken> {
                     }
                 }
             }
+            seen(file, s, hash);
             head = Some(ChainHead {
                 seq: s,
                 hash: hash.to_string(),

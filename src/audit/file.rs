@@ -18,15 +18,27 @@
 //! Rotated files beyond `max_backup_files` are deleted, oldest first, but only once they are
 //! `min_age` old (their last write, the file's mtime): until then the set grows past the count,
 //! so that no flood of records can delete evidence faster than an administrator can react.
+//! Which files a rotation deletes is decided once, before anything moves
+//! ([`super::retention::Plan`]), and both carried out here and sealed.
+//!
+//! With a [`Sealer`] attached ([`AuditLog::attach_sealer`]), the log is sealed at start and
+//! before a rotation renames or deletes anything (the set as that rotation leaves it), and a
+//! new file is reported to it; the writer seals at intervals what [`AuditLog::durable_head`]
+//! gives it (see [`super::sealer`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::chain::{self, ChainHead};
 use super::event::AuditEvent;
+pub use super::retention::Rotation;
+use super::retention::{self, Plan};
+use super::seal::{self, SealReason};
+use super::sealer::{SealError, Sealer};
 
 /// Why the log could not be written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,22 +51,13 @@ pub enum AuditError {
         /// What failed.
         message: String,
     },
+    /// The seal file cannot be used.
+    #[error(transparent)]
+    Seal(#[from] SealError),
 }
 
 /// How much of the end of the file is read to find the chain head.
 const TAIL_BYTES: u64 = 1 << 20;
-
-/// When the log rotates itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Rotation {
-    /// Rotate past this many bytes; 0 = never.
-    pub max_file_size: u64,
-    /// Rotated files kept.
-    pub max_backup_files: u32,
-    /// A rotated file beyond `max_backup_files` is deleted only once its last write is this
-    /// old; zero = at once.
-    pub min_age: std::time::Duration,
-}
 
 /// An open audit log and the head of its chain.
 #[derive(Debug)]
@@ -67,6 +70,10 @@ pub struct AuditLog {
     identity: (u64, u64),
     /// When the path was last looked up (see [`AuditLog::ensure_current`]).
     path_checked: Instant,
+    /// Seals the chain, when sealing is on. Its own lock, so that a seal's `fdatasync` (of the
+    /// seal file) need not hold the log: lock the log first, then the sealer, never the
+    /// other way round.
+    sealer: Option<SharedSealer>,
 }
 
 /// Where a batch is written from, which decides what the write may wait for.
@@ -79,6 +86,16 @@ pub enum WrittenBy {
     /// up at most every [`PATH_CHECK_EVERY`] (a deletion is noticed at once, by the open
     /// file's link count), and rotation waits for the writer thread's next batch or sync.
     EventLoop,
+}
+
+/// A [`Sealer`] shared by the log (rotation, new files) and whoever seals at intervals.
+pub type SharedSealer = Arc<Mutex<Sealer>>;
+
+fn lock(s: &SharedSealer) -> Result<MutexGuard<'_, Sealer>, AuditError> {
+    s.lock().map_err(|_| AuditError::Io {
+        path: PathBuf::new(),
+        message: "the audit sealer's lock is poisoned".into(),
+    })
 }
 
 /// Longest time between two lookups of the log's path when batches do not ask for one.
@@ -155,12 +172,52 @@ impl AuditLog {
             rotation,
             identity,
             path_checked: Instant::now(),
+            sealer: None,
         })
+    }
+
+    /// Starts sealing with `sealer`: takes up the set as its last seal left it (going on from
+    /// the sealed record if the log on disk ends before it or differs at it), makes the log
+    /// durable and seals it (`start`). Returns the sealer, to seal at intervals with
+    /// [`AuditLog::durable_head`].
+    pub fn attach_sealer(&mut self, mut sealer: Sealer) -> Result<SharedSealer, AuditError> {
+        let path = self.path.clone();
+        let on_disk = || {
+            chain::rotation_set(&path)
+                .iter()
+                .filter_map(|p| File::open(p).ok().and_then(|f| seal::first_seq(&f)))
+                .collect()
+        };
+        if let Some(sealed) = sealer.begin(&self.head, seal::first_seq(&self.file), on_disk) {
+            self.head = sealed;
+        }
+        self.sync()?;
+        sealer.seal(&self.head, SealReason::Start)?;
+        let shared = Arc::new(Mutex::new(sealer));
+        self.sealer = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// The chain head and a handle whose `fdatasync` makes every record up to it durable
+    /// (what may be sealed once synced), and the sealer, if one is attached.
+    pub fn durable_head(&self) -> Result<(ChainHead, File, Option<SharedSealer>), AuditError> {
+        Ok((self.head.clone(), self.sync_handle()?, self.sealer.clone()))
     }
 
     /// Opens a new file at the path, continuing the chain from the last record written (for
     /// logrotate's SIGHUP, and when the file was deleted or replaced).
     pub fn reopen(&mut self) -> Result<(), AuditError> {
+        let before = self.identity;
+        let reopened = self.open_new_file();
+        if self.identity != before {
+            if let Some(s) = &self.sealer {
+                lock(s)?.new_file(self.head.seq + 1);
+            }
+        }
+        reopened
+    }
+
+    fn open_new_file(&mut self) -> Result<(), AuditError> {
         // Records written but not yet synced (`audit.sync: periodic`) go to disk with the old
         // file. If they cannot, the new file is opened all the same, and the failure is the
         // caller's error: answered records may not be on disk.
@@ -206,58 +263,61 @@ impl AuditLog {
 
     /// `FILE.n`.
     fn numbered(&self, n: u32) -> PathBuf {
-        let mut p = self.path.as_os_str().to_owned();
-        p.push(format!(".{n}"));
-        PathBuf::from(p)
+        retention::numbered(&self.path, n)
     }
 
-    /// Renames every rotated file `FILE.n` (n ≥ 1) to `FILE.n+1`, highest first, `FILE` to
-    /// `FILE.1`, opens a new `FILE`, then deletes what is beyond `max_backup_files` and old
-    /// enough ([`AuditLog::expire`]).
+    /// Rotates: decides which rotated files go ([`Plan::for_log`]); with a sealer, seals the
+    /// set as the plan leaves it before anything moves; renames every rotated file `FILE.n`
+    /// (n ≥ 1) to `FILE.n+1`, highest first, and `FILE` to `FILE.1`; opens a new `FILE`; then
+    /// deletes what the plan says ([`AuditLog::expire`]).
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.sync()?;
-        for n in backup_numbers(&self.path) {
-            let Some(up) = n.checked_add(1) else { continue };
-            std::fs::rename(self.numbered(n), self.numbered(up))
+        let plan = Plan::for_log(&self.path, &self.rotation);
+        let sealer = self.sealer.clone();
+        let before = match &sealer {
+            Some(s) => Some(lock(s)?.rotating(&self.head, plan.deleted_from())),
+            None => None,
+        };
+        let shifted = self.shift_files(&plan);
+        if let (Err(_), Some(s), Some(before)) = (&shifted, &sealer, before) {
+            lock(s)?.rotation_failed(before);
+        }
+        shifted?;
+        self.expire(&plan);
+        Ok(())
+    }
+
+    /// The renames of a rotation, and a new `FILE`.
+    fn shift_files(&mut self, plan: &Plan) -> Result<(), AuditError> {
+        for n in &plan.renames {
+            std::fs::rename(self.numbered(*n), self.numbered(n + 1))
                 .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
         }
         std::fs::rename(&self.path, self.numbered(1))
             .map_err(|e| self.error(format!("cannot rotate: {e}")))?;
-        self.reopen()?;
+        self.open_new_file()?;
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         tracing::info!(path = %self.path.display(), "audit log rotated");
-        self.expire();
         Ok(())
     }
 
-    /// Deletes rotated files numbered beyond `max_backup_files`, the oldest (highest) first,
-    /// stopping at the first one written to less than `min_age` ago: no gap is left in the
-    /// chain, and no record younger than `min_age` is deleted.
-    fn expire(&self) {
-        let keep = self.rotation.max_backup_files.max(1);
-        let mut kept = 0;
-        for n in backup_numbers(&self.path).into_iter().filter(|n| *n > keep) {
-            let file = self.numbered(n);
-            let age = std::fs::metadata(&file)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok());
-            if self.rotation.min_age.is_zero() || age.is_some_and(|a| a >= self.rotation.min_age) {
-                if let Err(e) = std::fs::remove_file(&file) {
-                    tracing::error!(file = %file.display(), error = %e, "cannot delete an expired rotated audit log");
-                }
-                continue;
+    /// Deletes the rotated files `plan` says go (after its renames), oldest first.
+    fn expire(&self, plan: &Plan) {
+        for n in &plan.deletes {
+            let file = self.numbered(*n);
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::error!(file = %file.display(), error = %e, "cannot delete an expired rotated audit log");
             }
-            kept = n - keep;
-            break;
         }
-        if kept > 0 {
+        let keep = self.rotation.max_backup_files.max(1);
+        let beyond = plan.keeps.iter().filter(|n| **n > keep).count();
+        if beyond > 0 {
             tracing::warn!(
                 path = %self.path.display(),
                 max_backup_files = keep,
-                beyond = kept,
+                beyond,
                 min_retention_days = self.rotation.min_age.as_secs() / 86400,
                 "rotated audit logs beyond audit.max_backup_files are kept: they are younger than audit.min_retention_days"
             );
@@ -366,35 +426,6 @@ impl AuditLog {
     }
 }
 
-/// The numbers n ≥ 1 of the rotated files `LOG.n` that exist, highest (oldest) first.
-fn backup_numbers(log: &Path) -> Vec<u32> {
-    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
-        return Vec::new();
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<u32> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_prefix(name)?
-                .strip_prefix('.')?
-                .parse()
-                .ok()
-        })
-        .filter(|n| *n >= 1)
-        .collect();
-    out.sort_unstable_by(|a, b| b.cmp(a));
-    out
-}
-
 fn read_tail(file: &mut File) -> std::io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     let start = len.saturating_sub(TAIL_BYTES);
@@ -420,6 +451,7 @@ fn previous_head(path: &Path) -> ChainHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::retention::backup_numbers;
     use crate::audit::{EventType, Outcome};
     use std::os::unix::fs::PermissionsExt;
 
@@ -649,6 +681,164 @@ mod tests {
             .unwrap();
         let v = verify(&path);
         assert_eq!((v.records, v.from_genesis), (11, true));
+    }
+
+    fn seals_of(path: &Path) -> Vec<seal::Seal> {
+        let key = crate::capability::Signer::from_seed([3; 32]).public_key();
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| seal::Seal::parse(l, &key).unwrap())
+            .collect()
+    }
+
+    fn sealer(seals: &Path, log: &Path, rotates: bool) -> Sealer {
+        let signer = std::sync::Arc::new(crate::capability::Signer::from_seed([3; 32]));
+        Sealer::open(seals, log, signer, rotates).unwrap()
+    }
+
+    #[test]
+    fn rotation_is_sealed_before_it_deletes_and_a_cut_log_keeps_its_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, seals) = (
+            dir.path().join("logs/audit.log"),
+            dir.path().join("state/seals"),
+        );
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+            min_age: std::time::Duration::ZERO,
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        let shared = log.attach_sealer(sealer(&seals, &path, true)).unwrap();
+        for _ in 0..20 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        let v = verify(&path);
+        let all = seals_of(&seals);
+        let rotations: Vec<&seal::Seal> = all
+            .iter()
+            .filter(|s| s.reason == SealReason::Rotate)
+            .collect();
+        assert!(rotations.len() >= 3, "{all:?}");
+        let last = rotations.last().unwrap();
+        assert_eq!(
+            last.kept_from(),
+            v.first_seq.unwrap(),
+            "the last rotation sealed exactly what it kept"
+        );
+        assert_eq!(*last.files.last().unwrap(), last.seq + 1);
+        // The interval seal: the head made durable, then sealed without the log held.
+        let (head, file, interval) = log.durable_head().unwrap();
+        file.sync_data().unwrap();
+        interval
+            .unwrap()
+            .lock()
+            .unwrap()
+            .seal(&head, SealReason::Interval)
+            .unwrap();
+        assert_eq!(seals_of(&seals).last().unwrap().seq, 20);
+        // A deleted live file: the new one is counted, and said at the next seal.
+        std::fs::remove_file(&path).unwrap();
+        log.append_batch(&[&ev(EventType::AgentStop)]).unwrap();
+        shared
+            .lock()
+            .unwrap()
+            .seal(log.head(), SealReason::Interval)
+            .unwrap();
+        let reopen = seals_of(&seals).pop().unwrap();
+        assert_eq!(
+            (reopen.reason, *reopen.files.last().unwrap()),
+            (SealReason::Reopen, 21)
+        );
+        drop((log, shared));
+
+        // Cut while nobody writes: at the next open the chain goes on from the seal (seq 21),
+        // so the records cut off leave a gap the chain itself shows.
+        std::fs::write(&path, "").unwrap();
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        assert_eq!(log.head().seq, 20, "from audit.log.1");
+        log.attach_sealer(sealer(&seals, &path, true)).unwrap();
+        assert_eq!(log.head().seq, 21, "the sealed head");
+        log.append_batch(&[&ev(EventType::AgentStart)]).unwrap();
+        let files: Vec<(PathBuf, String)> = chain::rotation_set(&path)
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p).unwrap();
+                (p, t)
+            })
+            .collect();
+        let broken = chain::verify(&files).unwrap_err();
+        assert!(broken.reason.contains("record 21 is missing"), "{broken}");
+    }
+
+    /// The first seq of each file of the set on disk, oldest first; for the live file, while
+    /// it is empty, the seq its first record will have.
+    fn firsts_on_disk(log: &AuditLog) -> Vec<u64> {
+        let mut set = chain::rotation_set(log.path());
+        set.pop();
+        let first = |p: &Path| File::open(p).ok().and_then(|f| seal::first_seq(&f));
+        let mut out: Vec<u64> = set.iter().filter_map(|p| first(p)).collect();
+        out.push(first(log.path()).unwrap_or(log.head().seq + 1));
+        out
+    }
+
+    #[test]
+    fn each_rotation_seals_exactly_the_files_it_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, seals) = (dir.path().join("l/audit.log"), dir.path().join("s/seals"));
+        let rotation = Rotation {
+            max_file_size: 1000,
+            max_backup_files: 2,
+            min_age: std::time::Duration::from_secs(86400),
+        };
+        let mut log = AuditLog::open_with(&path, rotation).unwrap();
+        log.attach_sealer(sealer(&seals, &path, true)).unwrap();
+        let mut rotations = 0;
+        // Young files are all kept, past the count, and all sealed as kept.
+        while rotations < 6 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+            let last = seals_of(&seals).pop().unwrap();
+            if last.reason == SealReason::Rotate && last.seq == log.head().seq {
+                rotations += 1;
+                assert_eq!(last.files, firsts_on_disk(&log), "rotation {rotations}");
+            }
+        }
+        assert_eq!(backup_numbers(&path).len(), 6);
+        // The oldest turn two days old: the next rotation deletes those beyond the count, down
+        // to the first young one, and seals the rest.
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        for n in [6, 5, 4, 2] {
+            let f = File::options().append(true).open(log.numbered(n)).unwrap();
+            f.set_modified(two_days_ago).unwrap();
+        }
+        while backup_numbers(&path).len() == 6 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        assert_eq!(
+            backup_numbers(&path),
+            vec![4, 3, 2, 1],
+            "FILE.3, young, stops it"
+        );
+        let last = seals_of(&seals).pop().unwrap();
+        assert_eq!(last.reason, SealReason::Rotate);
+        assert_eq!(last.files, firsts_on_disk(&log));
+        assert_eq!(last.kept_from(), verify(&path).first_seq.unwrap());
+        // A file deleted by hand is not one the agent deleted: it stays sealed as kept (the
+        // next rotation deletes nothing once the old FILE.3 is young again).
+        let gone = firsts_on_disk(&log)[0];
+        let f = File::options().append(true).open(log.numbered(3)).unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+        std::fs::remove_file(log.numbered(4)).unwrap();
+        while backup_numbers(&path).len() == 3 {
+            log.append_batch(&[&ev(EventType::CapabilityRequest)])
+                .unwrap();
+        }
+        assert_eq!(backup_numbers(&path), vec![4, 3, 2, 1]);
+        assert_eq!(seals_of(&seals).pop().unwrap().kept_from(), gone);
     }
 
     #[test]

@@ -138,6 +138,18 @@ impl Signer {
         B64.encode(self.key.verifying_key().as_bytes())
     }
 
+    /// The public key.
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Signs `message` as it is. For other statements than capabilities (the audit log's seals,
+    /// [`crate::audit::seal`]): the caller starts `message` with its own domain tag, which no
+    /// capability's signed bytes (`aether-vault-capability-v1…`) share.
+    pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Signs a capability bound to `holder_uid`; returns base64.
     pub fn sign(&self, cap: &Capability, holder_uid: u32) -> String {
         let message = canonical_bytes(cap, holder_uid);

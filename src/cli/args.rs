@@ -177,6 +177,23 @@ pub struct AuditVerifyArgs {
     /// means that file and its rotated files).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// The agent's seal file (default: audit.seal_file, else STATE_DIR/audit.seals).
+    #[arg(long, value_name = "FILE")]
+    pub seals: Option<PathBuf>,
+    /// The agent's state directory: its signing key, and its seal file by default (default:
+    /// the configured one).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The agent's public key, base64 as `agent status` shows it (default: from
+    /// STATE_DIR/signing.key).
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
+    /// Check the hash chain alone, without the seals.
+    #[arg(long)]
+    pub no_seals: bool,
+    /// Do not read seals from the journal.
+    #[arg(long)]
+    pub no_journal: bool,
 }
 
 /// `audit tail`.

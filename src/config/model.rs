@@ -272,6 +272,30 @@ pub struct AuditConfig {
     /// `fdatasync` (1–1000).
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
+    /// Whether the agent seals the chain's head with its key, so that a cut, emptied or
+    /// replaced log and deleted rotated files show (docs/durability.md).
+    #[serde(default = "yes")]
+    pub seal: bool,
+    /// Seconds between two seals while records are being written (1–86400); the agent also
+    /// seals at start, before rotating and at stop.
+    #[serde(default = "default_seal_interval_seconds")]
+    pub seal_interval_seconds: u64,
+    /// Where seals are kept, outside the log's directory; unset: `STATE_DIR/audit.seals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_file: Option<PathBuf>,
+}
+
+impl AuditConfig {
+    /// The seal file: `seal_file`, else `audit.seals` in `state_dir`.
+    pub fn seal_path(&self, state_dir: &std::path::Path) -> PathBuf {
+        self.seal_file
+            .clone()
+            .unwrap_or_else(|| state_dir.join(crate::audit::seal::DEFAULT_FILE_NAME))
+    }
+}
+
+fn default_seal_interval_seconds() -> u64 {
+    10
 }
 
 /// When audit records reach the disk (see docs/durability.md).
@@ -446,6 +470,9 @@ impl AgentConfig {
                 summary_interval_seconds: default_summary_interval_seconds(),
                 sync: AuditSync::Always,
                 sync_interval_ms: default_sync_interval_ms(),
+                seal: true,
+                seal_interval_seconds: default_seal_interval_seconds(),
+                seal_file: None,
             },
             ipc: IpcConfig {
                 max_connections,
@@ -604,6 +631,41 @@ impl AgentConfig {
                 "audit.sync_interval_ms",
                 format!("{} is not between 1 and 1000", self.audit.sync_interval_ms),
             );
+        }
+        if !(1..=86400).contains(&self.audit.seal_interval_seconds) {
+            return fail(
+                "audit.seal_interval_seconds",
+                format!(
+                    "{} is not between 1 and 86400",
+                    self.audit.seal_interval_seconds
+                ),
+            );
+        }
+        let dir_of = |p: &std::path::Path| {
+            std::path::absolute(p)
+                .ok()
+                .and_then(|a| a.parent().map(std::path::Path::to_path_buf))
+        };
+        let seals = self.audit.seal_path(&self.state_dir);
+        if let (true, Some(s), Some(l)) = (
+            self.audit.enable && self.audit.seal,
+            dir_of(&seals),
+            dir_of(&self.audit.log_file),
+        ) {
+            if s == l {
+                return fail(
+                    if self.audit.seal_file.is_some() {
+                        "audit.seal_file"
+                    } else {
+                        "state_dir"
+                    },
+                    format!(
+                        "the seal file {} would be in the audit log's directory {}, where whoever can change the log could change the seals too",
+                        seals.display(),
+                        l.display()
+                    ),
+                );
+            }
         }
         if !["file", "vault"].contains(&self.secrets.backend.as_str()) {
             return fail(

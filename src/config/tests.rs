@@ -384,3 +384,93 @@ fn audit_record_limits_refusal_budget_and_retention_have_defaults_and_bounds() {
         Ok(())
     });
 }
+
+#[test]
+fn audit_seals_default_on_in_the_state_dir_and_stay_out_of_the_log_directory() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for mode in [Mode::Development, Mode::Standard, Mode::Hardened] {
+            let o = Overrides {
+                mode: Some(mode),
+                ..Default::default()
+            };
+            let c = load(None, &o, &p).unwrap().config;
+            assert_eq!((c.audit.seal, c.audit.seal_interval_seconds), (true, 10));
+            assert_eq!(
+                c.audit.seal_path(&c.state_dir),
+                jail.directory().join(".aether-vault/state/audit.seals"),
+                "{mode}: the per-user layout's state directory"
+            );
+        }
+        assert_eq!(
+            AgentConfig::defaults(Mode::Standard, &DefaultPaths::system())
+                .audit
+                .seal_path(&DefaultPaths::system().state_dir),
+            PathBuf::from("/var/lib/aether-vault/audit.seals")
+        );
+        jail.create_file(
+            "s.yaml",
+            "audit:\n  enable: true\n  log_file: /tmp/a.log\n  seal_interval_seconds: 300\n  seal_file: /srv/seals\n",
+        )?;
+        let c = load(
+            Some(&jail.directory().join("s.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.audit.seal_interval_seconds, 300);
+        assert_eq!(c.audit.seal_path(&c.state_dir), PathBuf::from("/srv/seals"));
+        for (text, key) in [
+            ("seal_interval_seconds: 0", "audit.seal_interval_seconds"),
+            (
+                "seal_interval_seconds: 86401",
+                "audit.seal_interval_seconds",
+            ),
+            ("seal_file: /tmp/seals", "audit.seal_file"),
+            ("seal: maybe", "seal"),
+        ] {
+            jail.create_file(
+                "t.yaml",
+                &format!("audit:\n  enable: true\n  log_file: /tmp/a.log\n  {text}\n"),
+            )?;
+            let e = load(
+                Some(&jail.directory().join("t.yaml")),
+                &Overrides::default(),
+                &p,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        // The state directory as the log's directory: the default seal file would be beside it.
+        jail.create_file(
+            "u.yaml",
+            "state_dir: /tmp\naudit:\n  enable: true\n  log_file: /tmp/a.log\n",
+        )?;
+        let e = load(
+            Some(&jail.directory().join("u.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("state_dir") && e.contains("audit log's directory"),
+            "{e}"
+        );
+        jail.create_file(
+            "v.yaml",
+            "state_dir: /tmp\naudit:\n  enable: true\n  log_file: /tmp/a.log\n  seal: false\n",
+        )?;
+        assert!(
+            load(
+                Some(&jail.directory().join("v.yaml")),
+                &Overrides::default(),
+                &p
+            )
+            .is_ok()
+        );
+        Ok(())
+    });
+}

@@ -294,9 +294,13 @@ in1 /usr/bin/aether-vault audit verify /var/log/aether-vault/audit.log >"$work/v
 	cat "$work/verify-audit.txt" >&2
 	fail "audit chain"
 }
+grep -q '^Sealed: ' "$work/verify-audit.txt" || {
+	cat "$work/verify-audit.txt" >&2
+	fail "audit verify did not hold the log to the agent's seals (/var/lib/aether-vault/audit.seals)"
+}
 tail -1 /var/log/aether-vault/audit.log | jq -e '.type == "agent_stop"' >/dev/null ||
 	fail "the last audit record is not agent_stop: $(tail -1 /var/log/aether-vault/audit.log)"
-ok "stopped with status 0; audit chain verifies and ends with agent_stop"
+ok "stopped with status 0; audit chain verifies against its seals and ends with agent_stop"
 in1 dpkg -L aether-vault-agent >"$work/files.txt"
 in1 rm -f /etc/aether-vault/policies.d/50-systest.yaml
 in1 dpkg --purge aether-vault-agent >"$work/purge.log" 2>&1 || {
