@@ -170,6 +170,12 @@ fn read_pinned(id: &mut PeerIdentity, sock: RawFd, pid: u32) {
     id.pinned = true;
 }
 
+/// The supplementary groups `fd`'s peer had at `connect()` (`SO_PEERGROUPS`, one
+/// `getsockopt`); empty if they cannot be read.
+pub fn supplementary_groups(fd: BorrowedFd<'_>) -> Vec<u32> {
+    peer_groups(fd.as_raw_fd()).unwrap_or_default()
+}
+
 /// The supplementary groups the peer had at `connect()`.
 fn peer_groups(sock: RawFd) -> Option<Vec<u32>> {
     let mut buf: Vec<libc::gid_t> = vec![0; 64];

@@ -12,7 +12,7 @@ use super::context::Context;
 use super::error::{CliError, Outcome};
 use super::output::{self, Format};
 use crate::audit::chain::{self, Verified};
-use crate::config::{self, DefaultPaths, Overrides};
+use crate::config::{self, Overrides, PathDefaults};
 
 /// Runs an `audit` subcommand.
 pub fn run(ctx: &mut Context<'_>, command: &AuditCommand) -> Result<Outcome, CliError> {
@@ -26,7 +26,7 @@ fn configured_log(ctx: &Context<'_>) -> Result<PathBuf, CliError> {
     Ok(config::load(
         ctx.config.as_deref(),
         &Overrides::default(),
-        &DefaultPaths::for_current_user(),
+        &PathDefaults::for_current_user(),
     )?
     .config
     .audit
