@@ -8,6 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::Agent;
 use serde_json::{Value, json};
@@ -20,12 +21,31 @@ fn chown(p: &Path, uid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
 }
 
-/// Runs a prepared agent to completion (it is expected to refuse to start).
+/// Runs an agent that is expected to refuse to start; one still running after a few seconds
+/// (it started) is killed, and its output returned all the same, with a failed status.
 fn run_to_exit(mut cmd: Command) -> Output {
-    cmd.stderr(Stdio::piped())
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
         .stdout(Stdio::null())
-        .output()
-        .unwrap()
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr: std::fs::read(stderr.path()).unwrap(),
+    }
 }
 
 #[test]
@@ -90,8 +110,8 @@ fn a_state_directory_others_can_write_and_a_foreign_key_are_refused() {
     );
 
     chmod(state, 0o700);
-    let (_again, mut cmd) = Agent::builder().state_dir(state).prepare();
-    let out = cmd.stderr(Stdio::piped()).output().unwrap();
+    let (_again, cmd) = Agent::builder().state_dir(state).prepare();
+    let out = run_to_exit(cmd);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1), "the agent started: {err}");
     let key = state.join("signing.key");
@@ -267,12 +287,12 @@ mount -t tmpfs tmpfs /var/log/journal 2>/dev/null || true
 mkdir -p /run/systemd/journal
 "$JOURNALD" >"$DIR/journald.log" 2>&1 &
 JPID=$!
+trap 'kill $JPID' EXIT
 for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
-"$AGENT" --mode development --log-target journald --socket-path "$DIR/j.sock" \
-  --state-dir "$DIR/state" --policy-dir "$DIR/pol" --audit-file "$DIR/audit.log" 2>/dev/null && exit 3
+timeout 10 "$AGENT" --mode development --log-target journald --socket-path "$DIR/j.sock" \
+  --state-dir "$DIR/state" --policy-dir "$DIR/pol" --audit-file "$DIR/audit.log" 2>/dev/null || true
 sleep 0.3
 journalctl --no-pager -o json SYSLOG_IDENTIFIER=aether-vault-agent >"$DIR/journal.json"
-kill $JPID
 "#;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
