@@ -183,18 +183,22 @@ fn check_meta(path: &Path, what: &str, meta: &Metadata, owner: Owner) -> Result<
 }
 
 fn symlink_refused(path: &Path, what: &str) -> FileError {
+    let kind = if what.contains("directory") {
+        "directory"
+    } else {
+        "file"
+    };
+    let target = std::fs::read_link(path)
+        .map(|t| format!(" (it points to {})", t.display()))
+        .unwrap_or_default();
     FileError::new(
         path,
         what,
-        "refused: it is a symbolic link, and the agent does not follow links to the files it trusts".into(),
+        format!(
+            "refused: it is a symbolic link{target}, and the agent does not follow links to the files it trusts"
+        ),
         Some(format!(
-            "replace the link with the {} itself, or configure the real path ({})",
-            if what.contains("directory") {
-                "directory"
-            } else {
-                "file"
-            },
-            quoted(path)
+            "replace the link with the {kind} itself, or configure the path the link points to"
         )),
     )
 }

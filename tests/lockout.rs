@@ -155,7 +155,11 @@ fn two_uids_at_their_per_uid_maximum_cannot_lock_the_administrators_out() {
     // A third ordinary uid is refused too, with the code.
     let c = Holder::start(&agent, 60003, 1);
     assert_eq!(c.served, 0);
-    assert!(c.refused[0].contains("TOO_MANY_CONNECTIONS"), "{:?}", c.refused);
+    assert!(
+        c.refused[0].contains("TOO_MANY_CONNECTIONS"),
+        "{:?}",
+        c.refused
+    );
     // A member of ipc.admin_group (a supplementary group, read from the kernel) gets in.
     let member = cli_in_nogroup(&agent, 60004, &["agent", "status", "--format", "json"]);
     assert_eq!(
