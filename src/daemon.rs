@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::actors::Command;
-use crate::config::{self, ConfigError, DefaultPaths, Overrides};
+use crate::config::{self, ConfigError, Overrides, PathDefaults};
 use crate::server::{self, Control};
 use crate::transport::socket::{self, AgentListener, SocketError};
 
@@ -51,7 +51,7 @@ pub enum DaemonError {
 /// `activated` is the socket systemd passed, taken by
 /// [`crate::transport::socket::take_activated`] before any thread started.
 pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(), DaemonError> {
-    let paths = DefaultPaths::for_current_user();
+    let paths = PathDefaults::for_current_user();
     let loaded = config::load(options.config_file.as_deref(), &options.overrides, &paths)?;
     crate::logging::init(&loaded.config.log_level, options.log_target);
     stop_on_panic();
@@ -61,7 +61,12 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
     }
     let listener = match activated {
         Some(l) => l,
-        None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)?,
+        None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)
+            .inspect_err(|e| {
+                if let SocketError::Untrusted(f) = e {
+                    crate::oplog::file_refused(f);
+                }
+            })?,
     };
     let control = Control::new();
     forward_signals(control.sender())
@@ -69,7 +74,11 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
     let config = loaded.config;
     let cleanup_origin = listener.origin.clone();
     let result = actix_rt::System::new().block_on(server::run(listener, config, control));
-    if result.is_err() {
+    if let Err(e) = &result {
+        // A refused file goes to the journal with its own MESSAGE_ID, the path and the fix.
+        if let Some(f) = e.refused_file() {
+            crate::oplog::file_refused(f);
+        }
         cleanup_origin.cleanup();
     }
     result.map_err(|e| DaemonError::Fatal(e.to_string()))

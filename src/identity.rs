@@ -290,6 +290,12 @@ fn verified_exe(pid: u32) -> Result<String, &'static str> {
         .map_err(|_| "its executable's path is not UTF-8")
 }
 
+/// The supplementary groups `fd`'s peer had at `connect()` (`SO_PEERGROUPS`, one
+/// `getsockopt`); empty if they cannot be read.
+pub fn supplementary_groups(fd: BorrowedFd<'_>) -> Vec<u32> {
+    peer_groups(fd.as_raw_fd()).unwrap_or_default()
+}
+
 /// The supplementary groups the peer had at `connect()`.
 fn peer_groups(sock: RawFd) -> Option<Vec<u32>> {
     let mut buf: Vec<libc::gid_t> = vec![0; 64];

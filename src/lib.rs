@@ -27,4 +27,5 @@ pub mod server;
 pub mod supervise;
 pub mod timefmt;
 pub mod transport;
+pub mod trust;
 pub mod yaml;

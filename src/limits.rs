@@ -1,7 +1,8 @@
 //! Limits on what one client uid can take from the agent, as plain data structures the actors
-//! share: connections per uid ([`UidConnections`]) and requests per second per uid
-//! ([`RateLimiter`], a token bucket per uid). How many refusals get an audit record of their
-//! own is the audit writer's business ([`crate::audit::summary`]).
+//! share: the connection slots kept for administrators ([`connection_slot`]), connections per
+//! uid ([`UidConnections`]) and requests per second per uid ([`RateLimiter`], a token bucket per
+//! uid). How many refusals get an audit record of their own is the audit writer's business
+//! ([`crate::audit::summary`]).
 //!
 //! Every structure is bounded: per-uid entries exist only while they matter (open connections;
 //! a bucket that is not full), so a process cycling through uids cannot grow the agent's memory
@@ -47,6 +48,35 @@ impl UidConnections {
     pub fn count(&self, uid: u32) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.get(&uid).copied().unwrap_or(0)
+    }
+}
+
+/// Whether one more connection may open when `open` are open already (this one not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// It may.
+    Free,
+    /// `max_connections` are open: no one may.
+    Full,
+    /// Only the reserved slots are left, and the peer is not an administrator.
+    Reserved,
+}
+
+/// Decides [`Slot`] for a connection arriving with `open` connections open, of at most `max`,
+/// the last `reserved` of them for administrators. `is_admin` is asked only when the answer
+/// depends on it (in the reserved slots), so its cost is paid only then.
+pub fn connection_slot(
+    open: usize,
+    max: usize,
+    reserved: usize,
+    is_admin: impl FnOnce() -> bool,
+) -> Slot {
+    if open >= max {
+        Slot::Full
+    } else if open >= max.saturating_sub(reserved) && !is_admin() {
+        Slot::Reserved
+    } else {
+        Slot::Free
     }
 }
 
@@ -145,6 +175,28 @@ mod tests {
         assert_eq!(c.count(7), 0, "never below zero");
         assert!(c.try_open(9, 0).is_ok(), "0 = no cap");
         assert_eq!(c.try_open(10, 0).map_err(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn the_last_slots_are_for_administrators_only() {
+        let never = || -> bool { panic!("asked whether admin outside the reserved slots") };
+        assert_eq!(connection_slot(0, 10, 4, never), Slot::Free);
+        assert_eq!(connection_slot(5, 10, 4, never), Slot::Free);
+        assert_eq!(connection_slot(6, 10, 4, || false), Slot::Reserved);
+        assert_eq!(connection_slot(6, 10, 4, || true), Slot::Free);
+        assert_eq!(connection_slot(9, 10, 4, || true), Slot::Free);
+        assert_eq!(
+            connection_slot(10, 10, 4, never),
+            Slot::Full,
+            "not even an admin"
+        );
+        assert_eq!(connection_slot(11, 10, 4, never), Slot::Full);
+        assert_eq!(
+            connection_slot(9, 10, 0, never),
+            Slot::Free,
+            "0 reserves none"
+        );
+        assert_eq!(connection_slot(0, 1, 5, || false), Slot::Reserved);
     }
 
     #[test]

@@ -85,6 +85,22 @@ pub fn seal(seal: &crate::audit::seal::Seal, line: &str, signature: &str) {
     );
 }
 
+/// The journald `MESSAGE_ID` of a file or directory the agent refused to use (and therefore
+/// did not start): see [`file_refused`].
+pub const FILE_REFUSED: &str = "d2f268b47433441c88c4bd2c2317e9f9";
+
+/// Logs a refused file at error level with `MESSAGE_ID` [`FILE_REFUSED`], `AV_FILE` (the path)
+/// and `AV_FIX` (the command that fixes it), so `journalctl MESSAGE_ID=…` finds why the agent
+/// did not start.
+pub fn file_refused(e: &crate::trust::FileError) {
+    tracing::error!(
+        message_id = FILE_REFUSED,
+        av_file = %e.path.display(),
+        av_fix = e.fix.as_deref(),
+        "{e}"
+    );
+}
+
 /// How loud an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loudness {
@@ -181,7 +197,8 @@ mod tests {
         let mut ids: std::collections::HashSet<&str> =
             kinds.iter().map(|k| message_id(*k)).collect();
         ids.insert(AUDIT_SEAL_MESSAGE_ID);
-        assert_eq!(ids.len(), kinds.len() + 1);
+        ids.insert(FILE_REFUSED);
+        assert_eq!(ids.len(), kinds.len() + 2);
         assert!(
             ids.iter()
                 .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))

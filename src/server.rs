@@ -50,6 +50,19 @@ pub enum ServerError {
     /// The listening socket cannot be used.
     #[error("listening socket: {0}")]
     Socket(std::io::Error),
+    /// A file or directory of the agent's is not one it can trust or use.
+    #[error(transparent)]
+    File(#[from] crate::trust::FileError),
+}
+
+impl ServerError {
+    /// The refused file, when that is why the server could not run.
+    pub fn refused_file(&self) -> Option<&crate::trust::FileError> {
+        match self {
+            ServerError::File(f) | ServerError::Key(KeyError::File(f)) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 /// The command channel of a server: keep a [`Control::sender`] to reload or stop it.
@@ -125,6 +138,8 @@ pub async fn run(
     control: Control,
 ) -> Result<(), ServerError> {
     let agent_uid = nix::unistd::geteuid().as_raw();
+    // Every file the agent trusts is checked before any is opened.
+    crate::trust::check_agent_files(&config, agent_uid)?;
     let signer = Arc::new(Signer::load_or_create(&config.state_dir)?);
     let admin_gid = config.ipc.admin_group.as_deref().and_then(|name| {
         let gid = nix::unistd::Group::from_name(name)

@@ -184,7 +184,8 @@ fn agent_with_audit_on_small_disk(
     base: &std::path::Path,
     config: &str,
 ) -> Option<(SmallDisk, Agent)> {
-    let disk = SmallDisk::mount(base, "small", "")?;
+    // A tmpfs root is 1777 by default; the agent refuses an audit directory others can write.
+    let disk = SmallDisk::mount(base, "small", ",mode=0750")?;
     let mut builder = Agent::builder().audit_file(&disk.0.join("audit.log"));
     if !config.is_empty() {
         builder = builder.config(config);

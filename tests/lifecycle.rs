@@ -275,7 +275,7 @@ fn sighup_and_agent_reload_swap_policies_and_a_bad_set_changes_nothing() {
 #[test]
 fn connections_over_the_limit_get_an_error_and_others_are_served() {
     let agent = Agent::builder()
-        .config("ipc:\n  max_connections: 2\n")
+        .config("ipc:\n  max_connections: 2\n  admin_reserved_connections: 0\n")
         .start();
     let mut a = agent.client();
     let mut b = agent.client();

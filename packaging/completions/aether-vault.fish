@@ -28,7 +28,7 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -l socket-path -
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_needs_command" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_needs_command" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -s V -l version -d 'Print version'
@@ -44,7 +44,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s V -l version -d 'Print version'
@@ -72,7 +72,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
@@ -80,7 +80,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
@@ -88,7 +88,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -96,7 +96,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s V -l version -d 'Print version'
@@ -115,7 +115,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l validate -d 'Only check the configuration: print `Configuration is valid` or the error'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -130,7 +130,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s V -l version -d 'Print version'
@@ -153,7 +153,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s V -l version -d 'Print version'
@@ -162,7 +162,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
@@ -171,7 +171,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
@@ -193,7 +193,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -201,7 +201,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -215,7 +215,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -s V -l version -d 'Print version'
@@ -227,7 +227,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
@@ -243,7 +243,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l live -d 'Ask the running agent, with the set it has in force'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -252,7 +252,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -264,7 +264,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -s V -l version -d 'Print version'
@@ -278,7 +278,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l no-seals -d 'Check the hash chain alone, without the seals'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l no-journal -d 'Do not read seals from the journal'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
@@ -292,7 +292,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep showing records as they are written'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -304,7 +304,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -s V -l version -d 'Print version'
@@ -321,7 +321,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l capability -d 'Redeem this capability instead of requesting one' -r
@@ -329,7 +329,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
@@ -338,7 +338,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -347,7 +347,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
@@ -361,7 +361,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l socke
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s V -l version -d 'Print version'
@@ -369,7 +369,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s V -l version -d 'Print version'

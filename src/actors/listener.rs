@@ -2,7 +2,9 @@
 //! the connection limit, and starts a Session per connection.
 //!
 //! A connection over `ipc.max_connections`, or one that arrives during shutdown, gets an
-//! `error_response` with a code before it is closed: never a silent drop.
+//! `error_response` with a code before it is closed: never a silent drop. The last
+//! `ipc.admin_reserved_connections` slots are kept for administrators (root, the agent's user,
+//! `ipc.admin_group`), so that other users holding every other connection cannot lock them out.
 //!
 //! Idle exit (`idle_exit_seconds`, socket-activated agents only): the listener itself checks,
 //! a few times per idle period, whether a client is connected ([`IdleClock`]). When none has
@@ -11,7 +13,7 @@
 //! raced with the check is therefore either already accepted and counted (so there is no exit)
 //! or still waiting in the kernel's queue of the socket systemd holds, for the next instance.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -21,8 +23,9 @@ use tokio::net::{UnixListener, UnixStream};
 use super::dispatch::{After, Caller, error};
 use super::health::{Health, Ping};
 use super::session::Session;
-use super::{Command, SharedRef};
-use crate::identity;
+use super::{Command, Shared, SharedRef};
+use crate::identity::{self, PeerIdentity};
+use crate::limits;
 use crate::protocol::{ErrorCode, ErrorPayload};
 use nix::sys::socket::{setsockopt, sockopt};
 
@@ -132,6 +135,21 @@ impl Listener {
         let _ = stream.try_write(&reply.line);
     }
 
+    /// Whether the peer is an administrator, from what the kernel recorded at `connect()`:
+    /// its uid and gid, and only if those do not settle it and there is an admin group, its
+    /// supplementary groups (one more `getsockopt`; asked only when the reserved slots are
+    /// reached). Nothing the client says counts.
+    fn admin_at_connect(shared: &Shared, peer: &mut PeerIdentity, fd: BorrowedFd<'_>) -> bool {
+        if shared.is_admin(peer) {
+            return true;
+        }
+        if shared.admin_gid.is_none() {
+            return false;
+        }
+        peer.groups = identity::supplementary_groups(fd);
+        shared.is_admin(peer)
+    }
+
     fn accept(&mut self, stream: UnixStream) {
         let shared = &self.shared;
         if shared
@@ -160,23 +178,36 @@ impl Listener {
             }
         };
         let max = shared.config.ipc.max_connections;
+        let reserved = shared.config.ipc.admin_reserved_connections;
         let before = shared
             .connections
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if before >= max {
+        let slot = limits::connection_slot(before, max, reserved, || {
+            Self::admin_at_connect(shared, &mut peer, stream.as_fd())
+        });
+        if slot != limits::Slot::Free {
             shared
                 .connections
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(max, peer = %peer.describe(), "connection refused: too many connections");
-            shared.audit_rejection(
-                Some(&peer),
-                format!("TOO_MANY_CONNECTIONS: {max} connections open (ipc.max_connections)"),
-            );
-            self.refuse(
-                stream,
-                ErrorCode::TooManyConnections,
-                &format!("the agent serves at most {max} connections"),
-            );
+            let (audit, answer) = if slot == limits::Slot::Full {
+                (
+                    format!("TOO_MANY_CONNECTIONS: {max} connections open (ipc.max_connections)"),
+                    format!("the agent serves at most {max} connections"),
+                )
+            } else {
+                (
+                    format!(
+                        "TOO_MANY_CONNECTIONS: {before} connections open; the last {reserved} of ipc.max_connections {max} are for administrators (ipc.admin_reserved_connections)"
+                    ),
+                    format!(
+                        "the agent serves at most {} connections of users other than administrators",
+                        max - reserved
+                    ),
+                )
+            };
+            tracing::warn!(max, reserved, peer = %peer.describe(), "connection refused: too many connections");
+            shared.audit_rejection(Some(&peer), audit);
+            self.refuse(stream, ErrorCode::TooManyConnections, &answer);
             return;
         }
         let per_uid = shared.config.ipc.max_connections_per_uid;

@@ -106,12 +106,15 @@ fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
+/// Opens (creating 0640) the log for appending, never through a symbolic link: a link planted
+/// at the path fails with ELOOP instead of leading the records elsewhere.
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
 }
 
@@ -439,7 +442,11 @@ fn read_tail(file: &mut File) -> std::io::Result<Vec<u8>> {
 fn previous_head(path: &Path) -> ChainHead {
     let mut backup = path.as_os_str().to_owned();
     backup.push(".1");
-    let Ok(mut f) = File::open(PathBuf::from(backup)) else {
+    let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(PathBuf::from(backup))
+    else {
         return ChainHead::default();
     };
     read_tail(&mut f)

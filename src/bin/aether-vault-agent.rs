@@ -14,7 +14,7 @@ use clap::Parser;
 #[command(name = "aether-vault-agent", version)]
 struct Args {
     /// Configuration file (default: VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml
-    /// for root or ~/.aether-vault/agent.yaml).
+    /// for root, not in development mode, or ~/.aether-vault/agent.yaml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Operating mode.

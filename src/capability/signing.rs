@@ -14,8 +14,8 @@
 //! holds at most [`VERIFIED_MEMO`] entries (about 4 MiB) and starts over when full.
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,6 +25,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::types::Capability;
+use crate::trust;
 
 /// File name of the key inside the state directory.
 pub const KEY_FILE: &str = "signing.key";
@@ -40,6 +41,9 @@ pub enum KeyError {
         /// Why.
         source: std::io::Error,
     },
+    /// The key file or its directory is not one the agent trusts.
+    #[error(transparent)]
+    File(#[from] trust::FileError),
     /// The key file is not what we wrote.
     #[error("signing key {path}: {reason}")]
     Invalid {
@@ -87,38 +91,13 @@ impl Signer {
     }
 
     /// Loads `state_dir/signing.key`, creating the directory (0700) and the key (0600) if absent.
+    /// Both must belong to the agent's user and be writable by no one else, and the key
+    /// readable by no one else; neither may be a symbolic link ([`crate::trust`]).
     pub fn load_or_create(state_dir: &Path) -> Result<Signer, KeyError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| KeyError::Io { path, source }
-        };
-        if !state_dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(state_dir)
-                .map_err(io(state_dir))?;
-        }
+        let owner = trust::Owner::agent(nix::unistd::geteuid().as_raw());
+        trust::private_dir(state_dir, "state directory", 0o700, owner)?;
         let path = state_dir.join(KEY_FILE);
-        match std::fs::metadata(&path) {
-            Ok(meta) => {
-                if meta.permissions().mode() & 0o077 != 0 {
-                    return Err(KeyError::Invalid {
-                        path,
-                        reason: format!(
-                            "mode {:04o} lets others read it; run chmod 600 on it",
-                            meta.permissions().mode() & 0o777
-                        ),
-                    });
-                }
-                let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let seed: [u8; 32] =
-                    bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {
-                        path: path.clone(),
-                        reason: format!("expected 32 bytes, found {}", bytes.len()),
-                    })?;
-                Ok(Signer::from_seed(seed))
-            }
+        match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| KeyError::Invalid {
@@ -129,7 +108,29 @@ impl Signer {
                 tracing::info!(path = %path.display(), "created a new signing key");
                 Ok(Signer::from_seed(seed))
             }
-            Err(e) => Err(KeyError::Io { path, source: e }),
+            _ => {
+                let mut file = trust::open(
+                    &path,
+                    "signing key",
+                    std::fs::OpenOptions::new().read(true),
+                    owner,
+                    trust::Secrecy::Private,
+                )?;
+                let mut bytes = Vec::with_capacity(33);
+                (&mut file)
+                    .take(33)
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| KeyError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let seed: [u8; 32] =
+                    bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {
+                        path: path.clone(),
+                        reason: format!("expected 32 bytes, found {}", file_len(&file)),
+                    })?;
+                Ok(Signer::from_seed(seed))
+            }
         }
     }
 
@@ -186,6 +187,10 @@ impl Signer {
             m.insert(memo);
         }
     }
+}
+
+fn file_len(f: &std::fs::File) -> u64 {
+    f.metadata().map(|m| m.len()).unwrap_or(0)
 }
 
 /// Writes a new key file: O_EXCL, 0600, synced, then the directory synced.
@@ -249,6 +254,7 @@ pub fn canonical_bytes(cap: &Capability, holder_uid: u32) -> Vec<u8> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
 
     fn cap() -> Capability {
         Capability {
@@ -337,6 +343,25 @@ mod tests {
             "the memo is bounded"
         );
         assert!(s.verify(&c, 1000), "a full memo starts over");
+    }
+
+    #[test]
+    fn a_key_behind_a_symlink_or_in_an_open_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        Signer::load_or_create(&real).unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(real.join(KEY_FILE), state.join(KEY_FILE)).unwrap();
+        let e = Signer::load_or_create(&state).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Signer::load_or_create(&real).unwrap_err().to_string();
+        assert!(
+            e.contains("state directory") && e.contains("chmod go-w"),
+            "{e}"
+        );
     }
 
     #[test]

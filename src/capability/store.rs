@@ -181,11 +181,14 @@ impl CapStore {
                 .create(state_dir)
                 .map_err(|e| err(format!("cannot create the state directory: {e}")))?;
         }
+        // Never through a symbolic link (the owner and mode are checked at start, with the
+        // state directory's: crate::trust::check_agent_files).
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| err(format!("cannot open: {e}")))?;
         let mut bytes = Vec::new();

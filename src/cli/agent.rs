@@ -13,7 +13,7 @@ use super::context::Context;
 use super::error::{CliError, Outcome};
 use super::output::{self, Format, KeyValues, human_nanos, human_seconds};
 use crate::client::ClientError;
-use crate::config::{self, DefaultPaths};
+use crate::config::{self, PathDefaults};
 use crate::daemon::{self, DaemonOptions};
 use crate::protocol::types::{ReloadResponse, StatusResponse, StopResponse};
 use crate::protocol::{ErrorCode, RequestType};
@@ -282,7 +282,7 @@ fn show_config(ctx: &mut Context<'_>, args: &ConfigArgs) -> Result<Outcome, CliE
     let loaded = config::load(
         ctx.config.as_deref(),
         &overrides,
-        &DefaultPaths::for_current_user(),
+        &PathDefaults::for_current_user(),
     )?;
     let file = loaded.file.as_ref().map(|f| f.display().to_string());
     if args.validate {

@@ -34,7 +34,8 @@ pub struct Cli {
     pub verbose: bool,
 
     /// Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else
-    /// /etc/aether-vault/agent.yaml for root or ~/.aether-vault/agent.yaml].
+    /// /etc/aether-vault/agent.yaml for root (not in development mode) or
+    /// ~/.aether-vault/agent.yaml].
     #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 

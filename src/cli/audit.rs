@@ -14,7 +14,7 @@ use super::output::{self, Format};
 use crate::audit::chain::{self, Verified};
 use crate::audit::evidence;
 use crate::audit::seal::{self, Seal};
-use crate::config::{self, DefaultPaths, Overrides};
+use crate::config::{self, Overrides, PathDefaults};
 
 /// Runs an `audit` subcommand.
 pub fn run(ctx: &mut Context<'_>, command: &AuditCommand) -> Result<Outcome, CliError> {
@@ -28,7 +28,7 @@ fn load_config(ctx: &Context<'_>) -> Result<config::AgentConfig, CliError> {
     Ok(config::load(
         ctx.config.as_deref(),
         &Overrides::default(),
-        &DefaultPaths::for_current_user(),
+        &PathDefaults::for_current_user(),
     )?
     .config)
 }

@@ -11,7 +11,7 @@ use super::context::Context;
 use super::error::{CliError, Outcome};
 use super::output::{self, KeyValues, columns};
 use crate::capability::GrantLimits;
-use crate::config::{self, DefaultPaths, LoadedConfig, Overrides};
+use crate::config::{self, LoadedConfig, Overrides, PathDefaults};
 use crate::policy::tester::{explain, resolve};
 use crate::policy::{Fallback, LoadOptions, LoadedPolicies, PolicySet, load_dir, load_file};
 use crate::protocol::RequestType;
@@ -32,7 +32,7 @@ fn local_config(ctx: &Context<'_>) -> Result<LoadedConfig, CliError> {
     Ok(config::load(
         ctx.config.as_deref(),
         &Overrides::default(),
-        &DefaultPaths::for_current_user(),
+        &PathDefaults::for_current_user(),
     )?)
 }
 

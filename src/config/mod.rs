@@ -3,7 +3,9 @@
 //! Layers, later ones winning: built-in defaults for the mode (development, standard, hardened:
 //! the upstream table) < YAML file (`--config`, `VAULT_AGENT_CONFIG_FILE`, else
 //! `/etc/aether-vault/agent.yaml` for root or `~/.aether-vault/agent.yaml`) < `VAULT_AGENT_*`
-//! environment variables < command-line flags. Key names are upstream's. An unknown key or a bad
+//! environment variables < command-line flags. Path defaults are per-user, except for root in
+//! standard and hardened mode ([`PathDefaults`]): development mode never uses system paths,
+//! nor searches the system's configuration file when the mode is given by flag or environment. Key names are upstream's. An unknown key or a bad
 //! value is an error that names the key and where it came from.
 //!
 //! Environment: `VAULT_AGENT_MODE`, `VAULT_AGENT_LOG_LEVEL`, `VAULT_AGENT_SOCKET_PATH`,
@@ -88,14 +90,14 @@ impl Overrides {
     }
 }
 
-/// Where the built-in path defaults point: system paths for root, `~/.aether-vault` otherwise.
+/// One set of built-in path defaults: the system's or one user's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultPaths {
     /// The agent socket.
     pub socket_path: PathBuf,
     /// The policy directory.
     pub policy_dir: PathBuf,
-    /// The state directory (signing key, later the registry).
+    /// The state directory (signing key, capability store, secrets).
     pub state_dir: PathBuf,
     /// The audit log.
     pub audit_file: PathBuf,
@@ -104,7 +106,7 @@ pub struct DefaultPaths {
 }
 
 impl DefaultPaths {
-    /// System-wide paths, used when the agent runs as root.
+    /// System-wide paths (root, standard and hardened mode).
     pub fn system() -> Self {
         DefaultPaths {
             socket_path: PathBuf::from("/run/aether-vault/agent.sock"),
@@ -126,13 +128,43 @@ impl DefaultPaths {
             config_file: base.join("agent.yaml"),
         }
     }
+}
 
-    /// The defaults for the current process: system paths for euid 0, else per-user.
+/// The path defaults a process chooses from: its user's always, the system's only for root,
+/// and those only in standard and hardened mode. Development mode never uses system paths,
+/// even as root: a trial run must not leave root-owned files where the packaged service (which
+/// runs as its own user) keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathDefaults {
+    /// Per-user paths.
+    pub user: DefaultPaths,
+    /// System paths, when the process may use them (euid 0).
+    pub system: Option<DefaultPaths>,
+}
+
+impl PathDefaults {
+    /// For the current process: per-user under [`home_dir`], and system paths if euid is 0.
     pub fn for_current_user() -> Self {
-        if nix::unistd::geteuid().is_root() {
-            DefaultPaths::system()
-        } else {
-            DefaultPaths::user(&home_dir())
+        PathDefaults {
+            user: DefaultPaths::user(&home_dir()),
+            system: nix::unistd::geteuid().is_root().then(DefaultPaths::system),
+        }
+    }
+
+    /// Per-user paths under `home` only.
+    pub fn user_only(home: &Path) -> Self {
+        PathDefaults {
+            user: DefaultPaths::user(home),
+            system: None,
+        }
+    }
+
+    /// The defaults of `mode`: system paths only in standard and hardened mode, and only when
+    /// there are any; per-user paths otherwise.
+    pub fn for_mode(&self, mode: Mode) -> &DefaultPaths {
+        match (&self.system, mode) {
+            (Some(system), Mode::Standard | Mode::Hardened) => system,
+            _ => &self.user,
         }
     }
 }
@@ -165,15 +197,28 @@ pub struct LoadedConfig {
 pub fn load(
     config_file: Option<&Path>,
     overrides: &Overrides,
-    paths: &DefaultPaths,
+    paths: &PathDefaults,
 ) -> Result<LoadedConfig, ConfigError> {
     let named = config_file
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("VAULT_AGENT_CONFIG_FILE").map(PathBuf::from));
+    // A mode given by flag or environment picks the default file: development mode does not
+    // read the system's, whose paths are the packaged service's.
+    let early_mode: Option<Mode> = Figment::new()
+        .merge(env_provider())
+        .merge(Named {
+            name: "command-line flags".into(),
+            value: overrides.to_value(),
+        })
+        .extract_inner("mode")
+        .ok();
+    let default_file = &paths
+        .for_mode(early_mode.unwrap_or(Mode::Standard))
+        .config_file;
     let file = match named {
         Some(p) if !p.exists() => return Err(ConfigError::MissingFile(p)),
         Some(p) => Some(p),
-        None if paths.config_file.exists() => Some(paths.config_file.clone()),
+        None if default_file.exists() => Some(default_file.clone()),
         None => None,
     };
 
@@ -193,7 +238,8 @@ pub fn load(
     };
     let figment = Figment::from(Named {
         name: format!("built-in defaults for {mode} mode"),
-        value: serde_json::to_value(AgentConfig::defaults(mode, paths)).unwrap_or_default(),
+        value: serde_json::to_value(AgentConfig::defaults(mode, paths.for_mode(mode)))
+            .unwrap_or_default(),
     })
     .merge(upper);
     let config: AgentConfig = figment.extract()?;

@@ -387,6 +387,16 @@ pub struct IpcConfig {
     /// Members of this group (besides root and the agent's own user) may use admin messages.
     #[serde(default)]
     pub admin_group: Option<String>,
+    /// Connections kept for administrators (root, the agent's user, `admin_group`): anyone else
+    /// is answered `TOO_MANY_CONNECTIONS` once `max_connections - admin_reserved_connections`
+    /// are open, so that no set of other users can lock the administrators out. Below
+    /// `max_connections`; 0 keeps none.
+    #[serde(default = "default_admin_reserved_connections")]
+    pub admin_reserved_connections: usize,
+}
+
+fn default_admin_reserved_connections() -> usize {
+    4
 }
 
 /// A file mode written in octal. Accepts a string (`"0666"`, `"666"`, `"0o666"`) or an integer
@@ -486,6 +496,7 @@ impl AgentConfig {
                 write_timeout: 10,
                 socket_mode: SocketMode(0o666),
                 admin_group: None,
+                admin_reserved_connections: default_admin_reserved_connections(),
             },
             secrets: SecretsConfig::default(),
             requests: RequestLimits::default(),
@@ -678,6 +689,15 @@ impl AgentConfig {
         }
         if self.ipc.max_connections == 0 {
             return fail("ipc.max_connections", "must be at least 1".into());
+        }
+        if self.ipc.admin_reserved_connections >= self.ipc.max_connections {
+            return fail(
+                "ipc.admin_reserved_connections",
+                format!(
+                    "{} is not below ipc.max_connections ({}): lower it (0 reserves none) or raise max_connections",
+                    self.ipc.admin_reserved_connections, self.ipc.max_connections
+                ),
+            );
         }
         if self.ipc.max_request_bytes < 1024 {
             return fail("ipc.max_request_bytes", "must be at least 1024".into());

@@ -5,8 +5,8 @@
 use super::*;
 use figment::Jail;
 
-fn paths(dir: &Path) -> DefaultPaths {
-    DefaultPaths::user(dir)
+fn paths(dir: &Path) -> PathDefaults {
+    PathDefaults::user_only(dir)
 }
 
 #[test]
@@ -82,11 +82,11 @@ fn file_then_env_then_flags() {
 fn config_file_env_var_and_default_path() {
     Jail::expect_with(|jail| {
         let p = paths(jail.directory());
-        std::fs::create_dir_all(p.config_file.parent().unwrap()).unwrap();
-        std::fs::write(&p.config_file, "log_level: error\n").unwrap();
+        std::fs::create_dir_all(p.user.config_file.parent().unwrap()).unwrap();
+        std::fs::write(&p.user.config_file, "log_level: error\n").unwrap();
         let l = load(None, &Overrides::default(), &p).unwrap();
         assert_eq!(l.config.log_level, "error");
-        assert_eq!(l.file.as_deref(), Some(p.config_file.as_path()));
+        assert_eq!(l.file.as_deref(), Some(p.user.config_file.as_path()));
         jail.create_file("other.yaml", "log_level: trace\n")?;
         jail.set_env(
             "VAULT_AGENT_CONFIG_FILE",
@@ -471,6 +471,110 @@ fn audit_seals_default_on_in_the_state_dir_and_stay_out_of_the_log_directory() {
             )
             .is_ok()
         );
+        Ok(())
+    });
+}
+
+/// Paths as root would have them, with a "system" set inside the jail standing in for the real
+/// one: its configuration file exists and sets a path.
+fn root_paths(dir: &Path) -> PathDefaults {
+    let mut system = DefaultPaths::user(&dir.join("system"));
+    system.config_file = dir.join("etc/agent.yaml");
+    PathDefaults {
+        user: DefaultPaths::user(&dir.join("home")),
+        system: Some(system),
+    }
+}
+
+#[test]
+fn development_mode_uses_per_user_paths_even_as_root() {
+    Jail::expect_with(|jail| {
+        let p = root_paths(jail.directory());
+        let system = p.system.clone().unwrap();
+        std::fs::create_dir_all(jail.directory().join("etc")).unwrap();
+        jail.create_file(
+            "etc/agent.yaml",
+            "audit:\n  log_file: /from/system/file.log\n",
+        )?;
+        let standard = load(None, &Overrides::default(), &p).unwrap();
+        assert_eq!(standard.file.as_deref(), Some(system.config_file.as_path()));
+        assert_eq!(standard.config.state_dir, system.state_dir);
+        assert_eq!(standard.config.socket_path, system.socket_path);
+        assert_eq!(
+            standard.config.audit.log_file,
+            PathBuf::from("/from/system/file.log")
+        );
+        let dev = Overrides {
+            mode: Some(Mode::Development),
+            ..Default::default()
+        };
+        for loaded in [load(None, &dev, &p).unwrap(), {
+            jail.set_env("VAULT_AGENT_MODE", "development");
+            let l = load(None, &Overrides::default(), &p).unwrap();
+            jail.clear_env();
+            l
+        }] {
+            let c = &loaded.config;
+            assert_eq!(loaded.file, None, "the system's file is not read");
+            assert_eq!(c.socket_path, p.user.socket_path);
+            assert_eq!(c.state_dir, p.user.state_dir);
+            assert_eq!(c.audit.log_file, p.user.audit_file);
+            assert_eq!(c.policy_engine.directory, p.user.policy_dir);
+        }
+        // A system file that itself says development: its own paths stand, the defaults of
+        // what it leaves out are per-user.
+        jail.create_file("etc/agent.yaml", "mode: development\n")?;
+        let c = load(None, &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.mode, Mode::Development);
+        assert_eq!(c.state_dir, p.user.state_dir);
+        let hardened = Overrides {
+            mode: Some(Mode::Hardened),
+            ..Default::default()
+        };
+        assert_eq!(
+            load(None, &hardened, &p).unwrap().config.state_dir,
+            system.state_dir
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_admin_reserve_defaults_to_four_and_stays_below_max_connections() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for mode in [Mode::Development, Mode::Standard, Mode::Hardened] {
+            let o = Overrides {
+                mode: Some(mode),
+                ..Default::default()
+            };
+            let c = load(None, &o, &p).unwrap().config;
+            assert_eq!(c.ipc.admin_reserved_connections, 4, "{mode}");
+        }
+        jail.create_file("r.yaml", "ipc:\n  max_connections: 4\n")?;
+        let e = load(
+            Some(&jail.directory().join("r.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ipc.admin_reserved_connections") && e.contains("not below"),
+            "{e}"
+        );
+        jail.create_file(
+            "r.yaml",
+            "ipc:\n  max_connections: 4\n  admin_reserved_connections: 3\n",
+        )?;
+        let c = load(
+            Some(&jail.directory().join("r.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.ipc.admin_reserved_connections, 3);
         Ok(())
     });
 }

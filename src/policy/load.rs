@@ -161,7 +161,8 @@ fn check_trusted(path: &Path, what: &str, opts: LoadOptions) -> Result<(), LoadE
     check_owner_mode(path, what, meta.uid(), meta.mode() & 0o7777, opts)
 }
 
-/// Refuses an owner other than root or the agent's user, and group or other write bits.
+/// Refuses an owner other than root or the agent's user, and group or other write bits (the
+/// rule every file the agent trusts follows: [`crate::trust::check_owner_mode`]).
 fn check_owner_mode(
     path: &Path,
     what: &str,
@@ -169,24 +170,10 @@ fn check_owner_mode(
     mode: u32,
     opts: LoadOptions,
 ) -> Result<(), LoadError> {
-    if owner != 0 && owner != opts.agent_uid {
-        return Err(LoadError::in_file(
-            path,
-            format!(
-                "refusing {what} owned by uid {owner}, which is neither root nor the agent's user (uid {}): its owner could grant anything",
-                opts.agent_uid
-            ),
-        ));
-    }
-    if mode & 0o022 != 0 {
-        return Err(LoadError::in_file(
-            path,
-            format!(
-                "refusing {what} writable by group or others (mode {mode:04o}); run chmod go-w on it"
-            ),
-        ));
-    }
-    Ok(())
+    let trusted = crate::trust::Owner::root_or_agent(opts.agent_uid);
+    let dir = what.ends_with("directory");
+    crate::trust::check_owner_mode(path, what, owner, mode, trusted, dir)
+        .map_err(|e| LoadError::in_file(path, format!("{what} {}", e.detail())))
 }
 
 /// How often a load is retried when the directory changes while it is read.

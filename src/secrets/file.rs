@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -65,18 +65,22 @@ pub fn load_key(
         }
     }
     let path = state_dir.join(KEY_FILE);
-    match std::fs::metadata(&path) {
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(bad(format!(
-                    "key file {} is readable by others; run chmod 600 on it",
-                    path.display()
-                )));
-            }
-            let bytes = Zeroizing::new(
-                std::fs::read(&path)
-                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?,
-            );
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => {
+            // Never through a symbolic link; the agent's own, writable and readable by no one
+            // else (crate::trust).
+            let owner = crate::trust::Owner::agent(nix::unistd::geteuid().as_raw());
+            let file = crate::trust::open(
+                &path,
+                "secrets key",
+                std::fs::OpenOptions::new().read(true),
+                owner,
+                crate::trust::Secrecy::Private,
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            let mut bytes = Zeroizing::new(Vec::new());
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, 1024), &mut bytes)
+                .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
             Ok((
                 parse_key(&bytes).map_err(|m| bad(format!("key file {}: {m}", path.display())))?,
                 KeySource::KeyFile(path),
@@ -406,6 +410,7 @@ impl SecretBackend for FileBackend {
 mod tests {
     use super::*;
     use crate::secrets::SecretString;
+    use std::os::unix::fs::PermissionsExt;
 
     fn data(pairs: &[(&str, &str)]) -> SecretMap {
         pairs

@@ -1,9 +1,10 @@
 //! The listening socket: bound by the agent itself, or inherited from systemd socket activation.
 //!
-//! Binding: the parent directory is created (0755), a stale socket file is replaced only when
-//! nothing answers on it (a live agent is never displaced), and the socket gets
-//! `ipc.socket_mode` (0666 by default: access is decided by kernel-verified identity, not by
-//! file mode). On exit the agent removes the socket file only if it bound it itself and the
+//! Binding: the parent directory is created (0755) and must be writable by no other user
+//! (a root-owned sticky directory such as `/tmp` is accepted), a stale socket file is replaced
+//! only when nothing answers on it (a live agent is never displaced), and the socket is created
+//! with `ipc.socket_mode` (0666 by default: access is decided by kernel-verified identity, not
+//! by file mode) — never changed by path afterwards, which could follow a link swapped in. On exit the agent removes the socket file only if it bound it itself and the
 //! path still names that very socket (same device and inode).
 //!
 //! Activation: `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` are read and unset by
@@ -13,7 +14,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,9 @@ use nix::sys::socket::{getsockopt, sockopt};
 /// Why no listening socket could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
+    /// The socket's directory is one another user could write.
+    #[error(transparent)]
+    Untrusted(#[from] crate::trust::FileError),
     /// Another agent answers on the path.
     #[error("another agent is already listening on {0}")]
     AlreadyRunning(PathBuf),
@@ -99,20 +103,27 @@ impl Origin {
 }
 
 /// Binds `path` with `mode`, replacing a stale socket file only when nothing answers on it.
+///
+/// The socket's directory must be one that no other user can write (or root's and sticky):
+/// [`crate::trust::socket_dir`]. The socket file has `mode` from the moment it exists
+/// ([`bind_with_mode`]); nothing changes it by path afterwards.
 pub fn bind(path: &Path, mode: u32) -> Result<AgentListener, SocketError> {
     let err = |source: io::Error| SocketError::Bind {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(parent)
-                .map_err(err)?;
-        }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(err)?;
     }
+    crate::trust::socket_dir(parent, nix::unistd::geteuid().as_raw())?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => return Err(SocketError::AlreadyRunning(path.to_path_buf())),
@@ -133,8 +144,7 @@ pub fn bind(path: &Path, mode: u32) -> Result<AgentListener, SocketError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    let listener = bind_with_mode(path, mode).map_err(err)?;
     listener.set_nonblocking(true).map_err(err)?;
     let meta = std::fs::symlink_metadata(path).map_err(err)?;
     Ok(AgentListener {
@@ -144,6 +154,45 @@ pub fn bind(path: &Path, mode: u32) -> Result<AgentListener, SocketError> {
             dev: meta.dev(),
             ino: meta.ino(),
         },
+    })
+}
+
+/// A listening Unix socket bound at `path` whose file has exactly `mode` when `bind` creates
+/// it: Linux gives the new file the mode of the unbound socket (set with `fchmod`) less the
+/// umask, and `bind` runs with umask 0. The umask is changed in a thread of its own that first
+/// detaches its umask from the process's (`unshare(CLONE_FS)`), so no other thread ever sees
+/// it; only where that is not allowed (a seccomp filter) is the process's umask cleared for
+/// the `bind` — the daemon binds before it starts any other thread.
+fn bind_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use nix::sys::stat::Mode;
+    let bind = || -> io::Result<UnixListener> {
+        // SAFETY: unshare(CLONE_FS) gives this thread its own copy of the working directory,
+        // root and umask; it touches nothing else.
+        let own_umask = unsafe { libc::unshare(libc::CLONE_FS) } == 0;
+        if !own_umask {
+            tracing::debug!("unshare(CLONE_FS) refused; clearing the process umask to bind");
+        }
+        let fd = nix::sys::socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode & 0o777))?;
+        let addr = UnixAddr::new(path)?;
+        let old = nix::sys::stat::umask(Mode::empty());
+        let bound = nix::sys::socket::bind(fd.as_raw_fd(), &addr);
+        nix::sys::stat::umask(old);
+        bound?;
+        nix::sys::socket::listen(&fd, Backlog::MAXCONN)?;
+        Ok(UnixListener::from(fd))
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(bind)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread binding the socket panicked")))
     })
 }
 
@@ -207,6 +256,7 @@ fn check_listening_unix_stream(listener: &UnixListener) -> Result<(), SocketErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn binds_with_mode_and_creates_parent() {
@@ -219,6 +269,49 @@ mod tests {
         assert_eq!(parent.permissions().mode() & 0o777, 0o755);
         l.cleanup();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_mode_is_exact_whatever_the_umask_and_the_process_umask_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o600, 0o660, 0o666] {
+            let path = dir.path().join(format!("{mode:o}.sock"));
+            let l = bind(&path, mode).unwrap();
+            let got = std::fs::symlink_metadata(&path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(got, mode, "{mode:o}");
+            l.cleanup();
+        }
+        let umask = || {
+            std::fs::read_to_string("/proc/thread-self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
+        };
+        let before = umask();
+        let path = dir.path().join("again.sock");
+        bind(&path, 0o666).unwrap().cleanup();
+        assert_eq!(umask(), before, "binding left this thread's umask alone");
+    }
+
+    #[test]
+    fn a_socket_directory_others_can_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = open.join("agent.sock");
+        let e = bind(&path, 0o666).unwrap_err();
+        assert!(matches!(e, SocketError::Untrusted(_)), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&*open.display().to_string()) && text.contains("chmod go-w"),
+            "{text}"
+        );
+        assert!(!path.exists(), "nothing was bound");
     }
 
     #[test]

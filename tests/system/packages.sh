@@ -9,7 +9,8 @@
 #  4. changes the policy and runs `systemctl reload`: the new policy is in force on return;
 #  5. `journalctl -u aether-vault-agent -o json` carries the structured AV_* fields;
 #  6. with WatchdogSec=2s in a runtime drop-in, SIGSTOPs the agent: systemd restarts it and a
-#     capability granted before is still valid;
+#     capability granted before is still valid; a root-owned state file is refused with the
+#     file and the fix in the journal;
 #  7. `systemd-analyze security` scores 1.5 or lower; `systemd-analyze verify` on the units;
 #  8. `systemctl stop` ends it cleanly (exit 0, audit chain intact); `dpkg --purge` leaves no
 #     file of ours behind;
@@ -264,6 +265,31 @@ new=$(show $svc MainPID)
 [[ $(show $sock ActiveState) == active ]] || fail "socket not active after upgrade"
 as_nobody capability validate "$cap" >/dev/null || fail "capability $cap invalid after the upgrade"
 ok "upgrade restarted the agent (pid $main -> $new); $cap still valid"
+
+step "6c. a state file left by root: the service refuses it, naming it and the fix in the journal"
+# What a run as root in /var/lib/aether-vault used to leave behind (StateDirectory= does not
+# fix it: systemd re-owns the tree only when the directory itself has the wrong owner).
+in1 systemctl stop $svc
+in1 chown root:root /var/lib/aether-vault/capabilities.log
+in1 systemctl start $svc >/dev/null 2>&1 || true
+refused=
+for _ in $(seq 1 50); do
+	refused=$(in1 journalctl --no-pager -u $svc -o json |
+		jq -c 'select(.MESSAGE_ID == "d2f268b47433441c88c4bd2c2317e9f9")' | tail -1)
+	[[ -n $refused ]] && break
+	sleep 0.2
+done
+[[ -n $refused ]] || fail "no journal entry with the refused-file MESSAGE_ID"
+jq -e '.AV_FILE == "/var/lib/aether-vault/capabilities.log"
+	and .AV_FIX == "chown -R aether-vault: /var/lib/aether-vault" and .PRIORITY == "3"' \
+	<<<"$refused" >/dev/null || fail "refused-file entry: $refused"
+[[ $(show $svc ActiveState) != active ]] || fail "the service runs with a root-owned state file"
+in1 systemctl stop $svc $sock
+in1 chown aether-vault:aether-vault /var/lib/aether-vault/capabilities.log
+in1 systemctl reset-failed $svc $sock
+in1 systemctl start $sock
+as_nobody capability validate "$cap" >/dev/null || fail "$cap invalid once the owner was fixed"
+ok "refused with AV_FILE and AV_FIX in the journal; after the chown it starts and $cap is valid"
 
 # --- 7. hardening -------------------------------------------------------------------------
 step "7. systemd-analyze security and verify"
