@@ -443,7 +443,8 @@ fn leftover_fix(mut e: FileError, dir: &Path, agent_uid: u32) -> FileError {
 
 /// Checks the agent's own files before it opens any (at start): the state directory (created
 /// 0700 if missing), the signing key, the capability store, the secrets key and store, the
-/// audit log's directory (created 0750 if missing), the audit log and its rotated files. Each
+/// audit log's directory (created 0750 if missing), the audit log, its rotated files and the
+/// audit seal file. Each
 /// must belong to the agent's user, be writable by no one else and not be a symbolic link.
 /// The policy directory is checked by the policy loader, where root may own it.
 pub fn check_agent_files(config: &AgentConfig, agent_uid: u32) -> Result<(), FileError> {
@@ -480,16 +481,24 @@ pub fn check_agent_files(config: &AgentConfig, agent_uid: u32) -> Result<(), Fil
         let log_dir = log.parent().unwrap_or(Path::new("."));
         existing_file(log, "audit log", owner, Secrecy::Readable)
             .map_err(|e| leftover_fix(e, log_dir, agent_uid))?;
-        for n in 1..=config.audit.max_backup_files.max(1) {
+        // Rotated files: the count kept, and any kept past it (audit.min_retention_days).
+        for n in 1u64.. {
             let mut rotated = log.as_os_str().to_owned();
             rotated.push(format!(".{n}"));
-            existing_file(
-                Path::new(&rotated),
-                "rotated audit log",
-                owner,
-                Secrecy::Readable,
-            )
-            .map_err(|e| leftover_fix(e, log_dir, agent_uid))?;
+            let rotated = Path::new(&rotated);
+            if n > u64::from(config.audit.max_backup_files.max(1))
+                && std::fs::symlink_metadata(rotated).is_err()
+            {
+                break;
+            }
+            existing_file(rotated, "rotated audit log", owner, Secrecy::Readable)
+                .map_err(|e| leftover_fix(e, log_dir, agent_uid))?;
+        }
+        if config.audit.seal {
+            let seals = config.audit.seal_path(state);
+            existing_file(&seals, "audit seal file", owner, Secrecy::Private).map_err(|e| {
+                leftover_fix(e, seals.parent().unwrap_or(Path::new(".")), agent_uid)
+            })?;
         }
     }
     Ok(())
