@@ -152,21 +152,27 @@ pub fn is_canonical(text: &str) -> bool {
     true
 }
 
-/// Checks a resource as a request names it (a capability request, a policy test): canonical,
-/// at most [`MAX_RESOURCE_LEN`] bytes. It may hold pattern characters (a request for a set).
-pub fn check_request_resource(text: &str) -> Result<(), ResourceError> {
-    const WHAT: &str = "resource";
+/// Refuses an empty `text`, or one longer than [`MAX_RESOURCE_LEN`] bytes.
+fn sized(what: &'static str, text: &str) -> Result<(), ResourceError> {
     if text.is_empty() {
-        return Err(refused(WHAT, text, "is empty".into(), None));
+        return Err(refused(what, text, "is empty".into(), None));
     }
     if text.len() > MAX_RESOURCE_LEN {
         return Err(refused(
-            WHAT,
+            what,
             text,
             format!("is longer than {MAX_RESOURCE_LEN} bytes"),
             None,
         ));
     }
+    Ok(())
+}
+
+/// Checks a resource as a request names it (a capability request, a policy test): canonical,
+/// at most [`MAX_RESOURCE_LEN`] bytes. It may hold pattern characters (a request for a set).
+pub fn check_request_resource(text: &str) -> Result<(), ResourceError> {
+    const WHAT: &str = "resource";
+    sized(WHAT, text)?;
     if is_canonical(text) {
         return Ok(());
     }
@@ -193,17 +199,7 @@ pub fn check_request_resource(text: &str) -> Result<(), ResourceError> {
 pub fn check_pattern(text: &str) -> Result<(), ResourceError> {
     const WHAT: &str = "resource pattern";
     let suggest = || canonicalize(text).ok().filter(|c| c != text);
-    if text.is_empty() {
-        return Err(refused(WHAT, text, "is empty".into(), None));
-    }
-    if text.len() > MAX_RESOURCE_LEN {
-        return Err(refused(
-            WHAT,
-            text,
-            format!("is longer than {MAX_RESOURCE_LEN} bytes"),
-            None,
-        ));
-    }
+    sized(WHAT, text)?;
     if let Some(c) = text.chars().find(|c| c.is_control()) {
         return Err(refused(
             WHAT,

@@ -370,6 +370,24 @@ s.sendall(sys.argv[3].encode() + b"\n")
 sys.stdout.buffer.write(s.makefile("rb").readline())
 "#;
 
+/// Starts [`CONNECT_AND_EXIT`] as uid 65534: it connects to `agent`, hands the socket to a
+/// child and exits; the child sends `request` once `go` exists and prints the answer.
+fn connect_and_exit(agent: &Agent, go: &std::path::Path, request: &Value) -> std::process::Child {
+    Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".into(),
+        ])
+        .args(["/usr/bin/python3", "-c", CONNECT_AND_EXIT])
+        .arg(&agent.socket)
+        .arg(go)
+        .arg(request.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A client that connects and exits at once left the agent with only its uid and gid: a deny
 /// on `exe:` no longer matched, and the allow on `uid:` granted.
 #[test]
@@ -551,19 +569,7 @@ fn a_deny_on_the_unit_applies_to_a_client_whose_process_has_exited_unreaped() {
     let plain = ask(&agent, NOBODY, "svc:/x", &["read"]);
     let go = agent.dir.path().join("go");
     agent.signal(Signal::SIGSTOP);
-    let mut child = Command::new("setpriv")
-        .args([
-            format!("--reuid={NOBODY}"),
-            format!("--regid={NOBODY}"),
-            "--clear-groups".into(),
-        ])
-        .args(["/usr/bin/python3", "-c", CONNECT_AND_EXIT])
-        .arg(&agent.socket)
-        .arg(&go)
-        .arg(request("svc:/x", &["read"]).to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = connect_and_exit(&agent, &go, &request("svc:/x", &["read"]));
     // Wait until the connecting process is a zombie, without reaping it.
     let stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
