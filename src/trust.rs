@@ -270,6 +270,30 @@ fn check_private(path: &Path, what: &str, meta: &Metadata) -> Result<(), FileErr
     Ok(())
 }
 
+/// A trusted file's metadata: a regular file whose owner and mode pass the rule (and, when
+/// private, that no one else may read).
+fn check_file(
+    path: &Path,
+    what: &str,
+    meta: &std::fs::Metadata,
+    owner: Owner,
+    secrecy: Secrecy,
+) -> Result<(), FileError> {
+    if !meta.is_file() {
+        return Err(FileError::new(
+            path,
+            what,
+            "refused: not a regular file".into(),
+            None,
+        ));
+    }
+    check_meta(path, what, meta, owner)?;
+    if secrecy == Secrecy::Private {
+        check_private(path, what, meta)?;
+    }
+    Ok(())
+}
+
 /// Opens a trusted file with `options`, never through a symbolic link (`O_NOFOLLOW`), and
 /// only if what was opened is a regular file whose owner and mode pass the rule (checked on
 /// the open file, so nothing can be swapped in between).
@@ -287,18 +311,7 @@ pub fn open(
     let meta = file
         .metadata()
         .map_err(|e| FileError::new(path, what, format!("cannot stat it: {e}"), None))?;
-    if !meta.is_file() {
-        return Err(FileError::new(
-            path,
-            what,
-            "refused: not a regular file".into(),
-            None,
-        ));
-    }
-    check_meta(path, what, &meta, owner)?;
-    if secrecy == Secrecy::Private {
-        check_private(path, what, &meta)?;
-    }
+    check_file(path, what, &meta, owner, secrecy)?;
     Ok(file)
 }
 
@@ -318,18 +331,7 @@ pub fn existing_file(
     if meta.file_type().is_symlink() {
         return Err(symlink_refused(path, what));
     }
-    if !meta.is_file() {
-        return Err(FileError::new(
-            path,
-            what,
-            "refused: not a regular file".into(),
-            None,
-        ));
-    }
-    check_meta(path, what, &meta, owner)?;
-    if secrecy == Secrecy::Private {
-        check_private(path, what, &meta)?;
-    }
+    check_file(path, what, &meta, owner, secrecy)?;
     Ok(())
 }
 
