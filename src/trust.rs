@@ -287,11 +287,11 @@ fn check_file(
             None,
         ));
     }
-    check_meta(path, what, meta, owner)?;
+    // A private file that others may read or write is told the one mode that fixes both.
     if secrecy == Secrecy::Private {
         check_private(path, what, meta)?;
     }
-    Ok(())
+    check_meta(path, what, meta, owner)
 }
 
 /// Opens a trusted file with `options`, never through a symbolic link (`O_NOFOLLOW`), and

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -94,9 +94,10 @@ impl Sealer {
     /// Opens (creating 0600, its directory 0700) the seal file at `path` for the log `log`,
     /// which the agent rotates itself when `rotates` (else logrotate's job; which rotated files
     /// the agent keeps is decided at each rotation, see [`Sealer::rotating`]).
-    /// Refuses a seal file in the log's directory, a symlink, and a file that is not the
-    /// agent's or root's or that others can write. (A directory below the log's, like the
-    /// per-user layout's `~/.aether-vault/state`, is only as safe as the log's directory.)
+    /// Refuses a seal file in the log's directory, and (through [`crate::trust::open`]) a
+    /// symlink or a file not the agent's or that others can read or write. (A directory below
+    /// the log's, like the per-user layout's `~/.aether-vault/state`, is only as safe as the
+    /// log's directory.)
     pub fn open(
         path: &Path,
         log: &Path,
@@ -129,43 +130,20 @@ impl Sealer {
                 .create(dir)
                 .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => fail("it is a symbolic link, which is refused".into()),
-                Some(libc::EACCES) => fail(format!(
-                    "cannot open: {e}; it must belong to the agent's user: run chown {} {}",
-                    nix::unistd::geteuid(),
-                    path.display()
-                )),
-                _ => fail(format!("cannot open: {e}")),
-            })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| fail(format!("cannot stat: {e}")))?;
-        let me = nix::unistd::geteuid().as_raw();
-        if !meta.file_type().is_file() {
-            return Err(fail("not a regular file".into()));
-        }
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(fail(format!(
-                "owned by uid {}, not by the agent's user (uid {me}) or root; run chown {me} {}",
-                meta.uid(),
-                path.display()
-            )));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(fail(format!(
-                "mode {:04o} lets others write it; run chmod 600 {}",
-                meta.mode() & 0o777,
-                path.display()
-            )));
-        }
+        // The shared rule for the agent's files: never through a symbolic link, a regular file
+        // of the agent's user that no one else may read or write.
+        let mut file = crate::trust::open(
+            path,
+            "audit seal file",
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .mode(0o600),
+            crate::trust::Owner::agent(nix::unistd::geteuid().as_raw()),
+            crate::trust::Secrecy::Private,
+        )
+        .map_err(|e| fail(e.to_string()))?;
         let log = log_identity(log);
         let key = signer.public_key();
         let tail =
