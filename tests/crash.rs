@@ -118,9 +118,11 @@ fn sigkill_with_periodic_audit_sync_loses_nothing_that_was_acknowledged() {
 fn crash_rounds(extra_config: &str) {
     // No configured cap on uses, so each capability's own limit (100000) is the one in force.
     let mut agent = Agent::builder()
-        // Per-uid limits are hostile.rs's subject; here one uid grants as fast as it can.
+        // Per-uid limits are hostile.rs's and exhaustion.rs's subject; here one uid grants as
+        // fast as it can, and every capability it revoked stays listable (the retention quota
+        // would otherwise forget the oldest revoked ones, by design, once there are 1000).
         .config(&format!(
-            "capability_engine:\n  max_uses: 0\n  max_active_per_uid: 0\nipc:\n  rate_limit_per_uid: 0\n{extra_config}"
+            "capability_engine:\n  max_uses: 0\n  max_active_per_uid: 0\n  max_retained_per_uid: 1000000\nipc:\n  rate_limit_per_uid: 0\n{extra_config}"
         ))
         .start();
     let known: Arc<Mutex<HashMap<String, Known>>> = Arc::new(Mutex::new(HashMap::new()));
