@@ -1,0 +1,154 @@
+//! Getting and keeping the Vault token: read from a file, or got by a login, renewed once two
+//! thirds of its lease have passed.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use super::answers::AuthAnswer;
+use super::http::{parse, vault_errors};
+use super::{
+    TokenState, VaultAuth, VaultBackend, encode_path, header_safe, lock, read_secret_file,
+};
+use crate::secrets::SecretError;
+
+impl VaultBackend {
+    /// The token to use now: read, logged in for, or renewed as needed.
+    pub(super) fn token(&self) -> Result<Zeroizing<String>, SecretError> {
+        let mut st = lock(&self.token);
+        match &self.auth {
+            VaultAuth::TokenFile(path) => {
+                if st.token.is_none() {
+                    st.token = Some(read_secret_file(path, "vault token")?);
+                    st.obtained = Instant::now();
+                }
+            }
+            VaultAuth::AppRole { .. } => {
+                if st.token.is_none() {
+                    self.login(&mut st)?;
+                } else if !st.lease.is_zero() {
+                    let elapsed = st.obtained.elapsed();
+                    // Two thirds of the lease; no multiplication, so no overflow on any lease.
+                    let renew_at = st.lease - st.lease / 3;
+                    if elapsed >= st.lease || (elapsed > renew_at && !st.renewable) {
+                        self.login(&mut st)?;
+                    } else if elapsed > renew_at {
+                        if let Err(e) = self.renew(&mut st) {
+                            warn!(error = %e, "renewing the vault token failed; logging in again");
+                            self.login(&mut st)?;
+                        }
+                    }
+                }
+            }
+        }
+        st.token
+            .clone()
+            .ok_or_else(|| SecretError::Unavailable("no vault token".into()))
+    }
+
+    /// After a 403 with `used`: gets a new token, unless another thread already did.
+    pub(super) fn reauth(&self, used: &str) -> Result<(), SecretError> {
+        let mut st = lock(&self.token);
+        if st.token.as_deref().is_some_and(|t| t.as_str() != used) {
+            return Ok(());
+        }
+        match &self.auth {
+            VaultAuth::TokenFile(path) => {
+                st.token = Some(read_secret_file(path, "vault token")?);
+                st.obtained = Instant::now();
+                Ok(())
+            }
+            VaultAuth::AppRole { .. } => self.login(&mut st),
+        }
+    }
+
+    /// AppRole login; on success the new token and its lease are in `st`.
+    pub(super) fn login(&self, st: &mut TokenState) -> Result<(), SecretError> {
+        let VaultAuth::AppRole {
+            role_id,
+            secret_id_file,
+            mount,
+        } = &self.auth
+        else {
+            return Err(SecretError::Unavailable("no AppRole configured".into()));
+        };
+        st.token = None;
+        let secret_id = read_secret_file(secret_id_file, "AppRole secret id")?;
+        #[derive(Serialize)]
+        struct Login<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        let body = Zeroizing::new(
+            serde_json::to_string(&Login {
+                role_id,
+                secret_id: &secret_id,
+            })
+            .map_err(|_| SecretError::Invalid("cannot encode the AppRole login".into()))?,
+        );
+        let mount = encode_path(mount.trim_matches('/'));
+        let url = format!("{}/auth/{mount}/login", self.api);
+        let started = Instant::now();
+        let (status, text) = self.send("POST", &url, None, Some(&body), true)?;
+        if !(200..300).contains(&status) {
+            let said = vault_errors(&text, &[secret_id.as_str(), role_id.as_str()]);
+            return Err(SecretError::Unavailable(format!(
+                "AppRole login at auth/{mount} failed ({status}){said}"
+            )));
+        }
+        let auth = parse::<AuthAnswer>(&text, "the AppRole login")?
+            .auth
+            .ok_or_else(|| {
+                SecretError::Unavailable("vault's AppRole login answer has no auth".into())
+            })?;
+        if !header_safe(&auth.client_token) {
+            return Err(SecretError::Unavailable(
+                "vault's AppRole login answer has no usable token".into(),
+            ));
+        }
+        info!(
+            lease_seconds = auth.lease_duration,
+            renewable = auth.renewable,
+            "logged in to vault with AppRole"
+        );
+        st.token = Some(auth.client_token);
+        st.obtained = started;
+        st.lease = Duration::from_secs(auth.lease_duration);
+        st.renewable = auth.renewable;
+        Ok(())
+    }
+
+    /// `POST /v1/auth/token/renew-self`; a lease cut short (the token's max TTL) is not renewed
+    /// again: the next renewal point logs in instead.
+    pub(super) fn renew(&self, st: &mut TokenState) -> Result<(), SecretError> {
+        let Some(token) = st.token.clone() else {
+            return Err(SecretError::Unavailable("no token to renew".into()));
+        };
+        let url = format!("{}/auth/token/renew-self", self.api);
+        let started = Instant::now();
+        let (status, text) = self.send("POST", &url, Some(&token), Some("{}"), true)?;
+        if !(200..300).contains(&status) {
+            let said = vault_errors(&text, &[token.as_str()]);
+            return Err(SecretError::Unavailable(format!(
+                "token renewal failed ({status}){said}"
+            )));
+        }
+        let auth = parse::<AuthAnswer>(&text, "the token renewal")?
+            .auth
+            .ok_or_else(|| SecretError::Unavailable("vault's renewal answer has no auth".into()))?;
+        let lease = Duration::from_secs(auth.lease_duration);
+        if header_safe(&auth.client_token) {
+            st.token = Some(auth.client_token);
+        }
+        debug!(
+            lease_seconds = auth.lease_duration,
+            "renewed the vault token"
+        );
+        st.renewable = auth.renewable && lease >= st.lease;
+        st.lease = lease;
+        st.obtained = started;
+        Ok(())
+    }
+}

@@ -1,0 +1,1365 @@
+//! The backend against a stand-in Vault, for what a real server cannot be made to do.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::secrets::SecretString;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const SECRET: &str = "s3cr3t-VALUE-do-not-leak";
+const ROLE_ID: &str = "db02de05-fa39-4855-059b-67221c5c2f63";
+const SECRET_ID: &str = "6a174c20-f6de-a53c-74d2-6018fcceff64";
+const TOKEN_PREFIX: &str = "hvs.CAESIFAKE";
+
+// ---- A fake Vault, written from Vault's HTTP API documentation --------------------------
+//
+// KV v2 mounted at `secret/`, KV v1 at `kv/`, AppRole at `auth/approle/`. Answers carry
+// the JSON bodies the API docs show. It checks X-Vault-Request, X-Vault-Namespace (when
+// told to expect one) and X-Vault-Token, and can be told to answer 503 (sealed), to refuse
+// every token (403), to forget the tokens it issued (expiry), or to hang.
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    /// Decoded path.
+    path: String,
+    /// The path as sent.
+    raw_path: String,
+    query: String,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+struct Stored {
+    version: u64,
+    created_time: String,
+    data: Value,
+}
+
+#[derive(Default)]
+struct State {
+    namespace: Option<String>,
+    lease: u64,
+    renewable: bool,
+    tokens: HashSet<String>,
+    issued: u32,
+    logins: u32,
+    renewals: u32,
+    fail_renew: bool,
+    deny_all: bool,
+    force: Option<u16>,
+    hang: bool,
+    echo_on_write: bool,
+    kv2: BTreeMap<String, Vec<Stored>>,
+    kv1: BTreeMap<String, Value>,
+    seen: Vec<Seen>,
+}
+
+struct FakeVault {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeVault {
+    fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(State {
+            lease: 3600,
+            renewable: true,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let is_tls = tls.is_some();
+        let thread = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut tcp) = conn else { continue };
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                    match &tls {
+                        None => serve(&mut tcp, &state),
+                        Some(cfg) => {
+                            let Ok(conn) = rustls::ServerConnection::new(cfg.clone()) else {
+                                continue;
+                            };
+                            let mut stream = rustls::StreamOwned::new(conn, tcp);
+                            serve(&mut stream, &state);
+                            stream.conn.send_close_notify();
+                            let _ = stream.flush();
+                        }
+                    }
+                }
+            })
+        };
+        FakeVault {
+            addr,
+            tls: is_tls,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// (logins, renewals).
+    fn counts(&self) -> (u32, u32) {
+        let st = self.state();
+        (st.logins, st.renewals)
+    }
+
+    fn count(&self, method: &str, path: &str) -> usize {
+        self.state()
+            .seen
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+}
+
+impl Drop for FakeVault {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve<S: Read + Write>(stream: &mut S, state: &Mutex<State>) {
+    let Some(req) = read_request(stream) else {
+        return;
+    };
+    if lock(state).hang {
+        std::thread::sleep(Duration::from_millis(1500));
+        return;
+    }
+    let (status, body) = handle(&mut lock(state), req);
+    let reason = match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        503 => "Service Unavailable",
+        _ => "Other",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+}
+
+fn read_request<S: Read>(stream: &mut S) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let target = first.next()?.to_string();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let (raw_path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.clone(), String::new()),
+    };
+    Some(Seen {
+        method,
+        path: decode(&raw_path),
+        raw_path,
+        query,
+        headers,
+        body: String::from_utf8(body).ok()?,
+    })
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn errors(msgs: &[&str]) -> String {
+    json!({ "errors": msgs }).to_string()
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn auth_answer(token: &str, st: &State) -> String {
+    json!({
+        "request_id": "1f5a5c5e-4b0b-4b0a-9f5d-0f5e0c2c2b1a",
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": null,
+        "wrap_info": null,
+        "warnings": null,
+        "auth": {
+            "renewable": st.renewable,
+            "lease_duration": st.lease,
+            "metadata": { "role_name": "agent" },
+            "policies": ["default", "agent"],
+            "token_policies": ["default", "agent"],
+            "accessor": "fd6c9a00-d2dc-3b11-0be5-af7ae0e1d374",
+            "client_token": token,
+        }
+    })
+    .to_string()
+}
+
+fn list_keys<'a>(names: impl Iterator<Item = &'a String>, prefix: &str) -> (u16, String) {
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    let mut keys = BTreeSet::new();
+    for name in names {
+        if let Some(rest) = name.strip_prefix(&prefix) {
+            keys.insert(match rest.split_once('/') {
+                Some((dir, _)) => format!("{dir}/"),
+                None => rest.to_string(),
+            });
+        }
+    }
+    if keys.is_empty() {
+        return (404, errors(&[]));
+    }
+    (200, json!({ "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0, "data": { "keys": keys }, "wrap_info": null, "warnings": null, "auth": null }).to_string())
+}
+
+fn handle(st: &mut State, req: Seen) -> (u16, String) {
+    st.seen.push(req.clone());
+    if let Some(code) = st.force {
+        return (
+            code,
+            errors(&[if code == 503 {
+                "Vault is sealed"
+            } else {
+                "internal error"
+            }]),
+        );
+    }
+    let Some(p) = req.path.strip_prefix("/v1/") else {
+        return (404, errors(&[]));
+    };
+    let method = req.method.as_str();
+    if method == "GET" && p == "sys/health" {
+        return (
+            200,
+            json!({ "initialized": true, "sealed": false, "standby": false, "version": "1.15.0" })
+                .to_string(),
+        );
+    }
+    if req.header("x-vault-request") != Some("true") {
+        return (400, errors(&["missing X-Vault-Request header"]));
+    }
+    if let Some(ns) = &st.namespace {
+        if req.header("x-vault-namespace") != Some(ns.as_str()) {
+            return (403, errors(&["permission denied"]));
+        }
+    }
+    if method == "POST" && p == "auth/approle/login" {
+        let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+        if body["role_id"] != ROLE_ID || body["secret_id"] != SECRET_ID {
+            return (400, errors(&["invalid role or secret ID"]));
+        }
+        st.logins += 1;
+        st.issued += 1;
+        let token = format!("{TOKEN_PREFIX}{:04}", st.issued);
+        st.tokens.insert(token.clone());
+        return (200, auth_answer(&token, st));
+    }
+    let token = req.header("x-vault-token").unwrap_or_default().to_string();
+    if st.deny_all || !st.tokens.contains(&token) {
+        return (403, errors(&["permission denied"]));
+    }
+    if method == "POST" && p == "auth/token/renew-self" {
+        if st.fail_renew {
+            return (403, errors(&["permission denied"]));
+        }
+        st.renewals += 1;
+        return (200, auth_answer(&token, st));
+    }
+    if let Some(path) = p.strip_prefix("secret/data/") {
+        return match method {
+            "GET" => {
+                let wanted = req
+                    .query
+                    .strip_prefix("version=")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|v| *v > 0);
+                let versions = st.kv2.get(path);
+                let found = versions.and_then(|vs| match wanted {
+                    Some(w) => vs.iter().find(|v| v.version == w),
+                    None => vs.last(),
+                });
+                match found {
+                    None => (404, errors(&[])),
+                    Some(v) => (
+                        200,
+                        json!({
+                            "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0,
+                            "data": {
+                                "data": v.data,
+                                "metadata": {
+                                    "created_time": v.created_time, "custom_metadata": null,
+                                    "deletion_time": "", "destroyed": false, "version": v.version
+                                }
+                            },
+                            "wrap_info": null, "warnings": null, "auth": null
+                        })
+                        .to_string(),
+                    ),
+                }
+            }
+            "POST" | "PUT" => {
+                if st.echo_on_write {
+                    return (
+                        400,
+                        errors(&[&format!("cannot store {} (token {token})", req.body)]),
+                    );
+                }
+                let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+                if !body["data"].is_object() {
+                    return (400, errors(&["no data provided"]));
+                }
+                let versions = st.kv2.entry(path.to_string()).or_default();
+                let version = versions.last().map_or(1, |v| v.version + 1);
+                let created_time = now();
+                versions.push(Stored {
+                    version,
+                    created_time: created_time.clone(),
+                    data: body["data"].clone(),
+                });
+                (
+                    200,
+                    json!({
+                        "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 0,
+                        "data": { "created_time": created_time, "custom_metadata": null, "deletion_time": "", "destroyed": false, "version": version },
+                        "wrap_info": null, "warnings": null, "auth": null
+                    })
+                    .to_string(),
+                )
+            }
+            _ => (405, errors(&["unsupported operation"])),
+        };
+    }
+    if p == "secret/metadata" || p.starts_with("secret/metadata/") {
+        let path = p
+            .strip_prefix("secret/metadata")
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        let listing =
+            method == "LIST" || (method == "GET" && req.query.split('&').any(|q| q == "list=true"));
+        if listing {
+            return list_keys(st.kv2.keys(), path);
+        }
+        if method == "DELETE" {
+            st.kv2.remove(path);
+            return (204, String::new());
+        }
+        return (405, errors(&["unsupported operation"]));
+    }
+    if p == "kv" || p.starts_with("kv/") {
+        let path = p
+            .strip_prefix("kv")
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        return match method {
+            "LIST" => list_keys(st.kv1.keys(), path),
+            "GET" => match st.kv1.get(path) {
+                None => (404, errors(&[])),
+                Some(data) => (
+                    200,
+                    json!({ "request_id": "r", "lease_id": "", "renewable": false, "lease_duration": 2764800, "data": data, "wrap_info": null, "warnings": null, "auth": null }).to_string(),
+                ),
+            },
+            "POST" | "PUT" => {
+                let body: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
+                if !body.is_object() {
+                    return (400, errors(&["no data provided"]));
+                }
+                st.kv1.insert(path.to_string(), body);
+                (204, String::new())
+            }
+            "DELETE" => {
+                st.kv1.remove(path);
+                (204, String::new())
+            }
+            _ => (405, errors(&["unsupported operation"])),
+        };
+    }
+    (404, errors(&[]))
+}
+
+// ---- Helpers -----------------------------------------------------------------------------
+
+fn approle_config(vault: &FakeVault, dir: &tempfile::TempDir) -> VaultConfig {
+    let secret_id_file = dir.path().join("secret-id");
+    std::fs::write(&secret_id_file, format!("{SECRET_ID}\n")).expect("write secret id");
+    let mut c = VaultConfig::new(VaultAuth::AppRole {
+        role_id: ROLE_ID.into(),
+        secret_id_file,
+        mount: "approle".into(),
+    });
+    c.address = vault.url();
+    c.timeout = Duration::from_secs(5);
+    c
+}
+
+fn approle_backend(vault: &FakeVault, dir: &tempfile::TempDir) -> VaultBackend {
+    VaultBackend::new(approle_config(vault, dir)).expect("backend")
+}
+
+fn fields_of(pairs: &[(&str, &str)]) -> SecretMap {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), SecretString::new(v.to_string())))
+        .collect()
+}
+
+fn field<'a>(v: &'a SecretVersion, name: &str) -> &'a str {
+    v.data.get(name).map(SecretString::expose).expect("field")
+}
+
+fn ago(d: Duration) -> Instant {
+    Instant::now()
+        .checked_sub(d)
+        .expect("the clock goes back that far")
+}
+
+fn age_cache(b: &VaultBackend, by: Duration) {
+    for e in lock(&b.cache).values_mut() {
+        e.stored = ago(by);
+    }
+}
+
+fn age_token(b: &VaultBackend, by: Duration) {
+    lock(&b.token).obtained = ago(by);
+}
+
+fn assert_clean(msg: &str) {
+    for bad in [SECRET, SECRET_ID, TOKEN_PREFIX, "hvs.FILE"] {
+        assert!(!msg.contains(bad), "{msg:?} contains {bad:?}");
+    }
+}
+
+// ---- Tests -------------------------------------------------------------------------------
+
+#[test]
+fn approle_round_trip_with_namespace() {
+    let vault = FakeVault::start();
+    vault.state().namespace = Some("team-a".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = approle_config(&vault, &dir);
+    config.namespace = Some("team-a".into());
+    let b = VaultBackend::new(config).expect("backend");
+
+    assert_eq!(
+        b.write(
+            "db/primary",
+            fields_of(&[("user", "app"), ("password", "one")])
+        )
+        .expect("write"),
+        1
+    );
+    assert_eq!(
+        b.write(
+            "db/primary",
+            fields_of(&[("user", "app"), ("password", SECRET)])
+        )
+        .expect("write"),
+        2
+    );
+    let latest = b.read("db/primary", None).expect("read");
+    assert_eq!(latest.version, 2);
+    assert_eq!(field(&latest, "password"), SECRET);
+    assert!(
+        latest.created_time.ends_with('Z'),
+        "{}",
+        latest.created_time
+    );
+    let first = b.read("db/primary", Some(1)).expect("read v1");
+    assert_eq!((first.version, field(&first, "password")), (1, "one"));
+    assert_eq!(
+        b.read("db/primary", Some(7)),
+        Err(SecretError::NotFound("db/primary version 7".into()))
+    );
+
+    b.write("db/replica", fields_of(&[("password", "x")]))
+        .expect("write");
+    b.write("app", fields_of(&[("key", "y")])).expect("write");
+    assert_eq!(
+        b.list("").expect("list"),
+        vec!["app".to_string(), "db/".to_string()]
+    );
+    assert_eq!(
+        b.list("db/").expect("list"),
+        vec!["primary".to_string(), "replica".to_string()]
+    );
+
+    b.delete("db/primary").expect("delete");
+    assert_eq!(
+        b.read("db/primary", None),
+        Err(SecretError::NotFound("db/primary".into()))
+    );
+    assert_eq!(b.list("db/").expect("list"), vec!["replica".to_string()]);
+    b.delete("db/replica").expect("delete");
+    assert_eq!(
+        b.list("db/").expect("list of nothing"),
+        Vec::<String>::new()
+    );
+
+    let st = vault.state();
+    assert_eq!(st.logins, 1, "one login serves every call");
+    let login = st
+        .seen
+        .iter()
+        .find(|r| r.path == "/v1/auth/approle/login")
+        .expect("login");
+    assert_eq!(login.method, "POST");
+    assert_eq!(login.header("x-vault-token"), None);
+    let body: Value = serde_json::from_str(&login.body).expect("login body");
+    assert_eq!(body, json!({ "role_id": ROLE_ID, "secret_id": SECRET_ID }));
+    for r in &st.seen {
+        assert_eq!(r.header("x-vault-request"), Some("true"), "{r:?}");
+        assert_eq!(r.header("x-vault-namespace"), Some("team-a"), "{r:?}");
+        if r.path != "/v1/auth/approle/login" {
+            assert_eq!(
+                r.header("x-vault-token"),
+                Some(format!("{TOKEN_PREFIX}0001").as_str()),
+                "{r:?}"
+            );
+        }
+    }
+    let write = st
+        .seen
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/v1/secret/data/db/primary")
+        .expect("write");
+    let body: Value = serde_json::from_str(&write.body).expect("write body");
+    assert_eq!(
+        body,
+        json!({ "data": { "user": "app", "password": "one" } })
+    );
+    assert!(st.seen.iter().any(|r| r.method == "GET"
+        && r.path == "/v1/secret/data/db/primary"
+        && r.query == "version=1"));
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "LIST" && r.path == "/v1/secret/metadata/db/")
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "LIST" && r.path == "/v1/secret/metadata/")
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path == "/v1/secret/metadata/db/primary")
+    );
+    drop(st);
+    let h = b.health();
+    assert_eq!(
+        (h.backend.as_str(), h.healthy, h.last_error),
+        ("vault", true, None)
+    );
+}
+
+#[test]
+fn missing_secret_is_not_found() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    assert_eq!(
+        b.read("nope", None),
+        Err(SecretError::NotFound("nope".into()))
+    );
+    assert!(b.health().healthy, "a 404 reached the store");
+    assert!(matches!(
+        b.read("../etc", None),
+        Err(SecretError::Invalid(_))
+    ));
+    assert!(matches!(b.read("x", Some(0)), Err(SecretError::Invalid(_))));
+    assert!(matches!(
+        b.write("x", SecretMap::new()),
+        Err(SecretError::Invalid(_))
+    ));
+}
+
+#[test]
+fn outage_is_unavailable_without_stale_data() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    b.write("app", fields_of(&[("pw", SECRET)])).expect("write");
+    assert_eq!(field(&b.read("app", None).expect("read"), "pw"), SECRET);
+
+    vault.state().force = Some(503);
+    // Within cache_ttl the cached read is the answer.
+    assert_eq!(
+        field(&b.read("app", None).expect("fresh cache"), "pw"),
+        SECRET
+    );
+    age_cache(&b, Duration::from_secs(61));
+    let err = b.read("app", None).expect_err("stale must not be served");
+    let SecretError::Unavailable(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("503") && msg.contains("sealed"), "{msg}");
+    assert_clean(&err.to_string());
+    let h = b.health();
+    assert!(!h.healthy);
+    assert!(
+        h.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("sealed")),
+        "{h:?}"
+    );
+    assert!(matches!(
+        b.write("app", fields_of(&[("pw", "z")])),
+        Err(SecretError::Unavailable(_))
+    ));
+    assert!(matches!(b.list(""), Err(SecretError::Unavailable(_))));
+    assert!(matches!(b.delete("app"), Err(SecretError::Unavailable(_))));
+
+    vault.state().force = None;
+    assert_eq!(field(&b.read("app", None).expect("back"), "pw"), SECRET);
+    assert!(b.health().healthy);
+}
+
+#[test]
+fn outage_serves_cached_value_with_stale_if_error() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = approle_config(&vault, &dir);
+    config.stale_if_error = true;
+    let b = VaultBackend::new(config).expect("backend");
+    b.write("app", fields_of(&[("pw", SECRET)])).expect("write");
+    b.read("app", None).expect("read");
+    vault.state().force = Some(503);
+    age_cache(&b, Duration::from_secs(3600));
+    let v = b.read("app", None).expect("stale value");
+    assert_eq!((v.version, field(&v, "pw")), (1, SECRET));
+    assert_eq!(
+        vault.count("GET", "/v1/secret/data/app"),
+        2,
+        "it did ask vault first"
+    );
+    assert!(!b.health().healthy);
+    assert!(matches!(
+        b.read("never-read", None),
+        Err(SecretError::Unavailable(_))
+    ));
+}
+
+#[test]
+fn cache_hit_stays_local_and_write_invalidates() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    b.write("app", fields_of(&[("pw", "one")])).expect("write");
+    for _ in 0..3 {
+        assert_eq!(field(&b.read("app", None).expect("read"), "pw"), "one");
+    }
+    assert_eq!(vault.count("GET", "/v1/secret/data/app"), 1);
+    b.read("app", Some(1)).expect("read v1");
+    b.read("app", Some(1)).expect("read v1");
+    assert_eq!(
+        vault.count("GET", "/v1/secret/data/app"),
+        2,
+        "(path, version) is its own entry"
+    );
+
+    b.write("app", fields_of(&[("pw", "two")])).expect("write");
+    let v = b.read("app", None).expect("read");
+    assert_eq!((v.version, field(&v, "pw")), (2, "two"));
+    assert_eq!(vault.count("GET", "/v1/secret/data/app"), 3);
+
+    b.delete("app").expect("delete");
+    assert!(matches!(b.read("app", None), Err(SecretError::NotFound(_))));
+    assert!(matches!(
+        b.read("app", Some(1)),
+        Err(SecretError::NotFound(_))
+    ));
+
+    b.write("ttl", fields_of(&[("pw", "x")])).expect("write");
+    b.read("ttl", None).expect("read");
+    age_cache(&b, Duration::from_secs(61));
+    b.read("ttl", None).expect("read");
+    assert_eq!(
+        vault.count("GET", "/v1/secret/data/ttl"),
+        2,
+        "an expired entry is fetched again"
+    );
+}
+
+#[test]
+fn forbidden_logs_in_again_and_retries_once() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    b.write("app", fields_of(&[("pw", SECRET)])).expect("write");
+    vault.state().tokens.clear(); // the token expired on the server
+    assert_eq!(
+        field(&b.read("app", None).expect("read after re-login"), "pw"),
+        SECRET
+    );
+    assert_eq!(vault.state().logins, 2);
+    assert_eq!(
+        vault.count("GET", "/v1/secret/data/app"),
+        2,
+        "the first try and one retry"
+    );
+    let last = vault.state().seen.last().cloned().expect("seen");
+    assert_eq!(
+        last.header("x-vault-token"),
+        Some(format!("{TOKEN_PREFIX}0002").as_str())
+    );
+
+    // A 403 that a new token does not cure: one more login, then BACKEND_UNAVAILABLE.
+    vault.state().deny_all = true;
+    let err = b
+        .write("app", fields_of(&[("pw", SECRET)]))
+        .expect_err("denied");
+    let SecretError::Unavailable(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("403"), "{msg}");
+    assert_clean(&err.to_string());
+    assert_eq!(vault.state().logins, 3);
+}
+
+#[test]
+fn token_file_is_read_again_after_403() {
+    let vault = FakeVault::start();
+    vault.state().tokens.insert("hvs.FILE-TOKEN-1".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "  hvs.FILE-TOKEN-1\n").expect("write token");
+    let mut config = VaultConfig::new(VaultAuth::TokenFile(token_file.clone()));
+    config.address = vault.url();
+    let b = VaultBackend::new(config).expect("backend");
+    b.write("app", fields_of(&[("pw", "one")])).expect("write");
+    assert_eq!(
+        vault.state().seen[0].header("x-vault-token"),
+        Some("hvs.FILE-TOKEN-1")
+    );
+
+    {
+        let mut st = vault.state();
+        st.tokens.clear();
+        st.tokens.insert("hvs.FILE-TOKEN-2".into());
+    }
+    std::fs::write(&token_file, "hvs.FILE-TOKEN-2\n").expect("rotate token");
+    assert_eq!(field(&b.read("app", None).expect("read"), "pw"), "one");
+    let st = vault.state();
+    assert_eq!(
+        st.seen.last().and_then(|r| r.header("x-vault-token")),
+        Some("hvs.FILE-TOKEN-2")
+    );
+    assert_eq!(st.logins, 0);
+    drop(st);
+
+    std::fs::remove_file(&token_file).expect("rm");
+    vault.state().tokens.clear();
+    let err = b.read("other", None).expect_err("no token");
+    assert!(matches!(err, SecretError::Unavailable(_)), "{err:?}");
+    assert_clean(&err.to_string());
+}
+
+#[test]
+fn token_is_renewed_before_expiry_and_login_follows_a_failed_renewal() {
+    let vault = FakeVault::start();
+    vault.state().lease = 30;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    b.list("").expect("list");
+    age_token(&b, Duration::from_secs(15));
+    b.list("").expect("list");
+    assert_eq!(vault.counts(), (1, 0), "half the lease: nothing to do");
+
+    age_token(&b, Duration::from_secs(21));
+    b.list("").expect("list");
+    assert_eq!(vault.counts(), (1, 1), "past 2/3: renew-self");
+    let renew = vault
+        .state()
+        .seen
+        .iter()
+        .find(|r| r.path == "/v1/auth/token/renew-self")
+        .cloned()
+        .expect("renew");
+    assert_eq!(renew.method, "POST");
+    assert_eq!(
+        renew.header("x-vault-token"),
+        Some(format!("{TOKEN_PREFIX}0001").as_str())
+    );
+
+    vault.state().fail_renew = true;
+    age_token(&b, Duration::from_secs(21));
+    b.list("").expect("list");
+    assert_eq!(vault.counts(), (2, 1), "renewal failed: log in again");
+
+    age_token(&b, Duration::from_secs(31));
+    b.list("").expect("list");
+    assert_eq!(vault.counts(), (3, 1), "expired: log in, no renewal");
+}
+
+#[test]
+fn concurrent_403s_log_in_once_and_huge_leases_do_not_overflow() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = approle_config(&vault, &dir);
+    config.cache_ttl = Duration::ZERO;
+    let b = VaultBackend::new(config).expect("backend");
+    b.write("app", fields_of(&[("pw", "x")])).expect("write");
+    vault.state().tokens.clear();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..3 {
+                    assert_eq!(field(&b.read("app", None).expect("read"), "pw"), "x");
+                }
+            });
+        }
+    });
+    assert_eq!(vault.counts(), (2, 0), "one re-login serves every thread");
+
+    vault.state().lease = u64::MAX;
+    vault.state().tokens.clear();
+    b.read("app", None).expect("read");
+    age_token(&b, Duration::from_secs(3600));
+    b.read("app", None).expect("read");
+    assert_eq!(vault.counts(), (3, 0));
+}
+
+#[test]
+fn kv_version_1_paths() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = approle_config(&vault, &dir);
+    config.mount = "kv".into();
+    config.kv_version = 1;
+    let b = VaultBackend::new(config).expect("backend");
+    assert_eq!(
+        b.write("app/db", fields_of(&[("pw", SECRET)]))
+            .expect("write"),
+        1
+    );
+    assert_eq!(
+        b.write("app/db", fields_of(&[("pw", "two")]))
+            .expect("write"),
+        1
+    );
+    let v = b.read("app/db", None).expect("read");
+    assert_eq!(
+        (v.version, field(&v, "pw"), v.created_time.as_str()),
+        (1, "two", "")
+    );
+    assert_eq!(b.read("app/db", Some(1)).expect("read v1").version, 1);
+    assert!(matches!(
+        b.read("app/db", Some(2)),
+        Err(SecretError::NotFound(_))
+    ));
+    assert_eq!(b.list("").expect("list"), vec!["app/".to_string()]);
+    assert_eq!(b.list("app/").expect("list"), vec!["db".to_string()]);
+    b.delete("app/db").expect("delete");
+    assert!(matches!(
+        b.read("app/db", None),
+        Err(SecretError::NotFound(_))
+    ));
+
+    let st = vault.state();
+    let write = st
+        .seen
+        .iter()
+        .find(|r| r.method == "POST" && r.path == "/v1/kv/app/db")
+        .expect("write");
+    assert_eq!(
+        serde_json::from_str::<Value>(&write.body).expect("body"),
+        json!({ "pw": SECRET })
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/v1/kv/app/db")
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "LIST" && r.path == "/v1/kv/")
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "LIST" && r.path == "/v1/kv/app/")
+    );
+    assert!(
+        st.seen
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path == "/v1/kv/app/db")
+    );
+    assert!(
+        !st.seen
+            .iter()
+            .any(|r| r.path.contains("/data/") || r.path.contains("/metadata/"))
+    );
+}
+
+#[test]
+fn paths_are_percent_encoded_and_non_string_values_read_as_json_text() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    b.write("team a/db%1", fields_of(&[("pw", "x")]))
+        .expect("write");
+    assert!(
+        vault
+            .state()
+            .seen
+            .iter()
+            .any(|r| r.raw_path == "/v1/secret/data/team%20a/db%251")
+    );
+    assert_eq!(
+        field(&b.read("team a/db%1", None).expect("read"), "pw"),
+        "x"
+    );
+
+    vault.state().kv2.insert(
+        "typed".into(),
+        vec![Stored {
+            version: 4,
+            created_time: "2018-03-22T02:24:06.945319214Z".into(),
+            data: json!({ "port": 5432, "on": true, "ratio": 0.5, "none": null, "obj": { "a": [1, "b"] } }),
+        }],
+    );
+    let v = b.read("typed", None).expect("read");
+    assert_eq!(v.version, 4);
+    assert_eq!(v.created_time, "2018-03-22T02:24:06.945319214Z");
+    assert_eq!(field(&v, "port"), "5432");
+    assert_eq!(field(&v, "on"), "true");
+    assert_eq!(field(&v, "ratio"), "0.5");
+    assert_eq!(field(&v, "none"), "null");
+    assert_eq!(field(&v, "obj"), r#"{"a":[1,"b"]}"#);
+}
+
+#[test]
+fn errors_never_carry_secret_values_or_tokens() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    // A server whose error text quotes the request and the token.
+    vault.state().echo_on_write = true;
+    let err = b
+        .write("app", fields_of(&[("pw", SECRET)]))
+        .expect_err("rejected");
+    let SecretError::Invalid(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("cannot store") && msg.contains("***"), "{msg}");
+    assert_clean(&err.to_string());
+    assert_clean(&format!("{err:?}"));
+    assert_clean(&format!("{b:?}"));
+    assert_clean(&format!("{:?}", b.health()));
+
+    // A wrong secret id: the login fails, and says so without quoting it.
+    std::fs::write(dir.path().join("secret-id"), format!("{SECRET}\n")).expect("write");
+    vault.state().tokens.clear();
+    let err = b.read("app", None).expect_err("login refused");
+    let SecretError::Unavailable(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        msg.contains("AppRole login") && msg.contains("400"),
+        "{msg}"
+    );
+    assert_clean(&err.to_string());
+    assert_clean(&format!("{:?}", b.health()));
+}
+
+#[test]
+fn unreachable_and_hanging_servers_are_unavailable() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "hvs.FILE-TOKEN-1").expect("write");
+    let mut config = VaultConfig::new(VaultAuth::TokenFile(token_file));
+    config.address = format!("http://127.0.0.1:{port}");
+    config.timeout = Duration::from_millis(300);
+    let b = VaultBackend::new(config.clone()).expect("backend");
+    let err = b.read("app", None).expect_err("refused");
+    let SecretError::Unavailable(msg) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(msg.contains("cannot reach vault"), "{msg}");
+    assert_clean(msg);
+    let h = b.health();
+    assert!(!h.healthy && h.last_error.is_some(), "{h:?}");
+
+    let vault = FakeVault::start();
+    vault.state().hang = true;
+    config.address = vault.url();
+    let b = VaultBackend::new(config).expect("backend");
+    let started = Instant::now();
+    assert!(matches!(
+        b.read("app", None),
+        Err(SecretError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "the timeout applies"
+    );
+}
+
+#[test]
+fn health_probes_vault_before_any_call() {
+    let vault = FakeVault::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = approle_backend(&vault, &dir);
+    assert!(b.health().healthy);
+    assert_eq!(vault.count("GET", "/v1/sys/health"), 1);
+    assert_eq!(vault.state().logins, 0, "the probe needs no token");
+
+    vault.state().force = Some(503);
+    let b = approle_backend(&vault, &dir);
+    let h = b.health();
+    assert!(!h.healthy);
+    assert_eq!(h.last_error.as_deref(), Some("vault is sealed"));
+}
+
+#[test]
+fn config_from_file_shape_with_defaults() {
+    let c: VaultConfig =
+        serde_json::from_value(json!({ "auth": { "token_file": "/run/vault/token" } }))
+            .expect("minimal");
+    assert_eq!(
+        c,
+        VaultConfig::new(VaultAuth::TokenFile("/run/vault/token".into()))
+    );
+    assert_eq!(
+        (c.mount.as_str(), c.kv_version, c.cache_ttl, c.timeout),
+        (
+            "secret",
+            2,
+            Duration::from_secs(60),
+            Duration::from_secs(10)
+        )
+    );
+    assert!(!c.stale_if_error && !c.skip_verify);
+
+    let c: VaultConfig = serde_json::from_value(json!({
+        "address": "https://vault.example.com:8200",
+        "namespace": "team-a",
+        "kv_version": 1,
+        "auth": { "approle": { "role_id": "r", "secret_id_file": "/etc/aether/secret-id" } },
+        "cache_ttl": 5,
+        "timeout": 2.5,
+        "stale_if_error": true
+    }))
+    .expect("full");
+    assert_eq!(
+        c.auth,
+        VaultAuth::AppRole {
+            role_id: "r".into(),
+            secret_id_file: "/etc/aether/secret-id".into(),
+            mount: "approle".into()
+        }
+    );
+    assert_eq!(
+        (c.cache_ttl, c.timeout),
+        (Duration::from_secs(5), Duration::from_millis(2500))
+    );
+    c.validate().expect("valid");
+    let back: VaultConfig =
+        serde_json::from_value(serde_json::to_value(&c).expect("ser")).expect("de");
+    assert_eq!(back, c);
+
+    for bad in [
+        json!({ "auth": { "token_file": "/t" }, "adress": "x" }),
+        json!({ "auth": { "approle": { "role_id": "r", "secret_id_file": "/s", "secret_id": "x" } } }),
+        json!({ "auth": { "kerberos": {} } }),
+        json!({ "auth": { "token_file": "/t" }, "cache_ttl": -1 }),
+    ] {
+        assert!(
+            serde_json::from_value::<VaultConfig>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+
+    let mut c = VaultConfig::new(VaultAuth::TokenFile("/t".into()));
+    c.validate().expect("defaults are valid");
+    c.kv_version = 3;
+    assert!(matches!(c.validate(), Err(SecretError::Invalid(_))));
+    c.kv_version = 2;
+    for bad in [
+        "vault:8200",
+        "ftp://vault",
+        "https://",
+        "https://a b",
+        "https://u@vault",
+    ] {
+        c.address = bad.into();
+        assert!(VaultBackend::new(c.clone()).is_err(), "{bad}");
+    }
+    c.address = "https://vault.example.com:8200/".into();
+    c.mount = "/".into();
+    assert!(c.validate().is_err());
+    c.mount = "kv/team-a".into();
+    c.validate().expect("nested mount");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let mut c = VaultConfig::new(VaultAuth::AppRole {
+        role_id: "file-role".into(),
+        secret_id_file: "/s".into(),
+        mount: "approle".into(),
+    });
+    c.address = "https://from-file:8200".into();
+    c.namespace = Some("file-ns".into());
+    let env: HashMap<&str, &str> = [
+        ("VAULT_ADDR", "https://vault.example.com:8200"),
+        ("VAULT_NAMESPACE", "atom"),
+        ("VAULT_CACERT", "/etc/ssl/vault-ca.pem"),
+        ("VAULT_SKIP_VERIFY", "1"),
+        ("VAULT_MOUNT_PATH", "kv"),
+        ("VAULT_KV_VERSION", "1"),
+        ("VAULT_ROLE_ID", "env-role"),
+        ("VAULT_TOKEN", "hvs.ignored"),
+    ]
+    .into();
+    c.apply_env(|k| env.get(k).map(|v| v.to_string()))
+        .expect("apply");
+    assert_eq!(c.address, "https://vault.example.com:8200");
+    assert_eq!(c.namespace.as_deref(), Some("atom"));
+    assert_eq!(
+        c.ca_cert.as_deref(),
+        Some(Path::new("/etc/ssl/vault-ca.pem"))
+    );
+    assert!(c.skip_verify);
+    assert_eq!((c.mount.as_str(), c.kv_version), ("kv", 1));
+    assert!(matches!(&c.auth, VaultAuth::AppRole { role_id, .. } if role_id == "env-role"));
+
+    let before = c.clone();
+    c.apply_env(|k| (k == "VAULT_ADDR").then(String::new))
+        .expect("empty is unset");
+    assert_eq!(c, before);
+    for (value, want) in [
+        ("true", true),
+        ("false", false),
+        ("0", false),
+        ("TRUE", true),
+    ] {
+        c.apply_env(|k| (k == "VAULT_SKIP_VERIFY").then(|| value.to_string()))
+            .expect("bool");
+        assert_eq!(c.skip_verify, want, "{value}");
+    }
+    assert!(
+        c.apply_env(|k| (k == "VAULT_SKIP_VERIFY").then(|| "maybe".to_string()))
+            .is_err()
+    );
+    assert!(
+        c.apply_env(|k| (k == "VAULT_KV_VERSION").then(|| "3".to_string()))
+            .is_err()
+    );
+
+    let mut t = VaultConfig::new(VaultAuth::TokenFile("/t".into()));
+    t.apply_env(|k| (k == "VAULT_ROLE_ID").then(|| "r".to_string()))
+        .expect("apply");
+    assert_eq!(
+        t.auth,
+        VaultAuth::TokenFile("/t".into()),
+        "a role id alone does not switch to AppRole"
+    );
+}
+
+struct Pki {
+    ca_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn pki() -> Pki {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test vault CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let leaf =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("params")
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .expect("leaf");
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+            leaf_key.serialize_der(),
+        )),
+    )
+    .expect("server config");
+    Pki {
+        ca_pem: ca.pem(),
+        server: Arc::new(server),
+    }
+}
+
+#[test]
+fn tls_with_own_ca_default_roots_and_skip_verify() {
+    let pki = pki();
+    let vault = FakeVault::start_with(Some(pki.server.clone()));
+    vault.state().tokens.insert("hvs.FILE-TOKEN-1".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "hvs.FILE-TOKEN-1").expect("write");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).expect("write");
+    let mut config = VaultConfig::new(VaultAuth::TokenFile(token_file));
+    config.address = vault.url();
+
+    // Our CA: verified, and it works.
+    let mut with_ca = config.clone();
+    with_ca.ca_cert = Some(ca_file.clone());
+    let b = VaultBackend::new(with_ca).expect("backend with CA");
+    assert_eq!(
+        b.write("app", fields_of(&[("pw", "x")]))
+            .expect("write over TLS"),
+        1
+    );
+
+    // The public roots do not know our CA: refused before any request is sent.
+    let before = vault.state().seen.len();
+    let b = VaultBackend::new(config.clone()).expect("backend with public roots");
+    let err = b.read("app", None).expect_err("unknown issuer");
+    assert!(matches!(err, SecretError::Unavailable(_)), "{err:?}");
+    assert_eq!(vault.state().seen.len(), before);
+
+    // skip_verify: accepted.
+    let mut lab = config.clone();
+    lab.skip_verify = true;
+    let b = VaultBackend::new(lab).expect("backend without verification");
+    assert_eq!(field(&b.read("app", None).expect("read"), "pw"), "x");
+
+    // A CA file that is not one fails at construction.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").expect("write");
+    for path in [junk, dir.path().join("missing.pem")] {
+        let mut bad = config.clone();
+        bad.ca_cert = Some(path);
+        assert!(matches!(
+            VaultBackend::new(bad),
+            Err(SecretError::Invalid(_))
+        ));
+    }
+}
+
+#[test]
+fn loopback_detection() {
+    for a in [
+        "http://127.0.0.1:8200",
+        "http://localhost:8200",
+        "http://[::1]:8200",
+        "http://localhost",
+    ] {
+        assert!(is_loopback(a), "{a}");
+    }
+    for a in [
+        "http://10.0.0.1:8200",
+        "http://vault:8200",
+        "http://[2001:db8::1]:8200",
+    ] {
+        assert!(!is_loopback(a), "{a}");
+    }
+}
