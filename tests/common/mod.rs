@@ -3,6 +3,8 @@
 //! (raw JSON) or through the real `aether-vault` CLI.
 #![allow(dead_code)]
 
+pub mod bao;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;

