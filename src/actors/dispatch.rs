@@ -598,6 +598,10 @@ async fn secret_op(
         SecretError::Unavailable(_) => {
             ErrorPayload::new(ErrorCode::BackendUnavailable, e.to_string())
         }
+        SecretError::Denied(_) => ErrorPayload::new(ErrorCode::BackendDenied, e.to_string()),
+        SecretError::Misconfigured(_) => {
+            ErrorPayload::new(ErrorCode::BackendMisconfigured, e.to_string())
+        }
         SecretError::Storage(_) => {
             tracing::error!(error = %e, "secrets storage failed");
             ErrorPayload::new(

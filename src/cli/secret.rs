@@ -335,18 +335,30 @@ pub fn exec(ctx: &mut Context<'_>, a: &ExecArgs) -> Result<Outcome, CliError> {
     cmd.args(args);
     for spec in &specs {
         let data = &by_path[&spec.path];
+        let fields = || data.keys().cloned().collect::<Vec<_>>().join(", ");
         let value = match &spec.field {
-            Some(f) => data.get(f),
-            None if data.len() == 1 => data.values().next(),
-            None => None,
-        }
-        .ok_or_else(|| {
-            let fields = data.keys().cloned().collect::<Vec<_>>().join(", ");
-            CliError::Input(format!(
-                "secret:/{} has no field to put in {} (name one with #field; fields: {fields})",
-                spec.path, spec.env
-            ))
-        })?;
+            Some(f) => data.get(f).ok_or_else(|| {
+                CliError::Input(format!(
+                    "secret:/{} has no field {f:?} to put in {} (its fields: {})",
+                    spec.path,
+                    spec.env,
+                    fields()
+                ))
+            })?,
+            None if data.len() == 1 => data
+                .values()
+                .next()
+                .ok_or_else(|| CliError::Input(format!("secret:/{} has no field", spec.path)))?,
+            None => {
+                return Err(CliError::Input(format!(
+                    "secret:/{} has {} fields; name the one to put in {} with #field (its fields: {})",
+                    spec.path,
+                    data.len(),
+                    spec.env,
+                    fields()
+                )));
+            }
+        };
         cmd.env(&spec.env, value.expose());
     }
     drop(by_path);

@@ -54,6 +54,12 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The secrets backend cannot be reached (a Vault outage); nothing stale was served.
     BackendUnavailable,
+    /// The secrets backend refused the agent (Vault's policy for the agent's token does not
+    /// cover the path); nothing cached was served.
+    BackendDenied,
+    /// The secrets backend is not set up as the agent's configuration says (a missing mount or
+    /// namespace, another KV version, a TLS mismatch).
+    BackendMisconfigured,
     /// No secret at that path (or no such version).
     SecretNotFound,
     /// A warning, not an error: this validation used the capability's last use.
@@ -87,6 +93,8 @@ impl ErrorCode {
             ErrorCode::AuditUnavailable => "AUDIT_UNAVAILABLE",
             ErrorCode::LastUse => "LAST_USE",
             ErrorCode::BackendUnavailable => "BACKEND_UNAVAILABLE",
+            ErrorCode::BackendDenied => "BACKEND_DENIED",
+            ErrorCode::BackendMisconfigured => "BACKEND_MISCONFIGURED",
             ErrorCode::SecretNotFound => "SECRET_NOT_FOUND",
             ErrorCode::StoreUnavailable => "STORE_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",

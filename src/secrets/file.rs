@@ -318,6 +318,7 @@ impl FileBackend {
 impl SecretBackend for FileBackend {
     fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError> {
         let path = check_path(path, PathKind::Secret)?;
+        super::check_version(version)?;
         let all = self.current()?;
         let versions = all
             .get(&path)

@@ -63,10 +63,22 @@ pub enum SecretError {
     /// The request itself is wrong (bad path, empty data).
     #[error("{0}")]
     Invalid(String),
-    /// The backend cannot be reached or refused us (a Vault outage, a login that fails):
-    /// answered as `BACKEND_UNAVAILABLE`.
+    /// The backend cannot be reached or cannot answer now (a Vault outage, a sealed Vault, a
+    /// login that fails): answered as `BACKEND_UNAVAILABLE`. The only error a cached value may
+    /// be served through (`stale_if_error`).
     #[error("secrets backend unavailable: {0}")]
     Unavailable(String),
+    /// The backend answered and said no to the agent itself (Vault's 403 to a token it
+    /// accepts: its policy does not cover the path): answered as `BACKEND_DENIED`. Not an
+    /// outage: nothing cached is served, and the backend stays healthy.
+    #[error("secrets backend denied access: {0}")]
+    Denied(String),
+    /// The backend is not set up the way the agent's configuration says (a mount or namespace
+    /// that does not exist, a KV version that differs, HTTP spoken to an HTTPS port, a
+    /// certificate signed by a CA the agent does not trust): answered as
+    /// `BACKEND_MISCONFIGURED`. It does not heal by itself, so nothing cached is served.
+    #[error("secrets backend misconfigured: {0}")]
+    Misconfigured(String),
     /// Local storage or decryption failed.
     #[error("secrets storage: {0}")]
     Storage(String),
@@ -113,6 +125,15 @@ pub fn check_path(path: &str, kind: PathKind) -> Result<String, SecretError> {
     crate::resource::check_secret_path(path, kind)
         .map(str::to_string)
         .map_err(|e| SecretError::Invalid(e.to_string()))
+}
+
+/// Checks a version number asked for: versions start at 1, in both backends, so version 0 is
+/// a mistake in the request (`Invalid`), not a version that happens not to exist.
+pub fn check_version(version: Option<u64>) -> Result<(), SecretError> {
+    if version == Some(0) {
+        return Err(SecretError::Invalid("secret versions start at 1".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

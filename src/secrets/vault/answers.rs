@@ -62,12 +62,6 @@ pub(super) struct ListData {
     pub(super) keys: Vec<String>,
 }
 
-#[derive(Deserialize)]
-pub(super) struct ErrorAnswer {
-    #[serde(default)]
-    pub(super) errors: Vec<String>,
-}
-
 /// One field of a secret as Vault sent it: a string as is, anything else as its JSON text.
 pub(super) struct Field(pub(super) SecretString);
 

@@ -8,7 +8,8 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::answers::AuthAnswer;
-use super::http::{parse, vault_errors};
+use super::diagnose::{quote, server_said};
+use super::http::parse;
 use super::{
     TokenState, VaultAuth, VaultBackend, encode_path, header_safe, lock, read_secret_file,
 };
@@ -74,7 +75,8 @@ impl VaultBackend {
         else {
             return Err(SecretError::Unavailable("no AppRole configured".into()));
         };
-        st.token = None;
+        // The token in hand is kept until a new one is got: a failed login must not throw away
+        // a token that may still work.
         let secret_id = read_secret_file(secret_id_file, "AppRole secret id")?;
         #[derive(Serialize)]
         struct Login<'a> {
@@ -93,10 +95,14 @@ impl VaultBackend {
         let started = Instant::now();
         let (status, text) = self.send("POST", &url, None, Some(&body), true)?;
         if !(200..300).contains(&status) {
-            let said = vault_errors(&text, &[secret_id.as_str(), role_id.as_str()]);
-            return Err(SecretError::Unavailable(format!(
-                "AppRole login at auth/{mount} failed ({status}){said}"
-            )));
+            let said = quote(&server_said(&text, &[secret_id.as_str(), role_id.as_str()]));
+            let message = format!("AppRole login at auth/{mount} failed ({status}){said}");
+            // Vault said no to the credentials (not an outage): nothing stale is served on it.
+            return Err(if (400..500).contains(&status) && status != 429 {
+                SecretError::Misconfigured(message)
+            } else {
+                SecretError::Unavailable(message)
+            });
         }
         let auth = parse::<AuthAnswer>(&text, "the AppRole login")?
             .auth
@@ -130,7 +136,7 @@ impl VaultBackend {
         let started = Instant::now();
         let (status, text) = self.send("POST", &url, Some(&token), Some("{}"), true)?;
         if !(200..300).contains(&status) {
-            let said = vault_errors(&text, &[token.as_str()]);
+            let said = quote(&server_said(&text, &[token.as_str()]));
             return Err(SecretError::Unavailable(format!(
                 "token renewal failed ({status}){said}"
             )));
@@ -150,5 +156,15 @@ impl VaultBackend {
         st.lease = lease;
         st.obtained = started;
         Ok(())
+    }
+}
+
+impl VaultBackend {
+    /// Where a fresh token comes from, for messages.
+    pub(super) fn token_source(&self) -> String {
+        match &self.auth {
+            VaultAuth::TokenFile(path) => format!("the token file {}", path.display()),
+            VaultAuth::AppRole { mount, .. } => format!("an AppRole login at auth/{mount}"),
+        }
     }
 }

@@ -43,7 +43,12 @@ impl VaultBackend {
     /// Records how a call to Vault went, for [`SecretBackend::health`].
     pub(super) fn note<T>(&self, result: &Result<T, SecretError>) {
         let (healthy, last_error) = match result {
-            Ok(_) | Err(SecretError::NotFound(_) | SecretError::Invalid(_)) => (true, None),
+            // Vault answered: a missing secret, a bad request, or its policy saying no to one
+            // path does not make the backend unhealthy.
+            Ok(_)
+            | Err(SecretError::NotFound(_) | SecretError::Invalid(_) | SecretError::Denied(_)) => {
+                (true, None)
+            }
             Err(e) => (false, Some(e.to_string())),
         };
         *lock(&self.health) = Some(BackendHealth {

@@ -27,9 +27,11 @@ pub struct VaultConfig {
     /// Where the KV secrets engine is mounted (default `secret`). `VAULT_MOUNT_PATH` overrides it.
     #[serde(default = "default_mount")]
     pub mount: String,
-    /// KV engine version, 1 or 2 (default 2). `VAULT_KV_VERSION` overrides it.
-    #[serde(default = "default_kv_version")]
-    pub kv_version: u8,
+    /// KV engine version, 1 or 2. Left out (the default), it is asked of Vault
+    /// (`sys/internal/ui/mounts/MOUNT`) before the first request; set, a mount of the other
+    /// version is refused before anything is read or written. `VAULT_KV_VERSION` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_version: Option<u8>,
     /// PEM file of the CA(s) that signed Vault's certificate; when set, only these are trusted.
     /// Without it the public roots bundled in the binary (Mozilla's, via `webpki-roots`) are,
     /// not the system's store: a private CA must be named here. `VAULT_CACERT` overrides it.
@@ -81,10 +83,6 @@ pub(super) fn default_mount() -> String {
     "secret".into()
 }
 
-pub(super) fn default_kv_version() -> u8 {
-    2
-}
-
 pub(super) fn default_cache_ttl() -> Duration {
     Duration::from_secs(60)
 }
@@ -104,7 +102,7 @@ impl VaultConfig {
             address: default_address(),
             namespace: None,
             mount: default_mount(),
-            kv_version: default_kv_version(),
+            kv_version: None,
             ca_cert: None,
             skip_verify: false,
             auth,
@@ -152,8 +150,8 @@ impl VaultConfig {
         }
         if let Some(v) = get("VAULT_KV_VERSION") {
             self.kv_version = match v.as_str() {
-                "1" => 1,
-                "2" => 2,
+                "1" => Some(1),
+                "2" => Some(2),
                 _ => {
                     return Err(SecretError::Invalid(format!(
                         "VAULT_KV_VERSION={v:?} is neither 1 nor 2"
@@ -193,10 +191,9 @@ impl VaultConfig {
                 self.address
             ));
         }
-        if self.kv_version != 1 && self.kv_version != 2 {
+        if let Some(v) = self.kv_version.filter(|v| !matches!(v, 1 | 2)) {
             return bad(format!(
-                "vault kv_version is {}; it must be 1 or 2",
-                self.kv_version
+                "vault kv_version is {v}; it must be 1 or 2 (or left out to have it detected)"
             ));
         }
         check_path(self.mount.trim_matches('/'), PathKind::Secret).map_err(|_| {

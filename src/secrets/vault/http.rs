@@ -2,15 +2,12 @@
 //! turning a failed status into a [`SecretError`] that keeps what Vault said (scrubbed).
 
 use serde::de::DeserializeOwned;
-use tracing::debug;
+use tracing::{debug, warn};
 use zeroize::Zeroizing;
 
 use super::VaultBackend;
-use super::answers::ErrorAnswer;
+use super::diagnose::{self, Asked};
 use crate::secrets::SecretError;
-
-/// How long Vault's quoted error texts may be in our messages.
-pub(super) const MAX_QUOTED: usize = 300;
 
 impl VaultBackend {
     /// Sends one request; returns the status and the body, whatever the status.
@@ -45,10 +42,7 @@ impl VaultBackend {
             Err(ureq::Error::Transport(t)) => {
                 let reason = transport_reason(&t);
                 debug!(method, url, %reason, "vault request failed");
-                return Err(SecretError::Unavailable(format!(
-                    "cannot reach vault at {}: {reason}",
-                    self.api
-                )));
+                return Err(diagnose::no_answer(&self.address, &reason));
             }
         };
         let status = response.status();
@@ -59,8 +53,12 @@ impl VaultBackend {
         Ok((status, text))
     }
 
-    /// Sends a request with the token: logs in first if needed, and on a 403 gets a token again
-    /// (re-login or re-read of the token file) and retries once.
+    /// Sends a request with the token (logging in first if needed). A 403 is either Vault's
+    /// policy for the token or a token Vault no longer accepts (revoked, expired, rotated in
+    /// its file); `auth/token/lookup-self` tells which. Only a dead token is replaced (the file
+    /// read again, or a new login) and the request sent once more; a policy denial is returned
+    /// as is, so a working token (and an AppRole `secret_id` with a use limit) is never spent on
+    /// it.
     pub(super) fn authed(
         &self,
         method: &str,
@@ -69,37 +67,67 @@ impl VaultBackend {
     ) -> Result<(u16, Zeroizing<String>, Zeroizing<String>), SecretError> {
         let token = self.token()?;
         let (status, text) = self.send(method, url, Some(&token), body, true)?;
-        if status != 403 {
+        if status != 403 || self.token_alive(&token)? {
             return Ok((status, text, token));
         }
         debug!(
             method,
-            url, "vault answered 403; getting a token again and retrying once"
+            url, "vault answered 403 and no longer accepts the token; getting one again"
         );
         self.reauth(&token)?;
         let token = self.token()?;
         let (status, text) = self.send(method, url, Some(&token), body, true)?;
+        if status == 403 && !self.token_alive(&token)? {
+            return Err(SecretError::Misconfigured(format!(
+                "vault does not accept the agent's token, even a fresh one from {} (auth/token/lookup-self answers 403: the token is revoked or expired, or lacks Vault's `default` policy, which allows that lookup)",
+                self.token_source()
+            )));
+        }
         Ok((status, text, token))
     }
 
-    /// Maps a failed status to an error; `what` names the secret, `scrub` what must not appear.
-    pub(super) fn failure(status: u16, text: &str, what: &str, scrub: &[&str]) -> SecretError {
-        let said = vault_errors(text, scrub);
+    /// Whether Vault still accepts `token`: `GET auth/token/lookup-self`, which Vault's
+    /// `default` policy allows every token. 200 → yes; 403 → no; no answer → the error.
+    fn token_alive(&self, token: &str) -> Result<bool, SecretError> {
+        let url = format!("{}/auth/token/lookup-self", self.api);
+        let (status, text) = self.send("GET", &url, Some(token), None, true)?;
         match status {
-            404 => SecretError::NotFound(what.to_string()),
-            400 => SecretError::Invalid(format!("vault rejected the request for {what}{said}")),
-            403 => SecretError::Unavailable(format!(
-                "vault denied access to {what} (403) even with a fresh token{said}"
-            )),
-            429 => SecretError::Unavailable(format!(
-                "vault is rate limiting or in standby (429){said}"
-            )),
-            503 => SecretError::Unavailable(format!("vault is sealed or unavailable (503){said}")),
-            300..=399 => SecretError::Unavailable(format!(
-                "vault answered with a redirect ({status}); set the address to the active node"
-            )),
-            _ => SecretError::Unavailable(format!("vault answered {status} for {what}{said}")),
+            200..=299 => Ok(true),
+            403 | 401 => Ok(false),
+            _ => {
+                let asked = Asked {
+                    what: "the agent's token",
+                    op: "read",
+                    api_path: "auth/token/lookup-self",
+                    mount: "auth/token",
+                    namespace: self.namespace.as_deref(),
+                    kv_version: self.kv_version(),
+                };
+                let e = diagnose::failure(status, &text, &asked, &[token]);
+                warn!(error = %e, "cannot tell whether vault still accepts the agent's token");
+                Err(e)
+            }
         }
+    }
+
+    /// The error a failed answer to `op` on `api_path` means; `what` names the secret, `scrub`
+    /// what must not appear.
+    pub(super) fn failure(
+        &self,
+        status: u16,
+        text: &str,
+        (op, what, api_path): (&str, &str, &str),
+        scrub: &[&str],
+    ) -> SecretError {
+        let asked = Asked {
+            what,
+            op,
+            api_path,
+            mount: &self.mount,
+            namespace: self.namespace.as_deref(),
+            kv_version: self.kv_version(),
+        };
+        diagnose::failure(status, text, &asked, scrub)
     }
 }
 
@@ -114,26 +142,6 @@ pub(super) fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Se
             e.column()
         ))
     })
-}
-
-/// Vault's `errors`, as `": a; b"`, scrubbed of `scrub` and shortened; empty when none.
-pub(super) fn vault_errors(text: &str, scrub: &[&str]) -> String {
-    let Ok(answer) = serde_json::from_str::<ErrorAnswer>(text) else {
-        return String::new();
-    };
-    let mut said = answer.errors.join("; ");
-    for s in scrub.iter().filter(|s| !s.is_empty()) {
-        said = said.replace(s, "***");
-    }
-    let said = said.replace(|c: char| c.is_control(), " ");
-    if said.trim().is_empty() {
-        return String::new();
-    }
-    let mut short: String = said.chars().take(MAX_QUOTED).collect();
-    if short.len() < said.len() {
-        short.push('…');
-    }
-    format!(": {short}")
 }
 
 /// Why a request did not get an answer. Not `Transport`'s `Display`: for a bad header it quotes

@@ -21,6 +21,7 @@ mod answers;
 mod auth;
 mod cache;
 mod config;
+mod diagnose;
 mod http;
 mod kv;
 #[cfg(test)]
@@ -41,6 +42,7 @@ use zeroize::Zeroizing;
 
 use super::{
     BackendHealth, PathKind, SecretBackend, SecretError, SecretMap, SecretVersion, check_path,
+    check_version,
 };
 
 /// The token in use and what Vault said of its lease.
@@ -65,11 +67,16 @@ struct CacheEntry {
 /// Built by [`VaultBackend::new`], which checks the configuration and the TLS files but does not
 /// contact Vault; the first operation logs in.
 pub struct VaultBackend {
+    /// The address, without a trailing `/`, for messages.
+    address: String,
     /// `{address}/v1`.
     api: String,
     /// The KV mount, without surrounding `/`, percent-encoded.
     mount: String,
-    kv_version: u8,
+    /// `kv_version` as configured; `None` = detect it.
+    configured_kv: Option<u8>,
+    /// The KV version spoken to the mount, once decided (see [`VaultBackend::engine`]).
+    engine: Mutex<Option<u8>>,
     namespace: Option<String>,
     auth: VaultAuth,
     cache_ttl: Duration,
@@ -86,7 +93,7 @@ impl fmt::Debug for VaultBackend {
         f.debug_struct("VaultBackend")
             .field("api", &self.api)
             .field("mount", &self.mount)
-            .field("kv_version", &self.kv_version)
+            .field("kv_version", &self.configured_kv)
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
@@ -111,8 +118,10 @@ impl VaultBackend {
         let mount = encode_path(config.mount.trim_matches('/'));
         Ok(VaultBackend {
             api: format!("{address}/v1"),
+            address,
             mount,
-            kv_version: config.kv_version,
+            configured_kv: config.kv_version,
+            engine: Mutex::new(None),
             namespace: config.namespace.filter(|ns| !ns.is_empty()),
             auth: config.auth,
             cache_ttl: config.cache_ttl,
@@ -130,12 +139,17 @@ impl VaultBackend {
     }
 }
 
+impl VaultBackend {
+    /// The KV version in use (detected, else configured, else 2), for messages.
+    fn kv_version(&self) -> u8 {
+        lock(&self.engine).or(self.configured_kv).unwrap_or(2)
+    }
+}
+
 impl SecretBackend for VaultBackend {
     fn read(&self, path: &str, version: Option<u64>) -> Result<SecretVersion, SecretError> {
         let path = check_path(path, PathKind::Secret)?;
-        if version == Some(0) {
-            return Err(SecretError::Invalid("secret versions start at 1".into()));
-        }
+        check_version(version)?;
         if let Some(hit) = self.cached(&path, version, false) {
             return Ok(hit);
         }
@@ -156,9 +170,10 @@ impl SecretBackend for VaultBackend {
                 Err(SecretError::Unavailable(reason))
             }
             Err(e) => {
-                if matches!(e, SecretError::NotFound(_)) {
-                    lock(&self.cache).remove(&(path, version));
-                }
+                // Vault answered, and the answer is no (no such secret, not for this token, not
+                // set up so): what was cached for the path is not served again, not even by
+                // `stale_if_error` in a later outage.
+                self.forget(&path);
                 Err(e)
             }
         }

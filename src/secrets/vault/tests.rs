@@ -920,7 +920,7 @@ fn kv_version_1_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = approle_config(&vault, &dir);
     config.mount = "kv".into();
-    config.kv_version = 1;
+    config.kv_version = Some(1);
     let b = VaultBackend::new(config).expect("backend");
     assert_eq!(
         b.write("app/db", fields_of(&[("pw", SECRET)]))
@@ -1125,7 +1125,7 @@ fn config_from_file_shape_with_defaults() {
         (c.mount.as_str(), c.kv_version, c.cache_ttl, c.timeout),
         (
             "secret",
-            2,
+            None,
             Duration::from_secs(60),
             Duration::from_secs(10)
         )
@@ -1173,9 +1173,9 @@ fn config_from_file_shape_with_defaults() {
 
     let mut c = VaultConfig::new(VaultAuth::TokenFile("/t".into()));
     c.validate().expect("defaults are valid");
-    c.kv_version = 3;
+    c.kv_version = Some(3);
     assert!(matches!(c.validate(), Err(SecretError::Invalid(_))));
-    c.kv_version = 2;
+    c.kv_version = Some(2);
     for bad in [
         "vault:8200",
         "ftp://vault",
@@ -1222,7 +1222,7 @@ fn environment_overrides_the_file() {
         Some(Path::new("/etc/ssl/vault-ca.pem"))
     );
     assert!(c.skip_verify);
-    assert_eq!((c.mount.as_str(), c.kv_version), ("kv", 1));
+    assert_eq!((c.mount.as_str(), c.kv_version), ("kv", Some(1)));
     assert!(matches!(&c.auth, VaultAuth::AppRole { role_id, .. } if role_id == "env-role"));
 
     let before = c.clone();
