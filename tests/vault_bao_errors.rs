@@ -245,15 +245,15 @@ fn kv_version_mismatches_are_refused_before_anything_is_written() {
         stderr(&out)
     );
     assert!(!bao.bao(&["read", "kv1/data/app/new"]).status.success());
-    assert_eq!(
-        bao.ok(&["list", "-format=json", "kv1/"]).contains("data"),
-        false
+    let keys = bao.ok(&["list", "-format=json", "kv1/"]);
+    assert!(
+        !keys.contains("data"),
+        "nothing written under data/: {keys}"
     );
     // Left out, the version is detected: the same agent setup without kv_version works on both.
-    for (mount, want) in [("kv1", "v1"), ("secret", "v2")] {
+    for mount in ["kv1", "secret"] {
         let (code, err) = get_with(&bao, &bao.addr, &format!("mount: {mount}"), "app/db");
         assert_eq!(code, Some(0), "{mount}: {err}");
-        let _ = want;
     }
 }
 
