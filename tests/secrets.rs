@@ -237,7 +237,28 @@ fn exec_passes_secrets_to_the_child_only_and_output_files_are_private() {
     assert!(!stdout(&out).contains("value") && !stderr(&out).contains("value"));
     let out = agent.cli(&["exec", "--secret", "X=secret:/db/primary", "--", "true"]);
     assert_eq!(out.status.code(), Some(1), "two fields and none named");
+    assert!(
+        stderr(&out).contains(
+            "has 2 fields; name the one to put in X with #field (its fields: password, user)"
+        ),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("s3cr3t"));
+    // A field named that the secret does not have: said so, not "name one with #field".
+    let out = agent.cli(&[
+        "exec",
+        "--secret",
+        "X=secret:/db/primary#nosuch",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has no field \"nosuch\" to put in X (its fields: password, user)"),
+        "{}",
+        stderr(&out)
+    );
     let file = agent.dir.path().join("pw.txt");
     let out = agent.cli(&[
         "secret",
