@@ -8,6 +8,14 @@
 # the machine's /var/log/journal. /etc, /usr and /var are the machine's own: what a test
 # installs, it removes.
 #
+# Every mount inside is made shared (mount --make-rshared /, within the namespace only: the
+# machine's mounts stay out of it), as systemd itself does on a real boot. systemd skips that
+# step when it finds itself in a container (here: Docker's /.dockerenv), and then no unit sees
+# its $CREDENTIALS_DIRECTORY: systemd 252 builds it in a throwaway mount namespace
+# ((sd-mkdcreds): a ramfs on /dev/shm, moved onto /run/credentials/UNIT) and only mount
+# propagation brings it back. Without it a unit sees the empty 0700 root:root placeholder:
+# "Permission denied" as another user, "No such file or directory" as root.
+#
 #   pid1.sh start          boot to basic.target; returns once systemd reports running/degraded
 #   pid1.sh exec CMD…      run CMD inside the namespace
 #   pid1.sh stop           power off (kill if it does not go)
@@ -49,6 +57,7 @@ start)
 	# shellcheck disable=SC2016
 	boot='mount -t tmpfs -o mode=755 tmpfs /run &&
 		mount -t tmpfs -o mode=1777 tmpfs /tmp &&
+		mount --make-rshared / &&
 		mkdir -p /run/systemd/journald.conf.d &&
 		printf "[Journal]\nStorage=volatile\n" >/run/systemd/journald.conf.d/volatile.conf &&
 		exec /lib/systemd/systemd --system --unit=basic.target --log-target=journal-or-kmsg'
@@ -102,7 +111,7 @@ stop)
 	echo "pid1.sh: stopped"
 	;;
 *)
-	sed -n '2,15p' "$0"
+	sed -n '2,23p' "$0"
 	exit 2
 	;;
 esac
