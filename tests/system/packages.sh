@@ -3,14 +3,15 @@
 #
 #  1. builds the .deb (cargo deb) and the .rpm (cargo generate-rpm); lintian on the .deb;
 #  2. boots a real systemd as PID 1 in a private PID and mount namespace (tests/system/pid1.sh);
-#  3. installs the .deb: the socket is enabled and listening, the service is not running; a
-#     request as `nobody` through the CLI socket-activates the service and is answered per an
-#     installed test policy;
+#  3. installs the .deb: both sockets (the agent's, 0666, and the credentials socket, 0600) are
+#     enabled and listening, the service is not running; a request as `nobody` through the CLI
+#     socket-activates the service and is answered per an installed test policy;
 #  4. changes the policy and runs `systemctl reload`: the new policy is in force on return;
 #  5. `journalctl -u aether-vault-agent -o json` carries the structured AV_* fields;
 #  6. with WatchdogSec=2s in a runtime drop-in, SIGSTOPs the agent: systemd restarts it and a
 #     capability granted before is still valid; a root-owned state file is refused with the
 #     file and the fix in the journal;
+#  6d. systemd credentials (LoadCredential= from the agent's socket): tests/system/credentials.sh;
 #  7. `systemd-analyze security` scores 1.5 or lower; `systemd-analyze verify` on the units;
 #  8. `systemctl stop` ends it cleanly (exit 0, audit chain intact); `dpkg --purge` leaves no
 #     file of ours behind;
@@ -31,6 +32,7 @@ export AV_PID1_STATE=${AV_PID1_STATE:-/var/tmp/av-pid1}
 pid1=$repo/tests/system/pid1.sh
 svc=aether-vault-agent.service
 sock=aether-vault-agent.socket
+csock=aether-vault-agent-credentials.socket
 work=$(mktemp -d /var/tmp/av-system.XXXXXX)
 passed=0
 
@@ -43,9 +45,9 @@ fail() {
 	printf '   FAIL: %s\n' "$*" >&2
 	if "$pid1" exec true 2>/dev/null; then
 		echo "--- systemctl status" >&2
-		"$pid1" exec systemctl --no-pager status "$sock" "$svc" >&2 || true
+		"$pid1" exec systemctl --no-pager status "$sock" "$csock" "$svc" >&2 || true
 		echo "--- journal" >&2
-		"$pid1" exec journalctl --no-pager -n 60 -u "$svc" -u "$sock" >&2 || true
+		"$pid1" exec journalctl --no-pager -n 60 -u "$svc" -u "$sock" -u "$csock" >&2 || true
 	fi
 	exit 1
 }
@@ -57,7 +59,7 @@ show() { in1 systemctl show -P "$2" "$1"; }
 cleanup() {
 	set +e
 	if "$pid1" exec true 2>/dev/null; then
-		in1 systemctl stop "$sock" "$svc" >/dev/null 2>&1
+		in1 systemctl stop "$sock" "$csock" "$svc" >/dev/null 2>&1
 		if in1 dpkg -s aether-vault-agent >/dev/null 2>&1; then in1 dpkg --purge aether-vault-agent >/dev/null 2>&1; fi
 		"$pid1" stop >/dev/null
 	elif dpkg -s aether-vault-agent >/dev/null 2>&1; then
@@ -92,7 +94,7 @@ ok "lintian: no errors ($(grep -c '^W: ' <<<"$lintian_out" || true) warnings)"
 # Every shipped path must be one the maintainer scripts and tests expect.
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/bin/aether-vault-agent ./usr/bin/aether-vault \
-	./usr/lib/systemd/system/$svc ./usr/lib/systemd/system/$sock \
+	./usr/lib/systemd/system/$svc ./usr/lib/systemd/system/$sock ./usr/lib/systemd/system/$csock \
 	./usr/lib/sysusers.d/aether-vault-agent.conf ./usr/lib/tmpfiles.d/aether-vault-agent.conf \
 	./etc/aether-vault/agent.yaml ./usr/share/man/man8/aether-vault-agent.8.gz \
 	./usr/share/man/man1/aether-vault.1.gz ./usr/share/man/man5/aether-vault-agent.yaml.5.gz \
@@ -102,7 +104,8 @@ for f in ./usr/bin/aether-vault-agent ./usr/bin/aether-vault \
 	./usr/share/fish/vendor_completions.d/aether-vault.fish \
 	./usr/share/doc/aether-vault-agent/copyright ./usr/share/doc/aether-vault-agent/README.md \
 	./usr/share/doc/aether-vault-agent/examples/ptrace.conf \
-	./usr/share/doc/aether-vault-agent/examples/vault.conf; do
+	./usr/share/doc/aether-vault-agent/examples/vault.conf \
+	./usr/share/doc/aether-vault-agent/examples/service-credentials.conf; do
 	grep -qxF "$f" <<<"$contents" || fail "the .deb lacks $f"
 done
 # (Outputs are captured before grep -q: with pipefail, grep -q's early exit fails the writer.)
@@ -137,7 +140,12 @@ getent group aether-vault-admin >/dev/null || fail "no aether-vault-admin group"
 [[ $(show $sock ActiveState) == active ]] || fail "socket not active"
 [[ $(show $svc ActiveState) == inactive ]] || fail "service runs before any client"
 [[ $(in1 stat -c %a /run/aether-vault/agent.sock) == 666 ]] || fail "socket mode"
-ok "user and groups exist; socket enabled and listening (0666); service not running"
+[[ $(show $csock UnitFileState) == enabled ]] || fail "credentials socket not enabled"
+[[ $(show $csock ActiveState) == active ]] || fail "credentials socket not active"
+[[ $(in1 stat -c '%U %G %a' /run/aether-vault/credentials.sock) == "root root 600" ]] ||
+	fail "credentials socket: $(in1 stat -c '%U %G %a' /run/aether-vault/credentials.sock), not root root 600"
+[[ $(show $csock Triggers) == "$svc" ]] || fail "the credentials socket triggers '$(show $csock Triggers)'"
+ok "user and groups exist; sockets enabled and listening (agent 0666, credentials root 0600, both start $svc); service not running"
 
 in1 tee /etc/aether-vault/policies.d/50-systest.yaml >/dev/null <<'EOF'
 id: systest
@@ -256,6 +264,8 @@ in1 systemctl restart $svc
 # --- upgrade ------------------------------------------------------------------------------
 step "6b. reinstalling (an upgrade) restarts a running agent; the socket keeps listening"
 main=$(show $svc MainPID)
+# The administrator's choice stands: a credentials socket disabled before stays disabled.
+in1 systemctl disable --now $csock >/dev/null 2>&1
 in1 dpkg -i "$repo/$deb" >"$work/dpkg2.log" 2>&1 || {
 	cat "$work/dpkg2.log" >&2
 	fail "dpkg -i over an installed package"
@@ -263,8 +273,11 @@ in1 dpkg -i "$repo/$deb" >"$work/dpkg2.log" 2>&1 || {
 new=$(show $svc MainPID)
 [[ $new != "$main" && $(show $svc ActiveState) == active ]] || fail "not restarted on upgrade ($main -> $new)"
 [[ $(show $sock ActiveState) == active ]] || fail "socket not active after upgrade"
+[[ $(show $csock UnitFileState) == disabled ]] || fail "the upgrade re-enabled a disabled credentials socket"
 as_nobody capability validate "$cap" >/dev/null || fail "capability $cap invalid after the upgrade"
-ok "upgrade restarted the agent (pid $main -> $new); $cap still valid"
+in1 systemctl enable --now $csock >/dev/null 2>&1
+in1 systemctl restart $svc
+ok "upgrade restarted the agent (pid $main -> $new); $cap still valid; a disabled credentials socket stayed disabled"
 
 step "6c. a state file left by root: the service refuses it, naming it and the fix in the journal"
 # What a run as root in /var/lib/aether-vault used to leave behind (StateDirectory= does not
@@ -291,6 +304,11 @@ in1 systemctl start $sock
 as_nobody capability validate "$cap" >/dev/null || fail "$cap invalid once the owner was fixed"
 ok "refused with AV_FILE and AV_FIX in the journal; after the chown it starts and $cap is valid"
 
+# --- credentials ----------------------------------------------------------------------------
+step "6d. systemd credentials: LoadCredential= from the agent (tests/system/credentials.sh)"
+"$repo/tests/system/credentials.sh" || fail "tests/system/credentials.sh"
+ok "systemd credentials"
+
 # --- 7. hardening -------------------------------------------------------------------------
 step "7. systemd-analyze security and verify"
 in1 systemd-analyze security --no-pager $svc >"$work/security.txt" 2>&1 || true
@@ -304,7 +322,8 @@ awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }' || {
 	fail "exposure $score > 1.5"
 }
 ok "systemd-analyze security: $score"
-in1 systemd-analyze verify /usr/lib/systemd/system/$sock /usr/lib/systemd/system/$svc >"$work/verify.txt" 2>&1 || {
+in1 systemd-analyze verify /usr/lib/systemd/system/$sock /usr/lib/systemd/system/$csock \
+	/usr/lib/systemd/system/$svc >"$work/verify.txt" 2>&1 || {
 	cat "$work/verify.txt" >&2
 	fail "systemd-analyze verify"
 }
@@ -341,12 +360,16 @@ while read -r f; do
 done <"$work/files.txt"
 for f in /etc/aether-vault /var/lib/aether-vault /var/log/aether-vault \
 	/etc/systemd/system/sockets.target.wants/$sock /run/aether-vault/agent.sock \
+	/etc/systemd/system/sockets.target.wants/$csock /run/aether-vault/credentials.sock \
 	/var/lib/systemd/deb-systemd-helper-enabled/$sock.dsh-also \
-	/var/lib/systemd/deb-systemd-helper-masked/$sock; do
+	/var/lib/systemd/deb-systemd-helper-enabled/$csock.dsh-also \
+	/var/lib/systemd/deb-systemd-helper-masked/$sock \
+	/var/lib/systemd/deb-systemd-helper-masked/$csock; do
 	if in1 test -e "$f"; then left+=("$f"); fi
 done
 ((${#left[@]} == 0)) || fail "left behind after purge: ${left[*]}"
 [[ $(show $sock LoadState) != loaded || $(show $sock ActiveState) == inactive ]] || fail "socket still active"
+[[ $(show $csock LoadState) != loaded || $(show $csock ActiveState) == inactive ]] || fail "credentials socket still active"
 ok "purged: no file of ours left (the aether-vault user stays, as Debian does)"
 "$pid1" stop
 
@@ -354,9 +377,10 @@ ok "purged: no file of ours left (the aether-vault user stays, as Debian does)"
 step "9. the .rpm in a scratch root (rpm --root)"
 rpm -qp --scripts "$rpm" >"$work/scripts.txt" 2>/dev/null
 grep -q 'systemd-sysusers /usr/lib/sysusers.d/aether-vault-agent.conf' "$work/scripts.txt" || fail "no sysusers in %post"
-grep -q 'enable aether-vault-agent.socket' "$work/scripts.txt" || fail "no socket enable in %post"
+grep -q 'enable aether-vault-agent.socket aether-vault-agent-credentials.socket' "$work/scripts.txt" || fail "no socket enable in %post"
 grep -q 'try-restart aether-vault-agent.service' "$work/scripts.txt" || fail "no restart on upgrade"
-grep -q 'disable aether-vault-agent.socket aether-vault-agent.service' "$work/scripts.txt" || fail "no disable in %preun"
+grep -q 'new-credentials-socket' "$work/scripts.txt" || fail "no %pre note for an upgrade that adds the credentials socket"
+grep -q 'disable aether-vault-agent.socket aether-vault-agent-credentials.socket' "$work/scripts.txt" || fail "no disable in %preun"
 configfiles=$(rpm -qp --configfiles "$rpm" 2>/dev/null)
 grep -qx /etc/aether-vault/agent.yaml <<<"$configfiles" || fail "agent.yaml is not %config"
 [[ $(rpm -qp --queryformat '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" 2>/dev/null | grep ' /etc/aether-vault/agent.yaml$' | cut -d' ' -f1) == *n* ]] ||
@@ -386,12 +410,25 @@ unshare --mount --propagation private bash -euo pipefail -c '
 	test -x "$r/usr/bin/aether-vault-agent"
 	test -f "$r/usr/lib/systemd/system/aether-vault-agent.socket"
 	test -L "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent.socket"
+	test -L "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent-credentials.socket"
+	test -f "$r/usr/share/doc/aether-vault-agent/examples/service-credentials.conf"
+	# An upgrade from a version without the credentials socket (its unit file and link gone)
+	# enables it like the agent socket; an ordinary upgrade keeps it disabled if it was.
+	clink=$r/etc/systemd/system/sockets.target.wants/aether-vault-agent-credentials.socket
+	rm "$r/usr/lib/systemd/system/aether-vault-agent-credentials.socket" "$clink"
+	rpm --root "$r" -U --replacepkgs --nodeps "$rpm"
+	test -L "$clink"
+	test ! -e "$r/var/lib/rpm-state/aether-vault-agent/new-credentials-socket"
+	rm "$clink"
+	rpm --root "$r" -U --replacepkgs --nodeps "$rpm"
+	test ! -e "$clink"
 	rpm --root "$r" -e aether-vault-agent
 	test ! -e "$r/usr/bin/aether-vault-agent"
 	test ! -e "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent.socket"
+	test ! -e "$r/etc/systemd/system/sockets.target.wants/aether-vault-agent-credentials.socket"
 	test ! -e "$r/etc/aether-vault/agent.yaml"
 	test -d "$r/var/lib/aether-vault"
 ' rpm-root "$scratch" "$repo/$rpm" || fail "rpm --root install/verify/erase"
-ok "rpm --root: files verify, user/group and 0700/0750 directories made by the scriptlets, socket enabled; erase removes files and the enablement, keeps state"
+ok "rpm --root: files verify, user/group and 0700/0750 directories made by the scriptlets, both sockets enabled (the credentials socket also on an upgrade from a version without it, not over a disable); erase removes files and the enablement, keeps state"
 
 printf '\n%d checks passed\n' "$passed"
