@@ -3,15 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::answers::AuthAnswer;
 use super::http::{parse, vault_errors};
-use super::{
-    TokenState, VaultAuth, VaultBackend, encode_path, header_safe, lock, read_secret_file,
-};
+use super::login::LoginRequest;
+use super::{TokenState, VaultAuth, VaultBackend, header_safe, lock, read_secret_file};
 use crate::secrets::SecretError;
 
 impl VaultBackend {
@@ -25,7 +23,7 @@ impl VaultBackend {
                     st.obtained = Instant::now();
                 }
             }
-            VaultAuth::AppRole { .. } => {
+            _ => {
                 if st.token.is_none() {
                     self.login(&mut st)?;
                 } else if !st.lease.is_zero() {
@@ -60,58 +58,44 @@ impl VaultBackend {
                 st.obtained = Instant::now();
                 Ok(())
             }
-            VaultAuth::AppRole { .. } => self.login(&mut st),
+            _ => self.login(&mut st),
         }
     }
 
-    /// AppRole login; on success the new token and its lease are in `st`.
+    /// Logs in with the configured method (the request: [`LoginRequest`]); on success the new
+    /// token and its lease are in `st`.
     pub(super) fn login(&self, st: &mut TokenState) -> Result<(), SecretError> {
-        let VaultAuth::AppRole {
-            role_id,
-            secret_id_file,
-            mount,
-        } = &self.auth
-        else {
-            return Err(SecretError::Unavailable("no AppRole configured".into()));
-        };
         st.token = None;
-        let secret_id = read_secret_file(secret_id_file, "AppRole secret id")?;
-        #[derive(Serialize)]
-        struct Login<'a> {
-            role_id: &'a str,
-            secret_id: &'a str,
-        }
-        let body = Zeroizing::new(
-            serde_json::to_string(&Login {
-                role_id,
-                secret_id: &secret_id,
-            })
-            .map_err(|_| SecretError::Invalid("cannot encode the AppRole login".into()))?,
-        );
-        let mount = encode_path(mount.trim_matches('/'));
-        let url = format!("{}/auth/{mount}/login", self.api);
+        let Some(req) = LoginRequest::build(&self.auth)? else {
+            return Err(SecretError::Unavailable(
+                "no login method configured".into(),
+            ));
+        };
+        let method = req.method;
+        let url = format!("{}/{}", self.api, req.path());
         let started = Instant::now();
-        let (status, text) = self.send("POST", &url, None, Some(&body), true)?;
+        let (status, text) = self.send("POST", &url, None, Some(&req.body), true)?;
         if !(200..300).contains(&status) {
-            let said = vault_errors(&text, &[secret_id.as_str(), role_id.as_str()]);
+            let said = vault_errors(&text, &req.scrub());
             return Err(SecretError::Unavailable(format!(
-                "AppRole login at auth/{mount} failed ({status}){said}"
+                "{method} login at auth/{} failed ({status}){said}",
+                req.mount
             )));
         }
-        let auth = parse::<AuthAnswer>(&text, "the AppRole login")?
+        let auth = parse::<AuthAnswer>(&text, &format!("the {method} login"))?
             .auth
             .ok_or_else(|| {
-                SecretError::Unavailable("vault's AppRole login answer has no auth".into())
+                SecretError::Unavailable(format!("vault's {method} login answer has no auth"))
             })?;
         if !header_safe(&auth.client_token) {
-            return Err(SecretError::Unavailable(
-                "vault's AppRole login answer has no usable token".into(),
-            ));
+            return Err(SecretError::Unavailable(format!(
+                "vault's {method} login answer has no usable token"
+            )));
         }
         info!(
             lease_seconds = auth.lease_duration,
             renewable = auth.renewable,
-            "logged in to vault with AppRole"
+            "logged in to vault with {method}"
         );
         st.token = Some(auth.client_token);
         st.obtained = started;
