@@ -93,13 +93,19 @@ impl Bao {
         assert!(self.child.is_none(), "the server is running");
         let out = self.dir.path().join("server.out");
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["server", "-dev", "-dev-root-token-id", ROOT, "-dev-listen-address"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .env_remove("BAO_ADDR")
-            .env_remove("VAULT_ADDR")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null());
+        cmd.args([
+            "server",
+            "-dev",
+            "-dev-root-token-id",
+            ROOT,
+            "-dev-listen-address",
+        ])
+        .arg(format!("127.0.0.1:{}", self.port))
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null());
         if self.tls {
             cmd.arg("-dev-tls")
                 .arg("-dev-tls-cert-dir")
