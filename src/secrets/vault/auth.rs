@@ -23,6 +23,7 @@ impl VaultBackend {
                     st.obtained = Instant::now();
                 }
             }
+            // The methods that log in (login.rs): AppRole, Kubernetes, JWT.
             _ => {
                 if st.token.is_none() {
                     self.login(&mut st)?;

@@ -94,7 +94,7 @@ impl LoginRequest {
         format!("auth/{}/login", self.mount)
     }
 
-    /// What [`super::http::vault_errors`] must replace, longest first.
+    /// What [`super::http::vault_errors`] must replace: the whole credential before its parts.
     pub(super) fn scrub(&self) -> Vec<&str> {
         self.scrub.iter().map(|s| s.as_str()).collect()
     }
@@ -109,7 +109,7 @@ fn encode(method: &str, body: &impl Serialize) -> Result<Zeroizing<String>, Secr
 /// Reads a JWT file ([`read_secret_file`]'s checks) and checks it is a signed JWT in compact
 /// form: three non-empty base64url parts separated by dots. The message names the file, never
 /// its content.
-pub(super) fn read_jwt(path: &Path, what: &str) -> Result<Zeroizing<String>, SecretError> {
+fn read_jwt(path: &Path, what: &str) -> Result<Zeroizing<String>, SecretError> {
     let jwt = read_secret_file(path, what)?;
     let parts: Vec<&str> = jwt.split('.').collect();
     let base64url = |p: &&str| {
