@@ -124,6 +124,9 @@ impl Bao {
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null());
         if self.tls {
+            // The directory must exist; the server writes a new CA and certificate into it at
+            // each start (so a restarted TLS server is signed by another CA).
+            std::fs::create_dir_all(self.dir.path().join("tls")).unwrap();
             cmd.arg("-dev-tls")
                 .arg("-dev-tls-cert-dir")
                 .arg(self.dir.path().join("tls"));
