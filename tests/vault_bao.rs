@@ -26,6 +26,7 @@ fn kv2_put_get_versions_list_delete() {
     bao.policy("rw", RW);
     let token = bao.token(&["rw"], &[]);
     let file = bao.token_file("token", &token);
+    bao.audit_headers(&["User-Agent", "X-Vault-Request"]);
     let agent = Agent::builder()
         .config(&bao.config(&token_auth(&file), "cache_ttl: 0"))
         .start();
@@ -136,22 +137,32 @@ fn kv2_put_get_versions_list_delete() {
     let out = agent.cli(&["secret", "list", "app/"]);
     assert_eq!(success(&out), "sp ace/\ntyped\n");
 
-    // The calls are the ones docs/secrets.md lists, as the server saw them.
+    // The calls are the ones docs/secrets.md lists, as the server saw them, with its headers.
     let agent_calls: Vec<(String, String)> = bao
         .requests()
         .into_iter()
-        .filter(|r| r.path.starts_with("secret/") && !r.path.contains("typed"))
+        .filter(|r| r.from_agent())
+        .inspect(|r| assert_eq!(r.headers["x-vault-request"], json!(["true"]), "{r:?}"))
         .map(|r| (r.operation, r.path))
         .collect();
-    for call in [
+    let expected = [
         ("create", "secret/data/app/db"),
         ("update", "secret/data/app/db"),
         ("read", "secret/data/app/db"),
+        ("read", "secret/data/app/typed"),
+        ("create", "secret/data/app/sp ace/é+%"),
+        ("read", "secret/data/app/sp ace/é+%"),
         ("list", "secret/metadata/app/"),
         ("list", "secret/metadata/"),
         ("delete", "secret/metadata/app/db"),
-        ("create", "secret/data/app/sp ace/é+%"),
-    ] {
+    ];
+    for (o, p) in &agent_calls {
+        assert!(
+            expected.contains(&(o.as_str(), p.as_str())),
+            "unexpected call {o} {p}"
+        );
+    }
+    for call in expected {
         assert!(
             agent_calls
                 .iter()

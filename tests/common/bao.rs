@@ -305,9 +305,21 @@ impl Bao {
                     path: s(&e["request"]["path"]),
                     namespace: s(&e["request"]["namespace"]["path"]),
                     error: s(&e["error"]),
+                    headers: e["request"]["headers"].clone(),
                 }
             })
             .collect()
+    }
+
+    /// Makes the server's audit log record these request headers (in clear).
+    pub fn audit_headers(&self, names: &[&str]) {
+        for name in names {
+            self.ok(&[
+                "write",
+                &format!("sys/config/auditing/request-headers/{name}"),
+                "hmac=false",
+            ]);
+        }
     }
 
     /// How many requests for `operation` on `path` the server answered.
@@ -340,6 +352,19 @@ pub struct Request {
     pub namespace: String,
     /// The error the server answered with, or empty.
     pub error: String,
+    /// The request headers the server was told to log (see [`Bao::audit_headers`]), lower-case
+    /// names to lists of values, e.g. `{"user-agent": ["aether-vault-agent/0.1.0"]}`.
+    pub headers: Value,
+}
+
+impl Request {
+    /// Whether the agent sent it (by its user agent; needs [`Bao::audit_headers`] with
+    /// `User-Agent`).
+    pub fn from_agent(&self) -> bool {
+        self.headers["user-agent"][0]
+            .as_str()
+            .is_some_and(|ua| ua.starts_with("aether-vault-agent/"))
+    }
 }
 
 /// The agent's configuration for a vault server at `address`: `auth` as YAML lines under
