@@ -155,6 +155,108 @@ fn approle_login_failure_is_explained_and_the_secret_id_read_again() {
 }
 
 #[test]
+fn approle_logs_in_again_when_the_token_expired_or_its_renewal_is_denied() {
+    let Some(bao) =
+        Bao::start("approle_logs_in_again_when_the_token_expired_or_its_renewal_is_denied")
+    else {
+        return;
+    };
+    bao.policy("read-app", READ_APP);
+    bao.ok(&["kv", "put", "secret/app/x", "k=relogin-value"]);
+
+    // Not used for longer than its TTL: a new login, no renewal of a dead token.
+    let (role_id, secret_id) =
+        bao.approle("", "brief", &["token_policies=read-app", "token_ttl=2s"]);
+    let agent = Agent::builder()
+        .config(&bao.config(&approle_auth(&role_id, &secret_id), "cache_ttl: 0"))
+        .start();
+    let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
+    assert_eq!(success(&out), "relogin-value\n");
+    std::thread::sleep(Duration::from_millis(2300));
+    let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
+    assert_eq!(success(&out), "relogin-value\n");
+    assert_eq!((bao.logins(), bao.renewals()), (2, 0));
+    drop(agent);
+
+    // A token whose policies do not allow renew-self (no `default` policy): Vault answers 403
+    // to the renewal, and the agent logs in again in time; every read works.
+    let (role_id, secret_id) = bao.approle(
+        "",
+        "norenew",
+        &[
+            "token_policies=read-app",
+            "token_ttl=3s",
+            "token_no_default_policy=true",
+        ],
+    );
+    let agent = Agent::builder()
+        .config(&bao.config(&approle_auth(&role_id, &secret_id), "cache_ttl: 0"))
+        .start();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(4500) {
+        let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
+        assert_eq!(success(&out), "relogin-value\n", "at {:?}", start.elapsed());
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let renewals: Vec<_> = bao
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "auth/token/renew-self")
+        .collect();
+    assert!(!renewals.is_empty());
+    assert!(
+        renewals
+            .iter()
+            .all(|r| r.error.contains("permission denied")),
+        "{renewals:?}"
+    );
+    assert!(bao.logins() >= 4, "logins: {}", bao.logins());
+    assert!(
+        bao.requests()
+            .iter()
+            .filter(|r| r.path == "secret/data/app/x")
+            .all(|r| r.error.is_empty()),
+        "no read was refused"
+    );
+}
+
+#[test]
+fn approle_token_revoked_on_the_server_one_login_for_concurrent_reads() {
+    let Some(bao) =
+        Bao::start("approle_token_revoked_on_the_server_one_login_for_concurrent_reads")
+    else {
+        return;
+    };
+    bao.policy("read-app", READ_APP);
+    bao.ok(&["kv", "put", "secret/app/x", "k=revoked-value"]);
+    let (role_id, secret_id) = bao.approle("", "app", &["token_policies=read-app"]);
+    let agent = Agent::builder()
+        .config(&bao.config(&approle_auth(&role_id, &secret_id), "cache_ttl: 0"))
+        .start();
+    // A status before any call asks sys/health, which needs no login.
+    let status = agent.client().call("agent_status", serde_json::Value::Null);
+    assert_eq!(status["payload"]["secrets"]["healthy"], true, "{status}");
+    assert_eq!(bao.logins(), 0);
+    let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
+    assert_eq!(success(&out), "revoked-value\n");
+    assert_eq!(bao.logins(), 1);
+
+    // Every token AppRole issued is revoked; four reads at once find theirs refused.
+    bao.ok(&["lease", "revoke", "-sync", "-prefix", "auth/approle/login"]);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
+                assert_eq!(success(&out), "revoked-value\n");
+            });
+        }
+    });
+    assert_eq!(bao.logins(), 2, "one new login serves every read");
+    let secret_id = std::fs::read_to_string(&secret_id).unwrap();
+    assert_no_leak(&agent, &[&secret_id, "revoked-value"]);
+}
+
+#[test]
 #[ignore = "issue 15: fixed on main by the 403 work (a 403 logs in again, burning the secret id's uses)"]
 fn approle_secret_id_with_a_use_limit_survives_denied_reads() {
     let Some(bao) = Bao::start("approle_secret_id_with_a_use_limit_survives_denied_reads") else {
