@@ -1,7 +1,9 @@
 //! The vault backend when a real OpenBao server (`bao server -dev`, see tests/common/bao.rs) goes
 //! away: killed (connection refused), stopped with SIGSTOP (a hang, cut by `timeout`), sealed;
 //! each reported `BACKEND_UNAVAILABLE` (CLI exit status 1) with the cause, and each recovered
-//! from. `stale_if_error` serves the last value read during an outage, and only then.
+//! from. The cache: `cache_ttl` serves reads from memory (also while Vault is down) until a
+//! write, a delete or its end; `stale_if_error` serves the last value read during an outage,
+//! and only then.
 
 mod common;
 
@@ -208,6 +210,74 @@ fn sealed_is_said_before_and_after_the_first_call_and_unseal_recovers() {
     let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
     assert_eq!(success(&out), "sealed-value\n");
     assert_no_leak(&agent, &[&token, "sealed-value"]);
+}
+
+#[test]
+fn cache_ttl_serves_reads_from_memory_until_a_write_or_its_end() {
+    let Some(mut bao) = Bao::start("cache_ttl_serves_reads_from_memory_until_a_write_or_its_end")
+    else {
+        return;
+    };
+    let file = bao.token_file("token", common::bao::ROOT);
+    bao.ok(&["kv", "put", "secret/app/x", "k=cached-first"]);
+    let agent = Agent::builder()
+        .config(&bao.config(&token_auth(&file), "cache_ttl: 2"))
+        .start();
+    let reads = |bao: &Bao| {
+        bao.requests()
+            .iter()
+            .filter(|r| r.from_agent() && r.operation == "read")
+            .count()
+    };
+    bao.audit_headers(&["User-Agent"]);
+    let get = |args: &[&str]| {
+        let mut a = vec!["secret", "get", "app/x", "--field", "k"];
+        a.extend_from_slice(args);
+        success(&agent.cli(&a))
+    };
+    assert_eq!(get(&[]), "cached-first\n");
+    bao.ok(&["kv", "put", "secret/app/x", "k=cached-second"]);
+    assert_eq!(get(&[]), "cached-first\n", "within cache_ttl: from memory");
+    assert_eq!(reads(&bao), 1);
+    // (path, version) is an entry of its own.
+    assert_eq!(get(&["--version", "2"]), "cached-second\n");
+    assert_eq!(get(&["--version", "2"]), "cached-second\n");
+    assert_eq!(reads(&bao), 2);
+    // A write through the agent drops what was cached of the path; so does a delete.
+    success(&agent.cli(&["secret", "put", "app/x", "k=cached-third"]));
+    assert_eq!(get(&[]), "cached-third\n");
+    assert_eq!(reads(&bao), 3);
+    success(&agent.cli(&["secret", "delete", "app/x"]));
+    failure(
+        &agent.cli(&["secret", "get", "app/x"]),
+        1,
+        &["no secret at app/x"],
+    );
+    success(&agent.cli(&["secret", "put", "app/x", "k=cached-fourth"]));
+    assert_eq!(get(&[]), "cached-fourth\n");
+
+    // Down: a fresh entry is still the answer; once cache_ttl is over, it is not.
+    bao.kill();
+    let read_at = Instant::now();
+    assert_eq!(get(&[]), "cached-fourth\n");
+    std::thread::sleep(
+        Duration::from_secs(2).saturating_sub(read_at.elapsed()) + Duration::from_millis(300),
+    );
+    failure(
+        &agent.cli(&["secret", "get", "app/x"]),
+        1,
+        &["secrets backend unavailable", "Connection refused"],
+    );
+    assert!(!agent.stderr().contains("serving the cached value"));
+    assert_no_leak(
+        &agent,
+        &[
+            "cached-first",
+            "cached-second",
+            "cached-third",
+            "cached-fourth",
+        ],
+    );
 }
 
 #[test]

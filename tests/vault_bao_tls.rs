@@ -1,7 +1,8 @@
 //! The vault backend over TLS to a real OpenBao server (`bao server -dev -dev-tls`, see
 //! tests/common/bao.rs): a certificate for 127.0.0.1 signed by a CA of its own, trusted through
 //! `ca_cert` or `VAULT_CACERT`; refused, naming the unknown issuer, without that CA; and accepted
-//! with `skip_verify` or `VAULT_SKIP_VERIFY`, with a warning.
+//! with `skip_verify` or `VAULT_SKIP_VERIFY`, with a warning. A CA file that is not one stops the
+//! agent's start.
 
 mod common;
 
@@ -146,4 +147,35 @@ fn tls_skip_verify_from_the_file_or_vault_skip_verify_warns() {
             .contains("TLS verification is OFF; for labs only")
     );
     assert_no_leak(&agent, &["unverified"]);
+}
+
+#[test]
+fn a_ca_file_that_is_not_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let token = dir.path().join("token");
+    common::bao::write_private(&token, "s.unused");
+    for (ca, why) in [
+        (&junk, "no certificate in it"),
+        (&missing, "No such file or directory"),
+    ] {
+        let (agent, mut cmd) = Agent::builder()
+            .config(&vault_config(
+                "https://127.0.0.1:8200",
+                Some(ca),
+                &token_auth(&token),
+                "",
+            ))
+            .prepare();
+        let status = cmd.status().unwrap();
+        assert_eq!(status.code(), Some(1), "{}", agent.stderr());
+        let said = format!("vault CA file {}: {why}", ca.display());
+        assert!(
+            agent.stderr().contains(&said),
+            "{said:?} not in:\n{}",
+            agent.stderr()
+        );
+    }
 }
