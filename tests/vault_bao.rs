@@ -141,7 +141,7 @@ fn kv2_put_get_versions_list_delete() {
     let agent_calls: Vec<(String, String)> = bao
         .requests()
         .into_iter()
-        .filter(|r| r.from_agent())
+        .filter(|r| r.by_agent())
         .inspect(|r| assert_eq!(r.headers["x-vault-request"], json!(["true"]), "{r:?}"))
         .map(|r| (r.operation, r.path))
         .collect();

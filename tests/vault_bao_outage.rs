@@ -226,7 +226,7 @@ fn cache_ttl_serves_reads_from_memory_until_a_write_or_its_end() {
     let reads = |bao: &Bao| {
         bao.requests()
             .iter()
-            .filter(|r| r.from_agent() && r.operation == "read")
+            .filter(|r| r.by_agent() && r.operation == "read")
             .count()
     };
     bao.audit_headers(&["User-Agent"]);

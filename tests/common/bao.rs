@@ -360,7 +360,7 @@ pub struct Request {
 impl Request {
     /// Whether the agent sent it (by its user agent; needs [`Bao::audit_headers`] with
     /// `User-Agent`).
-    pub fn from_agent(&self) -> bool {
+    pub fn by_agent(&self) -> bool {
         self.headers["user-agent"][0]
             .as_str()
             .is_some_and(|ua| ua.starts_with("aether-vault-agent/"))
