@@ -120,6 +120,9 @@ impl Bao {
         .arg(&config)
         .env_remove("BAO_ADDR")
         .env_remove("VAULT_ADDR")
+        // A dev server writes its root token to ~/.vault-token through ~/.vault-token.tmp:
+        // servers started at once (parallel tests) would race on that file, and fail.
+        .env("HOME", self.dir.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null());
@@ -196,6 +199,7 @@ impl Bao {
         cmd.args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", token)
+            .env("HOME", self.dir.path())
             .env_remove("BAO_NAMESPACE")
             .env_remove("VAULT_NAMESPACE")
             .stdin(Stdio::null());
