@@ -193,7 +193,7 @@ fn approle_logs_in_again_when_the_token_expired_or_its_renewal_is_denied() {
         .config(&bao.config(&approle_auth(&role_id, &secret_id), "cache_ttl: 0"))
         .start();
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(4500) {
+    while start.elapsed() < Duration::from_millis(3500) {
         let out = agent.cli(&["secret", "get", "app/x", "--field", "k"]);
         assert_eq!(success(&out), "relogin-value\n", "at {:?}", start.elapsed());
         std::thread::sleep(Duration::from_millis(400));
