@@ -101,7 +101,14 @@ fn approle_renews_before_expiry_and_logs_in_again_after_max_ttl() {
         seen.push((start.elapsed().as_secs_f64(), bao.logins(), bao.renewals()));
         std::thread::sleep(Duration::from_millis(400));
     }
-    // Past the first token's 3 s it was still the first login's token, renewed.
+    // Not renewed before two thirds of the 3 s lease …
+    assert!(
+        seen.iter()
+            .filter(|(t, _, _)| *t < 1.8)
+            .all(|(_, _, r)| *r == 0),
+        "{seen:?}"
+    );
+    // … and past the first token's 3 s it was still the first login's token, renewed.
     let late = seen
         .iter()
         .find(|(t, _, _)| *t > 4.5)
