@@ -309,7 +309,7 @@ fn jwt_login_failures_name_the_method_and_vault_s_reason_without_the_jwt() {
             e.contains("JWT login at auth/ci/jwt failed (400)") && e.contains(reason),
             "{e}"
         );
-        assert!(e.contains("secrets backend unavailable"), "{e}");
+        assert!(e.contains("secrets backend misconfigured"), "{e}");
         assert_no_jwt(&e, &[jwt]);
     }
     // What is not a JWT at all is refused before Vault is asked, naming the file only.

@@ -80,7 +80,10 @@ impl VaultBackend {
         let (status, text) = self.send("POST", &url, None, Some(&req.body), true)?;
         if !(200..300).contains(&status) {
             let said = quote(&server_said(&text, &req.scrub()));
-            let message = format!("{method} login at auth/{} failed ({status}){said}", req.mount);
+            let message = format!(
+                "{method} login at auth/{} failed ({status}){said}",
+                req.mount
+            );
             // Vault said no to the credentials (not an outage): nothing stale is served on it.
             return Err(if (400..500).contains(&status) && status != 429 {
                 SecretError::Misconfigured(message)
