@@ -62,9 +62,10 @@ fn tls_without_the_ca_is_refused_naming_the_unknown_issuer() {
         &out,
         1,
         &[
-            "secrets backend unavailable",
-            "cannot reach vault",
+            "secrets backend misconfigured",
+            "is not trusted",
             "invalid peer certificate: UnknownIssuer",
+            "set `ca_cert`",
         ],
     );
     let status = agent.client().call("agent_status", Value::Null);
@@ -98,10 +99,7 @@ fn tls_without_the_ca_is_refused_naming_the_unknown_issuer() {
     failure(
         &out,
         1,
-        &[
-            "cannot reach vault",
-            "invalid peer certificate: UnknownIssuer",
-        ],
+        &["is not trusted", "invalid peer certificate: UnknownIssuer"],
     );
     // The agents' requests never reached the server: the only write is the harness's.
     assert_eq!(
