@@ -10,7 +10,8 @@
 //! Activation: `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` are read and unset by
 //! [`take_activated`], which must run before any thread starts (environment access is not
 //! thread-safe). The fd named `agent`, or the single fd passed, must be a listening Unix stream
-//! socket.
+//! socket; so must the fd named `credentials`, the systemd credentials socket, when there is
+//! one (the other fds are the agent's).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
@@ -196,30 +197,62 @@ fn bind_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
     })
 }
 
-/// Takes the socket systemd passed, if any, and unsets the activation variables.
+/// The sockets systemd passed.
+#[derive(Debug, Default)]
+pub struct Activated {
+    /// The agent's socket: the fd named `agent`, or the only one not named `credentials`.
+    pub agent: Option<AgentListener>,
+    /// The credentials socket: the fd named `credentials`
+    /// ([`crate::actors::credentials`]).
+    pub credentials: Option<AgentListener>,
+}
+
+/// Takes the sockets systemd passed, if any, and unsets the activation variables.
 ///
-/// Call this first thing in `main`, before any thread exists. Returns `Ok(None)` when the
+/// Call this first thing in `main`, before any thread exists. Returns no sockets when the
 /// process was not socket-activated.
-pub fn take_activated() -> Result<Option<AgentListener>, SocketError> {
+pub fn take_activated() -> Result<Activated, SocketError> {
     let fds: Vec<(RawFd, String)> = sd_notify::listen_fds_with_names(true)
         .map_err(|e| SocketError::Activation(e.to_string()))?
         .collect();
-    let chosen = match fds.as_slice() {
-        [] => return Ok(None),
-        [(fd, _)] => *fd,
-        many => many
-            .iter()
-            .find(|(_, name)| name == "agent")
-            .map(|(fd, _)| *fd)
-            .ok_or_else(|| {
-                SocketError::Activation(format!(
-                    "{} sockets passed and none is named 'agent' (FileDescriptorName=agent)",
-                    many.len()
-                ))
-            })?,
+    let (credentials, others): (Vec<_>, Vec<_>) =
+        fds.into_iter().partition(|(_, name)| name == "credentials");
+    let credentials = match credentials.as_slice() {
+        [] => None,
+        [(fd, _)] => Some(*fd),
+        many => {
+            return Err(SocketError::Activation(format!(
+                "{} sockets are named 'credentials'; one is",
+                many.len()
+            )));
+        }
     };
-    // SAFETY: systemd passed this fd to us (LISTEN_PID matched); we take sole ownership of it.
-    let listener = unsafe { UnixListener::from_raw_fd(chosen) };
+    let agent = match others.as_slice() {
+        [] => None,
+        [(fd, _)] => Some(*fd),
+        many => Some(
+            many.iter()
+                .find(|(_, name)| name == "agent")
+                .map(|(fd, _)| *fd)
+                .ok_or_else(|| {
+                    SocketError::Activation(format!(
+                        "{} sockets passed and none is named 'agent' (FileDescriptorName=agent)",
+                        many.len()
+                    ))
+                })?,
+        ),
+    };
+    Ok(Activated {
+        agent: agent.map(inherit).transpose()?,
+        credentials: credentials.map(inherit).transpose()?,
+    })
+}
+
+/// Takes ownership of an fd systemd passed, which must be a listening Unix stream socket.
+fn inherit(fd: RawFd) -> Result<AgentListener, SocketError> {
+    // SAFETY: systemd passed this fd to us (LISTEN_PID matched); we take sole ownership of it,
+    // and each fd is taken once.
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
     check_listening_unix_stream(&listener)?;
     listener
         .set_nonblocking(true)
@@ -228,10 +261,10 @@ pub fn take_activated() -> Result<Option<AgentListener>, SocketError> {
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
-    Ok(Some(AgentListener {
+    Ok(AgentListener {
         listener,
         origin: Origin::Activated { path },
-    }))
+    })
 }
 
 fn check_listening_unix_stream(listener: &UnixListener) -> Result<(), SocketError> {
