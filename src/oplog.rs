@@ -103,9 +103,8 @@ pub fn credential(ev: &AuditEvent) {
                 av_uid = id.map(|i| i.uid),
                 av_pid = id.and_then(|i| i.pid),
                 av_policy_generation = ev.policy_generation,
-                "{what} {}: {}",
-                $verb,
-                reason.as_deref().unwrap_or_default(),
+                "{what}: {}",
+                reason.as_deref().unwrap_or($verb),
             )
         };
     }

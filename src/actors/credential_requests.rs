@@ -8,7 +8,6 @@ use super::SharedRef;
 use super::audit_writer::{AppendAll, Wait};
 use super::policy_watcher::GetStatus;
 use crate::audit::{AuditEvent, CredentialRef, EventType, Outcome};
-use crate::credentials::names::{check_credential_id, check_unit_name};
 use crate::credentials::{explain, render};
 use crate::identity::PeerIdentity;
 use crate::protocol::credentials::{
@@ -59,8 +58,7 @@ pub async fn test(
             format!("invalid payload format: {e}"),
         )
     })?;
-    check_unit_name(&req.unit)
-        .and(check_credential_id(&req.id))
+    crate::protocol::checks::check_credential_test(&req)
         .map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
     let st = shared
         .policy
