@@ -696,3 +696,23 @@ fn credentials_limits_are_bounded_and_the_socket_has_a_path_of_its_own() {
         Ok(())
     });
 }
+
+#[test]
+fn the_shipped_agent_yaml_is_valid_and_says_the_credentials_defaults() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        jail.create_file("shipped.yaml", include_str!("../../etc/agent.yaml"))?;
+        let c = load(
+            Some(&jail.directory().join("shipped.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config;
+        let mut system = DefaultPaths::user(jail.directory());
+        system.credentials_socket = DefaultPaths::system().credentials_socket;
+        let defaults = AgentConfig::defaults(Mode::Standard, &system);
+        assert_eq!(c.credentials, defaults.credentials);
+        Ok(())
+    });
+}

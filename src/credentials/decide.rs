@@ -45,7 +45,7 @@ pub struct Delivery {
     pub mapping: CredentialMapping,
     /// Rules that allowed it, as `policy/rule`.
     pub rules: Vec<String>,
-    /// Why, in words.
+    /// Why, in words (`"read" is allowed by rule p/r`).
     pub reasoning: String,
     /// The policy generation that decided.
     pub generation: u64,
@@ -191,10 +191,16 @@ fn decide_for_unit(
             generation: Some(d.generation),
         });
     }
+    // "granted: …" is the capability request's word for it.
+    let reasoning = d
+        .reasoning
+        .strip_prefix("granted: ")
+        .unwrap_or(&d.reasoning)
+        .to_string();
     Verdict::Deliver(Delivery {
         mapping: mapping.clone(),
         rules: d.applied_rules,
-        reasoning: d.reasoning,
+        reasoning,
         generation: d.generation,
     })
 }

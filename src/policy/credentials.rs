@@ -308,4 +308,24 @@ mod tests {
             crate::policy::load_dir(dir.path(), crate::policy::LoadOptions::current()).unwrap_err();
         assert!(e.message.contains("mapped twice in this file"), "{e}");
     }
+
+    #[test]
+    fn the_shipped_example_loads_and_says_what_it_says() {
+        let text = include_str!("../../etc/policies.d/20-credentials.yaml.example");
+        let path = Path::new("20-credentials.yaml");
+        let doc = crate::policy::load::parse_yaml_document(path, text).unwrap();
+        let l = crate::policy::load::compile(vec![(path.to_path_buf(), doc)]).unwrap();
+        let set = crate::policy::PolicySet::from_loaded(1, l, crate::policy::Fallback::DenyAll);
+        assert_eq!(set.credentials.len(), 3);
+        for (id, decision) in [
+            ("db-password", "deliver"),
+            ("api-client.json", "deliver"),
+            ("legacy-key", "refuse"),
+            ("other", "refuse"),
+        ] {
+            let t = crate::credentials::explain(&set, "billing.service", id);
+            assert_eq!(t.decision, decision, "{id}: {}", t.reason);
+        }
+        assert!(text.contains(crate::oplog::CREDENTIAL_REFUSED));
+    }
 }
