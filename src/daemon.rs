@@ -49,8 +49,9 @@ pub enum DaemonError {
 /// Runs the agent in the foreground until SIGTERM/SIGINT or `agent_stop`.
 ///
 /// `activated` holds the sockets systemd passed, taken by
-/// [`crate::transport::socket::take_activated`] before any thread started. A socket it does
-/// not hold is bound here: the agent's at `socket_path`, the credentials socket at
+/// [`crate::transport::socket::take_activated`] before any thread started, and told apart
+/// here by their paths and names ([`crate::transport::socket::choose`]). A socket it does not
+/// hold is bound here: the agent's at `socket_path`, the credentials socket at
 /// `credentials.socket_path` unless that is empty. A credentials socket systemd passed is
 /// served whatever the key says: the socket unit is what asked for it.
 pub fn run(options: DaemonOptions, activated: Activated) -> Result<(), DaemonError> {
@@ -67,12 +68,16 @@ pub fn run(options: DaemonOptions, activated: Activated) -> Result<(), DaemonErr
             crate::oplog::file_refused(f);
         }
     };
-    let listener = match activated.agent {
+    let (agent, credentials) = activated.split(
+        &loaded.config.socket_path,
+        &loaded.config.credentials.socket_path,
+    )?;
+    let listener = match agent {
         Some(l) => l,
         None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)
             .inspect_err(refused)?,
     };
-    let credentials = match credentials_socket(activated.credentials, &loaded.config) {
+    let credentials = match credentials_socket(credentials, &loaded.config) {
         Ok(c) => c,
         Err(e) => {
             refused(&e);

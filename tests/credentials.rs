@@ -484,6 +484,28 @@ fn a_reload_that_removes_a_mapping_takes_it_out_of_force_and_a_bad_file_changes_
 #[test]
 fn systemd_passes_the_credentials_socket_by_name() {
     require_root!();
+    // Two socket units, each naming its socket: the configured path does not matter.
+    activated("agent:credentials", |dir| {
+        (
+            dir.join("unused.sock"),
+            dir.join("configured-elsewhere.sock"),
+        )
+    });
+}
+
+#[test]
+fn systemd_passes_both_sockets_of_one_unit_and_their_paths_tell_them_apart() {
+    require_root!();
+    // FileDescriptorName= names every socket of its unit: both are "credentials".
+    activated("credentials:credentials", |dir| {
+        (dir.join("a.sock"), dir.join("c.sock"))
+    });
+}
+
+/// Starts the agent as systemd does with `a.sock` and `c.sock` passed as fds 3 and 4 named
+/// `names`, and `--socket-path`, `--credentials-socket` as `paths` says; checks that `c.sock`
+/// is served as the credentials socket, and stays after the agent stops.
+fn activated(names: &str, paths: impl Fn(&Path) -> (PathBuf, PathBuf)) {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
@@ -492,6 +514,7 @@ fn systemd_passes_the_credentials_socket_by_name() {
     let agent_listener = std::os::unix::net::UnixListener::bind(dir.path().join("a.sock")).unwrap();
     let creds = dir.path().join("c.sock");
     let cred_listener = std::os::unix::net::UnixListener::bind(&creds).unwrap();
+    let (socket_path, credentials_path) = paths(dir.path());
     let mut cmd = common::with_own_pid(&["LISTEN_PID"], common::AGENT);
     common::clean_env(&mut cmd, dir.path());
     cmd.args(["--mode", "development", "--log-target", "stderr"])
@@ -502,16 +525,16 @@ fn systemd_passes_the_credentials_socket_by_name() {
         .arg("--audit-file")
         .arg(dir.path().join("audit.log"))
         .arg("--socket-path")
-        .arg(dir.path().join("unused.sock"))
+        .arg(&socket_path)
         .arg("--credentials-socket")
-        .arg(dir.path().join("configured-elsewhere.sock"))
+        .arg(&credentials_path)
         .env("LISTEN_FDS", "2")
-        .env("LISTEN_FDNAMES", "agent:credentials")
+        .env("LISTEN_FDNAMES", names)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("agent.stderr")).unwrap());
     let (a, c) = (agent_listener.as_raw_fd(), cred_listener.as_raw_fd());
-    // SAFETY: only dup/dup2/close between fork and exec; both fds stay open in the parent.
+    // SAFETY: only fcntl/dup2/close between fork and exec; both fds stay open in the parent.
     unsafe {
         cmd.pre_exec(move || {
             // Out of the way first, so that neither lands on the other's target.
@@ -528,31 +551,36 @@ fn systemd_passes_the_credentials_socket_by_name() {
         });
     }
     let mut child = cmd.spawn().unwrap();
-    let client = |what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = common::RawClient::connect(&dir.path().join("a.sock"))
-                .ok()
-                .and_then(|mut c| {
-                    c.send(b"{\"type\":\"status_request\"}\n");
-                    c.read_quietly()
-                });
-            if let Some(s) = out {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{what}: no answer");
-            std::thread::sleep(Duration::from_millis(20));
+    let stderr_of = || std::fs::read_to_string(dir.path().join("agent.stderr")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let answer = common::RawClient::connect(&dir.path().join("a.sock"))
+            .ok()
+            .and_then(|mut c| {
+                c.send(b"{\"type\":\"status_request\"}\n");
+                c.read_quietly()
+            });
+        if let Some(s) = answer {
+            break s;
         }
+        assert!(
+            child.try_wait().unwrap().is_none() && Instant::now() < deadline,
+            "{names}: no answer on a.sock:\n{}",
+            stderr_of()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     };
-    let s = client("status");
-    assert_eq!(s["payload"]["credentials"]["activated"], true, "{s}");
+    assert_eq!(
+        s["payload"]["credentials"]["activated"], true,
+        "{names}: {s}"
+    );
     assert_eq!(
         s["payload"]["credentials"]["socket"],
         creds.display().to_string()
     );
     assert!(ask(&creds, "x/unit/billing.service/db-password").is_empty());
     assert!(
-        !dir.path().join("configured-elsewhere.sock").exists(),
+        !credentials_path.exists() || credentials_path == creds,
         "nothing bound"
     );
     nix::sys::signal::kill(
@@ -560,7 +588,7 @@ fn systemd_passes_the_credentials_socket_by_name() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait().unwrap().success(), "{}", stderr_of());
     assert!(creds.exists(), "systemd's socket stays");
     let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
     assert!(
