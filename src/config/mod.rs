@@ -13,6 +13,7 @@
 //! `VAULT_AGENT_IDLE_EXIT_SECONDS`, and any nested key with `__` between levels
 //! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
+mod credentials;
 mod model;
 mod yaml_provider;
 
