@@ -712,3 +712,61 @@ journalctl --no-pager -o json SYSLOG_IDENTIFIER=aether-vault-agent >"$DIR/journa
         "{entry}"
     );
 }
+
+/// No value leaves without its record on disk: with the audit log's disk full, the service
+/// manager is refused (its start fails) instead of getting the secret.
+#[test]
+fn a_delivery_that_cannot_be_recorded_is_not_made() {
+    require_root!();
+    let Some(cg) = UnitCgroup::create("unrecorded") else {
+        return;
+    };
+    let base = tempfile::tempdir().unwrap();
+    let disk = base.path().join("small");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0750", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .unwrap()
+        .success();
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&disk);
+    let agent = Agent::builder()
+        .mode("standard")
+        .credentials()
+        .policy("billing.json", &policy())
+        .audit_file(&disk.join("audit.log"))
+        .start();
+    let out = agent.cli(&["secret", "put", "db/primary", "password=s3cret"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut filler = std::fs::File::create(disk.join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &[b'x'; 4096]).is_ok() {}
+    drop(filler);
+    let how = Ask {
+        cgroup: Some(&cg),
+        ..Default::default()
+    };
+    // The log's last page may still take a record or two: ask until writing fails.
+    let got = (0..64)
+        .map(|_| ask_with(socket(&agent), "x/unit/billing.service/db-password", how))
+        .map(|o| o.stdout)
+        .find(|bytes| bytes != b"s3cret")
+        .expect("a full audit log must stop deliveries");
+    assert_eq!(got.len(), FAIL_START_BYTES, "the start fails instead");
+    assert!(!got.windows(6).any(|w| w == b"s3cret"));
+    assert!(
+        agent.stderr().contains("could not be recorded"),
+        "{}",
+        agent.stderr()
+    );
+}

@@ -37,7 +37,7 @@ sys.stdout.buffer.write(out)
 "#;
 
 /// How a test caller runs.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 pub struct Ask<'a> {
     /// Its uid (root when `None`).
     pub uid: Option<u32>,
