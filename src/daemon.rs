@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::actors::Command;
 use crate::config::{self, ConfigError, Overrides, PathDefaults};
 use crate::server::{self, Control};
-use crate::transport::socket::{self, AgentListener, SocketError};
+use crate::transport::socket::{self, Activated, AgentListener, SocketError};
 
 /// Where operational logs go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -48,9 +48,13 @@ pub enum DaemonError {
 
 /// Runs the agent in the foreground until SIGTERM/SIGINT or `agent_stop`.
 ///
-/// `activated` is the socket systemd passed, taken by
-/// [`crate::transport::socket::take_activated`] before any thread started.
-pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(), DaemonError> {
+/// `activated` holds the sockets systemd passed, taken by
+/// [`crate::transport::socket::take_activated`] before any thread started, and told apart
+/// here by their paths and names ([`crate::transport::socket::choose`]). A socket it does not
+/// hold is bound here: the agent's at `socket_path`, the credentials socket at
+/// `credentials.socket_path` unless that is empty. A credentials socket systemd passed is
+/// served whatever the key says: the socket unit is what asked for it.
+pub fn run(options: DaemonOptions, activated: Activated) -> Result<(), DaemonError> {
     let paths = PathDefaults::for_current_user();
     let loaded = config::load(options.config_file.as_deref(), &options.overrides, &paths)?;
     crate::logging::init(&loaded.config.log_level, options.log_target);
@@ -59,29 +63,71 @@ pub fn run(options: DaemonOptions, activated: Option<AgentListener>) -> Result<(
         Some(f) => tracing::info!(file = %f.display(), "configuration loaded"),
         None => tracing::info!("no configuration file; using defaults, environment and flags"),
     }
-    let listener = match activated {
+    let refused = |e: &SocketError| {
+        if let SocketError::Untrusted(f) = e {
+            crate::oplog::file_refused(f);
+        }
+    };
+    let (agent, credentials) = activated.split(
+        &loaded.config.socket_path,
+        &loaded.config.credentials.socket_path,
+    )?;
+    let listener = match agent {
         Some(l) => l,
         None => socket::bind(&loaded.config.socket_path, loaded.config.ipc.socket_mode.0)
-            .inspect_err(|e| {
-                if let SocketError::Untrusted(f) = e {
-                    crate::oplog::file_refused(f);
-                }
-            })?,
+            .inspect_err(refused)?,
+    };
+    let credentials = match credentials_socket(credentials, &loaded.config) {
+        Ok(c) => c,
+        Err(e) => {
+            refused(&e);
+            listener.cleanup();
+            return Err(e.into());
+        }
     };
     let control = Control::new();
     forward_signals(control.sender())
         .map_err(|e| DaemonError::Fatal(format!("cannot handle signals: {e}")))?;
     let config = loaded.config;
     let cleanup_origin = listener.origin.clone();
-    let result = actix_rt::System::new().block_on(server::run(listener, config, control));
+    let cleanup_credentials = credentials.as_ref().map(|c| c.origin.clone());
+    let result =
+        actix_rt::System::new().block_on(server::run(listener, credentials, config, control));
     if let Err(e) = &result {
         // A refused file goes to the journal with its own MESSAGE_ID, the path and the fix.
         if let Some(f) = e.refused_file() {
             crate::oplog::file_refused(f);
         }
         cleanup_origin.cleanup();
+        if let Some(c) = cleanup_credentials {
+            c.cleanup();
+        }
     }
     result.map_err(|e| DaemonError::Fatal(e.to_string()))
+}
+
+/// The credentials socket: the one systemd passed, else bound at `credentials.socket_path`
+/// (mode 0600: only root, the service manager, may connect; the agent's own user owns it),
+/// else none.
+fn credentials_socket(
+    activated: Option<AgentListener>,
+    config: &crate::config::AgentConfig,
+) -> Result<Option<AgentListener>, SocketError> {
+    let path = &config.credentials.socket_path;
+    if let Some(l) = activated {
+        if l.path() != Some(path.as_path()) {
+            tracing::info!(
+                passed = %l.path().map(|p| p.display().to_string()).unwrap_or_else(|| "(unnamed)".into()),
+                configured = %path.display(),
+                "serving the credentials socket systemd passed, not credentials.socket_path"
+            );
+        }
+        return Ok(Some(l));
+    }
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    socket::bind(path, 0o600).map(Some)
 }
 
 /// The exit status after a panic (`EX_SOFTWARE`).

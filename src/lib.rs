@@ -12,6 +12,7 @@ pub mod capability;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod durable;
 pub mod identity;

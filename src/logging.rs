@@ -52,6 +52,10 @@ pub fn init(level: &str, target: LogTarget) {
     if let Ok(d) = "aether_vault_seal=info".parse() {
         filter = filter.add_directive(d);
     }
+    // So are credential deliveries and refusals: a refusal is why a unit did not start.
+    if let Ok(d) = format!("{}=info", crate::oplog::CREDENTIALS_TARGET).parse() {
+        filter = filter.add_directive(d);
+    }
     if journald_wanted(target) {
         match tracing_journald::layer() {
             Ok(layer) => {

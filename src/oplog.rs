@@ -2,6 +2,7 @@
 //! for journald: `AV_EVENT`, `AV_OUTCOME`, `AV_DECISION`, `AV_UID`, `AV_PID`, `AV_UNIT`,
 //! `AV_RESOURCE`, `AV_CAPABILITY_ID`, `AV_POLICY_GENERATION`, `AV_REQUEST_ID`, and a fixed
 //! `MESSAGE_ID` per kind of event (see [`message_id`]), so `journalctl MESSAGE_ID=…` finds them.
+//! Credential deliveries and refusals have their own form ([`credential`]).
 //!
 //! Priorities: routine successes (a grant, a valid capability) are informational (debug level),
 //! denials and refusals are notices (info level), a failed reload or an unrecordable decision is
@@ -58,6 +59,59 @@ pub fn message_id(kind: EventType) -> &'static str {
         EventType::ConnectionRejected => "e12aeb8250cc474e91faed432d5fd011",
         EventType::SecretAccess => "dae65361f0e7463cb7bb542fa4142d37",
         EventType::RefusalSummary => "cac2875dc92b41219037436babf2253d",
+        EventType::CredentialDelivery => CREDENTIAL_DELIVERED,
+    }
+}
+
+/// The journald `MESSAGE_ID` of a systemd credential delivered to a unit's start.
+pub const CREDENTIAL_DELIVERED: &str = "753cd20bf1f447d3a55823d491529281";
+
+/// The journald `MESSAGE_ID` of a systemd credential refused (denied, or its value could not
+/// be had): the unit's start fails, and this entry says which unit, which credential and why,
+/// which systemd's own message cannot. See [`credential`].
+pub const CREDENTIAL_REFUSED: &str = "71a1c7180d1f4704b4798ed6421bbe48";
+
+/// The tracing target of credential deliveries and refusals, let through at info level
+/// whatever `log_level` says (see [`crate::logging`]).
+pub const CREDENTIALS_TARGET: &str = "aether_vault_credentials";
+
+/// Logs a `credential_delivery` record for operators, with `MESSAGE_ID`
+/// [`CREDENTIAL_DELIVERED`] (info) or [`CREDENTIAL_REFUSED`] (a warning when denied, an error
+/// when the value could not be had), and the fields `AV_CREDENTIAL_UNIT`, `AV_CREDENTIAL_ID`,
+/// `AV_RESOURCE`, `AV_OUTCOME`, `AV_REASON`, `AV_UID`, `AV_PID` and `AV_POLICY_GENERATION`.
+pub fn credential(ev: &AuditEvent) {
+    let id = ev.identity.as_ref();
+    let unit = ev.credential.as_ref().map(|c| clean(&c.unit));
+    let cred = ev.credential.as_ref().map(|c| clean(&c.id));
+    let resource = ev.resource.as_deref().map(clean);
+    let reason = ev.reason.as_deref().map(clean);
+    let what = match (&unit, &cred) {
+        (Some(u), Some(c)) => format!("credential {c} of unit {u}"),
+        _ => "a credential request".to_string(),
+    };
+    macro_rules! log_credential {
+        ($level:ident, $message_id:expr, $verb:expr) => {
+            tracing::$level!(
+                target: "aether_vault_credentials",
+                message_id = $message_id,
+                av_event = "credential_delivery",
+                av_outcome = name(&ev.outcome).as_str(),
+                av_credential_unit = unit.as_deref(),
+                av_credential_id = cred.as_deref(),
+                av_resource = resource.as_deref(),
+                av_reason = reason.as_deref(),
+                av_uid = id.map(|i| i.uid),
+                av_pid = id.and_then(|i| i.pid),
+                av_policy_generation = ev.policy_generation,
+                "{what}: {}",
+                reason.as_deref().unwrap_or($verb),
+            )
+        };
+    }
+    match ev.outcome {
+        Outcome::Success => log_credential!(info, CREDENTIAL_DELIVERED, "delivered"),
+        Outcome::Failure => log_credential!(error, CREDENTIAL_REFUSED, "refused"),
+        _ => log_credential!(warn, CREDENTIAL_REFUSED, "refused"),
     }
 }
 
@@ -169,6 +223,9 @@ macro_rules! emit {
 
 /// Logs one audited event for operators.
 pub fn event(ev: &AuditEvent) {
+    if ev.kind == EventType::CredentialDelivery {
+        return credential(ev);
+    }
     match loudness(ev) {
         Loudness::Routine => emit!(debug, ev),
         Loudness::Notice => emit!(info, ev),
@@ -193,12 +250,14 @@ mod tests {
             EventType::ConnectionRejected,
             EventType::SecretAccess,
             EventType::RefusalSummary,
+            EventType::CredentialDelivery,
         ];
         let mut ids: std::collections::HashSet<&str> =
             kinds.iter().map(|k| message_id(*k)).collect();
         ids.insert(AUDIT_SEAL_MESSAGE_ID);
         ids.insert(FILE_REFUSED);
-        assert_eq!(ids.len(), kinds.len() + 2);
+        ids.insert(CREDENTIAL_REFUSED);
+        assert_eq!(ids.len(), kinds.len() + 3);
         assert!(
             ids.iter()
                 .all(|i| i.len() == 32 && i.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -17,6 +17,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, watch};
 
 use crate::actors::audit_writer::{Append, AuditWriter, Flush, SealNow, Summarize};
+use crate::actors::credentials::{CredentialListener, CredentialStats};
 use crate::actors::listener::{Listener, StopAccepting};
 use crate::actors::policy_watcher::{PolicyWatcher, Trigger};
 use crate::actors::registry::{CapabilityRegistry, Stats};
@@ -130,10 +131,12 @@ fn open_secrets(
     }
 }
 
-/// Serves `listener` with `config` until a [`Command::Shutdown`] arrives (or every sender is
-/// gone). Must run inside an actix `System`.
+/// Serves `listener` (and the systemd credentials socket `credentials`, if any) with `config`
+/// until a [`Command::Shutdown`] arrives (or every sender is gone). Must run inside an actix
+/// `System`.
 pub async fn run(
     listener: AgentListener,
+    credentials: Option<AgentListener>,
     config: AgentConfig,
     control: Control,
 ) -> Result<(), ServerError> {
@@ -212,6 +215,18 @@ pub async fn run(
     };
     let tokio_listener =
         tokio::net::UnixListener::from_std(std_listener).map_err(ServerError::Socket)?;
+    let credentials = match credentials {
+        Some(c) => {
+            let activated = matches!(c.origin, crate::transport::socket::Origin::Activated { .. });
+            let stats = Arc::new(CredentialStats::new(
+                c.path().map(|p| p.display().to_string()),
+                activated,
+            ));
+            let l = tokio::net::UnixListener::from_std(c.listener).map_err(ServerError::Socket)?;
+            Some((l, c.origin, stats))
+        }
+        None => None,
+    };
     let (closing_tx, closing_rx) = watch::channel(false);
     let Control {
         tx: commands,
@@ -236,6 +251,7 @@ pub async fn run(
         closing: closing_rx,
         uid_connections: crate::limits::UidConnections::default(),
         rates: crate::limits::RateLimiter::default(),
+        credentials: credentials.as_ref().map(|(_, _, stats)| stats.clone()),
         config,
     });
     let idle_exit = match shared.config.idle_exit_seconds {
@@ -260,6 +276,18 @@ pub async fn run(
         listener_actor = listener_actor.with_idle_exit(limit);
     }
     let listener_addr = listener_actor.start();
+    let (credentials_addr, credentials_origin) = match credentials {
+        Some((l, origin, stats)) => {
+            tracing::info!(
+                socket = stats.socket.as_deref().unwrap_or("(unnamed)"),
+                activated = stats.activated,
+                "serving systemd credentials"
+            );
+            let actor = CredentialListener::new(l, shared.clone(), policy_handle.clone(), stats);
+            (Some(actor.start()), Some(origin))
+        }
+        None => (None, None),
+    };
     let targets = Targets {
         listener: listener_addr.clone(),
         registry: registry.clone(),
@@ -269,8 +297,16 @@ pub async fn run(
     let watchdog = crate::notify::watchdog_timeout();
 
     let set = policy_handle.load();
+    let credentials_note = match shared.credentials.as_ref() {
+        Some(c) => format!(
+            "; systemd credentials on {} ({} mappings)",
+            c.socket.as_deref().unwrap_or("(unnamed)"),
+            set.credentials.len()
+        ),
+        None => String::new(),
+    };
     let mut start = AuditEvent::new(EventType::AgentStart, Outcome::Success).because(format!(
-        "serving {socket_path} in {} mode; policy generation {} ({} rules){}",
+        "serving {socket_path}{credentials_note} in {} mode; policy generation {} ({} rules){}",
         shared.config.mode,
         set.generation,
         set.rules().len(),
@@ -331,12 +367,15 @@ pub async fn run(
     }
     shared.shutting_down.store(true, Ordering::Relaxed);
     let _ = listener_addr.send(StopAccepting).await;
+    if let Some(c) = &credentials_addr {
+        let _ = c.send(StopAccepting).await;
+    }
     let _ = closing_tx.send(true);
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while shared.connection_count() > 0 && Instant::now() < deadline {
+    while shared.busy_count() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let left = shared.connection_count();
+    let left = shared.busy_count();
     if left > 0 {
         tracing::warn!(
             connections = left,
@@ -372,5 +411,8 @@ pub async fn run(
         .send(SealNow(crate::audit::seal::SealReason::Stop))
         .await;
     origin.cleanup();
+    if let Some(o) = credentials_origin {
+        o.cleanup();
+    }
     Ok(())
 }

@@ -28,6 +28,7 @@ use aether_vault_agent::policy::document::PolicyDocument;
 use aether_vault_agent::policy::load::{LoadError, compile, parse_document, parse_yaml_document};
 use aether_vault_agent::policy::{EvalInput, Fallback, PolicySet, RuleIndex, evaluate};
 use aether_vault_agent::protocol::checks;
+use aether_vault_agent::protocol::credentials::CredentialTestRequest;
 use aether_vault_agent::protocol::types::{
     CapabilityRequest, ListRequest, PolicyTestRequest, RevokeRequest, SecretRequest,
     ValidateRequest,
@@ -440,7 +441,11 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
         | RequestType::AgentStatus
         | RequestType::AgentReload
         | RequestType::AgentStop
-        | RequestType::PolicyList => Ok(()),
+        | RequestType::PolicyList
+        | RequestType::CredentialList => Ok(()),
+        RequestType::CredentialTest => {
+            checks::check_credential_test(&typed::<CredentialTestRequest>(body)?)
+        }
         RequestType::CapabilityRequest => {
             let r: CapabilityRequest = typed(body)?;
             checks::check_request(&r, &limits)

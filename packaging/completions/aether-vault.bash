@@ -28,6 +28,9 @@ _aether__vault() {
             aether__vault,completions)
                 cmd="aether__vault__subcmd__completions"
                 ;;
+            aether__vault,credential)
+                cmd="aether__vault__subcmd__credential"
+                ;;
             aether__vault,exec)
                 cmd="aether__vault__subcmd__exec"
                 ;;
@@ -130,6 +133,24 @@ _aether__vault() {
             aether__vault__subcmd__capability__subcmd__help,validate)
                 cmd="aether__vault__subcmd__capability__subcmd__help__subcmd__validate"
                 ;;
+            aether__vault__subcmd__credential,help)
+                cmd="aether__vault__subcmd__credential__subcmd__help"
+                ;;
+            aether__vault__subcmd__credential,list)
+                cmd="aether__vault__subcmd__credential__subcmd__list"
+                ;;
+            aether__vault__subcmd__credential,test)
+                cmd="aether__vault__subcmd__credential__subcmd__test"
+                ;;
+            aether__vault__subcmd__credential__subcmd__help,help)
+                cmd="aether__vault__subcmd__credential__subcmd__help__subcmd__help"
+                ;;
+            aether__vault__subcmd__credential__subcmd__help,list)
+                cmd="aether__vault__subcmd__credential__subcmd__help__subcmd__list"
+                ;;
+            aether__vault__subcmd__credential__subcmd__help,test)
+                cmd="aether__vault__subcmd__credential__subcmd__help__subcmd__test"
+                ;;
             aether__vault__subcmd__help,agent)
                 cmd="aether__vault__subcmd__help__subcmd__agent"
                 ;;
@@ -141,6 +162,9 @@ _aether__vault() {
                 ;;
             aether__vault__subcmd__help,completions)
                 cmd="aether__vault__subcmd__help__subcmd__completions"
+                ;;
+            aether__vault__subcmd__help,credential)
+                cmd="aether__vault__subcmd__help__subcmd__credential"
                 ;;
             aether__vault__subcmd__help,exec)
                 cmd="aether__vault__subcmd__help__subcmd__exec"
@@ -189,6 +213,12 @@ _aether__vault() {
                 ;;
             aether__vault__subcmd__help__subcmd__capability,validate)
                 cmd="aether__vault__subcmd__help__subcmd__capability__subcmd__validate"
+                ;;
+            aether__vault__subcmd__help__subcmd__credential,list)
+                cmd="aether__vault__subcmd__help__subcmd__credential__subcmd__list"
+                ;;
+            aether__vault__subcmd__help__subcmd__credential,test)
+                cmd="aether__vault__subcmd__help__subcmd__credential__subcmd__test"
                 ;;
             aether__vault__subcmd__help__subcmd__policy,check)
                 cmd="aether__vault__subcmd__help__subcmd__policy__subcmd__check"
@@ -272,7 +302,7 @@ _aether__vault() {
 
     case "${cmd}" in
         aether__vault)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version agent capability policy audit secret exec completions help"
+            opts="-v -h -V --socket-path --format --verbose --config --help --version agent capability policy credential audit secret exec completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,7 +354,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__config)
-            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -348,6 +378,10 @@ _aether__vault() {
                     ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "trace debug info warn error" -- "${cur}"))
+                    return 0
+                    ;;
+                --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --socket-path)
@@ -494,7 +528,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__start)
-            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --log-target --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --log-target --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +552,10 @@ _aether__vault() {
                     ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "trace debug info warn error" -- "${cur}"))
+                    return 0
+                    ;;
+                --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log-target)
@@ -1121,6 +1159,152 @@ _aether__vault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aether__vault__subcmd__credential)
+            opts="-v -h -V --socket-path --format --verbose --config --help --version list test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__help)
+            opts="list test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__list)
+            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__credential__subcmd__test)
+            opts="-v -h -V --unit --id --dir --live --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --unit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aether__vault__subcmd__exec)
             opts="-v -h -V --secret --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1152,7 +1336,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help)
-            opts="agent capability policy audit secret exec completions help"
+            opts="agent capability policy credential audit secret exec completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1378,6 +1562,48 @@ _aether__vault() {
         aether__vault__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__credential)
+            opts="list test"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__credential__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__credential__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

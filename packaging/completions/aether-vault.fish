@@ -35,6 +35,7 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -s V -l version 
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "agent" -d 'Run and manage the agent'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "capability" -d 'Request, validate, revoke and list capabilities'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "policy" -d 'Check, test and list policies'
+complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "credential" -d 'Show and test the systemd credentials units get at start (LoadCredential=)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "audit" -d 'Verify and read the audit log'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
@@ -65,6 +66,7 @@ debug\t''
 info\t''
 warn\t''
 error\t''"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l log-target -d 'Where operational logs go' -r -f -a "auto\t'journald when the process runs under systemd (or stderr is not a terminal and the journal socket exists), else stderr'
 journald\t'Always journald'
 stderr\t'Always stderr'"
@@ -111,6 +113,7 @@ debug\t''
 info\t''
 warn\t''
 error\t''"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -260,6 +263,40 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "list" -d 'Show the credential mappings the running agent has in force (administrators only)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "test" -d 'Show what a start of a unit would get for a credential: offline from the policy files, or `--live` from the running agent, which also asks the secrets backend (administrators only). Exit 0 it would be delivered, 2 refused'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l unit -d 'The unit, e.g. `billing.service`' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l id -d 'The credential id, as in `LoadCredential=ID:…`' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l live -d 'Ask the running agent, with the set it has in force and its secrets backend'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the credential mappings the running agent has in force (administrators only)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "test" -d 'Show what a start of a unit would get for a credential: offline from the policy files, or `--live` from the running agent, which also asks the secrets backend (administrators only). Exit 0 it would be delivered, 2 refused'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -373,14 +410,15 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "agent" -d 'Run and manage the agent'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "capability" -d 'Request, validate, revoke and list capabilities'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "policy" -d 'Check, test and list policies'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "audit" -d 'Verify and read the audit log'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy audit secret exec completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "agent" -d 'Run and manage the agent'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "capability" -d 'Request, validate, revoke and list capabilities'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "policy" -d 'Check, test and list policies'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "credential" -d 'Show and test the systemd credentials units get at start (LoadCredential=)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "audit" -d 'Verify and read the audit log'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "start" -d 'Run the agent in the foreground (until SIGTERM/SIGINT or `agent stop`)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
@@ -394,6 +432,8 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Lint policy files or directories offline, with the agent\'s own parser and checks (exit 1 with file:line messages on any error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from credential" -f -a "list" -d 'Show the credential mappings the running agent has in force (administrators only)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from credential" -f -a "test" -d 'Show what a start of a unit would get for a credential: offline from the policy files, or `--live` from the running agent, which also asks the secrets backend (administrators only). Exit 0 it would be delivered, 2 refused'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the hash chain across the log and its rotated files; names the first broken record (file, line, seq) and exits 1'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "tail" -d 'Show the latest records for people (or as JSON lines with --format json)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from secret" -f -a "get" -d 'Print a secret (or one field) or write it to a file (mode 0600)'

@@ -414,6 +414,13 @@ async fn dispatch(
         | RequestType::SecretList
         | RequestType::SecretDelete => Box::pin(secret_op(c, kind, id, body)).await?,
         RequestType::CapabilityList => Box::pin(capability_list(c, kind, id, body)).await?,
+        RequestType::CredentialList => {
+            ok(kind, id, super::credential_requests::list(shared).await?)
+        }
+        RequestType::CredentialTest => {
+            let test = super::credential_requests::test(shared, &c.identity, id, body);
+            ok(kind, id, Box::pin(test).await?)
+        }
     })
 }
 
@@ -690,6 +697,13 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
                 .await
                 .ok()
         },
+        credentials: Some(
+            shared
+                .credentials
+                .as_ref()
+                .map(|c| c.status())
+                .unwrap_or_default(),
+        ),
         detail: detail.then(|| StatusDetail {
             pid: std::process::id(),
             uid: shared.agent_uid,

@@ -107,7 +107,7 @@ impl Listener {
         {
             return;
         }
-        let idle = clock.observe(Instant::now(), self.shared.connection_count());
+        let idle = clock.observe(Instant::now(), self.shared.busy_count());
         if idle.is_none_or(|idle| idle < *limit) {
             return;
         }

@@ -7,10 +7,14 @@
 //!   capabilities; evaluates policy for grants against the current policy set.
 //! - [`policy_watcher::PolicyWatcher`]: loads the policy directory and publishes immutable sets.
 //! - [`audit_writer::AuditWriter`]: appends audit records and acknowledges each.
+//! - [`credentials::CredentialListener`]: serves the systemd credentials socket; the
+//!   `credential_list` and `credential_test` messages are in [`credential_requests`].
 //!
 //! Each of the long-lived ones answers a [`health::Ping`], which [`crate::supervise`] sends.
 
 pub mod audit_writer;
+pub mod credential_requests;
+pub mod credentials;
 pub mod dispatch;
 pub mod health;
 pub mod listener;
@@ -83,6 +87,8 @@ pub struct Shared {
     pub uid_connections: crate::limits::UidConnections,
     /// Requests per second per uid (`ipc.rate_limit_per_uid`).
     pub rates: crate::limits::RateLimiter,
+    /// The credentials socket's counts, when there is one.
+    pub credentials: Option<Arc<credentials::CredentialStats>>,
 }
 
 impl Shared {
@@ -94,6 +100,12 @@ impl Shared {
     /// Open connections now.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Open connections now, those of the credentials socket included: what idle exit and the
+    /// drain at shutdown wait for.
+    pub fn busy_count(&self) -> usize {
+        self.connection_count() + self.credentials.as_ref().map_or(0, |c| c.open())
     }
 
     /// Audits a refused connection or request as `connection_rejected`. Like every refusal,

@@ -2,7 +2,8 @@
 //! what was asked.
 //!
 //! Before a record is sealed, every string in it that a client, a file name or a process can
-//! make long (the resource, the actions, the claimed identity, the capability and request ids,
+//! make long (the resource, the actions, the claimed identity, a credential's unit and id, the
+//! capability and request ids,
 //! the reason that may repeat them, the user, unit and executable, the rules, a summary's
 //! request ids) is measured as it will be written (JSON-escaped). One longer than
 //! `audit.max_field_bytes` keeps its first bytes up to that length, followed by a marker with
@@ -27,7 +28,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::event::{AuditEvent, AuditIdentity, RefusalSummary};
+use super::event::{AuditEvent, AuditIdentity, CredentialRef, RefusalSummary};
 
 /// The most list items a record keeps (the protocol allows 32 actions).
 pub const MAX_LIST_ITEMS: usize = 32;
@@ -104,6 +105,10 @@ fn within(ev: &AuditEvent, field: usize, items: usize) -> bool {
     let id = ev.identity.as_ref();
     let summary = ev.summary.as_ref();
     short_opt(&ev.claimed_identity)
+        && ev
+            .credential
+            .as_ref()
+            .is_none_or(|c| short(&c.unit) && short(&c.id))
         && short_opt(&ev.resource)
         && short_opt(&ev.capability_id)
         && short_opt(&ev.request_id)
@@ -195,6 +200,10 @@ fn cut_event(ev: &AuditEvent, field: usize, items: usize, d: &Digests) -> AuditE
             groups: i.groups.clone(),
         }),
         claimed_identity: cut_opt(&ev.claimed_identity, field, d),
+        credential: ev.credential.as_ref().map(|c| CredentialRef {
+            id: cut(&c.id, field, d),
+            unit: cut(&c.unit, field, d),
+        }),
         resource: cut_opt(&ev.resource, field, d),
         actions: cut_list(&ev.actions, items, field, d),
         capability_id: cut_opt(&ev.capability_id, field, d),

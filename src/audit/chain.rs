@@ -324,6 +324,7 @@ mod tests {
             Just(EventType::SecretAccess),
             Just(EventType::ConnectionRejected),
             Just(EventType::RefusalSummary),
+            Just(EventType::CredentialDelivery),
         ];
         let outcomes = prop_oneof![
             Just(Outcome::Valid),
@@ -346,18 +347,22 @@ mod tests {
                 proptest::option::of(any::<u64>()),
                 proptest::option::of(summary()),
             ),
+            proptest::option::of((text(), text())),
         )
             .prop_map(
                 |(
                     (timestamp, kind, outcome, identity),
                     (claimed_identity, resource, actions, capability_id, request_id),
                     (rules, reason, policy_generation, version, summary),
+                    credential,
                 )| AuditEvent {
                     timestamp,
                     kind,
                     outcome,
                     identity,
                     claimed_identity,
+                    credential: credential
+                        .map(|(unit, id)| crate::audit::CredentialRef { id, unit }),
                     resource,
                     actions,
                     capability_id,

@@ -42,6 +42,8 @@ pub enum EventType {
     SecretAccess,
     /// Refusals of one uid beyond its audit budget, counted instead of recorded one by one.
     RefusalSummary,
+    /// A systemd credential was delivered to a unit's start, or refused.
+    CredentialDelivery,
 }
 
 /// The result, in one word.
@@ -137,6 +139,16 @@ pub struct RefusalSummary {
     pub uids: Option<u64>,
 }
 
+/// For a `credential_delivery`: the credential asked for, as the caller's address names it.
+/// Its fields are declared in sorted order (the canonical form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialRef {
+    /// The credential id.
+    pub id: String,
+    /// The unit being started.
+    pub unit: String,
+}
+
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
@@ -153,6 +165,9 @@ pub struct AuditEvent {
     /// The label the caller gave itself (never trusted, kept for the record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_identity: Option<String>,
+    /// For a `credential_delivery`: the unit and credential id asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialRef>,
     /// The resource.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
@@ -191,6 +206,7 @@ impl AuditEvent {
             outcome,
             identity: None,
             claimed_identity: None,
+            credential: None,
             resource: None,
             actions: Vec::new(),
             capability_id: None,
@@ -244,6 +260,7 @@ impl AuditEvent {
             actions: &self.actions,
             capability_id: self.capability_id.as_deref(),
             claimed_identity: self.claimed_identity.as_deref(),
+            credential: self.credential.as_ref(),
             hash,
             identity: self.identity.as_ref().map(|i| CanonicalIdentity {
                 exe: i.exe.as_deref(),
@@ -288,6 +305,8 @@ pub struct CanonicalRecord<'a> {
     capability_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     claimed_identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'a CredentialRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hash: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -21,5 +21,5 @@ pub mod seal;
 pub mod sealer;
 pub mod summary;
 
-pub use event::{AuditEvent, AuditIdentity, EventType, Outcome};
+pub use event::{AuditEvent, AuditIdentity, CredentialRef, EventType, Outcome};
 pub use file::{AuditError, AuditLog, Rotation, WrittenBy};

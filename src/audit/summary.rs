@@ -2,7 +2,8 @@
 //!
 //! A refusal is a record that anyone can make the agent write without any permission: a denied
 //! `capability_request`, an invalid `capability_validation` (a refused secret redemption
-//! included), a rejected `capability_revocation`, a `connection_rejected` ([`is_refusal`]).
+//! included), a rejected `capability_revocation`, a `connection_rejected`, a denied
+//! `credential_delivery` ([`is_refusal`]).
 //! Each uid may have `audit.refusal_budget` of them recorded one by one per interval of
 //! `audit.summary_interval_seconds`; beyond that its refusals are counted ([`Counted`]: counts
 //! by type and outcome, the first and last request id, the first and last time), and at the end
@@ -53,6 +54,7 @@ pub fn is_refusal(ev: &AuditEvent) -> bool {
             | (EventType::CapabilityValidation, Outcome::Invalid)
             | (EventType::CapabilityRevocation, Outcome::Rejected)
             | (EventType::ConnectionRejected, _)
+            | (EventType::CredentialDelivery, Outcome::Denied)
     )
 }
 
@@ -349,6 +351,9 @@ mod tests {
         assert!(r(EventType::CapabilityValidation, Outcome::Invalid));
         assert!(r(EventType::CapabilityRevocation, Outcome::Rejected));
         assert!(r(EventType::ConnectionRejected, Outcome::Rejected));
+        assert!(r(EventType::CredentialDelivery, Outcome::Denied));
+        assert!(!r(EventType::CredentialDelivery, Outcome::Success));
+        assert!(!r(EventType::CredentialDelivery, Outcome::Failure));
         assert!(!r(EventType::CapabilityRequest, Outcome::Granted));
         assert!(!r(EventType::CapabilityRequest, Outcome::Failure));
         assert!(!r(EventType::CapabilityValidation, Outcome::Valid));

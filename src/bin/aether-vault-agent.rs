@@ -23,6 +23,10 @@ struct Args {
     /// Socket to bind when not socket-activated.
     #[arg(long, value_name = "PATH")]
     socket_path: Option<PathBuf>,
+    /// systemd credentials socket to bind when systemd passes none named `credentials`; an
+    /// empty value binds none.
+    #[arg(long, value_name = "PATH")]
+    credentials_socket: Option<String>,
     /// Policy directory.
     #[arg(long, value_name = "DIR")]
     policy_dir: Option<PathBuf>,
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
             state_dir: args.state_dir,
             policy_dir: args.policy_dir,
             audit_file: args.audit_file,
+            credentials_socket: args.credentials_socket.map(PathBuf::from),
         },
         log_target: args.log_target,
     };

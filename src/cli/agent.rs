@@ -195,6 +195,18 @@ pub fn status_table(s: &StatusResponse) -> String {
         )
         .opt("policy error", s.policy_last_error.as_deref())
         .row("policy fallback", &s.policy_fallback)
+        .opt(
+            "credentials",
+            s.credentials.as_ref().map(|c| match &c.socket {
+                Some(socket) => format!(
+                    "{socket}{}: {} delivered, {} refused",
+                    if c.activated { " (from systemd)" } else { "" },
+                    c.delivered,
+                    c.refused
+                ),
+                None => "no socket".to_string(),
+            }),
+        )
         .row("public key", &s.public_key);
     if let Some(d) = &s.detail {
         kv.row("pid", d.pid)
@@ -349,6 +361,21 @@ mod tests {
         assert!(t.contains("connections:          2 of 100\n"), "{t}");
         assert!(t.contains("active capabilities:  4\n"), "{t}");
         assert!(!t.contains("pid:"));
+        assert!(
+            !t.contains("credentials:"),
+            "an older agent says nothing: {t}"
+        );
+        s.credentials = Some(crate::protocol::credentials::CredentialsStatus {
+            socket: Some("/run/c.sock".into()),
+            activated: true,
+            delivered: 3,
+            refused: 1,
+        });
+        let t = status_table(&s);
+        assert!(
+            t.contains("/run/c.sock (from systemd): 3 delivered, 1 refused"),
+            "{t}"
+        );
         s.detail = serde_json::from_value(json!({
             "pid":42,"uid":0,"started_at":"2026-01-01T00:00:00Z","policy_directory":"/p",
             "state_directory":"/st","audit_file":null,"socket_activated":true,

@@ -1,6 +1,6 @@
 //! The command line of `aether-vault` (installed as `vault`), as clap derive types: global
-//! flags, the command trees (`agent`, `capability`, `policy`, `audit`, `secret`, `exec`,
-//! `completions`), and turning a clap parse failure into the right stream and exit code.
+//! flags, the command trees (`agent`, `capability`, `policy`, `credential`, `audit`, `secret`,
+//! `exec`, `completions`), and turning a clap parse failure into the right stream and exit code.
 
 use std::path::PathBuf;
 
@@ -56,6 +56,9 @@ pub enum Command {
     /// Check, test and list policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Show and test the systemd credentials units get at start (LoadCredential=).
+    #[command(subcommand)]
+    Credential(CredentialCommand),
     /// Verify and read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -278,6 +281,34 @@ pub struct PolicyTestArgs {
     pub live: bool,
 }
 
+/// `credential …`
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Show the credential mappings the running agent has in force (administrators only).
+    List,
+    /// Show what a start of a unit would get for a credential: offline from the policy
+    /// files, or `--live` from the running agent, which also asks the secrets backend
+    /// (administrators only). Exit 0 it would be delivered, 2 refused.
+    Test(CredentialTestArgs),
+}
+
+/// `credential test`.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialTestArgs {
+    /// The unit, e.g. `billing.service`.
+    #[arg(long)]
+    pub unit: String,
+    /// The credential id, as in `LoadCredential=ID:…`.
+    #[arg(long)]
+    pub id: String,
+    /// Policy directory to test offline (default: the configured one).
+    #[arg(long, value_name = "DIR", conflicts_with = "live")]
+    pub dir: Option<PathBuf>,
+    /// Ask the running agent, with the set it has in force and its secrets backend.
+    #[arg(long)]
+    pub live: bool,
+}
+
 /// `agent …`
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -311,6 +342,10 @@ pub struct ConfigFlags {
     /// Log level.
     #[arg(long, value_name = "LEVEL", value_parser = ["trace", "debug", "info", "warn", "error"])]
     pub log_level: Option<String>,
+    /// systemd credentials socket to bind when systemd passes none named `credentials`
+    /// (`credentials.socket_path`); an empty value binds none.
+    #[arg(long, value_name = "PATH")]
+    pub credentials_socket: Option<String>,
 }
 
 impl ConfigFlags {
@@ -323,6 +358,7 @@ impl ConfigFlags {
             state_dir: self.state_dir.clone(),
             policy_dir: self.policy_dir.clone(),
             audit_file: self.audit_file.clone(),
+            credentials_socket: self.credentials_socket.as_ref().map(PathBuf::from),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `aether-vault` command line (installed as `vault`): the command tree ([`args`]), the
-//! commands ([`agent`], [`capability`], [`policy`], [`audit`], [`secret`], [`completions`]),
-//! output formats ([`output`]) and how a command ends ([`error`]).
+//! commands ([`agent`], [`capability`], [`policy`], [`credential`], [`audit`], [`secret`],
+//! [`completions`]), output formats ([`output`]) and how a command ends ([`error`]).
 //!
 //! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` and exit
 //! 1; a "no" from the agent (denied, invalid) exits 2.
@@ -11,6 +11,7 @@ pub mod audit;
 pub mod capability;
 pub mod completions;
 pub mod context;
+pub mod credential;
 pub mod error;
 pub mod output;
 pub mod policy;
@@ -55,6 +56,7 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         Command::Agent(command) => agent::run(&mut ctx, command),
         Command::Capability(command) => capability::run(&mut ctx, command),
         Command::Policy(command) => policy::run(&mut ctx, command),
+        Command::Credential(command) => credential::run(&mut ctx, command),
         Command::Audit(command) => audit::run(&mut ctx, command),
         Command::Secret(command) => secret::run(&mut ctx, command),
         Command::Exec(args) => secret::exec(&mut ctx, args),

@@ -28,7 +28,7 @@ pub fn run(ctx: &mut Context<'_>, command: &PolicyCommand) -> Result<Outcome, Cl
     }
 }
 
-fn local_config(ctx: &Context<'_>) -> Result<LoadedConfig, CliError> {
+pub(super) fn local_config(ctx: &Context<'_>) -> Result<LoadedConfig, CliError> {
     Ok(config::load(
         ctx.config.as_deref(),
         &Overrides::default(),

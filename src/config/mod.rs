@@ -13,6 +13,7 @@
 //! `VAULT_AGENT_IDLE_EXIT_SECONDS`, and any nested key with `__` between levels
 //! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
+mod credentials;
 mod model;
 mod yaml_provider;
 
@@ -22,8 +23,9 @@ use figment::Figment;
 use figment::providers::{Env, Serialized};
 
 pub use model::{
-    AgentConfig, AuditConfig, AuditSync, CapabilityEngineConfig, FailureAction, IpcConfig,
-    MAX_TTL_LIMIT, Mode, PolicyEngineConfig, RequestLimits, SocketMode,
+    AgentConfig, AuditConfig, AuditSync, CREDENTIAL_SIZE_MAX, CapabilityEngineConfig,
+    CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
+    RequestLimits, SocketMode,
 };
 pub use yaml_provider::YamlFile;
 
@@ -75,6 +77,9 @@ pub struct Overrides {
     /// `--audit-file`, nested as `audit.log_file`.
     #[serde(skip)]
     pub audit_file: Option<PathBuf>,
+    /// `--credentials-socket`, nested as `credentials.socket_path` (empty turns it off).
+    #[serde(skip)]
+    pub credentials_socket: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -85,6 +90,9 @@ impl Overrides {
         }
         if let Some(f) = &self.audit_file {
             v["audit"] = serde_json::json!({ "log_file": f });
+        }
+        if let Some(c) = &self.credentials_socket {
+            v["credentials"] = serde_json::json!({ "socket_path": c });
         }
         v
     }
@@ -103,6 +111,9 @@ pub struct DefaultPaths {
     pub audit_file: PathBuf,
     /// The configuration file searched when none is named.
     pub config_file: PathBuf,
+    /// The systemd credentials socket; empty (none) for a per-user agent, which the service
+    /// manager (root) has no business asking.
+    pub credentials_socket: PathBuf,
 }
 
 impl DefaultPaths {
@@ -114,6 +125,7 @@ impl DefaultPaths {
             state_dir: PathBuf::from("/var/lib/aether-vault"),
             audit_file: PathBuf::from("/var/log/aether-vault/audit.log"),
             config_file: PathBuf::from("/etc/aether-vault/agent.yaml"),
+            credentials_socket: PathBuf::from("/run/aether-vault/credentials.sock"),
         }
     }
 
@@ -126,6 +138,7 @@ impl DefaultPaths {
             state_dir: base.join("state"),
             audit_file: base.join("audit.log"),
             config_file: base.join("agent.yaml"),
+            credentials_socket: PathBuf::new(),
         }
     }
 }

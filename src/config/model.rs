@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::DefaultPaths;
+pub use super::credentials::{CREDENTIAL_SIZE_MAX, CredentialsConfig};
 
 /// Operating mode: sets the defaults of the upstream table.
 ///
@@ -80,6 +81,9 @@ pub struct AgentConfig {
     /// The most one request may carry.
     #[serde(default)]
     pub requests: RequestLimits,
+    /// The systemd credentials socket (`LoadCredential=ID:SOCKET`).
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
 }
 
 /// `secrets` section.
@@ -500,6 +504,10 @@ impl AgentConfig {
             },
             secrets: SecretsConfig::default(),
             requests: RequestLimits::default(),
+            credentials: CredentialsConfig {
+                socket_path: paths.credentials_socket.clone(),
+                ..CredentialsConfig::default()
+            },
         }
     }
 
@@ -726,6 +734,6 @@ impl AgentConfig {
                 "longer than a Unix socket path may be (107 bytes)".into(),
             );
         }
-        Ok(())
+        self.credentials.validate(&self.socket_path)
     }
 }

@@ -578,3 +578,141 @@ fn the_admin_reserve_defaults_to_four_and_stays_below_max_connections() {
         Ok(())
     });
 }
+
+#[test]
+fn the_credentials_socket_is_the_systems_by_default_and_off_per_user() {
+    Jail::expect_with(|jail| {
+        let mut p = root_paths(jail.directory());
+        let system_socket = DefaultPaths::system().credentials_socket;
+        assert_eq!(
+            system_socket,
+            PathBuf::from("/run/aether-vault/credentials.sock")
+        );
+        if let Some(s) = p.system.as_mut() {
+            s.credentials_socket = system_socket.clone();
+        }
+        for mode in [Mode::Standard, Mode::Hardened] {
+            let o = Overrides {
+                mode: Some(mode),
+                ..Default::default()
+            };
+            let c = load(None, &o, &p).unwrap().config.credentials;
+            assert_eq!(c.socket_path, system_socket, "{mode}");
+            assert_eq!(
+                (c.max_connections, c.max_value_bytes, c.deadline_seconds),
+                (16, 65536, 30),
+                "{mode}"
+            );
+        }
+        let dev = Overrides {
+            mode: Some(Mode::Development),
+            ..Default::default()
+        };
+        let c = load(None, &dev, &p).unwrap().config.credentials;
+        assert_eq!(c.socket_path, PathBuf::new(), "development mode: off");
+        // Another user than root has per-user paths only: off too.
+        let user = paths(jail.directory());
+        let c = load(None, &Overrides::default(), &user).unwrap().config;
+        assert_eq!(c.credentials.socket_path, PathBuf::new());
+        // The flag wins over the environment, which wins over the file; empty turns it off.
+        jail.create_file(
+            "c.yaml",
+            "credentials:\n  socket_path: /tmp/from-file.sock\n  max_connections: 3\n  max_value_bytes: 100\n  deadline_seconds: 5\n",
+        )?;
+        let file = jail.directory().join("c.yaml");
+        let c = load(Some(&file), &Overrides::default(), &p)
+            .unwrap()
+            .config
+            .credentials;
+        assert_eq!(c.socket_path, PathBuf::from("/tmp/from-file.sock"));
+        assert_eq!(
+            (c.max_connections, c.max_value_bytes, c.deadline_seconds),
+            (3, 100, 5)
+        );
+        jail.set_env("VAULT_AGENT_CREDENTIALS__SOCKET_PATH", "/tmp/from-env.sock");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(
+            c.credentials.socket_path,
+            PathBuf::from("/tmp/from-env.sock")
+        );
+        let flag = Overrides {
+            credentials_socket: Some(PathBuf::new()),
+            ..Default::default()
+        };
+        let c = load(Some(&file), &flag, &p).unwrap().config;
+        assert_eq!(c.credentials.socket_path, PathBuf::new(), "empty: off");
+        assert_eq!(c.credentials.max_connections, 3, "the rest stays");
+        Ok(())
+    });
+}
+
+#[test]
+fn credentials_limits_are_bounded_and_the_socket_has_a_path_of_its_own() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for (yaml, key) in [
+            (
+                "credentials:\n  max_connections: 0\n",
+                "credentials.max_connections",
+            ),
+            (
+                "credentials:\n  max_value_bytes: 1048577\n",
+                "credentials.max_value_bytes",
+            ),
+            (
+                "credentials:\n  max_value_bytes: 0\n",
+                "credentials.max_value_bytes",
+            ),
+            (
+                "credentials:\n  deadline_seconds: 0\n",
+                "credentials.deadline_seconds",
+            ),
+            (
+                "socket_path: /tmp/same.sock\ncredentials:\n  socket_path: /tmp/same.sock\n",
+                "credentials.socket_path",
+            ),
+            ("credentials:\n  sokcet_path: /tmp/x\n", "sokcet_path"),
+        ] {
+            jail.create_file("bad.yaml", yaml)?;
+            let e = load(
+                Some(&jail.directory().join("bad.yaml")),
+                &Overrides::default(),
+                &p,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(key) && e.contains("bad.yaml"), "{yaml}: {e}");
+        }
+        let long = format!("credentials:\n  socket_path: /{}\n", "x".repeat(120));
+        jail.create_file("long.yaml", &long)?;
+        let e = load(
+            Some(&jail.directory().join("long.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("credentials.socket_path"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_shipped_agent_yaml_is_valid_and_says_the_credentials_defaults() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        jail.create_file("shipped.yaml", include_str!("../../etc/agent.yaml"))?;
+        let c = load(
+            Some(&jail.directory().join("shipped.yaml")),
+            &Overrides::default(),
+            &p,
+        )
+        .unwrap()
+        .config;
+        let mut system = DefaultPaths::user(jail.directory());
+        system.credentials_socket = DefaultPaths::system().credentials_socket;
+        let defaults = AgentConfig::defaults(Mode::Standard, &system);
+        assert_eq!(c.credentials, defaults.credentials);
+        Ok(())
+    });
+}

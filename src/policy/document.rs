@@ -30,6 +30,10 @@ pub struct PolicyDocument {
     /// The rules.
     #[serde(default)]
     pub rules: Vec<RuleDocument>,
+    /// systemd credentials: which secret a unit gets as which credential
+    /// ([`super::credentials`]).
+    #[serde(default)]
+    pub credentials: Vec<super::credentials::CredentialDocument>,
 }
 
 /// `allow` or `deny`.

@@ -3,8 +3,9 @@
 //! Files are read in lexical order: `*.json` (upstream's format) and `*.yaml`/`*.yml` (the
 //! same schema). Dotfiles, editor and package-manager leftovers (`*~`, `*.swp`, `#*#`,
 //! `*.dpkg-*`, `*.rpmnew`…) and other suffixes are ignored, and listed as ignored. Every file
-//! must parse (unknown fields are errors, reported as `file:line:column`), every rule must
-//! validate, and policy ids must be unique across files; any error returns nothing at all, so a
+//! must parse (unknown fields are errors, reported as `file:line:column`), every rule and every
+//! credential mapping ([`super::credentials`]) must validate, policy ids must be unique across
+//! files and so must the `(unit, id)` of credential mappings; any error returns nothing at all, so a
 //! caller never holds half a set.
 //!
 //! Like sudo and sshd, the loader refuses a policy directory or file that anyone but root or the
@@ -137,6 +138,8 @@ pub struct LoadedPolicies {
     pub rules: Vec<Rule>,
     /// One line per file read.
     pub summaries: Vec<FileSummary>,
+    /// The credential mappings of the active policies.
+    pub credentials: super::credentials::CredentialMap,
     /// Whether the directory exists.
     pub dir_exists: bool,
 }
@@ -150,6 +153,8 @@ pub struct FileSummary {
     pub policy_id: String,
     /// How many rules it has.
     pub rules: usize,
+    /// How many credential mappings it has.
+    pub credentials: usize,
     /// Whether its rules are in force (`status` active).
     pub active: bool,
 }
@@ -333,6 +338,7 @@ fn evaluate_snapshot(
     out.policies = compiled.policies;
     out.rules = compiled.rules;
     out.summaries = compiled.summaries;
+    out.credentials = compiled.credentials;
     Ok(out)
 }
 
@@ -455,7 +461,7 @@ fn nearest(
 
 /// The 1-based position in `text` (a JSON or YAML policy file) of the value at `pointer`
 /// (`rules/0/resources/1`), or of the nearest enclosing value that has one.
-fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+pub(super) fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
     let path = pointer.split('/').map(str::to_string).collect();
     nearest(&crate::yaml::positions(text), path).map(|(l, c)| within(text, l, c))
 }
@@ -541,6 +547,9 @@ fn compile_sources(
                 out.rules.push(rule);
             }
         }
+        let credentials = &doc.credentials;
+        let map = &mut out.credentials;
+        super::credentials::compile_list(&doc.id, &path, credentials, text, active, map)?;
         if active {
             out.policies.push(doc.id.clone());
         }
@@ -548,6 +557,7 @@ fn compile_sources(
             path: path.clone(),
             policy_id: doc.id.clone(),
             rules: doc.rules.len(),
+            credentials: doc.credentials.len(),
             active,
         });
         out.files.push(path);

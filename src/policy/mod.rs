@@ -5,11 +5,13 @@
 //!   `exe:`) and glob patterns for resources and actions.
 //! - [`rules`]: compiling documents into validated rules; conditions.
 //! - [`load`]: reading a policy directory, all or nothing.
+//! - [`credentials`]: the `credentials` list, mapping a unit's systemd credential to a secret.
 //! - [`eval`]: the decision: a matching deny wins; otherwise every requested action needs an
 //!   allow; no rule means deny.
 //!
 //! All of this is plain functions over plain data; the `PolicyWatcher` actor only calls them.
 
+pub mod credentials;
 pub mod document;
 pub mod eval;
 pub mod glob;
@@ -68,6 +70,8 @@ pub struct PolicySet {
     pub ignored: Vec<(PathBuf, String)>,
     /// What each file contributed.
     pub summaries: Vec<FileSummary>,
+    /// Its credential mappings, by `(unit, id)`.
+    pub credentials: credentials::CredentialMap,
     /// Its rules, in file order (private: only [`PolicySet::from_loaded`] pairs them with their
     /// index).
     rules: Vec<Rule>,
@@ -81,6 +85,11 @@ impl PolicySet {
     /// Its rules, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The mapping of credential `id` of `unit`, if one is in force.
+    pub fn credential(&self, unit: &str, id: &str) -> Option<&credentials::CredentialMapping> {
+        self.credentials.get(&(unit.to_string(), id.to_string()))
     }
 
     /// A set with no rules.
@@ -102,6 +111,7 @@ impl PolicySet {
             policies: loaded.policies,
             ignored: loaded.ignored,
             summaries: loaded.summaries,
+            credentials: loaded.credentials,
             index: RuleIndex::build(&loaded.rules),
             rules: loaded.rules,
             fallback,

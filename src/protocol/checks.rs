@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::credentials::CredentialTestRequest;
 use super::types::{CapabilityRequest, PolicyTestRequest, RevokeRequest, ValidateRequest};
 use crate::config::RequestLimits;
 
@@ -151,6 +152,12 @@ pub fn check_policy_test(req: &PolicyTestRequest, l: &RequestLimits) -> Result<(
         return Err("resource and actions are required".into());
     }
     check_target(&req.resource, &req.actions, l)
+}
+
+/// Checks a `credential_test` request: a unit and a credential id systemd could ask for.
+pub fn check_credential_test(req: &CredentialTestRequest) -> Result<(), String> {
+    crate::credentials::names::check_unit_name(&req.unit)?;
+    crate::credentials::names::check_credential_id(&req.id)
 }
 
 #[cfg(test)]

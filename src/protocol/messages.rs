@@ -14,6 +14,8 @@
 //! | `policy_list` (admin) | `policy_list_response` |
 //! | `policy_test` (admin) | `policy_test_response` |
 //! | `secret_read`, `secret_write`, `secret_list`, `secret_delete` | `secret_response` |
+//! | `credential_list` (admin) | `credential_list_response` |
+//! | `credential_test` (admin) | `credential_test_response` |
 //! | anything else | `error_response` |
 
 /// A request type this agent knows.
@@ -49,6 +51,10 @@ pub enum RequestType {
     SecretList,
     /// Redeem a capability to delete a secret.
     SecretDelete,
+    /// The systemd credential mappings in force, admin only.
+    CredentialList,
+    /// What a unit's start would get for a credential, admin only.
+    CredentialTest,
 }
 
 impl RequestType {
@@ -64,7 +70,7 @@ impl RequestType {
     }
 
     /// Every known request type, for docs and for the status `capabilities` list.
-    pub const ALL: [RequestType; 15] = [
+    pub const ALL: [RequestType; 17] = [
         RequestType::CapabilityRequest,
         RequestType::CapabilityValidate,
         RequestType::CapabilityRevoke,
@@ -80,6 +86,8 @@ impl RequestType {
         RequestType::SecretWrite,
         RequestType::SecretList,
         RequestType::SecretDelete,
+        RequestType::CredentialList,
+        RequestType::CredentialTest,
     ];
 
     /// Parses the envelope's `type` field; `None` for a type this agent does not know.
@@ -105,6 +113,8 @@ impl RequestType {
             RequestType::SecretWrite => "secret_write",
             RequestType::SecretList => "secret_list",
             RequestType::SecretDelete => "secret_delete",
+            RequestType::CredentialList => "credential_list",
+            RequestType::CredentialTest => "credential_test",
         }
     }
 
@@ -125,6 +135,8 @@ impl RequestType {
             | RequestType::SecretWrite
             | RequestType::SecretList
             | RequestType::SecretDelete => ResponseType::SecretResponse,
+            RequestType::CredentialList => ResponseType::CredentialListResponse,
+            RequestType::CredentialTest => ResponseType::CredentialTestResponse,
         }
     }
 
@@ -137,6 +149,8 @@ impl RequestType {
                 | RequestType::AgentStop
                 | RequestType::PolicyList
                 | RequestType::PolicyTest
+                | RequestType::CredentialList
+                | RequestType::CredentialTest
         )
     }
 }
@@ -162,6 +176,10 @@ pub enum ResponseType {
     PolicyTestResponse,
     /// Answer to the secret messages.
     SecretResponse,
+    /// Answer to credential_list.
+    CredentialListResponse,
+    /// Answer to credential_test.
+    CredentialTestResponse,
     /// Any error.
     ErrorResponse,
 }
@@ -179,6 +197,8 @@ impl ResponseType {
             ResponseType::PolicyListResponse => "policy_list_response",
             ResponseType::PolicyTestResponse => "policy_test_response",
             ResponseType::SecretResponse => "secret_response",
+            ResponseType::CredentialListResponse => "credential_list_response",
+            ResponseType::CredentialTestResponse => "credential_test_response",
             ResponseType::ErrorResponse => "error_response",
         }
     }
@@ -210,7 +230,9 @@ mod tests {
                 RequestType::AgentReload,
                 RequestType::AgentStop,
                 RequestType::PolicyList,
-                RequestType::PolicyTest
+                RequestType::PolicyTest,
+                RequestType::CredentialList,
+                RequestType::CredentialTest
             ]
         );
     }

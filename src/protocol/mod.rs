@@ -6,6 +6,7 @@
 //! responses written as compact JSON followed by `\n`. See `docs/protocol.md` for examples.
 
 pub mod checks;
+pub mod credentials;
 pub mod envelope;
 pub mod errors;
 pub mod messages;

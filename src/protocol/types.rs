@@ -420,6 +420,9 @@ pub struct StatusResponse {
     /// The secrets backend and its health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<crate::secrets::BackendHealth>,
+    /// The systemd credentials socket and its counts (`socket` is null when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<super::credentials::CredentialsStatus>,
     /// Admin-only details (`agent_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<StatusDetail>,

@@ -9,8 +9,9 @@
 //!
 //! Activation: `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` are read and unset by
 //! [`take_activated`], which must run before any thread starts (environment access is not
-//! thread-safe). The fd named `agent`, or the single fd passed, must be a listening Unix stream
-//! socket.
+//! thread-safe). Every fd passed must be a listening Unix stream socket; which is the agent's
+//! and which the systemd credentials socket is told by their paths and names ([`choose`]) once
+//! the configuration is read.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
@@ -196,30 +197,130 @@ fn bind_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
     })
 }
 
-/// Takes the socket systemd passed, if any, and unsets the activation variables.
+/// The sockets systemd passed, with their names (`LISTEN_FDNAMES`). Which is the agent's and
+/// which the credentials socket is decided once the configuration is known ([`Activated::split`]).
+#[derive(Debug, Default)]
+pub struct Activated {
+    sockets: Vec<(String, AgentListener)>,
+}
+
+impl Activated {
+    /// Whether systemd passed no socket.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// The agent's socket and the credentials socket among those passed ([`choose`]), for an
+    /// agent configured with `socket_path` and `credentials_path`; a socket that is neither is
+    /// closed, with a warning.
+    pub fn split(
+        self,
+        socket_path: &Path,
+        credentials_path: &Path,
+    ) -> Result<(Option<AgentListener>, Option<AgentListener>), SocketError> {
+        let described: Vec<(&str, Option<&Path>)> = self
+            .sockets
+            .iter()
+            .map(|(name, l)| (name.as_str(), l.path()))
+            .collect();
+        let (agent, credentials) =
+            choose(&described, socket_path, credentials_path).map_err(SocketError::Activation)?;
+        let (mut a, mut c) = (None, None);
+        for (i, (name, l)) in self.sockets.into_iter().enumerate() {
+            if Some(i) == agent {
+                a = Some(l);
+            } else if Some(i) == credentials {
+                c = Some(l);
+            } else {
+                tracing::warn!(name, path = ?l.path(), "socket activation: closing a socket that is neither the agent's nor the credentials socket");
+            }
+        }
+        Ok((a, c))
+    }
+}
+
+/// Which of the sockets systemd passed (`(name, path it is bound to)`) is the credentials
+/// socket and which the agent's, as indexes `(agent, credentials)`:
 ///
-/// Call this first thing in `main`, before any thread exists. Returns `Ok(None)` when the
+/// - the credentials socket is the one bound at `credentials_path` (the
+///   `credentials.socket_path` key), else the one named `credentials`;
+/// - the agent's is, of the others, the one bound at `socket_path`, else the one named `agent`,
+///   else the only one.
+///
+/// Paths come first because `FileDescriptorName=` names every socket of its socket unit: a unit
+/// with both `ListenStream=` lines passes two sockets of the same name.
+pub fn choose(
+    sockets: &[(&str, Option<&Path>)],
+    socket_path: &Path,
+    credentials_path: &Path,
+) -> Result<(Option<usize>, Option<usize>), String> {
+    let at = |want: &Path, skip: Option<usize>| {
+        let found: Vec<usize> = (0..sockets.len())
+            .filter(|i| Some(*i) != skip)
+            .filter(|i| !want.as_os_str().is_empty() && sockets[*i].1 == Some(want))
+            .collect();
+        (found.len() == 1).then(|| found[0])
+    };
+    let named = |name: &str, skip: Option<usize>| -> Vec<usize> {
+        (0..sockets.len())
+            .filter(|i| Some(*i) != skip && sockets[*i].0 == name)
+            .collect()
+    };
+    let credentials = match at(credentials_path, None) {
+        Some(i) => Some(i),
+        None => match named("credentials", None).as_slice() {
+            [] => None,
+            [i] => Some(*i),
+            many => {
+                return Err(format!(
+                    "{} sockets are named 'credentials' and none is bound at credentials.socket_path ({}); FileDescriptorName= names every socket of its socket unit: give the credentials socket a socket unit of its own, or set credentials.socket_path to its path",
+                    many.len(),
+                    credentials_path.display()
+                ));
+            }
+        },
+    };
+    let rest: Vec<usize> = (0..sockets.len())
+        .filter(|i| Some(*i) != credentials)
+        .collect();
+    let agent = match at(socket_path, credentials) {
+        Some(i) => Some(i),
+        None => match (named("agent", credentials).as_slice(), rest.as_slice()) {
+            ([i], _) => Some(*i),
+            (_, []) => None,
+            (_, [i]) => Some(*i),
+            (_, many) => {
+                return Err(format!(
+                    "{} sockets passed and none is bound at socket_path ({}) or named 'agent' (FileDescriptorName=agent)",
+                    many.len(),
+                    socket_path.display()
+                ));
+            }
+        },
+    };
+    Ok((agent, credentials))
+}
+
+/// Takes the sockets systemd passed, if any, and unsets the activation variables.
+///
+/// Call this first thing in `main`, before any thread exists. Returns no sockets when the
 /// process was not socket-activated.
-pub fn take_activated() -> Result<Option<AgentListener>, SocketError> {
+pub fn take_activated() -> Result<Activated, SocketError> {
     let fds: Vec<(RawFd, String)> = sd_notify::listen_fds_with_names(true)
         .map_err(|e| SocketError::Activation(e.to_string()))?
         .collect();
-    let chosen = match fds.as_slice() {
-        [] => return Ok(None),
-        [(fd, _)] => *fd,
-        many => many
-            .iter()
-            .find(|(_, name)| name == "agent")
-            .map(|(fd, _)| *fd)
-            .ok_or_else(|| {
-                SocketError::Activation(format!(
-                    "{} sockets passed and none is named 'agent' (FileDescriptorName=agent)",
-                    many.len()
-                ))
-            })?,
-    };
-    // SAFETY: systemd passed this fd to us (LISTEN_PID matched); we take sole ownership of it.
-    let listener = unsafe { UnixListener::from_raw_fd(chosen) };
+    let mut sockets = Vec::with_capacity(fds.len());
+    for (fd, name) in fds {
+        sockets.push((name, inherit(fd)?));
+    }
+    Ok(Activated { sockets })
+}
+
+/// Takes ownership of an fd systemd passed, which must be a listening Unix stream socket.
+fn inherit(fd: RawFd) -> Result<AgentListener, SocketError> {
+    // SAFETY: systemd passed this fd to us (LISTEN_PID matched); we take sole ownership of it,
+    // and each fd is taken once.
+    let listener = unsafe { UnixListener::from_raw_fd(fd) };
     check_listening_unix_stream(&listener)?;
     listener
         .set_nonblocking(true)
@@ -228,10 +329,10 @@ pub fn take_activated() -> Result<Option<AgentListener>, SocketError> {
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
-    Ok(Some(AgentListener {
+    Ok(AgentListener {
         listener,
         origin: Origin::Activated { path },
-    }))
+    })
 }
 
 fn check_listening_unix_stream(listener: &UnixListener) -> Result<(), SocketError> {
@@ -354,6 +455,47 @@ mod tests {
             "another process's socket must survive our cleanup"
         );
         theirs.cleanup();
+    }
+
+    #[test]
+    fn activated_sockets_are_told_apart_by_path_then_by_name() {
+        let (agent, creds) = (
+            Path::new("/run/a/agent.sock"),
+            Path::new("/run/a/creds.sock"),
+        );
+        let none = Path::new("");
+        let pick = |s: &[(&str, Option<&Path>)], sp: &Path, cp: &Path| choose(s, sp, cp);
+        // Two socket units, each naming its own.
+        let two = [("agent", Some(agent)), ("credentials", Some(creds))];
+        assert_eq!(pick(&two, Path::new("/x"), none), Ok((Some(0), Some(1))));
+        // One unit: FileDescriptorName= named both; the paths tell them apart.
+        let same = [("credentials", Some(agent)), ("credentials", Some(creds))];
+        assert_eq!(pick(&same, agent, creds), Ok((Some(0), Some(1))));
+        let same = [("agent", Some(creds)), ("agent", Some(agent))];
+        assert_eq!(pick(&same, agent, creds), Ok((Some(1), Some(0))));
+        let e = pick(
+            &[("credentials", Some(agent)), ("credentials", Some(creds))],
+            agent,
+            Path::new("/elsewhere"),
+        )
+        .unwrap_err();
+        assert!(e.contains("socket unit of its own"), "{e}");
+        // One socket: the agent's whatever its name, unless it is the credentials socket.
+        assert_eq!(
+            pick(&[("unknown", None)], agent, creds),
+            Ok((Some(0), None))
+        );
+        assert_eq!(
+            pick(&[("credentials", None)], agent, creds),
+            Ok((None, Some(0)))
+        );
+        assert_eq!(
+            pick(&[("x", Some(creds))], agent, creds),
+            Ok((None, Some(0)))
+        );
+        assert_eq!(pick(&[], agent, creds), Ok((None, None)));
+        let e = pick(&[("x", None), ("y", None)], agent, creds).unwrap_err();
+        assert!(e.contains("named 'agent'"), "{e}");
     }
 
     #[test]

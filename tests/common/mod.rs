@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod credentials;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +29,8 @@ pub struct Agent {
     pub state_dir: PathBuf,
     pub audit_file: PathBuf,
     pub stderr_file: PathBuf,
+    /// The systemd credentials socket, when [`AgentBuilder::credentials`] asked for one.
+    pub credentials_socket: Option<PathBuf>,
 }
 
 /// How to start an agent.
@@ -40,9 +43,25 @@ pub struct AgentBuilder {
     socket: Option<PathBuf>,
     audit: Option<PathBuf>,
     state: Option<PathBuf>,
+    /// `--credentials-socket`: `Some("")` (none, the default: a standard-mode agent run as root
+    /// must not bind the system's /run/aether-vault/credentials.sock), a path, or `None` (the
+    /// flag is not given: the configuration decides).
+    credentials: Option<String>,
 }
 
 impl AgentBuilder {
+    /// Serves a systemd credentials socket at `run/credentials.sock` in the test directory.
+    pub fn credentials(mut self) -> Self {
+        self.credentials = Some("run/credentials.sock".into());
+        self
+    }
+
+    /// Leaves `credentials.socket_path` to the configuration (no `--credentials-socket`).
+    pub fn credentials_from_config(mut self) -> Self {
+        self.credentials = None;
+        self
+    }
+
     /// Uses this state directory instead of one in the test directory.
     pub fn state_dir(mut self, p: &Path) -> Self {
         self.state = Some(p.to_path_buf());
@@ -122,6 +141,18 @@ impl AgentBuilder {
             .arg("--log-target")
             .arg("stderr")
             .args(&self.args);
+        let credentials_socket = match self.credentials.as_deref() {
+            Some("") => {
+                cmd.arg("--credentials-socket").arg("");
+                None
+            }
+            Some(relative) => {
+                let path = dir.path().join(relative);
+                cmd.arg("--credentials-socket").arg(&path);
+                Some(path)
+            }
+            None => None,
+        };
         if let Some(yaml) = &self.config {
             let path = dir.path().join("agent.yaml");
             std::fs::write(&path, yaml).unwrap();
@@ -146,6 +177,7 @@ impl AgentBuilder {
             state_dir,
             audit_file,
             stderr_file,
+            credentials_socket,
         };
         (agent, cmd)
     }
@@ -189,6 +221,7 @@ impl Agent {
             socket: None,
             audit: None,
             state: None,
+            credentials: Some(String::new()),
         }
     }
 

@@ -3,16 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::answers::AuthAnswer;
 use super::diagnose::{quote, server_said};
 use super::http::parse;
-use super::{
-    TokenState, VaultAuth, VaultBackend, encode_path, header_safe, lock, read_secret_file,
-};
+use super::login::LoginRequest;
+use super::{TokenState, VaultAuth, VaultBackend, header_safe, lock, read_secret_file};
 use crate::secrets::SecretError;
 
 impl VaultBackend {
@@ -26,7 +24,8 @@ impl VaultBackend {
                     st.obtained = Instant::now();
                 }
             }
-            VaultAuth::AppRole { .. } => {
+            // The methods that log in (login.rs): AppRole, Kubernetes, JWT.
+            _ => {
                 if st.token.is_none() {
                     self.login(&mut st)?;
                 } else if !st.lease.is_zero() {
@@ -61,42 +60,30 @@ impl VaultBackend {
                 st.obtained = Instant::now();
                 Ok(())
             }
-            VaultAuth::AppRole { .. } => self.login(&mut st),
+            _ => self.login(&mut st),
         }
     }
 
-    /// AppRole login; on success the new token and its lease are in `st`.
+    /// Logs in with the configured method (the request: [`LoginRequest`]); on success the new
+    /// token and its lease are in `st`.
     pub(super) fn login(&self, st: &mut TokenState) -> Result<(), SecretError> {
-        let VaultAuth::AppRole {
-            role_id,
-            secret_id_file,
-            mount,
-        } = &self.auth
-        else {
-            return Err(SecretError::Unavailable("no AppRole configured".into()));
-        };
         // The token in hand is kept until a new one is got: a failed login must not throw away
         // a token that may still work.
-        let secret_id = read_secret_file(secret_id_file, "AppRole secret id")?;
-        #[derive(Serialize)]
-        struct Login<'a> {
-            role_id: &'a str,
-            secret_id: &'a str,
-        }
-        let body = Zeroizing::new(
-            serde_json::to_string(&Login {
-                role_id,
-                secret_id: &secret_id,
-            })
-            .map_err(|_| SecretError::Invalid("cannot encode the AppRole login".into()))?,
-        );
-        let mount = encode_path(mount.trim_matches('/'));
-        let url = format!("{}/auth/{mount}/login", self.api);
+        let Some(req) = LoginRequest::build(&self.auth)? else {
+            return Err(SecretError::Unavailable(
+                "no login method configured".into(),
+            ));
+        };
+        let method = req.method;
+        let url = format!("{}/{}", self.api, req.path());
         let started = Instant::now();
-        let (status, text) = self.send("POST", &url, None, Some(&body), true)?;
+        let (status, text) = self.send("POST", &url, None, Some(&req.body), true)?;
         if !(200..300).contains(&status) {
-            let said = quote(&server_said(&text, &[secret_id.as_str(), role_id.as_str()]));
-            let message = format!("AppRole login at auth/{mount} failed ({status}){said}");
+            let said = quote(&server_said(&text, &req.scrub()));
+            let message = format!(
+                "{method} login at auth/{} failed ({status}){said}",
+                req.mount
+            );
             // Vault said no to the credentials (not an outage): nothing stale is served on it.
             return Err(if (400..500).contains(&status) && status != 429 {
                 SecretError::Misconfigured(message)
@@ -104,20 +91,20 @@ impl VaultBackend {
                 SecretError::Unavailable(message)
             });
         }
-        let auth = parse::<AuthAnswer>(&text, "the AppRole login")?
+        let auth = parse::<AuthAnswer>(&text, &format!("the {method} login"))?
             .auth
             .ok_or_else(|| {
-                SecretError::Unavailable("vault's AppRole login answer has no auth".into())
+                SecretError::Unavailable(format!("vault's {method} login answer has no auth"))
             })?;
         if !header_safe(&auth.client_token) {
-            return Err(SecretError::Unavailable(
-                "vault's AppRole login answer has no usable token".into(),
-            ));
+            return Err(SecretError::Unavailable(format!(
+                "vault's {method} login answer has no usable token"
+            )));
         }
         info!(
             lease_seconds = auth.lease_duration,
             renewable = auth.renewable,
-            "logged in to vault with AppRole"
+            "logged in to vault with {method}"
         );
         st.token = Some(auth.client_token);
         st.obtained = started;
@@ -165,6 +152,8 @@ impl VaultBackend {
         match &self.auth {
             VaultAuth::TokenFile(path) => format!("the token file {}", path.display()),
             VaultAuth::AppRole { mount, .. } => format!("an AppRole login at auth/{mount}"),
+            VaultAuth::Kubernetes { mount, .. } => format!("a Kubernetes login at auth/{mount}"),
+            VaultAuth::Jwt { mount, .. } => format!("a JWT login at auth/{mount}"),
         }
     }
 }

@@ -73,6 +73,32 @@ pub enum VaultAuth {
         #[serde(default = "default_approle_mount")]
         mount: String,
     },
+    /// Kubernetes auth (`POST /v1/auth/{mount}/login` with the pod's service-account token);
+    /// the token is renewed before it expires, like AppRole's.
+    Kubernetes {
+        /// The Vault role the service account logs in as. It may be left out here when
+        /// `VAULT_KUBERNETES_ROLE` gives it, as that variable overrides it.
+        #[serde(default)]
+        role: String,
+        /// File holding the service-account token, read at each login (Kubernetes rotates it;
+        /// default `/var/run/secrets/kubernetes.io/serviceaccount/token`).
+        #[serde(default = "default_kubernetes_token_file")]
+        token_file: PathBuf,
+        /// Where the Kubernetes auth method is mounted (default `kubernetes`).
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+    },
+    /// JWT auth (`POST /v1/auth/{mount}/login` with a JWT that Vault checks against its keys);
+    /// the token is renewed before it expires, like AppRole's.
+    Jwt {
+        /// The Vault role to log in as.
+        role: String,
+        /// File holding the JWT, read at each login (whoever issues it may rotate it).
+        token_file: PathBuf,
+        /// Where the JWT auth method is mounted (default `jwt`).
+        #[serde(default = "default_jwt_mount")]
+        mount: String,
+    },
 }
 
 pub(super) fn default_address() -> String {
@@ -95,6 +121,18 @@ pub(super) fn default_approle_mount() -> String {
     "approle".into()
 }
 
+pub(super) fn default_kubernetes_token_file() -> PathBuf {
+    PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/token")
+}
+
+pub(super) fn default_kubernetes_mount() -> String {
+    "kubernetes".into()
+}
+
+pub(super) fn default_jwt_mount() -> String {
+    "jwt".into()
+}
+
 impl VaultConfig {
     /// A configuration with every default and the given way to log in.
     pub fn new(auth: VaultAuth) -> Self {
@@ -114,8 +152,9 @@ impl VaultConfig {
 
     /// Applies the `VAULT_*` environment variables, which win over the file: `VAULT_ADDR`,
     /// `VAULT_NAMESPACE`, `VAULT_CACERT`, `VAULT_SKIP_VERIFY` (`true`/`1` or `false`/`0`),
-    /// `VAULT_MOUNT_PATH`, `VAULT_KV_VERSION`, and `VAULT_ROLE_ID` (with AppRole only). Unset or
-    /// empty variables change nothing. `lookup` reads one variable, e.g.
+    /// `VAULT_MOUNT_PATH`, `VAULT_KV_VERSION`, `VAULT_ROLE_ID` (with AppRole only) and
+    /// `VAULT_KUBERNETES_ROLE` (with Kubernetes auth only). Unset or empty variables change
+    /// nothing; neither role variable chooses the auth method. `lookup` reads one variable, e.g.
     /// `|k| std::env::var(k).ok()`.
     ///
     /// `VAULT_TOKEN` and `VAULT_SECRET_ID` are deliberately not read: credentials come from
@@ -162,6 +201,11 @@ impl VaultConfig {
         if let Some(v) = get("VAULT_ROLE_ID") {
             if let VaultAuth::AppRole { role_id, .. } = &mut self.auth {
                 *role_id = v;
+            }
+        }
+        if let Some(v) = get("VAULT_KUBERNETES_ROLE") {
+            if let VaultAuth::Kubernetes { role, .. } = &mut self.auth {
+                *role = v;
             }
         }
         Ok(())
@@ -212,18 +256,54 @@ impl VaultConfig {
         if self.timeout.is_zero() {
             return bad("vault timeout must be more than 0 seconds".into());
         }
-        if let VaultAuth::AppRole { role_id, mount, .. } = &self.auth {
-            if role_id.trim().is_empty() {
-                return bad("vault AppRole role_id is empty".into());
+        match &self.auth {
+            VaultAuth::TokenFile(_) => Ok(()),
+            VaultAuth::AppRole { role_id, mount, .. } => {
+                check_login("AppRole", role_id, mount, None, "role_id is empty")
             }
-            if check_path(mount.trim_matches('/'), PathKind::Secret).is_err() {
-                return bad(format!(
-                    "vault AppRole mount {mount:?} is not a valid mount path"
-                ));
-            }
+            VaultAuth::Kubernetes {
+                role,
+                token_file,
+                mount,
+            } => check_login(
+                "Kubernetes",
+                role,
+                mount,
+                Some(token_file),
+                "role is empty: set auth.kubernetes.role or VAULT_KUBERNETES_ROLE",
+            ),
+            VaultAuth::Jwt {
+                role,
+                token_file,
+                mount,
+            } => check_login("JWT", role, mount, Some(token_file), "role is empty"),
         }
-        Ok(())
     }
+}
+
+/// The checks every login method shares: a role, a valid mount path, a credential file named.
+/// `no_role` says what is wrong when the role is empty.
+fn check_login(
+    method: &str,
+    role: &str,
+    mount: &str,
+    token_file: Option<&PathBuf>,
+    no_role: &str,
+) -> Result<(), SecretError> {
+    if role.trim().is_empty() {
+        return Err(SecretError::Invalid(format!("vault {method} {no_role}")));
+    }
+    if check_path(mount.trim_matches('/'), PathKind::Secret).is_err() {
+        return Err(SecretError::Invalid(format!(
+            "vault {method} mount {mount:?} is not a valid mount path"
+        )));
+    }
+    if token_file.is_some_and(|f| f.as_os_str().is_empty()) {
+        return Err(SecretError::Invalid(format!(
+            "vault {method} token_file is empty"
+        )));
+    }
+    Ok(())
 }
 
 /// Go's `strconv.ParseBool`, which Vault's own tools use for `VAULT_SKIP_VERIFY`.

@@ -78,8 +78,9 @@ impl VaultBackend {
         let token = self.token()?;
         let (status, text) = self.send(method, url, Some(&token), body, true)?;
         if status == 403 && !self.token_alive(&token)? {
+            let said = diagnose::quote(&diagnose::server_said(&text, &[token.as_str()]));
             return Err(SecretError::Misconfigured(format!(
-                "vault does not accept the agent's token, even a fresh one from {} (auth/token/lookup-self answers 403: the token is revoked or expired, or lacks Vault's `default` policy, which allows that lookup)",
+                "vault does not accept the agent's token, even a fresh one from {} (403{said}; auth/token/lookup-self answers 403 too: the token is revoked or expired, or lacks Vault's `default` policy, which allows that lookup)",
                 self.token_source()
             )));
         }

@@ -5,8 +5,9 @@
 //!   overrides ([`VaultConfig::apply_env`]);
 //! - the blocking HTTP client (`ureq` with rustls) and its TLS settings: a CA file
 //!   (`ca_cert` / `VAULT_CACERT`) or, for labs only, no verification at all (`skip_verify`);
-//! - the Vault token: read from a file, or got by AppRole login, renewed once two thirds of its
-//!   lease have passed, and got again once when Vault answers 403;
+//! - the Vault token: read from a file, or got by an AppRole, Kubernetes or JWT login (each
+//!   method's request: `login.rs`), renewed once two thirds of its lease have passed, and got
+//!   again once when Vault answers 403;
 //! - the KV version 1 and version 2 request shapes, and the mapping of Vault's answers to
 //!   [`SecretError`] (404 → `NotFound`, 400 → `Invalid`, anything else that fails →
 //!   `Unavailable`);
@@ -24,6 +25,7 @@ mod config;
 mod diagnose;
 mod http;
 mod kv;
+mod login;
 #[cfg(test)]
 mod tests;
 mod tls;
