@@ -9,12 +9,13 @@
 #     aether-vault-agent-credentials.socket, and the unit finds in $CREDENTIALS_DIRECTORY the
 #     exact value of the mapped field, and (a second credential) the whole secret as JSON;
 #  b. `aether-vault credential list` and `credential test --live` agree with the policy;
-#  c. a unit with a mapping but no allow rule fails to start, its ExecStart never runs, and
-#     the agent's journal has an entry with a MESSAGE_ID naming the unit, the credential id
-#     and the reason;
+#  c. a unit with a mapping but no allow rule fails to start (243/CREDENTIALS), its ExecStart
+#     never runs, and the agent's journal has the refusal entry (its MESSAGE_ID) naming the
+#     unit, the credential id and the reason (the rules);
 #  d. a reload (`systemctl reload aether-vault-agent`) that removes the unit's mapping makes its
-#     next start fail, with a journal entry again;
-#  e. every delivery and refusal is a `credential_delivery` audit record, and the chain verifies.
+#     next start fail, with a journal entry again (the reason: no mapping);
+#  e. every delivery and refusal is a `credential_delivery` audit record with the unit, the id
+#     and the outcome, and the chain verifies.
 # The test units live in the namespace's /run/systemd/system; the policy file, the secret and
 # the units are removed at the end.
 set -euo pipefail
@@ -29,6 +30,9 @@ export AV_PID1_STATE=${AV_PID1_STATE:-/var/tmp/av-pid1}
 pid1=$repo/tests/system/pid1.sh
 svc=aether-vault-agent.service
 csock=aether-vault-agent-credentials.socket
+# The journal's MESSAGE_IDs of a credential delivered and refused (docs/protocol.md).
+delivered_id=753cd20bf1f447d3a55823d491529281
+refused_id=71a1c7180d1f4704b4798ed6421bbe48
 sockpath=/run/aether-vault/credentials.sock
 policy=/etc/aether-vault/policies.d/60-credtest.yaml
 units=/run/systemd/system
@@ -60,6 +64,23 @@ fail() {
 			-u credtest.service -u credtest-denied.service >&2 || true
 	fi
 	exit 1
+}
+
+# A delivery or refusal as the agent's journal shows it: its MESSAGE_ID, the unit, the
+# credential id, the outcome and the reason.
+journal_entry() { # MESSAGE_ID UNIT ID -> the newest matching entry, as one JSON line
+	agent_journal | jq -c --arg m "$1" --arg u "$2" --arg id "$3" 'select(.MESSAGE_ID == $m
+		and .AV_EVENT == "credential_delivery" and .AV_CREDENTIAL_UNIT == $u
+		and .AV_CREDENTIAL_ID == $id and (.AV_REASON // "") != "")' | tail -1
+}
+await_entry() { # MESSAGE_ID UNIT ID
+	local e=
+	for _ in $(seq 1 25); do
+		e=$(journal_entry "$@")
+		[[ -n $e ]] && break
+		sleep 0.2
+	done
+	printf '%s' "$e"
 }
 
 cleanup() {
@@ -173,7 +194,7 @@ ok "policy $policy, secret credtest/db, units credtest.service and credtest-deni
 # --- a. delivery, through socket activation -----------------------------------------------
 step "a. with the agent stopped, a unit's LoadCredential= starts it and gets the secret"
 [[ $(show "$csock" ActiveState) == active ]] || fail "$csock is not listening"
-in1 systemctl stop "$svc"
+in1 systemctl stop "$svc" 2>/dev/null # (it can still be activated by its sockets: that is the point)
 [[ $(show "$svc" ActiveState) == inactive ]] || fail "the agent did not stop"
 in1 systemctl start credtest.service || fail "credtest.service did not start"
 [[ $(show credtest.service Result) == success ]] || fail "credtest.service: Result=$(show credtest.service Result)"
@@ -189,7 +210,11 @@ got=$(sed -n 's/^dbpass=//p' <<<"$out" | base64 -d)
 json=$(sed -n 's/^dbjson=//p' <<<"$out" | base64 -d)
 jq -e --arg v "$value" '.password == $v and .user == "app"' <<<"$json" >/dev/null ||
 	fail "dbjson is not the whole secret as a JSON object: $json"
-ok "the agent was socket-activated; credtest.service (uid $uid) read dbpass (${#value} bytes, exact) and dbjson $(jq -c 'keys' <<<"$json")"
+entry=$(await_entry $delivered_id credtest.service dbpass)
+[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$delivered_id for credtest.service/dbpass"
+jq -e '.AV_OUTCOME == "success" and .AV_RESOURCE == "secret:/credtest/db"' <<<"$entry" >/dev/null ||
+	fail "delivery entry: $entry"
+ok "the agent was socket-activated; credtest.service (uid $uid) read dbpass (${#value} bytes, exact) and dbjson $(jq -c 'keys' <<<"$json"); journal: $(jq -r .MESSAGE <<<"$entry")"
 
 # --- b. the CLI ----------------------------------------------------------------------------
 step "b. aether-vault credential list / test --live"
@@ -206,22 +231,6 @@ in1 /usr/bin/aether-vault credential test --unit credtest-denied.service --id db
 [[ $rc == 2 ]] || fail "credential test --live for credtest-denied.service exited $rc, not 2: $(cat "$work/test-no.txt")"
 ok "list shows the mappings; test --live: credtest.service delivered (0), credtest-denied.service refused (2)"
 
-# A refusal as the agent's journal shows it: MESSAGE_ID, the unit, the credential id, a reason.
-refusal_entry() { # UNIT ID -> the newest matching entry, as one JSON line
-	agent_journal | jq -c --arg u "$1" --arg id "$2" 'select(.AV_EVENT == "credential_delivery"
-		and .AV_UNIT == $u and (.MESSAGE_ID | test("^[0-9a-f]{32}$"))
-		and ((.AV_OUTCOME // "") | IN("success", "granted", "delivered") | not)
-		and (tostring | contains($id)))' | tail -1
-}
-await_refusal() { # UNIT ID
-	local e=
-	for _ in $(seq 1 25); do
-		e=$(refusal_entry "$1" "$2")
-		[[ -n $e ]] && break
-		sleep 0.2
-	done
-	printf '%s' "$e"
-}
 
 # --- c. refusal ----------------------------------------------------------------------------
 step "c. a unit the policy does not allow fails to start; the agent's journal says why"
@@ -232,11 +241,15 @@ fi
 	fail "credtest-denied.service: ActiveState=$(show credtest-denied.service ActiveState)"
 [[ ! -s $work/denied.out ]] || fail "credtest-denied.service ran its ExecStart: $(<"$work/denied.out")"
 status=$(show credtest-denied.service ExecMainStatus)
-entry=$(await_refusal credtest-denied.service dbpass)
-[[ -n $entry ]] || fail "no agent journal entry AV_EVENT=credential_delivery for credtest-denied.service/dbpass with a MESSAGE_ID"
-reason=$(jq -r '.MESSAGE' <<<"$entry")
-[[ $reason == *credtest-denied.service* || $reason == *dbpass* || $reason == *:* ]] || fail "the entry's MESSAGE gives no reason: $entry"
-ok "failed (ExecMainStatus=$status), ExecStart never ran; journal: $(jq -c '{MESSAGE_ID, PRIORITY, MESSAGE}' <<<"$entry")"
+[[ $status == 243 ]] || fail "credtest-denied.service: ExecMainStatus=$status, not 243 (CREDENTIALS)"
+in1 journalctl --no-pager -u credtest-denied.service --since "@$since" -o cat |
+	grep -q 'Failed to set up credentials' || fail "systemd does not say the credentials failed"
+entry=$(await_entry $refused_id credtest-denied.service dbpass)
+[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$refused_id for credtest-denied.service/dbpass"
+jq -e '.AV_OUTCOME == "denied" and .AV_RESOURCE == "secret:/credtest/db"
+	and (.AV_REASON | contains("rules do not allow"))' <<<"$entry" >/dev/null ||
+	fail "the refusal entry does not say the rules refused: $entry"
+ok "failed (243/CREDENTIALS: systemd 'Failed to set up credentials'), ExecStart never ran; journal: $(jq -c '{MESSAGE_ID, PRIORITY, AV_CREDENTIAL_UNIT, AV_CREDENTIAL_ID, AV_OUTCOME, AV_REASON}' <<<"$entry")"
 
 # --- d. reload -----------------------------------------------------------------------------
 step "d. systemctl reload without the mapping: the next start fails"
@@ -245,26 +258,33 @@ in1 systemctl reload "$svc"
 if in1 systemctl start credtest.service 2>/dev/null; then
 	fail "credtest.service started after its dbpass mapping was removed and the agent reloaded"
 fi
-entry=$(await_refusal credtest.service dbpass)
+[[ $(show credtest.service ExecMainStatus) == 243 ]] ||
+	fail "credtest.service: ExecMainStatus=$(show credtest.service ExecMainStatus), not 243 (CREDENTIALS)"
+entry=$(await_entry $refused_id credtest.service dbpass)
 [[ -n $entry ]] || fail "no agent journal entry refusing credtest.service/dbpass after the reload"
-ok "credtest.service failed to start; journal: $(jq -c '{MESSAGE_ID, MESSAGE}' <<<"$entry")"
+jq -e '.AV_OUTCOME == "denied" and (.AV_REASON | contains("no policy maps credential dbpass"))' <<<"$entry" >/dev/null ||
+	fail "the refusal entry does not say the mapping is gone: $entry"
+ok "credtest.service failed to start (243); journal: $(jq -r .MESSAGE <<<"$entry")"
 
 # --- e. audit ------------------------------------------------------------------------------
 step "e. credential_delivery audit records"
 audit=/var/log/aether-vault/audit.log
 in1 cat "$audit" | jq -c 'select(.type == "credential_delivery")' >"$work/audit.json"
-for want in 'credtest.service dbpass success' 'credtest.service dbjson success' \
-	'credtest-denied.service dbpass refused' 'credtest.service dbpass refused'; do
-	read -r u id outcome <<<"$want"
-	jq -e -s --arg u "$u" --arg id "$id" --arg o "$outcome" 'map(select(
-		(tostring | contains("\"" + $u + "\"")) and (tostring | contains("\"" + $id + "\""))
-		and ((.outcome | IN("success", "granted", "delivered")) == ($o == "success")))) | length >= 1' \
+# (A refusal for want of a mapping names no resource.)
+for want in 'credtest.service dbpass success secret:/credtest/db' \
+	'credtest.service dbjson success secret:/credtest/db' \
+	'credtest-denied.service dbpass denied secret:/credtest/db' 'credtest.service dbpass denied -'; do
+	read -r u id outcome resource <<<"$want"
+	jq -e -s --arg u "$u" --arg id "$id" --arg o "$outcome" --arg r "$resource" 'map(select(
+		.credential.unit == $u and .credential.id == $id and .outcome == $o
+		and (.resource // "-") == $r and .identity.uid == 0)) | length >= 1' \
 		"$work/audit.json" >/dev/null || fail "no credential_delivery audit record: $want"
 done
+if grep -qF 'S3cr3t-pw' "$work/audit.json"; then fail "the secret's value is in the audit log"; fi
 in1 /usr/bin/aether-vault audit verify "$audit" >"$work/verify.txt" 2>&1 || {
 	cat "$work/verify.txt" >&2
 	fail "audit verify"
 }
 ok "$(wc -l <"$work/audit.json") credential_delivery records (deliveries and refusals); the chain verifies"
 
-printf '\ncredentials.sh: %d checks passed\n' "$passed"
+printf '\ncredentials.sh: %d checks passed in %d s\n' "$passed" "$SECONDS"
