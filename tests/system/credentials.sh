@@ -41,6 +41,7 @@ work=$(mktemp -d /var/tmp/av-credtest.XXXXXX)
 chmod 755 "$work"
 value='S3cr3t-pw w/ spaces & "quotes"'
 standalone=0
+started=$EPOCHREALTIME
 passed=0
 since=
 
@@ -287,4 +288,4 @@ in1 /usr/bin/aether-vault audit verify "$audit" >"$work/verify.txt" 2>&1 || {
 }
 ok "$(wc -l <"$work/audit.json") credential_delivery records (deliveries and refusals); the chain verifies"
 
-printf '\ncredentials.sh: %d checks passed in %d s\n' "$passed" "$SECONDS"
+printf '\ncredentials.sh: %d checks passed in %.1f s\n' "$passed" "$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"
