@@ -4,8 +4,9 @@
 # boots that namespace (tests/system/pid1.sh), installs the newest target/debian/*.deb (built
 # first unless AV_SKIP_BUILD=1), and purges and powers off after.
 #
-#  a. with the agent stopped, a unit with LoadCredential=dbpass:/run/aether-vault/credentials.sock
-#     (DynamicUser=yes: not root) starts: its connection socket-activates the agent through
+#  a. with the agent stopped, a unit (DynamicUser=yes: not root) with the shipped example
+#     drop-in, service-credentials.conf (LoadCredential=db-password:/run/aether-vault/credentials.sock),
+#     starts: its connection socket-activates the agent through
 #     aether-vault-agent-credentials.socket, and the unit finds in $CREDENTIALS_DIRECTORY the
 #     exact value of the mapped field, and (a second credential) the whole secret as JSON;
 #  b. `aether-vault credential list` and `credential test --live` agree with the policy;
@@ -88,7 +89,8 @@ cleanup() {
 	set +e
 	if in1 true 2>/dev/null; then
 		in1 systemctl stop credtest.service credtest-denied.service >/dev/null 2>&1
-		in1 rm -f "$units/credtest.service" "$units/credtest-denied.service"
+		in1 rm -rf "$units/credtest.service" "$units/credtest-denied.service" \
+			"$units/credtest.service.d" "$units/credtest-denied.service.d"
 		in1 systemctl daemon-reload
 		in1 systemctl reset-failed credtest.service credtest-denied.service >/dev/null 2>&1
 		if [[ $standalone == 1 ]]; then
@@ -136,10 +138,10 @@ id: credtest
 name: System test of systemd credentials
 version: "1.0"
 credentials:
-  - {unit: credtest.service, id: dbpass, secret: "secret:/credtest/db#password"}
+  - {unit: credtest.service, id: db-password, secret: "secret:/credtest/db#password"}
   - {unit: credtest.service, id: dbjson, secret: "secret:/credtest/db"}
   # Mapped, but no rule allows it: refused.
-  - {unit: credtest-denied.service, id: dbpass, secret: "secret:/credtest/db#password"}
+  - {unit: credtest-denied.service, id: db-password, secret: "secret:/credtest/db#password"}
 rules:
   # The test (root) stores and removes the secret; it never reads it through the agent.
   - id: root-manages-credtest
@@ -165,6 +167,13 @@ in1 /usr/bin/aether-vault secret put credtest/db user=app "password=@$work/value
 }
 rm -f "$work/value"
 
+# Both units get db-password from the example drop-in the packages ship, as it is (the
+# checkout's copy: an image may exclude /usr/share/doc from installs; packages.sh checks that
+# the .deb ships it).
+example=$repo/packaging/systemd-examples/service-credentials.conf
+for u in credtest.service credtest-denied.service; do
+	in1 install -D -m 0644 "$example" "$units/$u.d/aether-vault.conf"
+done
 # credtest.service writes what it found, base64 (exact bytes), to a file systemd opens for it.
 in1 tee "$units/credtest.service" >/dev/null <<EOF
 [Unit]
@@ -172,11 +181,10 @@ Description=aether-vault system test: a service that gets its secrets from the a
 [Service]
 Type=oneshot
 DynamicUser=yes
-LoadCredential=dbpass:$sockpath
 LoadCredential=dbjson:$sockpath
 TimeoutStartSec=30s
 StandardOutput=truncate:$work/credtest.out
-ExecStart=/bin/sh -c 'cd "\$\$CREDENTIALS_DIRECTORY" && echo "uid=\$\$(id -u) owner=\$\$(stat -c %%u dbpass) mode=\$\$(stat -c %%a dbpass)" && echo "dbpass=\$\$(base64 -w0 dbpass)" && echo "dbjson=\$\$(base64 -w0 dbjson)"'
+ExecStart=/bin/sh -c 'cd "\$\$CREDENTIALS_DIRECTORY" && echo "uid=\$\$(id -u) owner=\$\$(stat -c %%u db-password) mode=\$\$(stat -c %%a db-password)" && echo "db-password=\$\$(base64 -w0 db-password)" && echo "dbjson=\$\$(base64 -w0 dbjson)"'
 EOF
 in1 tee "$units/credtest-denied.service" >/dev/null <<EOF
 [Unit]
@@ -184,13 +192,12 @@ Description=aether-vault system test: a service the policy gives nothing
 [Service]
 Type=oneshot
 DynamicUser=yes
-LoadCredential=dbpass:$sockpath
 TimeoutStartSec=30s
 StandardOutput=truncate:$work/denied.out
-ExecStart=/bin/sh -c 'echo "started; dbpass has \$\$(stat -c %%s "\$\$CREDENTIALS_DIRECTORY/dbpass") bytes"'
+ExecStart=/bin/sh -c 'echo "started; db-password has \$\$(stat -c %%s "\$\$CREDENTIALS_DIRECTORY/db-password") bytes"'
 EOF
 in1 systemctl daemon-reload
-ok "policy $policy, secret credtest/db, units credtest.service and credtest-denied.service"
+ok "policy $policy, secret credtest/db, units credtest.service and credtest-denied.service with the example drop-in"
 
 # --- a. delivery, through socket activation -----------------------------------------------
 step "a. with the agent stopped, a unit's LoadCredential= starts it and gets the secret"
@@ -204,18 +211,18 @@ out=$(<"$work/credtest.out")
 uid=$(sed -n 's/^uid=\([0-9]*\) .*/\1/p' <<<"$out")
 [[ -n $uid && $uid != 0 ]] || fail "credtest.service ran as uid '${uid}', not a dynamic user: $out"
 grep -qx "uid=$uid owner=$uid mode=400" <<<"$out" || fail "the credential file is not the unit's, 0400: $out"
-got=$(sed -n 's/^dbpass=//p' <<<"$out" | base64 -d)
-[[ $got == "$value" ]] || fail "dbpass is '$got', not the secret's password field"
+got=$(sed -n 's/^db-password=//p' <<<"$out" | base64 -d)
+[[ $got == "$value" ]] || fail "db-password is '$got', not the secret's password field"
 # Exact bytes: no newline added.
-[[ $(sed -n 's/^dbpass=//p' <<<"$out" | base64 -d | wc -c) == "${#value}" ]] || fail "dbpass has extra bytes"
+[[ $(sed -n 's/^db-password=//p' <<<"$out" | base64 -d | wc -c) == "${#value}" ]] || fail "db-password has extra bytes"
 json=$(sed -n 's/^dbjson=//p' <<<"$out" | base64 -d)
 jq -e --arg v "$value" '.password == $v and .user == "app"' <<<"$json" >/dev/null ||
 	fail "dbjson is not the whole secret as a JSON object: $json"
-entry=$(await_entry $delivered_id credtest.service dbpass)
-[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$delivered_id for credtest.service/dbpass"
+entry=$(await_entry $delivered_id credtest.service db-password)
+[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$delivered_id for credtest.service/db-password"
 jq -e '.AV_OUTCOME == "success" and .AV_RESOURCE == "secret:/credtest/db"' <<<"$entry" >/dev/null ||
 	fail "delivery entry: $entry"
-ok "the agent was socket-activated; credtest.service (uid $uid) read dbpass (${#value} bytes, exact) and dbjson $(jq -c 'keys' <<<"$json"); journal: $(jq -r .MESSAGE <<<"$entry")"
+ok "the agent was socket-activated; credtest.service (uid $uid) read db-password (${#value} bytes, exact) and dbjson $(jq -c 'keys' <<<"$json"); journal: $(jq -r .MESSAGE <<<"$entry")"
 
 # --- b. the CLI ----------------------------------------------------------------------------
 step "b. aether-vault credential list / test --live"
@@ -225,10 +232,10 @@ in1 /usr/bin/aether-vault credential list >"$work/list.txt" 2>&1 || {
 }
 grep -q 'credtest-denied.service' "$work/list.txt" && grep -q 'dbjson' "$work/list.txt" ||
 	fail "credential list does not show the mappings: $(cat "$work/list.txt")"
-in1 /usr/bin/aether-vault credential test --unit credtest.service --id dbpass --live >"$work/test-ok.txt" 2>&1 ||
+in1 /usr/bin/aether-vault credential test --unit credtest.service --id db-password --live >"$work/test-ok.txt" 2>&1 ||
 	fail "credential test --live for credtest.service exited $?: $(cat "$work/test-ok.txt")"
 rc=0
-in1 /usr/bin/aether-vault credential test --unit credtest-denied.service --id dbpass --live >"$work/test-no.txt" 2>&1 || rc=$?
+in1 /usr/bin/aether-vault credential test --unit credtest-denied.service --id db-password --live >"$work/test-no.txt" 2>&1 || rc=$?
 [[ $rc == 2 ]] || fail "credential test --live for credtest-denied.service exited $rc, not 2: $(cat "$work/test-no.txt")"
 ok "list shows the mappings; test --live: credtest.service delivered (0), credtest-denied.service refused (2)"
 
@@ -245,8 +252,8 @@ status=$(show credtest-denied.service ExecMainStatus)
 [[ $status == 243 ]] || fail "credtest-denied.service: ExecMainStatus=$status, not 243 (CREDENTIALS)"
 in1 journalctl --no-pager -u credtest-denied.service --since "@$since" -o cat |
 	grep -q 'Failed to set up credentials' || fail "systemd does not say the credentials failed"
-entry=$(await_entry $refused_id credtest-denied.service dbpass)
-[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$refused_id for credtest-denied.service/dbpass"
+entry=$(await_entry $refused_id credtest-denied.service db-password)
+[[ -n $entry ]] || fail "no agent journal entry MESSAGE_ID=$refused_id for credtest-denied.service/db-password"
 jq -e '.AV_OUTCOME == "denied" and .AV_RESOURCE == "secret:/credtest/db"
 	and (.AV_REASON | contains("rules do not allow"))' <<<"$entry" >/dev/null ||
 	fail "the refusal entry does not say the rules refused: $entry"
@@ -254,16 +261,16 @@ ok "failed (243/CREDENTIALS: systemd 'Failed to set up credentials'), ExecStart 
 
 # --- d. reload -----------------------------------------------------------------------------
 step "d. systemctl reload without the mapping: the next start fails"
-in1 sed -i '/{unit: credtest.service, id: dbpass,/d' "$policy"
+in1 sed -i '/{unit: credtest.service, id: db-password,/d' "$policy"
 in1 systemctl reload "$svc"
 if in1 systemctl start credtest.service 2>/dev/null; then
-	fail "credtest.service started after its dbpass mapping was removed and the agent reloaded"
+	fail "credtest.service started after its db-password mapping was removed and the agent reloaded"
 fi
 [[ $(show credtest.service ExecMainStatus) == 243 ]] ||
 	fail "credtest.service: ExecMainStatus=$(show credtest.service ExecMainStatus), not 243 (CREDENTIALS)"
-entry=$(await_entry $refused_id credtest.service dbpass)
-[[ -n $entry ]] || fail "no agent journal entry refusing credtest.service/dbpass after the reload"
-jq -e '.AV_OUTCOME == "denied" and (.AV_REASON | contains("no policy maps credential dbpass"))' <<<"$entry" >/dev/null ||
+entry=$(await_entry $refused_id credtest.service db-password)
+[[ -n $entry ]] || fail "no agent journal entry refusing credtest.service/db-password after the reload"
+jq -e '.AV_OUTCOME == "denied" and (.AV_REASON | contains("no policy maps credential db-password"))' <<<"$entry" >/dev/null ||
 	fail "the refusal entry does not say the mapping is gone: $entry"
 ok "credtest.service failed to start (243); journal: $(jq -r .MESSAGE <<<"$entry")"
 
@@ -272,9 +279,9 @@ step "e. credential_delivery audit records"
 audit=/var/log/aether-vault/audit.log
 in1 cat "$audit" | jq -c 'select(.type == "credential_delivery")' >"$work/audit.json"
 # (A refusal for want of a mapping names no resource.)
-for want in 'credtest.service dbpass success secret:/credtest/db' \
+for want in 'credtest.service db-password success secret:/credtest/db' \
 	'credtest.service dbjson success secret:/credtest/db' \
-	'credtest-denied.service dbpass denied secret:/credtest/db' 'credtest.service dbpass denied -'; do
+	'credtest-denied.service db-password denied secret:/credtest/db' 'credtest.service db-password denied -'; do
 	read -r u id outcome resource <<<"$want"
 	jq -e -s --arg u "$u" --arg id "$id" --arg o "$outcome" --arg r "$resource" 'map(select(
 		.credential.unit == $u and .credential.id == $id and .outcome == $o
