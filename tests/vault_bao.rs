@@ -436,3 +436,70 @@ fn exec_passes_vault_secrets_to_the_command_only() {
     assert!(!seen.exists());
     assert_no_leak(&agent, &[&token, "exec-user", "exec-pass", "exec-single"]);
 }
+
+/// systemd credentials with the vault backend: a root process in a cgroup named like the unit
+/// (as systemd's would be) gets the field from Vault; with Vault hanging, the start fails once
+/// `credentials.deadline_seconds` has passed, and the record says why.
+#[test]
+fn a_unit_gets_its_credential_from_vault_and_an_outage_fails_its_start() {
+    use common::credentials::{Ask, UnitCgroup, ask_with};
+    if !common::is_root() {
+        eprintln!("SKIPPED: the caller joins a cgroup, which needs root");
+        return;
+    }
+    let Some(cg) = UnitCgroup::create("vault") else {
+        return;
+    };
+    let Some(bao) = Bao::start("a_unit_gets_its_credential_from_vault") else {
+        return;
+    };
+    bao.policy("rw", RW);
+    let token = bao.token(&["rw"], &[]);
+    let file = bao.token_file("token", &token);
+    bao.ok(&[
+        "kv",
+        "put",
+        "secret/db/primary",
+        "password=from-vault",
+        "user=app",
+    ]);
+    let policy = json!({"id": "billing",
+        "rules": [{"id": "r", "effect": "allow", "resources": ["secret:/db/*"],
+                   "actions": ["read"], "identities": ["unit:billing.service"]}],
+        "credentials": [{"unit": "billing.service", "id": "db-password",
+                         "secret": "secret:/db/primary#password"}]});
+    let config =
+        bao.config(&token_auth(&file), "cache_ttl: 0") + "credentials:\n  deadline_seconds: 2\n";
+    let agent = Agent::builder()
+        .mode("standard")
+        .credentials()
+        .policy("billing.json", &policy.to_string())
+        .config(&config)
+        .start();
+    let socket = agent.credentials_socket.clone().unwrap();
+    let how = Ask {
+        cgroup: Some(&cg),
+        ..Default::default()
+    };
+    let out = ask_with(&socket, "x/unit/billing.service/db-password", how);
+    assert_eq!(out.stdout, b"from-vault", "{}", stderr(&out));
+    bao.pause(true);
+    let started = std::time::Instant::now();
+    let out = ask_with(&socket, "x/unit/billing.service/db-password", how);
+    bao.pause(false);
+    assert_eq!(out.stdout.len(), (1 << 20) + 1, "the start fails");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+    let refused = agent
+        .audit()
+        .into_iter()
+        .find(|r| r["type"] == "credential_delivery" && r["outcome"] == "failure")
+        .expect("a failure record");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within credentials.deadline_seconds (2 s)"),
+        "{refused}"
+    );
+    assert_no_leak(&agent, &["from-vault", &token]);
+}

@@ -13,9 +13,11 @@
 //! Bounds: at most `credentials.max_connections` connections are served at once, the others
 //! wait in the socket's queue (refusing them would let their units start with an empty
 //! credential); nothing is ever read from a connection; what it holds is one value of at most
-//! `credentials.max_value_bytes`; reading the backend and writing the answer must end within
-//! `credentials.deadline_seconds` of the accept, else the connection is closed (and recorded
-//! as a failure).
+//! `credentials.max_value_bytes`. Deciding and reading the backend must end within
+//! `credentials.deadline_seconds` of the accept (a backend too slow is a failure, refused);
+//! writing the answer then has `credentials.deadline_seconds` of its own, so that a refusal
+//! decided late is still written whole (cut short, it would be a credential systemd accepts),
+//! and a caller that does not read is cut off after it.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -212,7 +214,7 @@ impl Serve {
         );
         drop(set);
         let delivery = match verdict {
-            Verdict::Refuse(r) => return self.refuse(&mut stream, &caller, r, deadline).await,
+            Verdict::Refuse(r) => return self.refuse(&mut stream, &caller, r).await,
             Verdict::Deliver(d) => d,
         };
         let backend = self.shared.secrets.clone();
@@ -235,7 +237,7 @@ impl Serve {
             Ok(v) => v,
             Err(why) => {
                 let r = Refusal::failure(&delivery, format!("refused: {why}"));
-                return self.refuse(&mut stream, &caller, r, deadline).await;
+                return self.refuse(&mut stream, &caller, r).await;
             }
         };
         let mut ev = event(
@@ -259,9 +261,9 @@ impl Serve {
                 &delivery,
                 "refused: the delivery could not be recorded in the audit log".to_string(),
             );
-            return self.refuse(&mut stream, &caller, r, deadline).await;
+            return self.refuse(&mut stream, &caller, r).await;
         }
-        let written = timeout_at(deadline, async {
+        let written = timeout_at(self.write_deadline(), async {
             stream.write_all(&value).await?;
             stream.shutdown().await
         })
@@ -292,13 +294,7 @@ impl Serve {
     }
 
     /// Records a refusal, then answers as it says: nothing, or enough bytes to fail the start.
-    async fn refuse(
-        &self,
-        stream: &mut UnixStream,
-        caller: &Caller,
-        r: Refusal,
-        deadline: Instant,
-    ) {
+    async fn refuse(&self, stream: &mut UnixStream, caller: &Caller, r: Refusal) {
         let mut ev = event(
             caller,
             r.outcome,
@@ -319,7 +315,7 @@ impl Serve {
             // Zeros, never anything of the secret; systemd stops reading at its limit and
             // fails the start, so an error writing the rest is expected.
             static ZEROS: [u8; 65536] = [0; 65536];
-            let _ = timeout_at(deadline, async {
+            let _ = timeout_at(self.write_deadline(), async {
                 let mut left = FAIL_START_BYTES;
                 while left > 0 {
                     let n = left.min(ZEROS.len());
@@ -330,6 +326,11 @@ impl Serve {
             })
             .await;
         }
+    }
+
+    /// When writing an answer that starts now must have ended.
+    fn write_deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(self.shared.config.credentials.deadline_seconds)
     }
 
     /// Counts and records a refusal (the record is written as refusals are, and also goes to

@@ -18,8 +18,9 @@ pub struct CredentialsConfig {
     /// Largest value delivered, bytes (systemd takes at most 1 MiB per credential); a larger
     /// one is refused (and the unit's start fails).
     pub max_value_bytes: usize,
-    /// Seconds one credential connection may take, from accept to close (identifying the
-    /// caller, deciding, reading the backend, writing); past it the connection is closed.
+    /// Seconds a credential connection may take from accept to a decision (identifying the
+    /// caller, deciding, reading the backend: too slow is a failure, refused); writing the
+    /// answer then has as long again, past which the connection is closed.
     pub deadline_seconds: u64,
 }
 
