@@ -126,23 +126,24 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Reload the policy files (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "revoke" -d 'Revoke a capability'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "status" -d 'Check that the agent answers, and show counts'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "revoke" -d 'Revoke a capability'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "status" -d 'Check that the agent answers, and show counts'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l resource -d 'The resource, e.g. `secret:/db/primary`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l action -l actions -d 'Actions wanted; comma-separated and/or repeated (`--action read,write --action delete`)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l ttl -d 'Lifetime in seconds [default: the agent\'s, per mode]' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l ttl -d 'Lifetime: seconds (300) or a duration (5m, 1h30m, 90s) [default: the agent\'s, per mode]; a grant shorter than asked is noted on stderr with the limit that shortened it' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l max-uses -d 'Number of uses allowed [default: the agent\'s]' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l identity -d 'A label for the requester, recorded with the capability (not trusted for decisions)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l purpose -d 'Why the capability is wanted (recorded)' -r
@@ -194,9 +195,18 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l no-headers -d 'Leave out the header line of the table (for scripts that read the columns)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -209,6 +219,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a capability'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "status" -d 'Check that the agent answers, and show counts'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
@@ -390,6 +401,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "revoke" -d 'Revoke a capability'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "status" -d 'Check that the agent answers, and show counts'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Lint policy files or directories offline, with the agent\'s own parser and checks (exit 1 with file:line messages on any error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'

@@ -360,6 +360,8 @@ pub enum CapabilityCommand {
     Revoke(RevokeArgs),
     /// List capabilities (yours; an admin sees all).
     List(ListArgs),
+    /// Show one capability (yours; an admin sees any), without using it.
+    Show(ShowArgs),
     /// Check that the agent answers, and show counts.
     Status,
 }
@@ -380,8 +382,9 @@ pub struct RequestArgs {
         num_args = 1
     )]
     pub actions: Vec<String>,
-    /// Lifetime in seconds [default: the agent's, per mode].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+    /// Lifetime: seconds (300) or a duration (5m, 1h30m, 90s) [default: the agent's, per
+    /// mode]; a grant shorter than asked is noted on stderr with the limit that shortened it.
+    #[arg(long, value_name = "TTL", value_parser = super::ttl::parse_ttl)]
     pub ttl: Option<i64>,
     /// Number of uses allowed [default: the agent's].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
@@ -411,6 +414,13 @@ pub struct ValidateArgs {
     /// Facts for the capability's constraints as JSON, e.g. `{"ipAddress":"10.1.2.3"}`.
     #[arg(long, value_name = "JSON")]
     pub context: Option<String>,
+}
+
+/// `capability show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The capability id (`cap_…`).
+    pub id: String,
 }
 
 /// `capability revoke`.
@@ -500,17 +510,55 @@ pub struct ListArgs {
     /// Skip this many first.
     #[arg(long, value_name = "N")]
     pub offset: Option<usize>,
+    /// Leave out the header line of the table (for scripts that read the columns).
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 /// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything
-/// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent).
+/// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent),
+/// or, when the command line asked for `--format json|yaml`, as `{"error": …, "code": "USAGE"}`
+/// on stdout.
 pub fn report_parse_error(e: &clap::Error) -> u8 {
     if e.exit_code() == 0 {
         let _ = e.print();
         return 0;
     }
-    eprint!("{}", parse_error_text(e));
+    match requested_format(std::env::args_os().skip(1)) {
+        Format::Table => eprint!("{}", parse_error_text(e)),
+        format => {
+            let text = parse_error_text(e);
+            let message = text.strip_prefix("Error: ").unwrap_or(&text).trim_end();
+            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+            super::error::report_error(
+                format,
+                message,
+                super::error::parse_error_code(),
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            );
+        }
+    }
     1
+}
+
+/// The `--format` a command line asks for, read without clap (which refused it): the last
+/// `--format X` or `--format=X` before any `--`; the table form when none or an unknown one.
+pub fn requested_format(args: impl IntoIterator<Item = std::ffi::OsString>) -> Format {
+    let mut format = Format::Table;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        let value = match arg.as_str() {
+            "--" => break,
+            "--format" => args.next().map(|v| v.to_string_lossy().into_owned()),
+            other => other.strip_prefix("--format=").map(str::to_string),
+        };
+        if let Some(v) = value {
+            format = Format::from_str(&v, true).unwrap_or(Format::Table);
+        }
+    }
+    format
 }
 
 /// The text of a refused command line, starting with `Error: `.
@@ -532,6 +580,19 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("vault").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_format_of_a_refused_command_line() {
+        let f = |args: &[&str]| requested_format(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            f(&["capability", "request", "--format", "json"]),
+            Format::Json
+        );
+        assert_eq!(f(&["--format=yaml", "agent", "x"]), Format::Yaml);
+        assert_eq!(f(&["agent", "status"]), Format::Table);
+        assert_eq!(f(&["--format", "xml"]), Format::Table);
+        assert_eq!(f(&["exec", "--", "--format", "json"]), Format::Table);
     }
 
     #[test]

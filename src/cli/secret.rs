@@ -93,10 +93,16 @@ fn acquire(
                 .policy_result
                 .map(|p| p.reasoning)
                 .unwrap_or(resp.message);
-            ctx.note(&format!("Denied: {why}"));
+            ctx.note(&super::output::denied_line(&why));
             Ok(None)
         }
-        _ => Err(CliError::Failed(resp.message)),
+        _ => Err(match resp.code {
+            Some(code) => CliError::Answer {
+                message: resp.message,
+                code,
+            },
+            None => CliError::Failed(resp.message),
+        }),
     }
 }
 
@@ -259,6 +265,9 @@ fn simple(
     else {
         return Ok(Outcome::Negative);
     };
+    if ctx.format == Format::Table && resp.keys.as_ref().is_some_and(Vec::is_empty) {
+        ctx.note(&format!("nothing under secret:/{path}"));
+    }
     ctx.print(&output::render(ctx.format, &raw, || match &resp.keys {
         Some(keys) => keys.iter().map(|k| format!("{k}\n")).collect(),
         None => format!("Success! Data deleted at: {}\n", resp.path),
