@@ -24,15 +24,32 @@ fn cli_alone(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     cmd.args(args).output().unwrap()
 }
 
+/// `Agent::cli_as`, again while the fresh copy of the CLI is "Text file busy" (a process another
+/// test forked meanwhile still held it open for writing).
+fn cli_as(agent: &Agent, uid: u32, args: &[&str]) -> std::process::Output {
+    for _ in 0..50 {
+        let out = agent.cli_as(uid, args);
+        if out.status.code() != Some(126) || !stderr(&out).contains("Text file busy") {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the copy of the CLI stayed busy");
+}
+
 #[test]
 fn json_and_yaml_errors_go_to_stdout_with_a_code() {
     let agent = Agent::dev();
     // The agent's own code.
     let out = agent.cli(&["capability", "revoke", "cap_nope", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     let v = json_out(&out);
     assert_eq!(v["code"], "CAP_NOT_FOUND", "{v}");
+    // People still read it on stderr.
+    assert_eq!(
+        stderr(&out),
+        format!("Error: {}\n", v["error"].as_str().unwrap())
+    );
     assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     // A flag the CLI cannot use.
     let out = agent.cli(&[
@@ -73,7 +90,6 @@ fn json_and_yaml_errors_go_to_stdout_with_a_code() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     let v = json_out(&out);
     assert_eq!(v["code"], "CANNOT_CONNECT");
     assert!(v["error"].as_str().unwrap().contains("absent.sock"), "{v}");
@@ -234,7 +250,7 @@ fn show_lists_and_status_tables() {
     assert_eq!(json_out(&out)["code"], "CAP_NOT_FOUND");
     if common::is_root() {
         // Another user's capability is not there for them.
-        let out = agent.cli_as(65534, &["capability", "show", &id]);
+        let out = cli_as(&agent, 65534, &["capability", "show", &id]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(stderr(&out).contains("no capability"), "{}", stderr(&out));
     }
@@ -304,7 +320,7 @@ fn cannot_connect_names_every_socket_tried_and_why() {
         let run = agent.socket.parent().unwrap().to_path_buf();
         let mode = std::fs::metadata(&run).unwrap().permissions().mode();
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let out = agent.cli_as(65534, &["capability", "status"]);
+        let out = cli_as(&agent, 65534, &["capability", "status"]);
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(mode)).unwrap();
         assert_eq!(out.status.code(), Some(1));
         let err = stderr(&out);

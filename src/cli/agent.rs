@@ -280,13 +280,16 @@ fn reload(ctx: &mut Context<'_>) -> Result<Outcome, CliError> {
     let mut session = ctx.connect()?;
     let (resp, raw): (ReloadResponse, Value) =
         session.exchange(RequestType::AgentReload, &Value::Null)?;
-    let failed = reload_failure(&resp);
-    if failed.is_none() || ctx.format != Format::Table {
-        ctx.print(&output::render(ctx.format, &raw, || reload_table(&resp)))?;
-    }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Outcome::Success),
+    match reload_failure(&resp) {
+        // With --format json|yaml the answer is printed with the error (see `error::report`).
+        Some(error) => Err(CliError::WithReport {
+            error: Box::new(error),
+            report: raw,
+        }),
+        None => {
+            ctx.print(&output::render(ctx.format, &raw, || reload_table(&resp)))?;
+            Ok(Outcome::Success)
+        }
     }
 }
 

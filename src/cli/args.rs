@@ -517,28 +517,22 @@ pub struct ListArgs {
 
 /// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything
 /// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent),
-/// or, when the command line asked for `--format json|yaml`, as `{"error": …, "code": "USAGE"}`
-/// on stdout.
+/// and, when the command line asked for `--format json|yaml`, also as `{"error": …, "code":
+/// "USAGE"}` on stdout (the first line of clap's message).
 pub fn report_parse_error(e: &clap::Error) -> u8 {
     if e.exit_code() == 0 {
         let _ = e.print();
         return 0;
     }
-    match requested_format(std::env::args_os().skip(1)) {
-        Format::Table => eprint!("{}", parse_error_text(e)),
-        format => {
-            let text = parse_error_text(e);
-            let message = text.strip_prefix("Error: ").unwrap_or(&text).trim_end();
-            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
-            super::error::report_error(
-                format,
-                message,
-                super::error::parse_error_code(),
-                &mut stdout.lock(),
-                &mut stderr.lock(),
-            );
-        }
+    let text = parse_error_text(e);
+    let format = requested_format(std::env::args_os().skip(1));
+    if format != Format::Table {
+        let message = text.strip_prefix("Error: ").unwrap_or(&text);
+        let message = message.lines().next().unwrap_or_default();
+        let payload = super::error::error_payload(message, super::error::parse_error_code());
+        print!("{}", super::output::render(format, &payload, String::new));
     }
+    eprint!("{text}");
     1
 }
 

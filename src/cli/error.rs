@@ -1,6 +1,6 @@
 //! How a command ends: [`Outcome`] for an answer (yes → 0, no → 2) and [`CliError`] for a
-//! failure (exit 1, reported as `Error: <message>` on stderr, or with `--format json|yaml` as
-//! `{"error": <message>, "code": <CODE>}` on stdout; see [`report`]).
+//! failure (exit 1, reported as `Error: <message>` on stderr, and with `--format json|yaml` also
+//! as `{"error": <message>, "code": <CODE>}` on stdout; see [`report`]).
 
 use std::path::PathBuf;
 
@@ -76,6 +76,16 @@ pub enum CliError {
     /// Standard output or error could not be written.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// A failure that comes with a report of its own (a failed reload's answer, a failed audit
+    /// verification): with `--format json|yaml` the report is printed, carrying `error` (unless
+    /// it has one) and `code`, as the one document on stdout.
+    #[error("{error}")]
+    WithReport {
+        /// The failure.
+        error: Box<CliError>,
+        /// The report (a JSON object).
+        report: serde_json::Value,
+    },
 }
 
 impl CliError {
@@ -110,6 +120,7 @@ impl CliError {
             CliError::Answer { code, .. } => code.as_str(),
             CliError::Write { .. } => "WRITE_FAILED",
             CliError::Output(_) => "OUTPUT_FAILED",
+            CliError::WithReport { error, .. } => error.code(),
         }
     }
 }
@@ -125,8 +136,8 @@ pub fn error_payload(message: &str, code: &str) -> serde_json::Value {
 }
 
 /// Reports how a command ended and returns the exit code. An error goes to `err` as
-/// `Error: <message>`, or with `--format json|yaml` to `out` as [`error_payload`] (only there,
-/// so that `2>&1 | jq` still reads one document); the exit code is the same either way.
+/// `Error: <message>`, and with `--format json|yaml` also to `out` as [`error_payload`], so that
+/// a script reading stdout keeps the code; the exit code is the same either way.
 pub fn report(
     format: Format,
     result: Result<Outcome, CliError>,
@@ -135,6 +146,23 @@ pub fn report(
 ) -> u8 {
     match result {
         Ok(outcome) => outcome.code(),
+        Err(CliError::WithReport { error, report }) if format != Format::Table => {
+            let mut doc = match report {
+                serde_json::Value::Object(map) => map,
+                other => {
+                    let mut map = serde_json::Map::new();
+                    map.insert("report".into(), other);
+                    map
+                }
+            };
+            doc.entry("error")
+                .or_insert_with(|| error.to_string().into());
+            doc.insert("code".into(), error.code().into());
+            let text = super::output::render(format, &serde_json::Value::Object(doc), String::new);
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            let _ = writeln!(err, "Error: {error}");
+            error.exit_code()
+        }
         Err(e) => {
             report_error(format, &e.to_string(), e.code(), out, err);
             e.exit_code()
@@ -142,7 +170,8 @@ pub fn report(
     }
 }
 
-/// Writes one error: `Error: <message>` on `err` for a table, or the payload on `out`.
+/// Writes one error: `Error: <message>` on `err`, and with `--format json|yaml` the payload on
+/// `out`.
 pub fn report_error(
     format: Format,
     message: &str,
@@ -150,16 +179,11 @@ pub fn report_error(
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) {
-    let payload = error_payload(message, code);
-    match format {
-        Format::Table => {
-            let _ = writeln!(err, "Error: {message}");
-        }
-        Format::Json | Format::Yaml => {
-            let text = super::output::render(format, &payload, String::new);
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-        }
+    if format != Format::Table {
+        let text = super::output::render(format, &error_payload(message, code), String::new);
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
+    let _ = writeln!(err, "Error: {message}");
 }
 
 #[cfg(test)]
@@ -207,7 +231,10 @@ mod tests {
                 &mut err,
             );
             assert_eq!(code, 1);
-            assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+            assert_eq!(
+                String::from_utf8(err).unwrap(),
+                "Error: --ttl must be positive\n"
+            );
             let text = String::from_utf8(out).unwrap();
             let v = match format {
                 Format::Json => serde_json::from_str(&text).unwrap(),
@@ -228,6 +255,29 @@ mod tests {
         assert_eq!(code, 1);
         assert!(out.is_empty());
         assert_eq!(String::from_utf8(err).unwrap(), "Error: boom\n");
+        // A failure with a report of its own: one document, carrying the code.
+        let with = || CliError::WithReport {
+            error: Box::new(CliError::Failed("the audit chain is broken".into())),
+            report: serde_json::json!({"ok": false, "line": 3}),
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(report(Format::Json, Err(with()), &mut out, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "Error: the audit chain is broken\n"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ok": false, "line": 3, "error": "the audit chain is broken",
+                               "code": "FAILED"})
+        );
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(report(Format::Table, Err(with()), &mut out, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "Error: the audit chain is broken\n"
+        );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(
             report(Format::Json, Ok(Outcome::Negative), &mut out, &mut err),

@@ -3,8 +3,8 @@
 //! output formats ([`output`]), TTLs ([`ttl`]) and how a command ends ([`error`]).
 //!
 //! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` (with
-//! `--format json|yaml` to stdout as `{"error": …, "code": …}`) and exit 1; a "no" from the
-//! agent (denied, invalid) exits 2.
+//! `--format json|yaml` also to stdout as `{"error": …, "code": …}`) and exit 1; a "no" from
+//! the agent (denied, invalid) exits 2.
 
 pub mod agent;
 pub mod args;
