@@ -74,7 +74,9 @@ fn json_and_yaml_errors_go_to_stdout_with_a_code() {
     // A command line clap refuses.
     let out = agent.cli(&["capability", "request", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json_out(&out)["code"], "USAGE");
+    let v = json_out(&out);
+    assert_eq!(v["code"], "USAGE");
+    assert!(v["error"].as_str().unwrap().contains("--resource"), "{v}");
     // No agent at all.
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("absent.sock");

@@ -527,13 +527,26 @@ pub fn report_parse_error(e: &clap::Error) -> u8 {
     let text = parse_error_text(e);
     let format = requested_format(std::env::args_os().skip(1));
     if format != Format::Table {
-        let message = text.strip_prefix("Error: ").unwrap_or(&text);
-        let message = message.lines().next().unwrap_or_default();
-        let payload = super::error::error_payload(message, super::error::parse_error_code());
+        let payload = super::error::error_payload(
+            &parse_error_summary(&text),
+            super::error::parse_error_code(),
+        );
         print!("{}", super::output::render(format, &payload, String::new));
     }
     eprint!("{text}");
     1
+}
+
+/// A refused command line's message on one line, for `{"error": …}`: clap's text up to the
+/// usage, without the `Error: ` prefix, its lines joined.
+pub fn parse_error_summary(text: &str) -> String {
+    let text = text.strip_prefix("Error: ").unwrap_or(text);
+    let head = text.split("\n\n").next().unwrap_or_default();
+    head.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `--format` a command line asks for, read without clap (which refused it): the last
@@ -587,6 +600,19 @@ mod tests {
         assert_eq!(f(&["agent", "status"]), Format::Table);
         assert_eq!(f(&["--format", "xml"]), Format::Table);
         assert_eq!(f(&["exec", "--", "--format", "json"]), Format::Table);
+    }
+
+    #[test]
+    fn a_refused_command_line_in_one_line() {
+        let e = parse(&["capability", "request", "--format", "json"]).unwrap_err();
+        let summary = parse_error_summary(&parse_error_text(&e));
+        assert!(
+            summary.starts_with("the following required arguments were not provided:")
+                && summary.contains("--resource <RESOURCE>")
+                && !summary.contains('\n')
+                && !summary.contains("Usage"),
+            "{summary}"
+        );
     }
 
     #[test]
