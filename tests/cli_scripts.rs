@@ -149,6 +149,7 @@ fn ttls_take_durations_and_a_shortened_grant_says_why() {
     for (bad, why) in [
         ("0", "must be positive"),
         ("0s", "must be positive"),
+        ("-5m", "must be positive"),
         ("1500ms", "whole number of seconds"),
         ("11years", "too long"),
         ("soon", "5m, 1h30m"),

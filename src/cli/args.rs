@@ -384,7 +384,12 @@ pub struct RequestArgs {
     pub actions: Vec<String>,
     /// Lifetime: seconds (300) or a duration (5m, 1h30m, 90s) [default: the agent's, per
     /// mode]; a grant shorter than asked is noted on stderr with the limit that shortened it.
-    #[arg(long, value_name = "TTL", value_parser = super::ttl::parse_ttl)]
+    #[arg(
+        long,
+        value_name = "TTL",
+        value_parser = super::ttl::parse_ttl,
+        allow_hyphen_values = true
+    )]
     pub ttl: Option<i64>,
     /// Number of uses allowed [default: the agent's].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]

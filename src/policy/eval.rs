@@ -134,7 +134,8 @@ fn unmentioned(set: &PolicySet, resource: &str, action: &str) -> Vec<String> {
     if let Some((scheme, _)) = resource.split_once(':') {
         if !scheme.is_empty() && !crate::resource::is_pattern(scheme) {
             let every = format!("{scheme}:*");
-            let q = Query::new(&every);
+            let glob = compile_if_pattern(&every);
+            let q = Query::compiled(&every, glob.as_ref());
             let mentioned = set
                 .rules()
                 .iter()
@@ -144,7 +145,8 @@ fn unmentioned(set: &PolicySet, resource: &str, action: &str) -> Vec<String> {
             }
         }
     }
-    let q = Query::new(action);
+    let glob = compile_if_pattern(action);
+    let q = Query::compiled(action, glob.as_ref());
     let mentioned = set
         .rules()
         .iter()
