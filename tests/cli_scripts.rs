@@ -202,6 +202,18 @@ fn denials_name_what_no_rule_mentions_without_stuttering() {
     let err = stderr(&out);
     assert!(err.starts_with("Denied: no rule allows"), "{err}");
     assert!(!err.to_lowercase().contains("denied: denied"), "{err}");
+    // A script gets the denial on stdout, as `capability request` prints it.
+    let out = agent.cli(&["secret", "get", "db", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["status"], "denied", "{v}");
+    assert!(
+        v["policyResult"]["reasoning"]
+            .as_str()
+            .unwrap()
+            .contains("no rule allows"),
+        "{v}"
+    );
 }
 
 #[test]

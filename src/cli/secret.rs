@@ -81,8 +81,12 @@ fn acquire(
         purpose: Some(format!("aether-vault secret {action}")),
         ..Default::default()
     };
-    let (resp, _): (CapabilityResponse, Value) =
+    let (resp, raw): (CapabilityResponse, Value) =
         s.exchange(RequestType::CapabilityRequest, &req)?;
+    if resp.status == "denied" && ctx.format != Format::Table {
+        // A script gets the denial as `capability request` prints it: the agent's answer.
+        ctx.print(&output::render(ctx.format, &raw, String::new))?;
+    }
     match (resp.status.as_str(), resp.capability) {
         ("granted", Some(cap)) => Ok(Some(Cap {
             id: cap.id,
