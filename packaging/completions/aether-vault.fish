@@ -24,7 +24,7 @@ function __fish_aether_vault_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c aether-vault -n "__fish_aether_vault_needs_command" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_needs_command" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -40,7 +40,7 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "secret" -
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -68,7 +68,7 @@ error\t''"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l log-target -d 'Where operational logs go' -r -f -a "auto\t'journald when the process runs under systemd (or stderr is not a terminal and the journal socket exists), else stderr'
 journald\t'Always journald'
 stderr\t'Always stderr'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -76,7 +76,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -84,7 +84,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -92,7 +92,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -111,7 +111,7 @@ debug\t''
 info\t''
 warn\t''
 error\t''"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -126,7 +126,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Reload the policy files (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -150,7 +150,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l constraints -d 'Restrictions as JSON, e.g. `{"ipAddresses":["10.0.0.0/8"]}`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l context -d 'Free-form context as JSON (recorded)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l output -d 'Also write the agent\'s JSON response to FILE (mode 0600) when granted' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -159,7 +159,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l context -d 'Facts for the capability\'s constraints as JSON, e.g. `{"ipAddress":"10.1.2.3"}`' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -168,7 +168,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -190,7 +190,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l uid -d 'Only capabilities held by this uid (admin)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many first' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -199,7 +199,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -207,7 +207,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -222,7 +222,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "status" -d 'Check that the agent answers, and show counts'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -234,7 +234,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -250,7 +250,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l unit -d 'The caller\'s systemd unit' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l exe -d 'The caller\'s executable' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -259,7 +259,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -271,7 +271,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -285,7 +285,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l seals -d 'The agent\'s seal file (default: audit.seal_file, else STATE_DIR/audit.seals)' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l state-dir -d 'The agent\'s state directory: its signing key, and its seal file by default (default: the configured one)' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l public-key -d 'The agent\'s public key, base64 as `agent status` shows it (default: from STATE_DIR/signing.key)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -299,7 +299,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -s n -l lines -d 'How many records to show first' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l type -d 'Only records of this type (e.g. capability_request)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l uid -d 'Only records of this caller uid' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -311,7 +311,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check the hash chain across the log and its rotated files; names the first broken record (file, line, seq) and exits 1'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Show the latest records for people (or as JSON lines with --format json)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -328,7 +328,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l version -d 'A version (default the latest)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l capability -d 'Redeem this capability instead of requesting one' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l output -d 'Write to this file (mode 0600) instead of standard output' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -336,7 +336,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -345,7 +345,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -354,7 +354,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -368,7 +368,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a secret (all versions)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l secret -d '`ENV=secret:/PATH#field` (repeatable); the field may be left out when the secret has exactly one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -376,7 +376,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l confi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"

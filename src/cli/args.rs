@@ -20,8 +20,8 @@ const GLOBAL: &str = "Global options";
 #[derive(Debug, Parser)]
 #[command(name = "aether-vault", version, propagate_version = true)]
 pub struct Cli {
-    /// Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it
-    /// exists, else ~/.aether-vault/agent.sock].
+    /// Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of
+    /// /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers].
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub socket_path: Option<PathBuf>,
 
