@@ -38,6 +38,95 @@ pub enum ClientError {
     /// The agent answered with an `error_response`.
     #[error("{}", .0.error)]
     Agent(ErrorPayload),
+    /// No socket tried answers: each one with why, and how to start the agent.
+    #[error("{}", describe_attempts(.0))]
+    NoAgent(Vec<Attempt>),
+}
+
+/// A socket the CLI tried, and why nothing answered there.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The socket.
+    pub path: PathBuf,
+    /// Where the path came from (`--socket-path`, the system agent's socket, …).
+    pub origin: &'static str,
+    /// Why connecting failed.
+    pub source: std::io::Error,
+}
+
+/// Why a connection to `path` failed, in words that tell a missing socket, a stale one
+/// (the file is there, nothing listens) and a permission problem apart.
+pub fn diagnose(source: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match source.kind() {
+        ErrorKind::NotFound => "no such socket: no agent has been started there".to_string(),
+        ErrorKind::ConnectionRefused => "stale socket: the file is there but no agent listens \
+            on it (left by an agent that stopped or crashed; starting the agent replaces it)"
+            .to_string(),
+        ErrorKind::PermissionDenied => "permission denied: this user may not open the socket \
+            (see the mode of the socket and of its directory)"
+            .to_string(),
+        _ => source.to_string(),
+    }
+}
+
+/// The message of [`ClientError::NoAgent`]: every path tried with its diagnosis, then how to
+/// start the agent.
+pub fn describe_attempts(attempts: &[Attempt]) -> String {
+    let mut text = String::from("cannot connect to the agent");
+    match attempts {
+        [one] => text.push_str(&format!(
+            " at {}: {}",
+            one.path.display(),
+            diagnose(&one.source)
+        )),
+        many => {
+            text.push_str("; tried:");
+            for a in many {
+                text.push_str(&format!(
+                    "\n  {} ({}): {}",
+                    a.path.display(),
+                    a.origin,
+                    diagnose(&a.source)
+                ));
+            }
+        }
+    }
+    let only_permission = !attempts.is_empty()
+        && attempts
+            .iter()
+            .all(|a| a.source.kind() == std::io::ErrorKind::PermissionDenied);
+    if only_permission {
+        text.push_str(
+            "\nAsk the agent's administrator for access, or run your own agent \
+            with `aether-vault agent start` and point --socket-path at its socket.",
+        );
+    } else {
+        text.push_str(
+            "\nStart the agent: `aether-vault agent start` (in the foreground), or \
+            for the system agent `systemctl start aether-vault-agent.socket`.",
+        );
+    }
+    text
+}
+
+/// The sockets the CLI tries, in order, with where each path came from: `--socket-path` alone
+/// when given, else `VAULT_AGENT_SOCKET_PATH` alone when set, else the system socket and then
+/// the per-user socket.
+pub fn socket_candidates(flag: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    if let Some(p) = flag {
+        return vec![(p.to_path_buf(), "--socket-path")];
+    }
+    if let Some(p) = std::env::var_os("VAULT_AGENT_SOCKET_PATH").filter(|p| !p.is_empty()) {
+        return vec![(PathBuf::from(p), "$VAULT_AGENT_SOCKET_PATH")];
+    }
+    vec![
+        (DefaultPaths::system().socket_path, "the system agent"),
+        (
+            DefaultPaths::user(&crate::config::home_dir()).socket_path,
+            "your per-user agent",
+        ),
+    ]
 }
 
 /// A connection to the agent.
@@ -84,6 +173,27 @@ impl Client {
             reader,
             next_id: 0,
         })
+    }
+
+    /// Connects to the first of `candidates` that answers; when none does, the error names
+    /// every one tried and why ([`ClientError::NoAgent`]).
+    pub fn connect_first(
+        candidates: &[(PathBuf, &'static str)],
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let mut attempts = Vec::new();
+        for (path, origin) in candidates {
+            match Client::connect(path, timeout) {
+                Ok(client) => return Ok(client),
+                Err(ClientError::Connect { path, source }) => attempts.push(Attempt {
+                    path,
+                    origin,
+                    source,
+                }),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(ClientError::NoAgent(attempts))
     }
 
     /// The socket this client is connected to.
@@ -134,5 +244,68 @@ impl Client {
             return Err(ClientError::Agent(err));
         }
         Ok((kind, payload))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn no_agent_tells_missing_stale_and_forbidden_sockets_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.sock");
+        let stale = dir.path().join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap()); // the file stays, nothing listens
+        let candidates = vec![
+            (missing.clone(), "the system agent"),
+            (stale.clone(), "your per-user agent"),
+        ];
+        let Err(e) = Client::connect_first(&candidates, Duration::from_secs(1)) else {
+            panic!("nothing listens")
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot connect to the agent; tried:\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{} (the system agent): no such socket",
+                missing.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{} (your per-user agent): stale socket",
+                stale.display()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("aether-vault agent start"), "{text}");
+        assert!(
+            text.contains("systemctl start aether-vault-agent.socket"),
+            "{text}"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(diagnose(&denied).starts_with("permission denied"));
+        let only = describe_attempts(&[Attempt {
+            path: PathBuf::from("/run/x.sock"),
+            origin: "--socket-path",
+            source: denied,
+        }]);
+        assert!(
+            only.starts_with("cannot connect to the agent at /run/x.sock: permission denied"),
+            "{only}"
+        );
+        assert!(only.contains("Ask the agent's administrator"), "{only}");
+    }
+
+    #[test]
+    fn a_flag_or_the_environment_is_the_only_candidate() {
+        let c = socket_candidates(Some(Path::new("/x.sock")));
+        assert_eq!(c, vec![(PathBuf::from("/x.sock"), "--socket-path")]);
     }
 }

@@ -109,6 +109,9 @@ _aether__vault() {
             aether__vault__subcmd__capability,revoke)
                 cmd="aether__vault__subcmd__capability__subcmd__revoke"
                 ;;
+            aether__vault__subcmd__capability,show)
+                cmd="aether__vault__subcmd__capability__subcmd__show"
+                ;;
             aether__vault__subcmd__capability,status)
                 cmd="aether__vault__subcmd__capability__subcmd__status"
                 ;;
@@ -126,6 +129,9 @@ _aether__vault() {
                 ;;
             aether__vault__subcmd__capability__subcmd__help,revoke)
                 cmd="aether__vault__subcmd__capability__subcmd__help__subcmd__revoke"
+                ;;
+            aether__vault__subcmd__capability__subcmd__help,show)
+                cmd="aether__vault__subcmd__capability__subcmd__help__subcmd__show"
                 ;;
             aether__vault__subcmd__capability__subcmd__help,status)
                 cmd="aether__vault__subcmd__capability__subcmd__help__subcmd__status"
@@ -207,6 +213,9 @@ _aether__vault() {
                 ;;
             aether__vault__subcmd__help__subcmd__capability,revoke)
                 cmd="aether__vault__subcmd__help__subcmd__capability__subcmd__revoke"
+                ;;
+            aether__vault__subcmd__help__subcmd__capability,show)
+                cmd="aether__vault__subcmd__help__subcmd__capability__subcmd__show"
                 ;;
             aether__vault__subcmd__help__subcmd__capability,status)
                 cmd="aether__vault__subcmd__help__subcmd__capability__subcmd__status"
@@ -800,7 +809,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__capability)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version request validate revoke list status help"
+            opts="-v -h -V --socket-path --format --verbose --config --help --version request validate revoke list show status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -826,7 +835,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__capability__subcmd__help)
-            opts="request validate revoke list status help"
+            opts="request validate revoke list show status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -895,6 +904,20 @@ _aether__vault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aether__vault__subcmd__capability__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aether__vault__subcmd__capability__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -924,7 +947,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__capability__subcmd__list)
-            opts="-v -h -V --status --resource --identity --type --issuer --uid --limit --offset --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --status --resource --identity --type --issuer --uid --limit --offset --no-headers --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1058,6 +1081,32 @@ _aether__vault() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__capability__subcmd__show)
+            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1476,7 +1525,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help__subcmd__capability)
-            opts="request validate revoke list status"
+            opts="request validate revoke list show status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1518,6 +1567,20 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help__subcmd__capability__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__capability__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -24,7 +24,7 @@ function __fish_aether_vault_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c aether-vault -n "__fish_aether_vault_needs_command" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_needs_command" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -41,7 +41,7 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "secret" -
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -70,7 +70,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l log-target -d 'Where operational logs go' -r -f -a "auto\t'journald when the process runs under systemd (or stderr is not a terminal and the journal socket exists), else stderr'
 journald\t'Always journald'
 stderr\t'Always stderr'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -78,7 +78,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -86,7 +86,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from stop" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -94,7 +94,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -114,7 +114,7 @@ info\t''
 warn\t''
 error\t''"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -129,30 +129,31 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Reload the policy files (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "revoke" -d 'Revoke a capability'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "status" -d 'Check that the agent answers, and show counts'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "revoke" -d 'Revoke a capability'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "status" -d 'Check that the agent answers, and show counts'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l resource -d 'The resource, e.g. `secret:/db/primary`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l action -l actions -d 'Actions wanted; comma-separated and/or repeated (`--action read,write --action delete`)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l ttl -d 'Lifetime in seconds [default: the agent\'s, per mode]' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l ttl -d 'Lifetime: seconds (300) or a duration (5m, 1h30m, 90s) [default: the agent\'s, per mode]; a grant shorter than asked is noted on stderr with the limit that shortened it' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l max-uses -d 'Number of uses allowed [default: the agent\'s]' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l identity -d 'A label for the requester, recorded with the capability (not trusted for decisions)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l purpose -d 'Why the capability is wanted (recorded)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l constraints -d 'Restrictions as JSON, e.g. `{"ipAddresses":["10.0.0.0/8"]}`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l context -d 'Free-form context as JSON (recorded)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l output -d 'Also write the agent\'s JSON response to FILE (mode 0600) when granted' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -161,7 +162,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from request" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l context -d 'Facts for the capability\'s constraints as JSON, e.g. `{"ipAddress":"10.1.2.3"}`' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -170,7 +171,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from revoke" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -192,15 +193,24 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l uid -d 'Only capabilities held by this uid (admin)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many first' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l no-headers -d 'Leave out the header line of the table (for scripts that read the columns)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from status" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -212,9 +222,10 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a capability'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "status" -d 'Check that the agent answers, and show counts'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -226,7 +237,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -242,7 +253,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l unit -d 'The caller\'s systemd unit' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l exe -d 'The caller\'s executable' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -251,7 +262,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -263,7 +274,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -274,7 +285,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "list" -d 'Show the credential mappings the running agent has in force (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "test" -d 'Show what a start of a unit would get for a credential: offline from the policy files, or `--live` from the running agent, which also asks the secrets backend (administrators only). Exit 0 it would be delivered, 2 refused'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and not __fish_seen_subcommand_from list test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -285,7 +296,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l unit -d 'The unit, e.g. `billing.service`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l id -d 'The credential id, as in `LoadCredential=ID:…`' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -297,7 +308,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "list" -d 'Show the credential mappings the running agent has in force (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "test" -d 'Show what a start of a unit would get for a credential: offline from the policy files, or `--live` from the running agent, which also asks the secrets backend (administrators only). Exit 0 it would be delivered, 2 refused'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand credential; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not __fish_seen_subcommand_from verify tail help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -311,7 +322,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l seals -d 'The agent\'s seal file (default: audit.seal_file, else STATE_DIR/audit.seals)' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l state-dir -d 'The agent\'s state directory: its signing key, and its seal file by default (default: the configured one)' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l public-key -d 'The agent\'s public key, base64 as `agent status` shows it (default: from STATE_DIR/signing.key)' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from verify" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -325,7 +336,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -s n -l lines -d 'How many records to show first' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l type -d 'Only records of this type (e.g. capability_request)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l uid -d 'Only records of this caller uid' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from tail" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -337,7 +348,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check the hash chain across the log and its rotated files; names the first broken record (file, line, seq) and exits 1'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Show the latest records for people (or as JSON lines with --format json)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and not __fish_seen_subcommand_from get put list delete help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -354,7 +365,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l version -d 'A version (default the latest)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l capability -d 'Redeem this capability instead of requesting one' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l output -d 'Write to this file (mode 0600) instead of standard output' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -362,7 +373,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -371,7 +382,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from put" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -380,7 +391,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l capability -d 'Redeem this capability instead of requesting one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from delete" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -394,7 +405,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a secret (all versions)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand secret; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l secret -d '`ENV=secret:/PATH#field` (repeatable); the field may be left out when the secret has exactly one' -r
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -402,7 +413,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -l confi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand exec" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it exists, else ~/.aether-vault/agent.sock]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
@@ -428,6 +439,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "revoke" -d 'Revoke a capability'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "list" -d 'List capabilities (yours; an admin sees all)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "show" -d 'Show one capability (yours; an admin sees any), without using it'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "status" -d 'Check that the agent answers, and show counts'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Lint policy files or directories offline, with the agent\'s own parser and checks (exit 1 with file:line messages on any error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'

@@ -28,7 +28,8 @@ use crate::capability::record::check;
 use crate::capability::redeem::{redemption_path, still_allowed};
 use crate::capability::store::{CapStore, StoreOp};
 use crate::capability::{
-    CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, new_capability_id, plan_grant,
+    CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, grant_message,
+    new_capability_id, plan_grant,
 };
 use crate::durable::{Committer, Pending};
 use crate::identity::PeerIdentity;
@@ -430,18 +431,13 @@ impl CapabilityRegistry {
         for old in self.book.granted(uid, id.clone()) {
             self.caps.remove(&old);
         }
+        let message = grant_message(&request, &plan, &decision);
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);
         event.reason = Some(decision.reasoning);
         Decided {
             durable,
-            answer: respond(
-                "granted",
-                "Capability granted".into(),
-                Some(wire),
-                policy_result,
-                None,
-            ),
+            answer: respond("granted", message, Some(wire), policy_result, None),
             event,
         }
     }
@@ -690,6 +686,7 @@ impl CapabilityRegistry {
             .caps
             .values()
             .filter(|r| uid.is_none_or(|u| r.holder.uid == u))
+            .filter(|r| f.id.as_deref().is_none_or(|s| r.cap.id == s))
             .filter(|r| {
                 f.status
                     .as_deref()

@@ -12,11 +12,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(cli::report_parse_error(&e)),
     };
-    match cli::run(cli) {
-        Ok(outcome) => ExitCode::from(outcome.code()),
-        Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    let format = cli.format;
+    let result = cli::run(cli);
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+    ExitCode::from(cli::error::report(
+        format,
+        result,
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    ))
 }

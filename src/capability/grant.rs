@@ -74,6 +74,25 @@ pub fn plan_grant(
     })
 }
 
+/// The `message` of a grant: `Capability granted`, or, when a rule's `max_ttl` made it shorter
+/// than the TTL asked, `Capability granted for N seconds, not the M asked: the max_ttl of rule
+/// P/R` (so a client can tell the caller instead of shortening silently).
+pub fn grant_message(req: &CapabilityRequest, plan: &GrantPlan, decision: &Decision) -> String {
+    match req.ttl.filter(|t| *t > 0).map(|t| t as u64) {
+        Some(asked) if plan.ttl < asked => {
+            let limit = match &decision.max_ttl_rule {
+                Some(rule) => format!("the max_ttl of rule {rule} ({} seconds)", plan.ttl),
+                None => format!("the agent's limit of {} seconds", plan.ttl),
+            };
+            format!(
+                "Capability granted for {} seconds, not the {asked} asked: {limit}",
+                plan.ttl
+            )
+        }
+        _ => "Capability granted".to_string(),
+    }
+}
+
 /// When a grant of `ttl` seconds made at `now` expires; `None` when that is past the last time
 /// the agent can represent (the configuration keeps TTLs far below that, but a client must
 /// never be able to panic the registry with one).
@@ -133,6 +152,7 @@ mod tests {
             applied_rules: vec![],
             reasoning: String::new(),
             max_ttl,
+            max_ttl_rule: max_ttl.map(|_| "p/short".to_string()),
             max_uses,
             generation: 1,
         }
@@ -172,6 +192,21 @@ mod tests {
                 .ttl,
             60
         );
+    }
+
+    #[test]
+    fn a_shortened_grant_names_the_rule() {
+        let d = decision(Some(60), None);
+        let r = req(Some(600), None);
+        let plan = plan_grant(&r, &limits(), &d).unwrap();
+        assert_eq!(
+            grant_message(&r, &plan, &d),
+            "Capability granted for 60 seconds, not the 600 asked: the max_ttl of rule p/short (60 seconds)"
+        );
+        for r in [req(Some(60), None), req(Some(30), None), req(None, None)] {
+            let plan = plan_grant(&r, &limits(), &d).unwrap();
+            assert_eq!(grant_message(&r, &plan, &d), "Capability granted");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod redeem;
 pub mod signing;
 pub mod store;
 
-pub use grant::{GrantLimits, GrantPlan, derive_type, new_capability_id, plan_grant};
+pub use grant::{
+    GrantLimits, GrantPlan, derive_type, grant_message, new_capability_id, plan_grant,
+};
 pub use record::{CapStatus, Record, Revocation};
 pub use signing::{KeyError, Signer};

@@ -207,6 +207,8 @@ pub fn status_table(s: &StatusResponse) -> String {
                 None => "no socket".to_string(),
             }),
         )
+        .row("audit", audit_health(s))
+        .row("secrets", secrets_health(s))
         .row("public key", &s.public_key);
     if let Some(d) = &s.detail {
         kv.row("pid", d.pid)
@@ -256,17 +258,50 @@ pub fn status_table(s: &StatusResponse) -> String {
     kv.render()
 }
 
+/// The `audit` row: `healthy`, or `FAILING` (requests are refused) with the detail an admin
+/// gets (the last error, the failures since start).
+fn audit_health(s: &StatusResponse) -> String {
+    let detail = s.detail.as_ref();
+    let mut text = if s.audit_healthy {
+        "healthy".to_string()
+    } else {
+        "FAILING: requests are refused until audit records can be written".to_string()
+    };
+    if let Some(e) = detail.and_then(|d| d.audit_last_error.as_deref()) {
+        text.push_str(&format!(" (last error: {e})"));
+    }
+    if let Some(n) = detail.map(|d| d.audit_failures).filter(|n| *n > 0) {
+        text.push_str(&format!(" ({n} failed writes since start)"));
+    }
+    text
+}
+
+/// The `secrets` row: the backend and whether it is reachable, with its last error.
+fn secrets_health(s: &StatusResponse) -> String {
+    match &s.secrets {
+        None => "none configured".to_string(),
+        Some(h) if h.healthy => format!("{}, healthy", h.backend),
+        Some(h) => match &h.last_error {
+            Some(e) => format!("{}, FAILING: {e}", h.backend),
+            None => format!("{}, FAILING", h.backend),
+        },
+    }
+}
+
 fn reload(ctx: &mut Context<'_>) -> Result<Outcome, CliError> {
     let mut session = ctx.connect()?;
     let (resp, raw): (ReloadResponse, Value) =
         session.exchange(RequestType::AgentReload, &Value::Null)?;
-    let failed = reload_failure(&resp);
-    if failed.is_none() || ctx.format != Format::Table {
-        ctx.print(&output::render(ctx.format, &raw, || reload_table(&resp)))?;
-    }
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(Outcome::Success),
+    match reload_failure(&resp) {
+        // With --format json|yaml the answer is printed with the error (see `error::report`).
+        Some(error) => Err(CliError::WithReport {
+            error: Box::new(error),
+            report: raw,
+        }),
+        None => {
+            ctx.print(&output::render(ctx.format, &raw, || reload_table(&resp)))?;
+            Ok(Outcome::Success)
+        }
     }
 }
 
@@ -360,6 +395,8 @@ mod tests {
         let t = status_table(&s);
         assert!(t.contains("connections:          2 of 100\n"), "{t}");
         assert!(t.contains("active capabilities:  4\n"), "{t}");
+        assert!(t.contains("audit:                healthy\n"), "{t}");
+        assert!(t.contains("secrets:              none configured\n"), "{t}");
         assert!(!t.contains("pid:"));
         assert!(
             !t.contains("credentials:"),
@@ -376,6 +413,19 @@ mod tests {
             t.contains("/run/c.sock (from systemd): 3 delivered, 1 refused"),
             "{t}"
         );
+        s.audit_healthy = false;
+        s.secrets = Some(crate::secrets::BackendHealth {
+            backend: "vault".into(),
+            healthy: false,
+            last_error: Some("connection refused".into()),
+        });
+        let t = status_table(&s);
+        assert!(t.contains("audit:                FAILING: "), "{t}");
+        assert!(
+            t.contains("secrets:              vault, FAILING: connection refused\n"),
+            "{t}"
+        );
+        s.audit_healthy = true;
         s.detail = serde_json::from_value(json!({
             "pid":42,"uid":0,"started_at":"2026-01-01T00:00:00Z","policy_directory":"/p",
             "state_directory":"/st","audit_file":null,"socket_activated":true,

@@ -20,8 +20,8 @@ const GLOBAL: &str = "Global options";
 #[derive(Debug, Parser)]
 #[command(name = "aether-vault", version, propagate_version = true)]
 pub struct Cli {
-    /// Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else /run/aether-vault/agent.sock if it
-    /// exists, else ~/.aether-vault/agent.sock].
+    /// Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of
+    /// /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers].
     #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub socket_path: Option<PathBuf>,
 
@@ -396,6 +396,8 @@ pub enum CapabilityCommand {
     Revoke(RevokeArgs),
     /// List capabilities (yours; an admin sees all).
     List(ListArgs),
+    /// Show one capability (yours; an admin sees any), without using it.
+    Show(ShowArgs),
     /// Check that the agent answers, and show counts.
     Status,
 }
@@ -416,8 +418,14 @@ pub struct RequestArgs {
         num_args = 1
     )]
     pub actions: Vec<String>,
-    /// Lifetime in seconds [default: the agent's, per mode].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(0..))]
+    /// Lifetime: seconds (300) or a duration (5m, 1h30m, 90s) [default: the agent's, per
+    /// mode]; a grant shorter than asked is noted on stderr with the limit that shortened it.
+    #[arg(
+        long,
+        value_name = "TTL",
+        value_parser = super::ttl::parse_ttl,
+        allow_hyphen_values = true
+    )]
     pub ttl: Option<i64>,
     /// Number of uses allowed [default: the agent's].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
@@ -447,6 +455,13 @@ pub struct ValidateArgs {
     /// Facts for the capability's constraints as JSON, e.g. `{"ipAddress":"10.1.2.3"}`.
     #[arg(long, value_name = "JSON")]
     pub context: Option<String>,
+}
+
+/// `capability show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The capability id (`cap_…`).
+    pub id: String,
 }
 
 /// `capability revoke`.
@@ -536,17 +551,62 @@ pub struct ListArgs {
     /// Skip this many first.
     #[arg(long, value_name = "N")]
     pub offset: Option<usize>,
+    /// Leave out the header line of the table (for scripts that read the columns).
+    #[arg(long)]
+    pub no_headers: bool,
 }
 
 /// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything
-/// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent).
+/// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent),
+/// and, when the command line asked for `--format json|yaml`, also as `{"error": …, "code":
+/// "USAGE"}` on stdout (the first line of clap's message).
 pub fn report_parse_error(e: &clap::Error) -> u8 {
     if e.exit_code() == 0 {
         let _ = e.print();
         return 0;
     }
-    eprint!("{}", parse_error_text(e));
+    let text = parse_error_text(e);
+    let format = requested_format(std::env::args_os().skip(1));
+    if format != Format::Table {
+        let payload = super::error::error_payload(
+            &parse_error_summary(&text),
+            super::error::parse_error_code(),
+        );
+        print!("{}", super::output::render(format, &payload, String::new));
+    }
+    eprint!("{text}");
     1
+}
+
+/// A refused command line's message on one line, for `{"error": …}`: clap's text up to the
+/// usage, without the `Error: ` prefix, its lines joined.
+pub fn parse_error_summary(text: &str) -> String {
+    let text = text.strip_prefix("Error: ").unwrap_or(text);
+    let head = text.split("\n\n").next().unwrap_or_default();
+    head.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `--format` a command line asks for, read without clap (which refused it): the last
+/// `--format X` or `--format=X` before any `--`; the table form when none or an unknown one.
+pub fn requested_format(args: impl IntoIterator<Item = std::ffi::OsString>) -> Format {
+    let mut format = Format::Table;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        let value = match arg.as_str() {
+            "--" => break,
+            "--format" => args.next().map(|v| v.to_string_lossy().into_owned()),
+            other => other.strip_prefix("--format=").map(str::to_string),
+        };
+        if let Some(v) = value {
+            format = Format::from_str(&v, true).unwrap_or(Format::Table);
+        }
+    }
+    format
 }
 
 /// The text of a refused command line, starting with `Error: `.
@@ -568,6 +628,32 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("vault").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_format_of_a_refused_command_line() {
+        let f = |args: &[&str]| requested_format(args.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            f(&["capability", "request", "--format", "json"]),
+            Format::Json
+        );
+        assert_eq!(f(&["--format=yaml", "agent", "x"]), Format::Yaml);
+        assert_eq!(f(&["agent", "status"]), Format::Table);
+        assert_eq!(f(&["--format", "xml"]), Format::Table);
+        assert_eq!(f(&["exec", "--", "--format", "json"]), Format::Table);
+    }
+
+    #[test]
+    fn a_refused_command_line_in_one_line() {
+        let e = parse(&["capability", "request", "--format", "json"]).unwrap_err();
+        let summary = parse_error_summary(&parse_error_text(&e));
+        assert!(
+            summary.starts_with("the following required arguments were not provided:")
+                && summary.contains("--resource <RESOURCE>")
+                && !summary.contains('\n')
+                && !summary.contains("Usage"),
+            "{summary}"
+        );
     }
 
     #[test]

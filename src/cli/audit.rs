@@ -342,14 +342,15 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
                     p["message"].as_str().unwrap_or_default()
                 ));
             }
-            if ctx.format != Format::Table {
-                let report = json!({"ok": false, "file": b.file, "line": b.line, "seq": b.seq, "reason": b.reason,
-                                    "problems": holes});
-                ctx.print(&output::render(ctx.format, &report, String::new))?;
-            }
-            return Err(CliError::Failed(format!(
-                "the audit chain is broken at {b}"
-            )));
+            let report = json!({"ok": false, "file": b.file, "line": b.line, "seq": b.seq, "reason": b.reason,
+                                "problems": holes});
+            // With --format json|yaml the report is printed with the error (`error::report`).
+            return Err(CliError::WithReport {
+                error: Box::new(CliError::Failed(format!(
+                    "the audit chain is broken at {b}"
+                ))),
+                report,
+            });
         }
     };
     for h in &holes {
@@ -392,20 +393,20 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
         }))?;
         return Ok(Outcome::Success);
     }
-    if ctx.format != Format::Table {
-        ctx.print(&output::render(ctx.format, &report, String::new))?;
-    }
     for p in &problems {
         ctx.note(&format!(
             "Error: {}",
             p["message"].as_str().unwrap_or_default()
         ));
     }
-    Err(CliError::Failed(format!(
-        "the audit log fails its check against the agent's seals ({} problem{})",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    )))
+    Err(CliError::WithReport {
+        error: Box::new(CliError::Failed(format!(
+            "the audit log fails its check against the agent's seals ({} problem{})",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ))),
+        report,
+    })
 }
 
 /// The table form of a verification that passed.

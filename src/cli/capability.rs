@@ -1,15 +1,19 @@
-//! `capability request|validate|revoke|list|status`: building the requests from flags, the
-//! exit code each answer maps to, and the table form of each answer.
+//! `capability request|validate|revoke|list|show|status`: building the requests from flags and
+//! the exit code each answer maps to; the table forms are in [`super::capability_table`].
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::args::{CapabilityCommand, ListArgs, RequestArgs, RevokeArgs, ValidateArgs};
+use super::args::{CapabilityCommand, ListArgs, RequestArgs, RevokeArgs, ShowArgs, ValidateArgs};
+pub use super::capability_table::{
+    capability_table, denial_table, grant_table, list_table, status_summary, status_table,
+    validation_table,
+};
 use super::context::Context;
 use super::error::{CliError, Outcome};
-use super::output::{self, Format, KeyValues, columns, human_nanos};
+use super::output::{self, Format};
 use crate::protocol::RequestType;
 use crate::protocol::types::{
-    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, Constraints, ListRequest,
+    CapabilityFilter, CapabilityRequest, CapabilityResponse, Constraints, ListRequest,
     ListResponse, PingResponse, RequestContext, RevokeRequest, RevokeResponse, StatusResponse,
     ValidateRequest, ValidationResult,
 };
@@ -24,6 +28,7 @@ pub fn run(ctx: &mut Context<'_>, command: &CapabilityCommand) -> Result<Outcome
         CapabilityCommand::Validate(args) => validate(ctx, args),
         CapabilityCommand::Revoke(args) => revoke(ctx, args),
         CapabilityCommand::List(args) => list(ctx, args),
+        CapabilityCommand::Show(args) => show(ctx, args),
         CapabilityCommand::Status => status(ctx),
     }
 }
@@ -44,6 +49,9 @@ fn request(ctx: &mut Context<'_>, args: &RequestArgs) -> Result<Outcome, CliErro
                 output::write_private_file(path, output::json(&raw).as_bytes())?;
                 ctx.debug(&format!("wrote {}", path.display()));
             }
+            if let Some(notice) = super::ttl::shortened_notice(args.ttl, &resp) {
+                ctx.note(&notice);
+            }
             let verbose = ctx.verbose;
             ctx.print(&output::render(ctx.format, &raw, || {
                 grant_table(&resp, verbose)
@@ -52,9 +60,7 @@ fn request(ctx: &mut Context<'_>, args: &RequestArgs) -> Result<Outcome, CliErro
         Ok(Outcome::Negative | Outcome::Child(_)) => {
             ctx.print(&output::render(ctx.format, &raw, || denial_table(&resp)))?;
         }
-        Err(_) if ctx.format != Format::Table => {
-            ctx.print(&output::render(ctx.format, &raw, String::new))?
-        }
+        // An error is reported once, as `{"error", "code"}` with --format json|yaml.
         Err(_) => {}
     }
     outcome
@@ -115,7 +121,44 @@ fn list(ctx: &mut Context<'_>, args: &ListArgs) -> Result<Outcome, CliError> {
             resp.count, resp.total
         ));
     }
-    ctx.print(&output::render(ctx.format, &raw, || list_table(&resp)))?;
+    if ctx.format == Format::Table && resp.capabilities.is_empty() {
+        // Said on stderr, so that a script reading the table reads nothing.
+        ctx.note(match (resp.total, build_filter(args).is_some()) {
+            (0, false) => "no capabilities",
+            (0, true) => "no capabilities match",
+            _ => "no capabilities on this page (see --offset)",
+        });
+        return Ok(Outcome::Success);
+    }
+    let headers = !args.no_headers;
+    ctx.print(&output::render(ctx.format, &raw, || {
+        list_table(&resp, headers)
+    }))?;
+    Ok(Outcome::Success)
+}
+
+/// `capability show`: a `capability_list` narrowed to one id, which spends no use; a
+/// capability that is not there (or not the caller's) is `CAP_NOT_FOUND`, exit 1.
+fn show(ctx: &mut Context<'_>, args: &ShowArgs) -> Result<Outcome, CliError> {
+    let req = ListRequest {
+        filter: Some(CapabilityFilter {
+            id: Some(args.id.clone()),
+            ..CapabilityFilter::default()
+        }),
+    };
+    let mut session = ctx.connect()?;
+    let (resp, _): (ListResponse, Value) = session.exchange(RequestType::CapabilityList, &req)?;
+    let Some(cap) = resp.capabilities.into_iter().find(|c| c.id == args.id) else {
+        return Err(CliError::Answer {
+            message: format!(
+                "no capability {} (it never existed, was dropped after expiring, or is not yours)",
+                args.id
+            ),
+            code: crate::protocol::ErrorCode::CapNotFound,
+        });
+    };
+    let raw = serde_json::to_value(&cap).map_err(|e| CliError::Failed(e.to_string()))?;
+    ctx.print(&output::render(ctx.format, &raw, || capability_table(&cap)))?;
     Ok(Outcome::Success)
 }
 
@@ -197,6 +240,7 @@ pub fn parse_typed<T: serde::de::DeserializeOwned>(flag: &str, text: &str) -> Re
 /// The `capability_list` filter from the flags; `None` when no flag narrows the list.
 pub fn build_filter(args: &ListArgs) -> Option<CapabilityFilter> {
     let filter = CapabilityFilter {
+        id: None,
         identity: args.identity.clone(),
         resource: args.resource.clone(),
         kind: args.kind.map(|k| k.as_str().to_string()),
@@ -219,210 +263,24 @@ pub fn request_outcome(resp: &CapabilityResponse) -> Result<Outcome, CliError> {
         )),
         "denied" => Ok(Outcome::Negative),
         other => {
-            let mut msg = if resp.message.is_empty() {
+            let message = if resp.message.is_empty() {
                 format!("the request failed (status {other:?})")
             } else {
                 resp.message.clone()
             };
-            if let Some(code) = resp.code {
-                msg.push_str(&format!(" ({code})"));
-            }
-            Err(CliError::Failed(msg))
+            Err(match resp.code {
+                Some(code) => CliError::Answer { message, code },
+                None => CliError::Failed(message),
+            })
         }
     }
-}
-
-fn uses(c: &Capability) -> String {
-    match c.max_uses {
-        0 => format!("{}/unlimited", c.used_count),
-        max => format!("{}/{max}", c.used_count),
-    }
-}
-
-fn holder(c: &Capability) -> Option<String> {
-    c.holder.as_ref().map(|h| match &h.user {
-        Some(user) => format!("{user} (uid {}, gid {})", h.uid, h.gid),
-        None => format!("uid {}, gid {}", h.uid, h.gid),
-    })
-}
-
-fn capability_rows(kv: &mut KeyValues, c: &Capability) {
-    kv.row("id", &c.id)
-        .row("type", &c.kind)
-        .row("resource", &c.resource)
-        .row("actions", c.actions.join(","))
-        .row("identity", &c.identity)
-        .opt("status", c.status.as_deref())
-        .row("issued_at", &c.issued_at)
-        .row("expires_at", &c.expires_at)
-        .row("ttl", format!("{}s", c.ttl))
-        .row("uses", uses(c))
-        .opt("holder", holder(c))
-        .row("issuer", &c.issuer);
-    if let Some(p) = c.metadata.get("purpose").and_then(Value::as_str) {
-        kv.row("purpose", p);
-    }
-    if let Some(cons) = &c.constraints {
-        kv.row(
-            "constraints",
-            serde_json::to_string(cons).unwrap_or_default(),
-        );
-    }
-}
-
-fn policy_rows(kv: &mut KeyValues, resp: &CapabilityResponse) {
-    if let Some(p) = &resp.policy_result {
-        kv.row("decision", &p.decision);
-        if !p.applied_policies.is_empty() {
-            kv.row("policies", p.applied_policies.join(", "));
-        }
-        if !p.applied_rules.is_empty() {
-            kv.row("rules", p.applied_rules.join(", "));
-        }
-        kv.row("reasoning", &p.reasoning);
-    }
-}
-
-/// Table form of a grant: the capability's fields, the id first; with `verbose`, also the
-/// policy decision.
-pub fn grant_table(resp: &CapabilityResponse, verbose: bool) -> String {
-    let mut kv = KeyValues::new();
-    if let Some(c) = &resp.capability {
-        capability_rows(&mut kv, c);
-    }
-    if verbose {
-        policy_rows(&mut kv, resp);
-        kv.row("processing_time", human_nanos(resp.processing_time));
-    }
-    kv.render()
-}
-
-/// Table form of a denial: the message, then the policy's reasoning.
-pub fn denial_table(resp: &CapabilityResponse) -> String {
-    let mut out = format!("Capability denied: {}\n", resp.message);
-    let mut kv = KeyValues::new();
-    policy_rows(&mut kv, resp);
-    kv.opt("code", resp.code);
-    out.push_str(&kv.render());
-    out
-}
-
-/// Table form of a validation result.
-pub fn validation_table(id: &str, result: &ValidationResult) -> String {
-    let mut out = if result.valid {
-        format!("Capability {id} is valid\n")
-    } else {
-        format!("Capability {id} is invalid\n")
-    };
-    for e in &result.errors {
-        out.push_str(&format!("  error:   {}: {}\n", e.code, e.message));
-    }
-    for w in &result.warnings {
-        out.push_str(&format!("  warning: {}: {}\n", w.code, w.message));
-    }
-    if let Some(n) = result.remaining_uses {
-        out.push_str(&format!("  remaining uses: {n}\n"));
-    }
-    out
-}
-
-/// Table form of a list: a header and one row per capability.
-pub fn list_table(resp: &ListResponse) -> String {
-    let rows: Vec<Vec<String>> = resp
-        .capabilities
-        .iter()
-        .map(|c| {
-            vec![
-                c.id.clone(),
-                c.kind.clone(),
-                c.status.clone().unwrap_or_else(|| "-".into()),
-                c.resource.clone(),
-                c.actions.join(","),
-                c.expires_at.clone(),
-                uses(c),
-            ]
-        })
-        .collect();
-    columns(
-        &[
-            "ID",
-            "TYPE",
-            "STATUS",
-            "RESOURCE",
-            "ACTIONS",
-            "EXPIRES_AT",
-            "USED/MAX",
-        ],
-        &rows,
-    )
-}
-
-/// What `capability status` reports: reachability and counts, from a ping and a status answer.
-pub fn status_summary(socket: &str, ping: &PingResponse, status: &StatusResponse) -> Value {
-    json!({
-        "reachable": true,
-        "socket_path": socket,
-        "server": ping.server,
-        "version": status.version,
-        "mode": status.mode,
-        "uptime": status.uptime,
-        "capabilities_active": status.capabilities_active,
-        "connectionCount": status.connection_count,
-        "max_connections": status.max_connections,
-        "policy_generation": status.policy_generation,
-        "policy_files": status.policy_files,
-        "policy_rules": status.policy_rules,
-        "policy_last_error": status.policy_last_error,
-    })
-}
-
-/// Table form of [`status_summary`].
-pub fn status_table(summary: &Value) -> String {
-    let s = |k: &str| match &summary[k] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
-    };
-    let mut kv = KeyValues::new();
-    kv.row(
-        "agent",
-        format!(
-            "reachable ({} {}, {} mode)",
-            s("server"),
-            s("version"),
-            s("mode")
-        ),
-    )
-    .row("socket", s("socket_path"))
-    .row(
-        "uptime",
-        human_nanos(summary["uptime"].as_u64().unwrap_or(0)),
-    )
-    .row("active capabilities", s("capabilities_active"))
-    .row(
-        "connections",
-        format!("{} of {}", s("connectionCount"), s("max_connections")),
-    )
-    .row(
-        "policy generation",
-        format!(
-            "{} ({} files, {} rules)",
-            s("policy_generation"),
-            s("policy_files"),
-            s("policy_rules")
-        ),
-    );
-    if let Some(e) = summary["policy_last_error"].as_str() {
-        kv.row("policy error", e);
-    }
-    kv.render()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorCode;
-    use crate::protocol::types::{PolicyResult, ValidationIssue};
+    use crate::cli::capability_table::tests::response;
+    use serde_json::json;
 
     fn args(actions: &[&str]) -> RequestArgs {
         RequestArgs {
@@ -435,39 +293,6 @@ mod tests {
             constraints: None,
             context: None,
             output: None,
-        }
-    }
-
-    fn capability() -> Capability {
-        serde_json::from_value(json!({
-            "id":"cap_0123","type":"read","resource":"secret:/db","actions":["read","write"],
-            "identity":"app","issuer":"aether-vault-agent","issued_at":"2026-01-01T00:00:00Z",
-            "expires_at":"2026-01-01T00:01:00Z","ttl":60,"maxUses":0,"usedCount":2,
-            "signature":"sig","metadata":{"purpose":"nightly"},"status":"active",
-            "holder":{"uid":1000,"gid":1000,"user":"alice"}
-        }))
-        .unwrap()
-    }
-
-    fn response(status: &str) -> CapabilityResponse {
-        CapabilityResponse {
-            capability: (status == "granted").then(capability),
-            status: status.into(),
-            message: format!("Capability {status}"),
-            request_id: "msg_1".into(),
-            processing_time: 1000,
-            policy_result: Some(PolicyResult {
-                decision: if status == "granted" {
-                    "allow".into()
-                } else {
-                    "deny".into()
-                },
-                applied_policies: vec!["default".into()],
-                applied_rules: vec!["default/r1".into()],
-                reasoning: "no rule allows write".into(),
-                evaluation_time: 10,
-            }),
-            code: (status == "error").then_some(ErrorCode::InternalError),
         }
     }
 
@@ -549,6 +374,7 @@ mod tests {
             uid: None,
             limit: None,
             offset: None,
+            no_headers: false,
         };
         assert_eq!(build_filter(&l), None);
         l.status = Some(super::super::args::StatusFilter::Active);
@@ -567,108 +393,5 @@ mod tests {
             output::render(Format::Table, &raw, || REVOKED_LINE.to_string()),
             "Capability revoked successfully\n"
         );
-    }
-
-    #[test]
-    fn grant_table_starts_with_the_id() {
-        let t = grant_table(&response("granted"), false);
-        let first = t.lines().next().unwrap();
-        assert!(
-            first.starts_with("id:") && first.ends_with("cap_0123"),
-            "{t}"
-        );
-        assert!(t.contains("uses:        2/unlimited\n"), "{t}");
-        assert!(t.contains("alice (uid 1000, gid 1000)"), "{t}");
-        assert!(!t.contains("reasoning"));
-        assert!(grant_table(&response("granted"), true).contains("reasoning:"));
-    }
-
-    #[test]
-    fn denial_table_gives_message_and_reasoning() {
-        let t = denial_table(&response("denied"));
-        assert!(
-            t.starts_with("Capability denied: Capability denied\n"),
-            "{t}"
-        );
-        assert!(t.contains("no rule allows write"), "{t}");
-    }
-
-    #[test]
-    fn validation_tables() {
-        let ok = ValidationResult {
-            valid: true,
-            errors: vec![],
-            warnings: vec![],
-            validation_time: 1,
-            remaining_uses: Some(4),
-        };
-        assert_eq!(
-            validation_table("cap_1", &ok),
-            "Capability cap_1 is valid\n  remaining uses: 4\n"
-        );
-        let bad = ValidationResult {
-            valid: false,
-            errors: vec![ValidationIssue {
-                code: ErrorCode::Expired,
-                message: "expired at X".into(),
-            }],
-            ..ok
-        };
-        assert_eq!(
-            validation_table("cap_1", &bad),
-            "Capability cap_1 is invalid\n  error:   EXPIRED: expired at X\n  remaining uses: 4\n"
-        );
-    }
-
-    #[test]
-    fn list_table_has_a_header_and_a_row_each() {
-        let resp = ListResponse {
-            capabilities: vec![capability(), capability()],
-            count: 2,
-            total: 2,
-        };
-        let t = list_table(&resp);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("ID") && lines[0].ends_with("USED/MAX"));
-        assert!(
-            lines[1].starts_with("cap_0123  read  active  secret:/db  read,write"),
-            "{t}"
-        );
-        assert!(lines[1].ends_with("2/unlimited"));
-        let empty = ListResponse {
-            capabilities: vec![],
-            count: 0,
-            total: 0,
-        };
-        assert_eq!(list_table(&empty).lines().count(), 1);
-    }
-
-    #[test]
-    fn status_summary_and_table() {
-        let status: StatusResponse = serde_json::from_value(json!({
-            "version":"0.1.0","capabilities":["ping_request"],"uptime":3_723_000_000_000u64,
-            "connectionCount":1,"mode":"development","socket_path":"/s","max_connections":200,
-            "capabilities_active":3,"policy_generation":2,"policy_files":1,"policy_rules":4,
-            "policy_loaded_at":"2026-01-01T00:00:00Z","policy_last_error":null,
-            "policy_fallback":"deny","public_key":"k"
-        }))
-        .unwrap();
-        let ping = PingResponse {
-            message: "pong".into(),
-            server: "aether-vault-agent".into(),
-        };
-        let v = status_summary("/s", &ping, &status);
-        assert_eq!(v["capabilities_active"], 3);
-        assert_eq!(v["connectionCount"], 1);
-        let t = status_table(&v);
-        assert!(t.starts_with("agent:"), "{t}");
-        assert!(
-            t.contains("reachable (aether-vault-agent 0.1.0, development mode)"),
-            "{t}"
-        );
-        assert!(t.contains("1h 2m 3s"), "{t}");
-        assert!(t.contains("2 (1 files, 4 rules)"), "{t}");
-        assert!(!t.contains("policy error"));
     }
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::error::CliError;
 use super::output::Format;
-use crate::client::{Client, ClientError, default_socket_path};
+use crate::client::{Client, ClientError, default_socket_path, socket_candidates};
 use crate::protocol::RequestType;
 
 /// How long the client waits for each read and write on the socket.
@@ -64,12 +64,15 @@ impl Context<'_> {
         }
     }
 
-    /// Connects to the agent.
+    /// Connects to the agent: the first socket of [`socket_candidates`] that answers; the error
+    /// names every one tried.
     pub fn connect(&mut self) -> Result<Session, CliError> {
-        let path = self.socket_path();
-        self.debug(&format!("connecting to {}", path.display()));
+        let candidates = socket_candidates(self.socket_flag.as_deref());
+        for (path, origin) in &candidates {
+            self.debug(&format!("trying {} ({origin})", path.display()));
+        }
         Ok(Session {
-            client: Client::connect(&path, CLIENT_TIMEOUT)?,
+            client: Client::connect_first(&candidates, CLIENT_TIMEOUT)?,
         })
     }
 }

@@ -1,14 +1,17 @@
 //! The `aether-vault` command line (installed as `vault`): the command tree ([`args`]), the
 //! commands ([`agent`], [`capability`], [`policy`], [`credential`], [`audit`], [`secret`],
-//! [`completions`]), output formats ([`output`]) and how a command ends ([`error`]).
+//! [`completions`]), output formats ([`output`]), TTLs ([`ttl`]) and how a command ends
+//! ([`error`]).
 //!
-//! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` and exit
-//! 1; a "no" from the agent (denied, invalid) exits 2.
+//! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` (with
+//! `--format json|yaml` also to stdout as `{"error": …, "code": …}`) and exit 1; a "no" from
+//! the agent (denied, invalid) exits 2.
 
 pub mod agent;
 pub mod args;
 pub mod audit;
 pub mod capability;
+pub mod capability_table;
 pub mod completions;
 pub mod context;
 pub mod credential;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod output;
 pub mod policy;
 pub mod secret;
+pub mod ttl;
 
 #[cfg(test)]
 mod tests;

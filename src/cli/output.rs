@@ -33,6 +33,17 @@ pub fn render(format: Format, payload: &Value, table: impl FnOnce() -> String) -
     }
 }
 
+/// The line a denial prints: `Denied: <why>`, without repeating the `denied: ` the agent's
+/// reasoning already starts with (`Denied: no rule allows …`, never `Denied: denied: …`).
+pub fn denied_line(why: &str) -> String {
+    let why = why.trim();
+    let rest = match why.get(..8) {
+        Some(head) if head.eq_ignore_ascii_case("denied: ") => &why[8..],
+        _ => why,
+    };
+    format!("Denied: {rest}")
+}
+
 /// Pretty-printed JSON followed by a newline.
 pub fn json(payload: &Value) -> String {
     // Serialising a `Value` cannot fail: its map keys are strings.
@@ -195,6 +206,20 @@ mod tests {
     #[test]
     fn table_uses_the_table_renderer() {
         assert_eq!(render(Format::Table, &sample(), || "t\n".into()), "t\n");
+    }
+
+    #[test]
+    fn a_denial_does_not_stutter() {
+        assert_eq!(
+            denied_line("denied: no rule allows \"read\""),
+            "Denied: no rule allows \"read\""
+        );
+        assert_eq!(denied_line("Denied: x"), "Denied: x");
+        assert_eq!(
+            denied_line("the caller is locked out"),
+            "Denied: the caller is locked out"
+        );
+        assert_eq!(denied_line("dénié"), "Denied: dénié");
     }
 
     #[test]

@@ -81,8 +81,12 @@ fn acquire(
         purpose: Some(format!("aether-vault secret {action}")),
         ..Default::default()
     };
-    let (resp, _): (CapabilityResponse, Value) =
+    let (resp, raw): (CapabilityResponse, Value) =
         s.exchange(RequestType::CapabilityRequest, &req)?;
+    if resp.status == "denied" && ctx.format != Format::Table {
+        // A script gets the denial as `capability request` prints it: the agent's answer.
+        ctx.print(&output::render(ctx.format, &raw, String::new))?;
+    }
     match (resp.status.as_str(), resp.capability) {
         ("granted", Some(cap)) => Ok(Some(Cap {
             id: cap.id,
@@ -93,10 +97,16 @@ fn acquire(
                 .policy_result
                 .map(|p| p.reasoning)
                 .unwrap_or(resp.message);
-            ctx.note(&format!("Denied: {why}"));
+            ctx.note(&super::output::denied_line(&why));
             Ok(None)
         }
-        _ => Err(CliError::Failed(resp.message)),
+        _ => Err(match resp.code {
+            Some(code) => CliError::Answer {
+                message: resp.message,
+                code,
+            },
+            None => CliError::Failed(resp.message),
+        }),
     }
 }
 
@@ -259,6 +269,9 @@ fn simple(
     else {
         return Ok(Outcome::Negative);
     };
+    if ctx.format == Format::Table && resp.keys.as_ref().is_some_and(Vec::is_empty) {
+        ctx.note(&format!("nothing under secret:/{path}"));
+    }
     ctx.print(&output::render(ctx.format, &raw, || match &resp.keys {
         Some(keys) => keys.iter().map(|k| format!("{k}\n")).collect(),
         None => format!("Success! Data deleted at: {}\n", resp.path),

@@ -46,6 +46,9 @@ pub struct Decision {
     pub reasoning: String,
     /// Smallest `max_ttl` among the granting rules.
     pub max_ttl: Option<u64>,
+    /// The granting rule (`policy/rule`) whose `max_ttl` that is, to name it when it shortens
+    /// a grant.
+    pub max_ttl_rule: Option<String>,
     /// Smallest `max_uses` among the granting rules.
     pub max_uses: Option<u64>,
     /// The generation of the set that decided.
@@ -71,6 +74,7 @@ impl Decision {
             applied_rules: Vec::new(),
             reasoning,
             max_ttl: None,
+            max_ttl_rule: None,
             max_uses: None,
             generation: set.generation,
         }
@@ -120,6 +124,37 @@ fn why_maybe(rule: &Rule, facts: &Facts<'_>, does: &str) -> String {
         "applies" => "the request's pattern reaches what it denies".to_string(),
         _ => "allows only part of what the request's pattern covers".to_string(),
     }
+}
+
+/// What a request names that no rule of the set mentions at all, so that a typo (`sekret:`,
+/// `fly`) reads as one and not as policy: `no rule mentions scheme `sekret:``, `no rule
+/// mentions action `fly``. Only consulted for an action no rule allows.
+fn unmentioned(set: &PolicySet, resource: &str, action: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some((scheme, _)) = resource.split_once(':') {
+        if !scheme.is_empty() && !crate::resource::is_pattern(scheme) {
+            let every = format!("{scheme}:*");
+            let glob = compile_if_pattern(&every);
+            let q = Query::compiled(&every, glob.as_ref());
+            let mentioned = set
+                .rules()
+                .iter()
+                .any(|r| r.resources.iter().any(|p| p.relation(&q) != Tri::No));
+            if !mentioned {
+                found.push(format!("no rule mentions scheme `{scheme}:`"));
+            }
+        }
+    }
+    let glob = compile_if_pattern(action);
+    let q = Query::compiled(action, glob.as_ref());
+    let mentioned = set
+        .rules()
+        .iter()
+        .any(|r| r.actions.iter().any(|p| p.relation(&q) != Tri::No));
+    if !mentioned {
+        found.push(format!("no rule mentions action `{action}`"));
+    }
+    found
 }
 
 /// Decides a request.
@@ -224,13 +259,20 @@ pub fn evaluate(set: &PolicySet, input: EvalInput<'_>) -> Decision {
                     .collect();
                 part.push_str(&format!(" (rule {})", names.join("; ")));
             }
+            let unmentioned = unmentioned(set, input.resource, action);
+            if !unmentioned.is_empty() {
+                part.push_str(&format!(": {}", unmentioned.join(", and ")));
+            }
             denied_parts.push(part);
             continue;
         }
         let names: Vec<String> = allows.iter().map(|r| r.qualified_id()).collect();
         for r in &allows {
             granted.apply(r);
-            granted.max_ttl = min_opt(granted.max_ttl, r.max_ttl);
+            if let Some(t) = r.max_ttl.filter(|t| granted.max_ttl.is_none_or(|m| *t < m)) {
+                granted.max_ttl = Some(t);
+                granted.max_ttl_rule = Some(r.qualified_id());
+            }
             granted.max_uses = min_opt(granted.max_uses, r.max_uses);
         }
         granted_parts.push(format!(
@@ -334,6 +376,7 @@ mod tests {
         let d = decide(&s, &PeerIdentity::bare(1000, 1000), "secret:/db", &["read"]);
         assert!(d.allowed);
         assert_eq!((d.max_ttl, d.max_uses), (Some(60), Some(5)));
+        assert_eq!(d.max_ttl_rule.as_deref(), Some("q/r2"));
         assert_eq!(d.applied_rules, vec!["p/read", "q/r2"]);
         assert_eq!(d.applied_policies, vec!["p", "q"]);
     }
@@ -346,6 +389,36 @@ mod tests {
         assert!(!d.allowed);
         assert_eq!(d.applied_rules, vec!["d/x"]);
         assert!(d.reasoning.contains("denied by rule d/x"));
+    }
+
+    #[test]
+    fn an_action_or_scheme_no_rule_mentions_is_named() {
+        let s = set(&[READ_ONLY]);
+        let alice = PeerIdentity::bare(1000, 1000);
+        let d = decide(&s, &alice, "secret:/db", &["fly"]);
+        assert!(!d.allowed);
+        assert!(
+            d.reasoning.contains("no rule mentions action `fly`"),
+            "{}",
+            d.reasoning
+        );
+        assert!(!d.reasoning.contains("scheme"), "{}", d.reasoning);
+        let d = decide(&s, &alice, "sekret:/db", &["read"]);
+        assert!(!d.allowed);
+        assert!(
+            d.reasoning.contains("no rule mentions scheme `sekret:`"),
+            "{}",
+            d.reasoning
+        );
+        assert!(!d.reasoning.contains("action `"), "{}", d.reasoning);
+        // A known action and scheme, merely not allowed to this caller: no such remark.
+        let d = decide(&s, &PeerIdentity::bare(1001, 1001), "secret:/db", &["read"]);
+        assert!(!d.allowed);
+        assert!(!d.reasoning.contains("mentions"), "{}", d.reasoning);
+        // A rule for every action mentions them all.
+        let any = r#"{"id":"w","rules":[{"id":"w","effect":"allow","resources":["*"],"actions":["*"],"identities":["uid:5"]}]}"#;
+        let d = decide(&set(&[any]), &alice, "sekret:/db", &["fly"]);
+        assert!(!d.reasoning.contains("mentions"), "{}", d.reasoning);
     }
 
     #[test]

@@ -333,6 +333,9 @@ pub struct ListRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilityFilter {
+    /// Only the capability with this id (`capability show`: one capability, no use spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Only capabilities with this label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
