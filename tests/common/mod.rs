@@ -314,6 +314,15 @@ impl Agent {
             .arg(&self.socket);
         clean_env(&mut cmd, self.dir.path());
         cmd.env("HOME", "/nonexistent").stdin(Stdio::null());
+        // A process another test thread forks while the copy is still open for writing holds
+        // that descriptor until it execs, and exec of the copy then fails (ETXTBSY): try again.
+        for _ in 0..20 {
+            let out = cmd.output().unwrap();
+            if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         cmd.output().unwrap()
     }
 
