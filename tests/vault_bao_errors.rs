@@ -7,23 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::bao::{Bao, write_private};
+use common::bao::{Bao, token_auth, vault_config, write_private};
 use common::{Agent, stderr, stdout};
-
-fn vault_config(bao: &Bao, auth: &str, extra: &str) -> String {
-    let mut c = format!(
-        "secrets:\n  backend: vault\n  vault:\n    address: {}\n",
-        bao.addr
-    );
-    for l in extra.lines().filter(|l| !l.trim().is_empty()) {
-        c += &format!("    {l}\n");
-    }
-    c += "    auth:\n";
-    for l in auth.lines().filter(|l| !l.trim().is_empty()) {
-        c += &format!("      {l}\n");
-    }
-    c
-}
 
 /// A policy that lets a token read and write `secret/app/*` (KV v2) and nothing else.
 const APP_POLICY: &str = r#"
@@ -35,13 +20,17 @@ path "secret/metadata/app/*" { capabilities = ["read", "list", "delete"] }
 fn agent_with_token(bao: &Bao, token: &str, extra: &str) -> (Agent, std::path::PathBuf) {
     let file = bao.token_file(&format!("token-{}", token.len()), token);
     let agent = Agent::builder()
-        .config(&vault_config(
-            bao,
-            &format!("token_file: {}", file.display()),
-            extra,
-        ))
+        .config(&bao.config(&token_auth(&file), extra))
         .start();
     (agent, file)
+}
+
+/// An agent that reads `bao` with its root token, `extra` lines under `vault:`.
+fn root_agent(bao: &Bao, extra: &str) -> Agent {
+    let file = bao.token_file("root-token", common::bao::ROOT);
+    Agent::builder()
+        .config(&bao.config(&token_auth(&file), extra))
+        .start()
 }
 
 fn status_secrets(agent: &Agent) -> serde_json::Value {
@@ -74,13 +63,8 @@ fn a_denied_read_spends_no_approle_secret_id_use_and_keeps_the_token() {
     bao.ok(&["kv", "put", "secret/app/db", "password=pw1"]);
     bao.ok(&["kv", "put", "secret/other/x", "password=nope"]);
     let agent = Agent::builder()
-        .config(&vault_config(
-            &bao,
-            &format!(
-                "approle:\n  role_id: {}\n  secret_id_file: {}",
-                role_id.trim(),
-                sid.display()
-            ),
+        .config(&bao.config(
+            &common::bao::approle_auth(role_id.trim(), &sid),
             "cache_ttl: 0",
         ))
         .start();
@@ -156,19 +140,11 @@ fn after_vault_says_no_nothing_cached_is_served() {
 /// `secret get` through an agent configured with `extra`; returns (exit code, stderr).
 fn get_with(bao: &Bao, address: &str, extra: &str, path: &str) -> (Option<i32>, String) {
     let file = bao.token_file("root-token", common::bao::ROOT);
-    let config = format!(
-        "secrets:\n  backend: vault\n  vault:\n    address: {address}\n{}    auth:\n      token_file: {}\n",
-        extra
-            .lines()
-            .map(|l| format!("    {l}\n"))
-            .collect::<String>(),
-        file.display()
-    );
-    let agent = Agent::builder().config(&config).start();
+    let agent = Agent::builder()
+        .config(&vault_config(address, None, &token_auth(&file), extra))
+        .start();
     let out = agent.cli(&["secret", "get", path]);
-    let err = stderr(&out);
-    assert!(!err.contains(common::bao::ROOT) || !err.contains("token root"));
-    (out.status.code(), err)
+    (out.status.code(), stderr(&out))
 }
 
 #[test]
@@ -191,14 +167,7 @@ fn a_missing_namespace_or_mount_is_named_not_an_empty_store() {
         "{err}"
     );
     // A list of a missing mount is not an empty list.
-    let file = bao.token_file("root-token", common::bao::ROOT);
-    let agent = Agent::builder()
-        .config(&vault_config(
-            &bao,
-            &format!("token_file: {}", file.display()),
-            "mount: nosuch",
-        ))
-        .start();
+    let agent = root_agent(&bao, "mount: nosuch");
     let out = agent.cli(&["secret", "list", "app"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
@@ -229,14 +198,7 @@ fn kv_version_mismatches_are_refused_before_anything_is_written() {
         "{err}"
     );
     // kv_version 2 against a version 1 mount: the write is refused and does not happen.
-    let file = bao.token_file("root-token", common::bao::ROOT);
-    let agent = Agent::builder()
-        .config(&vault_config(
-            &bao,
-            &format!("token_file: {}", file.display()),
-            "mount: kv1\nkv_version: 2",
-        ))
-        .start();
+    let agent = root_agent(&bao, "mount: kv1\nkv_version: 2");
     let out = agent.cli(&["secret", "put", "app/new", "password=w"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -306,14 +268,7 @@ fn both_backends_agree_on_missing_secrets_empty_folders_and_version_0() {
     let Some(bao) = Bao::start("both_backends_agree") else {
         return;
     };
-    let file = bao.token_file("root-token", common::bao::ROOT);
-    let vault = Agent::builder()
-        .config(&vault_config(
-            &bao,
-            &format!("token_file: {}", file.display()),
-            "cache_ttl: 0",
-        ))
-        .start();
+    let vault = root_agent(&bao, "cache_ttl: 0");
     let local = Agent::builder().start();
     let steps: &[(&[&str], Option<i32>, &str)] = &[
         (
