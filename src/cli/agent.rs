@@ -17,6 +17,7 @@ use crate::config::{self, PathDefaults};
 use crate::daemon::{self, DaemonOptions};
 use crate::protocol::types::{ReloadResponse, StatusResponse, StopResponse};
 use crate::protocol::{ErrorCode, RequestType};
+use crate::secrets::{BackendHealth, CacheStats};
 
 /// How long `agent stop` waits for the agent to go away.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -195,7 +196,8 @@ pub fn status_table(s: &StatusResponse) -> String {
         )
         .opt("policy error", s.policy_last_error.as_deref())
         .row("policy fallback", &s.policy_fallback)
-        .row("public key", &s.public_key);
+        .row("public key", &s.public_key)
+        .opt("secrets backend", s.secrets.as_ref().map(backend_health));
     if let Some(d) = &s.detail {
         kv.row("pid", d.pid)
             .row("uid", d.uid)
@@ -236,12 +238,55 @@ pub fn status_table(s: &StatusResponse) -> String {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         kv.row("capabilities held", by_status.join(", "));
+        let backend = s.secrets.as_ref().map_or("", |h| h.backend.as_str());
+        kv.row(
+            "secrets cache",
+            match &d.secrets_cache {
+                Some(c) => cache_summary(c),
+                None if backend == "file" => "none (the file backend has no cache)".to_string(),
+                None => "none".to_string(),
+            },
+        );
         for f in &d.policy_file_list {
             kv.row("policy file", f);
         }
     }
     kv.row("features", s.capabilities.join(", "));
     kv.render()
+}
+
+/// `vault, healthy` or `vault, failing: …`.
+fn backend_health(h: &BackendHealth) -> String {
+    match (&h.last_error, h.healthy) {
+        (_, true) => format!("{}, healthy", h.backend),
+        (Some(e), false) => format!("{}, failing: {e}", h.backend),
+        (None, false) => format!("{}, failing", h.backend),
+    }
+}
+
+/// One line for the cache's figures, each a name and a number, so that
+/// `agent status --verbose | grep -i cache` shows them all.
+pub fn cache_summary(c: &CacheStats) -> String {
+    let reads = c.hits + c.misses;
+    let rate = if reads == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1} %", c.hits as f64 * 100.0 / reads as f64)
+    };
+    format!(
+        "entries {} ({} fresh), hits {}, misses {}, hit rate {rate}, stale answers served {}; ttl {}, stale_if_error {}",
+        c.entries,
+        c.fresh,
+        c.hits,
+        c.misses,
+        c.stale_served,
+        if c.ttl == 0 {
+            "0 (no cache)".to_string()
+        } else {
+            human_seconds(c.ttl)
+        },
+        if c.stale_if_error { "on" } else { "off" }
+    )
 }
 
 fn reload(ctx: &mut Context<'_>) -> Result<Outcome, CliError> {

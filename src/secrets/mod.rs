@@ -83,6 +83,27 @@ pub struct BackendHealth {
     pub last_error: Option<String>,
 }
 
+/// What a backend's cache of reads has done since the agent started, for
+/// `agent status --verbose` (`detail.secrets_cache`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// Values held now: fresh ones, and older ones kept for `stale_if_error`.
+    pub entries: u64,
+    /// Of those, the ones younger than `ttl` (served without asking the store).
+    pub fresh: u64,
+    /// Reads answered from a fresh value, without asking the store.
+    pub hits: u64,
+    /// Reads that found no fresh value and asked the store.
+    pub misses: u64,
+    /// Answers served from a value older than `ttl` because the store was unavailable
+    /// (`stale_if_error`); each one is a miss too.
+    pub stale_served: u64,
+    /// How long a value is served from memory, seconds (0: every read asks the store).
+    pub ttl: u64,
+    /// Whether an older value is served while the store is unavailable.
+    pub stale_if_error: bool,
+}
+
 /// A store of secrets. Implementations are called from blocking threads, never from the
 /// actors' event loop.
 pub trait SecretBackend: Send + Sync {
@@ -97,6 +118,12 @@ pub trait SecretBackend: Send + Sync {
     fn delete(&self, path: &str) -> Result<(), SecretError>;
     /// Health for `agent status`.
     fn health(&self) -> BackendHealth;
+    /// The figures of the backend's cache of reads, for `agent status --verbose`; `None` for a
+    /// backend without one (the file backend, whose secrets are all in memory anyway). Cheap:
+    /// counters and a count of the entries, no I/O.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
     /// Whether `read` and `list` only look at this process's memory: no file or network access,
     /// nothing anyone else can observe, and never a wait for a disk (no lock held across I/O).
     /// The agent may then do them on its event loop, while the redemption is still being
