@@ -1492,10 +1492,11 @@ fn vault_load(
         }
         agents.push((sc, env, agent));
     }
+    // The agent's request (ureq's headers and the backend's), in one write as ureq sends it.
     let http = Arc::new(HttpRead {
         addr: format!("127.0.0.1:{}", server.port),
         request: format!(
-            "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Token: {}\r\n\r\n",
+            "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Request: true\r\nX-Vault-Token: {}\r\n\r\n",
             server.port,
             bao::ROOT_TOKEN
         )
