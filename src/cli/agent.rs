@@ -280,10 +280,10 @@ pub fn cache_summary(c: &CacheStats) -> String {
         c.hits,
         c.misses,
         c.stale_served,
-        if c.ttl == 0 {
-            "0 (no cache)".to_string()
-        } else {
-            human_seconds(c.ttl)
+        match c.ttl {
+            0.0 => "0 (no cache)".to_string(),
+            t if t.fract() == 0.0 && t < 9.0e15 => human_seconds(t as u64),
+            t => format!("{t}s"),
         },
         if c.stale_if_error { "on" } else { "off" }
     )
@@ -454,5 +454,31 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn the_cache_line_names_every_figure() {
+        let mut c = CacheStats {
+            entries: 3,
+            fresh: 2,
+            hits: 1,
+            misses: 3,
+            stale_served: 1,
+            ttl: 90.0,
+            stale_if_error: true,
+        };
+        assert_eq!(
+            cache_summary(&c),
+            "entries 3 (2 fresh), hits 1, misses 3, hit rate 25.0 %, stale answers served 1; ttl 1m 30s, stale_if_error on"
+        );
+        (c.hits, c.misses, c.ttl, c.stale_if_error) = (0, 0, 0.5, false);
+        assert!(
+            cache_summary(&c)
+                .ends_with("hit rate -, stale answers served 1; ttl 0.5s, stale_if_error off"),
+            "{}",
+            cache_summary(&c)
+        );
+        c.ttl = 0.0;
+        assert!(cache_summary(&c).contains("ttl 0 (no cache)"));
     }
 }

@@ -91,7 +91,7 @@ impl VaultBackend {
             hits: count(&self.counters.hits),
             misses: count(&self.counters.misses),
             stale_served: count(&self.counters.stale),
-            ttl: self.cache_ttl.as_secs(),
+            ttl: self.cache_ttl.as_secs_f64(),
             stale_if_error: self.stale_if_error,
         }
     }
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(
             b.stats(),
             CacheStats {
-                ttl: 60,
+                ttl: 60.0,
                 stale_if_error: true,
                 ..CacheStats::default()
             }
@@ -182,6 +182,10 @@ mod tests {
             b.remember("a", None, &value());
         }
         let s = b.stats();
-        assert_eq!((s.entries, s.hits, s.misses, s.ttl), (0, 0, 3, 0), "{s:?}");
+        assert_eq!(
+            (s.entries, s.hits, s.misses, s.ttl),
+            (0, 0, 3, 0.0),
+            "{s:?}"
+        );
     }
 }
