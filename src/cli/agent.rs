@@ -17,6 +17,7 @@ use crate::config::{self, PathDefaults};
 use crate::daemon::{self, DaemonOptions};
 use crate::protocol::types::{ReloadResponse, StatusResponse, StopResponse};
 use crate::protocol::{ErrorCode, RequestType};
+use crate::secrets::CacheStats;
 
 /// How long `agent stop` waits for the agent to go away.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -250,6 +251,15 @@ pub fn status_table(s: &StatusResponse) -> String {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         kv.row("capabilities held", by_status.join(", "));
+        let backend = s.secrets.as_ref().map_or("", |h| h.backend.as_str());
+        kv.row(
+            "secrets cache",
+            match &d.secrets_cache {
+                Some(c) => cache_summary(c),
+                None if backend == "file" => "none (the file backend has no cache)".to_string(),
+                None => "none".to_string(),
+            },
+        );
         for f in &d.policy_file_list {
             kv.row("policy file", f);
         }
@@ -286,6 +296,31 @@ fn secrets_health(s: &StatusResponse) -> String {
             None => format!("{}, FAILING", h.backend),
         },
     }
+}
+
+/// One line for the cache's figures, each a name and a number, so that
+/// `agent status --verbose | grep -i cache` shows them all.
+pub fn cache_summary(c: &CacheStats) -> String {
+    let reads = c.hits + c.misses;
+    let rate = if reads == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1} %", c.hits as f64 * 100.0 / reads as f64)
+    };
+    format!(
+        "entries {} ({} fresh), hits {}, misses {}, hit rate {rate}, stale answers served {}; ttl {}, stale_if_error {}",
+        c.entries,
+        c.fresh,
+        c.hits,
+        c.misses,
+        c.stale_served,
+        match c.ttl {
+            0.0 => "0 (no cache)".to_string(),
+            t if t.fract() == 0.0 && t < 9.0e15 => human_seconds(t as u64),
+            t => format!("{t}s"),
+        },
+        if c.stale_if_error { "on" } else { "off" }
+    )
 }
 
 fn reload(ctx: &mut Context<'_>) -> Result<Outcome, CliError> {
@@ -486,5 +521,31 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn the_cache_line_names_every_figure() {
+        let mut c = CacheStats {
+            entries: 3,
+            fresh: 2,
+            hits: 1,
+            misses: 3,
+            stale_served: 1,
+            ttl: 90.0,
+            stale_if_error: true,
+        };
+        assert_eq!(
+            cache_summary(&c),
+            "entries 3 (2 fresh), hits 1, misses 3, hit rate 25.0 %, stale answers served 1; ttl 1m 30s, stale_if_error on"
+        );
+        (c.hits, c.misses, c.ttl, c.stale_if_error) = (0, 0, 0.5, false);
+        assert!(
+            cache_summary(&c)
+                .ends_with("hit rate -, stale answers served 1; ttl 0.5s, stale_if_error off"),
+            "{}",
+            cache_summary(&c)
+        );
+        c.ttl = 0.0;
+        assert!(cache_summary(&c).contains("ttl 0 (no cache)"));
     }
 }

@@ -468,6 +468,10 @@ pub struct StatusDetail {
     /// is on.
     #[serde(default)]
     pub audit_sync: Option<String>,
+    /// The secrets backend's cache of reads (the `vault` backend's); `None` for a backend
+    /// without one (`file`).
+    #[serde(default)]
+    pub secrets_cache: Option<crate::secrets::CacheStats>,
 }
 
 fn yes() -> bool {

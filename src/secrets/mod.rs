@@ -95,6 +95,38 @@ pub struct BackendHealth {
     pub last_error: Option<String>,
 }
 
+/// What a backend's cache of reads has done since the agent started, for
+/// `agent status --verbose` (`detail.secrets_cache`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// Values held now: fresh ones, and older ones kept for `stale_if_error`.
+    pub entries: u64,
+    /// Of those, the ones younger than `ttl` (served without asking the store).
+    pub fresh: u64,
+    /// Reads answered from a fresh value, without asking the store.
+    pub hits: u64,
+    /// Reads that found no fresh value and asked the store.
+    pub misses: u64,
+    /// Answers served from a value older than `ttl` because the store was unavailable
+    /// (`stale_if_error`); each one is a miss too.
+    pub stale_served: u64,
+    /// How long a value is served from memory, seconds, as configured (fractions allowed;
+    /// 0: every read asks the store). Whole numbers are written as integers.
+    #[serde(serialize_with = "whole_or_fraction")]
+    pub ttl: f64,
+    /// Whether an older value is served while the store is unavailable.
+    pub stale_if_error: bool,
+}
+
+/// `60` for 60.0, `0.5` for 0.5.
+fn whole_or_fraction<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && (0.0..9.0e15).contains(v) {
+        s.serialize_u64(*v as u64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 /// A store of secrets. Implementations are called from blocking threads, never from the
 /// actors' event loop.
 pub trait SecretBackend: Send + Sync {
@@ -109,6 +141,12 @@ pub trait SecretBackend: Send + Sync {
     fn delete(&self, path: &str) -> Result<(), SecretError>;
     /// Health for `agent status`.
     fn health(&self) -> BackendHealth;
+    /// The figures of the backend's cache of reads, for `agent status --verbose`; `None` for a
+    /// backend without one (the file backend, whose secrets are all in memory anyway). Cheap:
+    /// counters and a count of the entries, no I/O.
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
     /// Whether `read` and `list` only look at this process's memory: no file or network access,
     /// nothing anyone else can observe, and never a wait for a disk (no lock held across I/O).
     /// The agent may then do them on its event loop, while the redemption is still being
@@ -163,6 +201,26 @@ mod tests {
         for bad in ["db", "/db/", "db//"] {
             assert!(check_path(bad, PathKind::Folder).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cache_ttl_is_written_whole_or_with_its_fraction() {
+        let ttl = |t: f64| {
+            let stats = CacheStats {
+                ttl: t,
+                ..CacheStats::default()
+            };
+            serde_json::to_string(&serde_json::to_value(&stats).unwrap()["ttl"]).unwrap()
+        };
+        assert_eq!(
+            (ttl(60.0), ttl(0.0), ttl(0.5)),
+            ("60".into(), "0".into(), "0.5".into())
+        );
+        let back: CacheStats = serde_json::from_str(
+            r#"{"entries":1,"fresh":0,"hits":2,"misses":3,"stale_served":1,"ttl":60,"stale_if_error":true}"#,
+        )
+        .unwrap();
+        assert_eq!((back.ttl, back.stale_served), (60.0, 1));
     }
 
     #[test]
