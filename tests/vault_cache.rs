@@ -4,39 +4,15 @@
 
 mod common;
 
-use common::bao::Bao;
+use common::bao::{Bao, token_auth};
 use common::{Agent, json_out, stderr, stdout};
 use serde_json::json;
-
-/// The agent's configuration for `bao`, with `auth` as YAML lines under `auth:` and `extra` lines
-/// under `vault:` (as in tests/vault_bao.rs).
-fn vault_config(bao: &Bao, auth: &str, extra: &str) -> String {
-    let mut c = format!(
-        "secrets:\n  backend: vault\n  vault:\n    address: {}\n",
-        bao.addr
-    );
-    if let Some(ca) = &bao.ca_cert {
-        c += &format!("    ca_cert: {}\n", ca.display());
-    }
-    for l in extra.lines().filter(|l| !l.trim().is_empty()) {
-        c += &format!("    {l}\n");
-    }
-    c += "    auth:\n";
-    for l in auth.lines().filter(|l| !l.trim().is_empty()) {
-        c += &format!("      {l}\n");
-    }
-    c
-}
 
 /// An agent on `bao` with the root token and `extra` settings under `vault:`.
 fn agent_on(bao: &Bao, extra: &str) -> Agent {
     let token = bao.token_file("token", common::bao::ROOT);
     Agent::builder()
-        .config(&vault_config(
-            bao,
-            &format!("token_file: {}", token.display()),
-            extra,
-        ))
+        .config(&bao.config(&token_auth(&token), extra))
         .start()
 }
 
