@@ -279,7 +279,8 @@ struct Env {
 /// throttle one uid making thousands of connections and requests a second (the benchmark) are
 /// off, capabilities are unlimited in uses (so that one can be validated for ever), and up to
 /// 20,000 connections are allowed. `conn_timeout`, the request deadline, the send queue and the
-/// write timeout keep their defaults; `audit.sync` is `audit_sync` (`always` as installed).
+/// write timeout keep their defaults; `audit.sync` is `audit_sync` (`always` as installed). No
+/// credentials socket: the agents run side by side, and the system path is not theirs.
 fn config_yaml(root: &Path, audit_sync: &str) -> String {
     format!(
         "mode: standard
@@ -301,6 +302,8 @@ ipc:
   max_connections: 20000
   max_connections_per_uid: 0
   rate_limit_per_uid: 0
+credentials:
+  socket_path: \"\"
 ",
         root = root.display(),
     )
