@@ -7,6 +7,7 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use super::answers::{Kv1Read, Kv2Read, Kv2Write, ListAnswer, fields};
+use super::diagnose::server_said;
 use super::http::parse;
 use super::{VaultBackend, encode_path, lock};
 use crate::secrets::{BackendHealth, SecretError, SecretMap, SecretString, SecretVersion};
@@ -55,7 +56,8 @@ impl VaultBackend {
             403 | 404 => {
                 let asked = ("read", "the mount", api_path.as_str());
                 let e = self.failure(status, &text, asked, &[token.as_str()]);
-                if e.to_string().contains("namespace not found") {
+                let said = server_said(&text, &[token.as_str()]);
+                if said.iter().any(|m| m.contains("namespace not found")) {
                     return Err(e);
                 }
                 warn!(

@@ -7,9 +7,11 @@
 //!   (`ca_cert` / `VAULT_CACERT`) or, for labs only, no verification at all (`skip_verify`);
 //! - the Vault token: read from a file, or got by an AppRole, Kubernetes or JWT login (each
 //!   method's request: `login.rs`), renewed once two thirds of its lease have passed, and got
-//!   again once when Vault answers 403;
-//! - the KV version 1 and version 2 request shapes, and the mapping of Vault's answers to
-//!   [`SecretError`] (404 → `NotFound`, 400 → `Invalid`, anything else that fails →
+//!   again once when Vault answers 403 and no longer accepts it (`auth/token/lookup-self`; a
+//!   403 to a live token is Vault's policy: `Denied`);
+//! - the KV version 1 and version 2 request shapes, the mount's version asked of Vault before
+//!   the first request (`kv.rs`), and the mapping of Vault's answers to [`SecretError`] with
+//!   the server's own words (`diagnose.rs`: `NotFound`, `Invalid`, `Denied`, `Misconfigured`,
 //!   `Unavailable`);
 //! - an in-memory cache of reads, which serves an expired value during an outage only when
 //!   `stale_if_error` is set, and counts its hits, misses and stale answers for `agent status`.

@@ -68,7 +68,6 @@ struct State {
 
 struct FakeVault {
     addr: SocketAddr,
-    tls: bool,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -76,10 +75,6 @@ struct FakeVault {
 
 impl FakeVault {
     fn start() -> Self {
-        Self::start_with(None)
-    }
-
-    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
@@ -88,7 +83,6 @@ impl FakeVault {
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let is_tls = tls.is_some();
         let thread = {
             let (state, stop) = (state.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -98,24 +92,12 @@ impl FakeVault {
                     }
                     let Ok(mut tcp) = conn else { continue };
                     let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-                    match &tls {
-                        None => serve(&mut tcp, &state),
-                        Some(cfg) => {
-                            let Ok(conn) = rustls::ServerConnection::new(cfg.clone()) else {
-                                continue;
-                            };
-                            let mut stream = rustls::StreamOwned::new(conn, tcp);
-                            serve(&mut stream, &state);
-                            stream.conn.send_close_notify();
-                            let _ = stream.flush();
-                        }
-                    }
+                    serve(&mut tcp, &state);
                 }
             })
         };
         FakeVault {
             addr,
-            tls: is_tls,
             state,
             stop,
             thread: Some(thread),
@@ -123,11 +105,7 @@ impl FakeVault {
     }
 
     fn url(&self) -> String {
-        format!(
-            "{}://{}",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
+        format!("http://{}", self.addr)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
