@@ -314,27 +314,36 @@ fn run(opts: &Opts) -> Result<()> {
                 (Scenario::SecretReadAlways, Some((e, a, _))) => ((&e.socket, a.pid), &e.sync),
                 _ => ((&env.socket, agent.pid), &env.sync),
             };
+            // The disk floor of the durable read, measured half right before it and half right
+            // after, so that both meet the same load of the disk.
+            let floor_half = || -> Result<Option<disk_floor::Floor>> {
+                match &always {
+                    Some((e, _, bytes)) if sc == Scenario::SecretReadAlways && conns == fewest => {
+                        let rounds = if opts.quick { 150 } else { 1500 };
+                        disk_floor::measure(e.path(), *bytes, rounds, opts.duration / 2).map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            };
+            let before = floor_half()?;
             let a = cell(Target::Agent, on.0, on.1)
                 .run()
                 .with_context(|| format!("{} × {conns} on the agent", sc.name()))?;
-            // The disk floor, right after the durable read it is the floor of.
-            let floor = match (sc, &always) {
-                (Scenario::SecretReadAlways, Some((e, _, bytes))) if conns == fewest => {
-                    let rounds = if opts.quick { 300 } else { 3000 };
-                    let f = disk_floor::measure(e.path(), *bytes, rounds, opts.duration)?;
-                    say!(
-                        "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds",
-                        f.bytes,
-                        f.fs,
-                        fmt_us(f.us(0.5)),
-                        fmt_us(f.us(0.99)),
-                        f.hist.len()
-                    );
-                    floor_report = Some(f.json());
-                    Some(f)
-                }
-                _ => None,
-            };
+            let floor = before.zip(floor_half()?).map(|(mut f, after)| {
+                f.merge(&after);
+                f
+            });
+            if let Some(f) = &floor {
+                say!(
+                    "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds",
+                    f.bytes,
+                    f.fs,
+                    fmt_us(f.us(0.5)),
+                    fmt_us(f.us(0.99)),
+                    f.hist.len()
+                );
+                floor_report = Some(f.json());
+            }
             let echo = Echo::start(env.path(), &a.mean_sizes())?;
             let e = cell(Target::Echo, &echo.socket, echo.child.id())
                 .run()

@@ -7,7 +7,8 @@
 //! [`record_bytes`] sizes the write from what the agent wrote (the growth of its audit log over
 //! single reads); [`measure`] appends that many bytes to a file of its own in the same
 //! directory and `fdatasync`s it, round after round (the file grows as the log does, so each
-//! sync also carries the new size, as the agent's do).
+//! sync also carries the new size, as the agent's do). The benchmark measures half the rounds
+//! right before the agent's read and half right after, and merges them.
 
 use std::io::Write;
 use std::path::Path;
@@ -39,6 +40,11 @@ impl Floor {
     /// Latency at quantile `q`, microseconds.
     pub fn us(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Adds the rounds of `other` (the same bytes, another moment).
+    pub fn merge(&mut self, other: &Floor) {
+        let _ = self.hist.add(&other.hist);
     }
 
     pub fn json(&self) -> Value {
