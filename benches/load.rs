@@ -314,33 +314,28 @@ fn run(opts: &Opts) -> Result<()> {
                 (Scenario::SecretReadAlways, Some((e, a, _))) => ((&e.socket, a.pid), &e.sync),
                 _ => ((&env.socket, agent.pid), &env.sync),
             };
-            // The disk floor of the durable read, measured half right before it and half right
-            // after, so that both meet the same load of the disk.
-            let floor_half = || -> Result<Option<disk_floor::Floor>> {
-                match &always {
-                    Some((e, _, bytes)) if sc == Scenario::SecretReadAlways && conns == fewest => {
-                        let rounds = if opts.quick { 150 } else { 1500 };
-                        disk_floor::measure(e.path(), *bytes, rounds, opts.duration / 2).map(Some)
-                    }
-                    _ => Ok(None),
-                }
-            };
-            let before = floor_half()?;
             let a = cell(Target::Agent, on.0, on.1)
                 .run()
                 .with_context(|| format!("{} × {conns} on the agent", sc.name()))?;
-            let floor = before.zip(floor_half()?).map(|(mut f, after)| {
-                f.merge(&after);
-                f
-            });
+            // The disk floor, right after the durable read it is the floor of, paired with
+            // more of the same reads.
+            let floor = match &always {
+                Some((e, _, bytes)) if sc == Scenario::SecretReadAlways && conns == fewest => {
+                    let rounds = if opts.quick { 300 } else { 3000 };
+                    Some(disk_floor::paired(e, *bytes, rounds, opts.duration)?)
+                }
+                _ => None,
+            };
             if let Some(f) = &floor {
                 say!(
-                    "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds",
+                    "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds, each after a secret_read (p50 {}, p99 {})",
                     f.bytes,
                     f.fs,
                     fmt_us(f.us(0.5)),
                     fmt_us(f.us(0.99)),
-                    f.hist.len()
+                    f.hist.len(),
+                    fmt_us(f.read_us(0.5)),
+                    fmt_us(f.read_us(0.99))
                 );
                 floor_report = Some(f.json());
             }
@@ -399,12 +394,8 @@ fn run(opts: &Opts) -> Result<()> {
         let Some((always_env, always_agent, _)) = &always else {
             bail!("the peers part runs without the agent with audit.sync always");
         };
-        let (peer_rows, info) = peers::peers_load(
-            opts,
-            env.path(),
-            (&env, agent.pid),
-            (always_env, always_agent.pid),
-        )?;
+        let (peer_rows, info) =
+            peers::peers_load(opts, env.path(), (always_env, always_agent.pid))?;
         report["peers"] = info;
         rows.extend(peer_rows);
     }
@@ -601,12 +592,14 @@ fn run(opts: &Opts) -> Result<()> {
     }
     if let Some(f) = report.get("disk_floor").filter(|f| !f.is_null()) {
         println!(
-            "disk floor: one write + fdatasync of {} bytes (a secret_read's audit records) on {}, beside the agent's log: p50 {}, p99 {} over {} rounds",
+            "disk floor: one write + fdatasync of {} bytes (a secret_read's audit records) on {}, beside the agent's log: p50 {}, p99 {} over {} rounds, alternating with secret_reads (audit.sync always) on one connection: p50 {}, p99 {}",
             f["bytes"],
             f["filesystem"].as_str().unwrap_or("?"),
             fmt_us(f["p50_us"].as_f64().unwrap_or(0.0)),
             fmt_us(f["p99_us"].as_f64().unwrap_or(0.0)),
-            f["rounds"]
+            f["rounds"],
+            fmt_us(f["paired_secret_read_p50_us"].as_f64().unwrap_or(0.0)),
+            fmt_us(f["paired_secret_read_p99_us"].as_f64().unwrap_or(0.0))
         );
         println!();
     }

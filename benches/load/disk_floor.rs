@@ -5,13 +5,15 @@
 //! baseline): the issue-18 target is `secret_read` p50 ≤ 1.25 × (floor p50 + echo p50).
 //!
 //! [`record_bytes`] sizes the write from what the agent wrote (the growth of its audit log over
-//! single reads); [`measure`] appends that many bytes to a file of its own in the same
-//! directory and `fdatasync`s it, round after round (the file grows as the log does, so each
-//! sync also carries the new size, as the agent's do). The benchmark measures half the rounds
-//! right before the agent's read and half right after, and merges them.
+//! single reads). [`paired`] then alternates, round after round, one `secret_read` on the agent
+//! (a connection of its own) and one append of that many bytes to a file of its own in the same
+//! directory followed by `fdatasync` (the file grows as the log does, so each sync also carries
+//! the new size, as the agent's do). Pairing them matters: on a shared machine the time of an
+//! `fdatasync` moves from one second to the next (0.15 to 4 ms on the development VM), and only
+//! rounds side by side meet the same disk.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -21,30 +23,33 @@ use serde_json::{Value, json};
 use crate::agent::{Env, SyncClient};
 use crate::driver::histogram;
 use crate::report::{fs_type, round1};
-use crate::{RESOURCE, SECRET_VALUE};
+use crate::scenario::{Scenario, cap_id};
+use crate::{READ_TIMEOUT, RESOURCE, SECRET_VALUE};
 
 /// Rounds before the measured ones (the file's first blocks, the page cache).
 const WARMUP_ROUNDS: usize = 10;
 
-/// What [`measure`] found.
+/// What [`paired`] found.
 pub struct Floor {
     /// The bytes of each write.
     pub bytes: usize,
     /// `write` + `fdatasync` time of each measured round, nanoseconds.
     pub hist: Histogram<u64>,
+    /// The agent's `secret_read` in the same rounds, nanoseconds.
+    pub read: Histogram<u64>,
     /// The file system's type.
     pub fs: String,
 }
 
 impl Floor {
-    /// Latency at quantile `q`, microseconds.
+    /// The floor's latency at quantile `q`, microseconds.
     pub fn us(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 
-    /// Adds the rounds of `other` (the same bytes, another moment).
-    pub fn merge(&mut self, other: &Floor) {
-        let _ = self.hist.add(&other.hist);
+    /// The paired reads' latency at quantile `q`, microseconds.
+    pub fn read_us(&self, q: f64) -> f64 {
+        self.read.value_at_quantile(q) as f64 / 1000.0
     }
 
     pub fn json(&self) -> Value {
@@ -55,6 +60,8 @@ impl Floor {
             "p50_us": round1(self.us(0.5)),
             "p90_us": round1(self.us(0.9)),
             "p99_us": round1(self.us(0.99)),
+            "paired_secret_read_p50_us": round1(self.read_us(0.5)),
+            "paired_secret_read_p99_us": round1(self.read_us(0.99)),
         })
     }
 }
@@ -92,10 +99,48 @@ pub fn record_bytes(env: &Env, reads: usize) -> Result<usize> {
     Ok(median as usize)
 }
 
-/// Appends `bytes` bytes (a line of JSON's size) to a new file in `dir` and `fdatasync`s it,
-/// [`WARMUP_ROUNDS`] and then `rounds` times or until `budget` has passed (at least 20
-/// measured rounds); the file is removed afterwards.
-pub fn measure(dir: &Path, bytes: usize, rounds: usize, budget: Duration) -> Result<Floor> {
+/// One request line and its answer, timed.
+fn exchange(
+    stream: &mut UnixStream,
+    reader: &mut impl BufRead,
+    line: &[u8],
+) -> Result<(u64, Vec<u8>)> {
+    let t0 = Instant::now();
+    stream.write_all(line)?;
+    let mut answer = Vec::with_capacity(1024);
+    if reader.read_until(b'\n', &mut answer)? == 0 {
+        bail!("the agent closed the connection");
+    }
+    Ok((
+        u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        answer,
+    ))
+}
+
+/// Alternates one `secret_read` on `env`'s agent (a new connection, the load clients' request
+/// bytes, each answer checked) and one append of `bytes` bytes (a line of JSON's size) to a new
+/// file beside its audit log followed by `fdatasync`: [`WARMUP_ROUNDS`], then `rounds` rounds or
+/// until `budget` has passed (at least 20 measured rounds). The file is removed afterwards.
+pub fn paired(env: &Env, bytes: usize, rounds: usize, budget: Duration) -> Result<Floor> {
+    let mut stream = UnixStream::connect(&env.socket)
+        .with_context(|| format!("connect {}", env.socket.display()))?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let sc = Scenario::SecretReadAlways;
+    let (_, granted) = exchange(
+        &mut stream,
+        &mut reader,
+        &Scenario::Grant.request(0, "", ""),
+    )?;
+    let cap = cap_id(&granted).ok_or_else(|| {
+        anyhow!(
+            "setup grant refused: {}",
+            String::from_utf8_lossy(&granted).trim()
+        )
+    })?;
+    let request = sc.request(0, &cap, "");
+
+    let dir = env.audit_file.parent().unwrap_or(env.path());
     let path = dir.join("disk-floor.bin");
     let mut file = std::fs::OpenOptions::new()
         .create_new(true)
@@ -106,29 +151,40 @@ pub fn measure(dir: &Path, bytes: usize, rounds: usize, budget: Duration) -> Res
     if let Some(last) = line.last_mut() {
         *last = b'\n';
     }
-    let mut hist = histogram();
+    let (mut hist, mut read) = (histogram(), histogram());
     let started = Instant::now();
-    let mut result = Ok(());
-    for round in 0..WARMUP_ROUNDS + rounds {
-        let t0 = Instant::now();
-        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
-            result = Err(e).with_context(|| format!("write + fdatasync {}", path.display()));
-            break;
-        }
-        if round >= WARMUP_ROUNDS {
-            let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            hist.saturating_record(ns.max(1));
-            if hist.len() >= 20 && started.elapsed() > budget {
-                break;
+    let mut rounds_done = || -> Result<()> {
+        for round in 0..WARMUP_ROUNDS + rounds {
+            let (read_ns, answer) = exchange(&mut stream, &mut reader, &request)?;
+            if !sc.ok(0, &answer) {
+                bail!(
+                    "secret_read failed beside the disk floor: {}",
+                    String::from_utf8_lossy(&answer).trim()
+                );
+            }
+            let t0 = Instant::now();
+            file.write_all(&line)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("write + fdatasync {}", path.display()))?;
+            if round >= WARMUP_ROUNDS {
+                let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                hist.saturating_record(ns.max(1));
+                read.saturating_record(read_ns.max(1));
+                if hist.len() >= 20 && started.elapsed() > budget {
+                    break;
+                }
             }
         }
-    }
+        Ok(())
+    };
+    let result = rounds_done();
     drop(file);
     let _ = std::fs::remove_file(&path);
     result?;
     Ok(Floor {
         bytes,
         hist,
+        read,
         fs: fs_type(dir),
     })
 }

@@ -3,7 +3,8 @@
 //! peers/bao.rs) with a file audit device, answering a KV v2 read over keep-alive HTTP, and
 //! OpenSSH's ssh-agent (see peers/ssh_agent.rs) answering a request for its identities. For
 //! each number of connections, back to back so that the rows meet the same load of the
-//! machine: the agent's `secret_read` (with the run's `audit.sync`, then with `always`), bao's
+//! machine: the agent's `secret_read` (on an agent started for this part with the run's
+//! `audit.sync`, then on the one with `always`), bao's
 //! read, the agent's `ping_request`, and ssh-agent's identities. Each row has the server's CPU
 //! time per request, its RSS at the end of the window, and the bytes it wrote to its files per
 //! request (the agent: audit log and state directory; bao: its audit file; ssh-agent has no
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::agent::Env;
+use crate::agent::{Agent, Env};
 use crate::bao::{self, BaoServer};
 use crate::driver::{Cell, HttpRead, Target};
 use crate::opts::Opts;
@@ -114,16 +115,17 @@ fn start_ssh_agent(dir: &Path, info: &mut Value) -> Result<Option<SshAgent>> {
     Ok(Some(agent))
 }
 
-/// Part 7: the rows, and what the report says of the peers (or why one was skipped). `main` is
-/// the agent of part 3 (the run's `audit.sync`), `always` the one with `audit.sync: always`;
-/// both have [`SECRET_VALUE`] stored at [`RESOURCE`].
-pub fn peers_load(
-    opts: &Opts,
-    dir: &Path,
-    main: AgentSide,
-    always: AgentSide,
-) -> Result<(Vec<Row>, Value)> {
+/// Part 7: the rows, and what the report says of the peers (or why one was skipped). `always`
+/// is the agent with `audit.sync: always`, with [`SECRET_VALUE`] stored at [`RESOURCE`]; the
+/// agent with the run's `audit.sync` is started here, so that its RSS is not that of the parts
+/// before (10,000 idle connections leave the allocator's memory behind).
+pub fn peers_load(opts: &Opts, dir: &Path, always: AgentSide) -> Result<(Vec<Row>, Value)> {
     let mut info = json!({ "resource": RESOURCE });
+    let env = Env::new(opts)?;
+    env.write_policies(10, 0)?;
+    let agent = Agent::start(&env)?;
+    env.store_secret()?;
+    let main: AgentSide = (&env, agent.pid);
     let bao = start_bao(dir, &mut info)?;
     let ssh = start_ssh_agent(dir, &mut info)?;
     let mut rows = Vec::new();
@@ -195,6 +197,13 @@ pub fn peers_load(
             );
             rows.push(row);
         }
+    }
+    let status = agent.stop()?;
+    if !status.success() {
+        bail!(
+            "the peers' agent exited with {status}:\n{}",
+            env.stderr_tail()
+        );
     }
     Ok((rows, info))
 }

@@ -330,7 +330,9 @@ pub fn targets(m: &Measured) -> Vec<Value> {
         let (a, e) = p50s(r)?;
         Some((a, r.floor.as_ref()?, e))
     });
-    let v = parts.map(|(a, floor, e)| a / (floor.us(0.5) + e).max(1e-9));
+    // The reads paired round by round with the floor's syncs: the cell's own p50 met other
+    // moments of the disk.
+    let v = parts.map(|(_, floor, e)| floor.read_us(0.5) / (floor.us(0.5) + e).max(1e-9));
     target(
         "secret_read p50 at 1 connection with audit.sync: always / (disk floor p50 + echo p50)"
             .into(),
@@ -339,7 +341,8 @@ pub fn targets(m: &Measured) -> Vec<Value> {
         "×",
         parts.map(|(a, floor, e)| {
             format!(
-                "p50 {} / ({} write + fdatasync of {} B + echo {})",
+                "p50 {} in rounds paired with the floor's (the load cell's: {}) / ({} write + fdatasync of {} B + echo {})",
+                fmt_us(floor.read_us(0.5)),
                 fmt_us(a),
                 fmt_us(floor.us(0.5)),
                 floor.bytes,
