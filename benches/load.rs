@@ -296,20 +296,7 @@ fn run(opts: &Opts) -> Result<()> {
             continue;
         }
         for &conns in &opts.connections {
-            let threads = opts.threads_for(conns);
-            let cell = |target, socket, server| Cell {
-                sc,
-                target,
-                socket,
-                conns,
-                threads,
-                warmup: opts.warmup,
-                duration: opts.duration,
-                with_eval: false,
-                server: Some(server),
-                peer: None,
-                http: None,
-            };
+            let cell = |target, socket, server| Cell::new(sc, target, socket, conns, opts, server);
             let (on, sync) = match (sc, &always) {
                 (Scenario::SecretReadAlways, Some((e, a, _))) => ((&e.socket, a.pid), &e.sync),
                 _ => ((&env.socket, agent.pid), &env.sync),
@@ -363,11 +350,7 @@ fn run(opts: &Opts) -> Result<()> {
                 tr * 100.0,
                 lr,
                 row.agent.errors,
-                row.agent
-                    .first_error
-                    .as_deref()
-                    .map(|e| format!(" (first: {})", e.chars().take(300).collect::<String>()))
-                    .unwrap_or_default()
+                row.agent.first_error_note()
             );
             rows.push(row);
         }

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use crate::agent::rss_mb;
+use crate::bao;
+use crate::opts::Opts;
 use crate::report::{round1, round2};
 use crate::scenario::{Scenario, cap_id, number_field};
 use crate::ssh_agent;
@@ -36,6 +38,22 @@ pub struct HttpRead {
     pub addr: String,
     /// The whole request: request line, headers, blank line.
     pub request: Vec<u8>,
+}
+
+impl HttpRead {
+    /// The KV v2 read of `secret/bench/db` on `server` with its root token: the agent's vault
+    /// backend's own request (ureq's headers and the backend's), in one write as ureq sends it.
+    pub fn bao_kv_read(server: &bao::BaoServer) -> HttpRead {
+        HttpRead {
+            addr: format!("127.0.0.1:{}", server.port),
+            request: format!(
+                "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Request: true\r\nX-Vault-Token: {}\r\n\r\n",
+                server.port,
+                bao::ROOT_TOKEN
+            )
+            .into_bytes(),
+        }
+    }
 }
 
 /// What one load cell measured.
@@ -102,6 +120,14 @@ impl Tally {
         if let (Some(a), Some(b)) = (self.eval.as_mut(), o.eval.as_ref()) {
             let _ = a.add(b);
         }
+    }
+
+    /// ` (first: …)`, the first error cut to 300 characters, or nothing.
+    pub fn first_error_note(&self) -> String {
+        self.first_error
+            .as_deref()
+            .map(|e| format!(" (first: {})", e.chars().take(300).collect::<String>()))
+            .unwrap_or_default()
     }
 
     /// The server's CPU time per request in the window, microseconds.
@@ -203,7 +229,32 @@ pub fn cpu_between(
         .sum()
 }
 
-impl Cell<'_> {
+impl<'a> Cell<'a> {
+    /// `conns` connections doing `sc` on `socket` with the run's warm-up, duration and client
+    /// threads, `server`'s CPU time measured; no peer, no HTTP request, no decision times.
+    pub fn new(
+        sc: Scenario,
+        target: Target,
+        socket: &'a Path,
+        conns: usize,
+        opts: &Opts,
+        server: u32,
+    ) -> Cell<'a> {
+        Cell {
+            sc,
+            target,
+            socket,
+            conns,
+            threads: opts.threads_for(conns),
+            warmup: opts.warmup,
+            duration: opts.duration,
+            with_eval: false,
+            server: Some(server),
+            peer: None,
+            http: None,
+        }
+    }
+
     pub fn run(&self) -> Result<Tally> {
         let threads = self.threads.clamp(1, self.conns);
         // The load threads and this one, which samples the server's CPU time over the window.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::RESOURCE;
 use crate::agent::{Agent, Env};
 use crate::bao::{self, BaoServer};
 use crate::driver::{Cell, HttpRead, Target};
@@ -24,7 +25,7 @@ use crate::opts::Opts;
 use crate::report::{Group, Row, fmt_rps, fmt_us};
 use crate::scenario::Scenario;
 use crate::ssh_agent::{self, SshAgent};
-use crate::{RESOURCE, SECRET_VALUE};
+use crate::vault::bench_bao;
 
 /// An agent measured here: its environment and process id.
 pub type AgentSide<'a> = (&'a Env, u32);
@@ -55,15 +56,7 @@ fn start_bao(dir: &Path, info: &mut Value) -> Result<Option<BaoPeer>> {
         "audit \"file\" \"bench\" {{\n  description = \"aether-vault load benchmark\"\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
         audit.display()
     );
-    let server = BaoServer::start(&bin, &home, Some(&hcl))?;
-    let version = server.version()?;
-    server.cli(&[
-        "kv",
-        "put",
-        "secret/bench/db",
-        "username=bench",
-        &format!("password={SECRET_VALUE}"),
-    ])?;
+    let (server, version) = bench_bao(&bin, &home, Some(&hcl))?;
     if !server.cli(&["audit", "list"])?.contains("bench/") || !audit.is_file() {
         bail!(
             "bao started without its file audit device at {}",
@@ -78,15 +71,7 @@ fn start_bao(dir: &Path, info: &mut Value) -> Result<Option<BaoPeer>> {
     );
     info["bao"] = json!({"version": version, "storage": "inmem (bao server -dev)",
         "audit": "file device, appended, not synced", "path": "secret/data/bench/db"});
-    let http = Arc::new(HttpRead {
-        addr: format!("127.0.0.1:{}", server.port),
-        request: format!(
-            "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Request: true\r\nX-Vault-Token: {}\r\n\r\n",
-            server.port,
-            bao::ROOT_TOKEN
-        )
-        .into_bytes(),
-    });
+    let http = Arc::new(HttpRead::bao_kv_read(&server));
     Ok(Some(BaoPeer {
         server,
         audit,
@@ -116,7 +101,7 @@ fn start_ssh_agent(dir: &Path, info: &mut Value) -> Result<Option<SshAgent>> {
 }
 
 /// Part 7: the rows, and what the report says of the peers (or why one was skipped). `always`
-/// is the agent with `audit.sync: always`, with [`SECRET_VALUE`] stored at [`RESOURCE`]; the
+/// is the agent with `audit.sync: always`, with [`crate::SECRET_VALUE`] stored at [`RESOURCE`]; the
 /// agent with the run's `audit.sync` is started here, so that its RSS is not that of the parts
 /// before (10,000 idle connections leave the allocator's memory behind).
 pub fn peers_load(opts: &Opts, dir: &Path, always: AgentSide) -> Result<(Vec<Row>, Value)> {
@@ -159,17 +144,8 @@ pub fn peers_load(opts: &Opts, dir: &Path, always: AgentSide) -> Result<(Vec<Row
             };
             let before = written();
             let t = Cell {
-                sc,
-                target,
-                socket,
-                conns,
-                threads: opts.threads_for(conns),
-                warmup: opts.warmup,
-                duration: opts.duration,
-                with_eval: false,
-                server: Some(pid),
-                peer: None,
                 http,
+                ..Cell::new(sc, target, socket, conns, opts, pid)
             }
             .run()
             .with_context(|| format!("{} × {conns} (peers)", sc.name()))?;
@@ -189,11 +165,7 @@ pub fn peers_load(opts: &Opts, dir: &Path, always: AgentSide) -> Result<(Vec<Row
                 row.agent.rss_mb.unwrap_or(0.0),
                 row.disk_bytes.map_or("-".into(), |b| format!("{b:.0}")),
                 row.agent.errors,
-                row.agent
-                    .first_error
-                    .as_deref()
-                    .map(|e| format!(" (first: {})", e.chars().take(300).collect::<String>()))
-                    .unwrap_or_default()
+                row.agent.first_error_note()
             );
             rows.push(row);
         }

@@ -25,6 +25,22 @@ pub fn vault_secrets(server: &bao::BaoServer, token: &Path, extra: &str) -> Stri
     )
 }
 
+/// Starts `bin` as a dev server in `dir` (with `hcl` as its configuration file, if given) and
+/// stores the benchmark's secret, [`SECRET_VALUE`] as `password`, at `secret/bench/db` (KV v2);
+/// the server and its version.
+pub fn bench_bao(bin: &Path, dir: &Path, hcl: Option<&str>) -> Result<(bao::BaoServer, String)> {
+    let server = bao::BaoServer::start(bin, dir, hcl)?;
+    let version = server.version()?;
+    server.cli(&[
+        "kv",
+        "put",
+        "secret/bench/db",
+        "username=bench",
+        &format!("password={SECRET_VALUE}"),
+    ])?;
+    Ok((server, version))
+}
+
 /// Part 6 for `scenarios` (some of [`Scenario::VAULT`]): one `bao server -dev` holding
 /// [`SECRET_VALUE`] at `secret/bench/db` (KV v2), an agent for each vault scenario (`cache_ttl:
 /// 0`, or the default), and for each number of connections, back to back, `secret_read` on
@@ -49,15 +65,7 @@ pub fn vault_load(
         say!("SKIPPED {}: {why}", names.join(", "));
         return Ok((Vec::new(), json!({"skipped": why})));
     };
-    let server = bao::BaoServer::start(&bin, &dir.join("bao"), None)?;
-    let version = server.version()?;
-    server.cli(&[
-        "kv",
-        "put",
-        "secret/bench/db",
-        "username=bench",
-        &format!("password={SECRET_VALUE}"),
-    ])?;
+    let (server, version) = bench_bao(&bin, &dir.join("bao"), None)?;
     let token = dir.join("bao/token");
     std::fs::write(&token, bao::ROOT_TOKEN)?;
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -88,16 +96,7 @@ pub fn vault_load(
         }
         agents.push((sc, env, agent));
     }
-    // The agent's request (ureq's headers and the backend's), in one write as ureq sends it.
-    let http = Arc::new(HttpRead {
-        addr: format!("127.0.0.1:{}", server.port),
-        request: format!(
-            "GET /v1/secret/data/bench/db HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: aether-vault-load\r\nAccept: */*\r\nX-Vault-Request: true\r\nX-Vault-Token: {}\r\n\r\n",
-            server.port,
-            bao::ROOT_TOKEN
-        )
-        .into_bytes(),
-    });
+    let http = Arc::new(HttpRead::bao_kv_read(&server));
 
     let mut rows = Vec::new();
     for &conns in &opts.connections {
@@ -114,17 +113,9 @@ pub fn vault_load(
                 (_, None) => (Target::Bao, dir, server.pid(), None),
             };
             let t = Cell {
-                sc,
-                target,
-                socket,
-                conns,
-                threads: opts.threads_for(conns),
-                warmup: opts.warmup,
-                duration: opts.duration,
-                with_eval: false,
-                server: Some(pid),
                 peer,
                 http: (target == Target::Bao).then(|| http.clone()),
+                ..Cell::new(sc, target, socket, conns, opts, pid)
             }
             .run()
             .with_context(|| format!("{} × {conns}", sc.name()))?;
@@ -141,10 +132,7 @@ pub fn vault_load(
                 agent_cpu.map_or("-".into(), fmt_us),
                 bao_cpu.map_or("-".into(), fmt_us),
                 t.errors,
-                t.first_error
-                    .as_deref()
-                    .map(|e| format!(" (first: {})", e.chars().take(300).collect::<String>()))
-                    .unwrap_or_default()
+                t.first_error_note()
             );
             let mut row = Row::new(sc, conns, Group::Vault, t);
             row.sync = match (sc, on_agent) {
