@@ -315,7 +315,7 @@ fn run(opts: &Opts) -> Result<()> {
             };
             if let Some(f) = &floor {
                 say!(
-                    "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds, each after a secret_read (p50 {}, p99 {})",
+                    "disk floor: write + fdatasync of {} bytes on {}: p50 {}, p99 {} over {} rounds, alternating with secret_reads (p50 {}, p99 {})",
                     f.bytes,
                     f.fs,
                     fmt_us(f.us(0.5)),

@@ -10,7 +10,8 @@
 //! directory followed by `fdatasync` (the file grows as the log does, so each sync also carries
 //! the new size, as the agent's do). Pairing them matters: on a shared machine the time of an
 //! `fdatasync` moves from one second to the next (0.15 to 4 ms on the development VM), and only
-//! rounds side by side meet the same disk.
+//! rounds side by side meet the same disk. So does their order: there a sync right after
+//! another one is the fast kind, so each of the two follows the other as often as itself.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -119,7 +120,7 @@ fn exchange(
 
 /// Alternates one `secret_read` on `env`'s agent (a new connection, the load clients' request
 /// bytes, each answer checked) and one append of `bytes` bytes (a line of JSON's size) to a new
-/// file beside its audit log followed by `fdatasync`: [`WARMUP_ROUNDS`], then `rounds` rounds or
+/// file beside its audit log followed by `fdatasync`, in the order R S S R R S …: [`WARMUP_ROUNDS`], then `rounds` rounds or
 /// until `budget` has passed (at least 20 measured rounds). The file is removed afterwards.
 pub fn paired(env: &Env, bytes: usize, rounds: usize, budget: Duration) -> Result<Floor> {
     let mut stream = UnixStream::connect(&env.socket)
@@ -153,22 +154,36 @@ pub fn paired(env: &Env, bytes: usize, rounds: usize, budget: Duration) -> Resul
     }
     let (mut hist, mut read) = (histogram(), histogram());
     let started = Instant::now();
+    let mut read_once = || -> Result<u64> {
+        let (ns, answer) = exchange(&mut stream, &mut reader, &request)?;
+        if !sc.ok(0, &answer) {
+            bail!(
+                "secret_read failed beside the disk floor: {}",
+                String::from_utf8_lossy(&answer).trim()
+            );
+        }
+        Ok(ns)
+    };
+    let mut sync_once = || -> Result<u64> {
+        let t0 = Instant::now();
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("write + fdatasync {}", path.display()))?;
+        Ok(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    };
     let mut rounds_done = || -> Result<()> {
         for round in 0..WARMUP_ROUNDS + rounds {
-            let (read_ns, answer) = exchange(&mut stream, &mut reader, &request)?;
-            if !sc.ok(0, &answer) {
-                bail!(
-                    "secret_read failed beside the disk floor: {}",
-                    String::from_utf8_lossy(&answer).trim()
-                );
-            }
-            let t0 = Instant::now();
-            file.write_all(&line)
-                .and_then(|()| file.sync_data())
-                .with_context(|| format!("write + fdatasync {}", path.display()))?;
+            // Read then sync, then sync then read: each of the two follows the other as often
+            // as itself (a sync right after another one is faster here).
+            let (read_ns, sync_ns) = if round % 2 == 0 {
+                let r = read_once()?;
+                (r, sync_once()?)
+            } else {
+                let f = sync_once()?;
+                (read_once()?, f)
+            };
             if round >= WARMUP_ROUNDS {
-                let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                hist.saturating_record(ns.max(1));
+                hist.saturating_record(sync_ns.max(1));
                 read.saturating_record(read_ns.max(1));
                 if hist.len() >= 20 && started.elapsed() > budget {
                     break;
