@@ -30,9 +30,9 @@ cargo bench --bench load -- [OPTIONS]
                        system temporary directory; its file system decides what fdatasync costs)
   --agent PATH         the agent binary to measure (default: this build's), e.g. another
                        commit's, to compare
-  --audit-sync MODE    the audit.sync of the agents measured (secret_read_always's has
-                       always): default (the mode's default, key left out: the default),
-                       always or periodic
+  --audit-sync MODE    the audit.sync of the agents measured (secret_read_always's is
+                       always): default (the key left out, so the mode's default; the
+                       default), always or periodic
 ";
 
 // ---------------------------------------------------------------------------------------------
