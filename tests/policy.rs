@@ -316,3 +316,124 @@ fn development_mode_with_a_bad_set_at_start_behaves_as_an_empty_directory() {
         "{s}"
     );
 }
+
+/// Polls `ask` until the answer is `want` (inotify reloads are debounced).
+fn wait_answer(c: &mut RawClient, resource: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = ask(c, resource);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {resource} to be {want}, still {got}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Regression (issue 17): a policy directory created after the agent started, under parents
+/// that were missing too, was never watched: only SIGHUP or `agent reload` loaded it.
+#[test]
+fn a_policy_directory_created_after_start_is_picked_up_without_a_reload() {
+    let agent = Agent::builder()
+        .mode("standard")
+        .missing_policy_dir("later/on/policies")
+        .start();
+    let mut c = agent.client();
+    assert!(!agent.policy_dir.exists());
+    assert_eq!(ask(&mut c, "secret:/late"), "denied");
+    std::fs::create_dir_all(&agent.policy_dir).unwrap();
+    std::fs::write(
+        agent.policy_dir.join("a.json"),
+        allow_read("late", "secret:/late"),
+    )
+    .unwrap();
+    wait_answer(&mut c, "secret:/late", "granted");
+    // Removed again: the agent runs with an empty set and watches for it once more.
+    std::fs::remove_dir_all(agent.dir.path().join("later")).unwrap();
+    wait_answer(&mut c, "secret:/late", "denied");
+    std::fs::create_dir_all(&agent.policy_dir).unwrap();
+    std::fs::write(
+        agent.policy_dir.join("b.json"),
+        allow_read("again", "secret:/late"),
+    )
+    .unwrap();
+    wait_answer(&mut c, "secret:/late", "granted");
+    let reasons: Vec<String> = agent
+        .audit()
+        .into_iter()
+        .filter(|r| r["type"] == "policy_reload")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| r.contains("directory change")),
+        "no SIGHUP, no agent reload: {reasons:?}"
+    );
+}
+
+/// Regression (issue 17): offline `policy check` called a missing policy directory FAILED
+/// (exit 1) while the agent runs with it as an empty set; offline `policy test` ignored the
+/// mode's fallback (development mode allows the agent's own uid without policies).
+#[test]
+fn offline_policy_tools_agree_with_the_agent_on_a_missing_directory() {
+    let agent = Agent::builder()
+        .mode("development")
+        .missing_policy_dir("nothing-here")
+        .start();
+    let dir = agent.policy_dir.to_str().unwrap().to_string();
+    let check = agent.cli(&["policy", "check", &dir, "--mode", "development"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert_eq!(
+        stdout(&check),
+        format!("WARNING {dir}: missing (empty set)\n")
+    );
+    assert_eq!(
+        stderr(&check),
+        format!(
+            "Warning: {dir} does not exist; the agent treats a missing policy directory as empty (in development mode only the agent's own uid {} is allowed) and loads it once it is created\n",
+            me()
+        )
+    );
+    let test = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "test",
+            "--resource",
+            "secret:/x",
+            "--action",
+            "read",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        agent.cli(&args)
+    };
+    let uid = me().to_string();
+    let live = test(&["--uid", &uid, "--live"]);
+    let offline = test(&["--uid", &uid, "--dir", &dir, "--mode", "development"]);
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
+    let (l, o) = (json_out(&live), json_out(&offline));
+    assert_eq!(
+        (&o["decision"], &o["reasoning"]),
+        (&l["decision"], &l["reasoning"])
+    );
+    // Another uid is denied by both.
+    let live = test(&["--uid", "65534", "--live"]);
+    let offline = test(&["--uid", "65534", "--dir", &dir, "--mode", "development"]);
+    assert_eq!(
+        (live.status.code(), offline.status.code()),
+        (Some(2), Some(2))
+    );
+    // A named policy file that is missing is still an error (a typo, not a directory).
+    let typo = format!("{dir}/typo.json");
+    let out = agent.cli(&["policy", "check", &typo]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("typo.json: no such file"),
+        "{}",
+        stderr(&out)
+    );
+}

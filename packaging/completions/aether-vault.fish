@@ -237,6 +237,9 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l mode -d 'The mode whose fallback applies to an empty or missing directory (default: the configured mode)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
+standard\t'The default'
+hardened\t'Short TTLs, fewer connections'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -253,6 +256,9 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l unit -d 'The caller\'s systemd unit' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l exe -d 'The caller\'s executable' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l mode -d 'Offline: the mode whose fallback applies when no rule is loaded (default: the configured mode)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
+standard\t'The default'
+hardened\t'Short TTLs, fewer connections'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
