@@ -216,6 +216,86 @@ fn config_validate() {
     );
 }
 
+/// Regression (issue 17): configuration errors repeated the file (`in a.yaml YAML file a.yaml`),
+/// named keys as figment does (`default.mode`), said `found float 1` for `version: 1.0`, and
+/// `~` in a path was taken literally. Each message is asserted whole, as `agent start` prints it.
+#[test]
+fn config_errors_name_the_file_once_and_the_key_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let start = |file: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(common::CLI);
+        common::clean_env(&mut cmd, dir.path());
+        cmd.args(["agent", "start", "--config"]).arg(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    for (name, yaml, want) in [
+        (
+            "mode.yaml",
+            "mode: devel\n",
+            "1:1: mode: \"devel\" is not one of development, standard, hardened",
+        ),
+        (
+            "version.yaml",
+            "version: 1.0\n",
+            "1:1: version: 1.0 is read as a number, not text: write version: \"1.0\"",
+        ),
+        (
+            "typo.yaml",
+            "mode: hardened\nipc:\n  max_conections: 3\n",
+            "3:3: ipc.max_conections: unknown key; did you mean max_connections?",
+        ),
+        (
+            "type.yaml",
+            "capability_engine:\n  default_ttl: soon\n",
+            "2:3: capability_engine.default_ttl: expected a whole number (0 or more), found soon",
+        ),
+        (
+            "range.yaml",
+            "capabilities:\n  max_ttl: 5\n",
+            "2:3: capability_engine.max_ttl: 5 is below default_ttl 300",
+        ),
+        (
+            "syntax.yaml",
+            "mode: [\n",
+            "2:1: while parsing a node, did not find expected node content",
+        ),
+        (
+            "tilde.yaml",
+            "state_dir: ~/state\n",
+            &format!(
+                "1:1: state_dir: \"~/state\" starts with ~, which is not expanded (the agent's user and whoever checks the file have different homes): write the full path, such as {}",
+                home.join("state").display()
+            ),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, yaml).unwrap();
+        let out = start(&file, &[]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("Error: {}:{want}\n", file.display()),
+            "{name}"
+        );
+    }
+    let file = dir.path().join("empty.yaml");
+    std::fs::write(&file, "").unwrap();
+    let out = start(&file, &[("VAULT_AGENT_MODE", "fast")]);
+    assert_eq!(
+        stderr(&out),
+        "Error: environment variable VAULT_AGENT_MODE: mode: \"fast\" is not one of development, standard, hardened\n"
+    );
+    let out = start(&file, &[("VAULT_AGENT_IPC__MAX_CONNECTIONS", "many")]);
+    assert_eq!(
+        stderr(&out),
+        "Error: environment variable VAULT_AGENT_IPC__MAX_CONNECTIONS: ipc.max_connections: expected a whole number (0 or more), found string \"many\"\n"
+    );
+}
+
 /// How a completion script spells offering the top-level command NAME.
 type Offer = fn(&str) -> String;
 

@@ -14,6 +14,7 @@
 //! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
 mod credentials;
+mod errors;
 mod model;
 mod yaml_provider;
 
@@ -29,32 +30,33 @@ pub use model::{
 };
 pub use yaml_provider::YamlFile;
 
-/// A configuration that cannot be used.
+/// A configuration that cannot be used. Each names where the value came from once and the key
+/// plainly ([`errors`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A key is unknown, a value has the wrong type, or a file cannot be read or parsed.
-    #[error("{0}")]
-    Figment(Box<figment::Error>),
-    /// A value is well-formed but not acceptable.
-    #[error("invalid configuration: {key}: {message} (from {source_name})")]
-    Invalid {
+    /// A key is unknown, or its value has the wrong type or is not acceptable.
+    #[error("{origin}: {key}: {message}")]
+    Value {
+        /// Where the value came from: `FILE:LINE:COLUMN`, `environment variable NAME`,
+        /// `command-line flag --NAME`.
+        origin: String,
         /// The key, e.g. `capability_engine.default_ttl`.
         key: String,
-        /// What is wrong.
+        /// What is wrong, and the fix where one is known.
         message: String,
-        /// Where the value came from (file, environment, flags, defaults).
-        source_name: String,
     },
+    /// The configuration file cannot be read or parsed (`FILE:LINE:COLUMN: what`).
+    #[error("{0}")]
+    File(String),
     /// The named configuration file does not exist.
     #[error("configuration file {0} not found")]
     MissingFile(PathBuf),
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        ConfigError::Figment(Box::new(e))
-    }
-}
+/// The name of the command-line layer.
+const FLAGS: &str = "command-line flags";
+/// The start of the name of the built-in defaults layer.
+const DEFAULTS: &str = "built-in defaults";
 
 /// Values given on the command line; `None` leaves the lower layers alone.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -220,7 +222,7 @@ pub fn load(
     let early_mode: Option<Mode> = Figment::new()
         .merge(env_provider())
         .merge(Named {
-            name: "command-line flags".into(),
+            name: FLAGS.into(),
             value: overrides.to_value(),
         })
         .extract_inner("mode")
@@ -235,34 +237,33 @@ pub fn load(
         None => None,
     };
 
+    let yaml = file.as_deref().map(YamlFile::read).transpose()?;
     let upper = {
         let mut f = Figment::new();
-        if let Some(path) = &file {
-            f = f.merge(YamlFile::new(path));
+        if let Some(y) = &yaml {
+            f = f.merge(y.clone());
         }
         f.merge(env_provider()).merge(Named {
-            name: "command-line flags".into(),
+            name: FLAGS.into(),
             value: overrides.to_value(),
         })
     };
+    let plain = |e| errors::from_figment(e, yaml.as_ref());
     let mode: Mode = match upper.find_value("mode") {
-        Ok(_) => upper.extract_inner("mode")?,
+        Ok(_) => upper.extract_inner("mode").map_err(plain)?,
         Err(_) => Mode::Standard,
     };
     let figment = Figment::from(Named {
-        name: format!("built-in defaults for {mode} mode"),
+        name: format!("{DEFAULTS} for {mode} mode"),
         value: serde_json::to_value(AgentConfig::defaults(mode, paths.for_mode(mode)))
             .unwrap_or_default(),
     })
     .merge(upper);
-    let config: AgentConfig = figment.extract()?;
+    let config: AgentConfig = figment.extract().map_err(plain)?;
     config
         .validate()
-        .map_err(|(key, message)| ConfigError::Invalid {
-            source_name: figment
-                .find_metadata(&key)
-                .map(|m| m.name.to_string())
-                .unwrap_or_else(|| "defaults".to_string()),
+        .map_err(|(key, message)| ConfigError::Value {
+            origin: errors::origin(figment.find_metadata(&key), &key, yaml.as_ref()),
             key,
             message,
         })?;
@@ -290,11 +291,16 @@ impl figment::Provider for Named {
 fn env_provider() -> Env {
     Env::prefixed("VAULT_AGENT_")
         .filter(|k| k != "config_file")
-        .map(|k| match k.as_str().to_ascii_lowercase().as_str() {
-            "policy_dir" => "policy_engine.directory".into(),
-            "audit_file" => "audit.log_file".into(),
-            other => other.replace("__", ".").into(),
-        })
+        .map(|k| env_key(k.as_str()).into())
+}
+
+/// The key a `VAULT_AGENT_` variable sets, from the rest of its name.
+fn env_key(suffix: &str) -> String {
+    match suffix.to_ascii_lowercase().as_str() {
+        "policy_dir" => "policy_engine.directory".into(),
+        "audit_file" => "audit.log_file".into(),
+        other => other.replace("__", "."),
+    }
 }
 
 #[cfg(test)]
