@@ -296,6 +296,89 @@ fn config_errors_name_the_file_once_and_the_key_plainly() {
     );
 }
 
+/// Issue 17: `agent config --running` shows the running agent's configuration with where each
+/// value came from (file with line and column, environment variable, flag, default), for
+/// administrators only; `agent reload` says when the configuration file changed since start.
+#[test]
+fn agent_config_running_names_the_sources_and_reload_says_a_changed_file_needs_a_restart() {
+    let agent = Agent::builder()
+        .mode("standard")
+        .config("version: \"1.0\"\nipc:\n  max_connections: 77\n")
+        .env("VAULT_AGENT_LOG_LEVEL", "warn")
+        .start();
+    let file = agent.dir.path().join("agent.yaml");
+    let out = agent.cli(&["agent", "config", "--running", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["file"], file.display().to_string());
+    assert!(v.get("file_changed").is_none(), "{v}");
+    assert_eq!(v["config"]["ipc"]["max_connections"], 77);
+    assert_eq!(v["config"]["log_level"], "warn");
+    let src = &v["sources"];
+    assert_eq!(
+        src["ipc.max_connections"],
+        format!("file {}:3:3", file.display())
+    );
+    assert_eq!(
+        src["log_level"],
+        "environment variable VAULT_AGENT_LOG_LEVEL"
+    );
+    assert_eq!(src["mode"], "command-line flag --mode");
+    assert_eq!(
+        src["policy_engine.directory"],
+        "command-line flag --policy-dir"
+    );
+    assert_eq!(
+        src["capability_engine.default_ttl"],
+        "default for standard mode"
+    );
+    let table = agent.cli(&["agent", "config", "--running"]);
+    let line = stdout(&table)
+        .lines()
+        .find(|l| l.starts_with("ipc.max_connections "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        format!("ipc.max_connections 77 file {}:3:3", file.display())
+    );
+    // A reload with the file as it was says nothing about it.
+    let out = agent.cli(&["agent", "reload"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    std::fs::write(&file, "ipc:\n  max_connections: 5\n").unwrap();
+    let notice = format!(
+        "the configuration file {} changed since start; restart the agent to apply it",
+        file.display()
+    );
+    let out = agent.cli(&["agent", "reload"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("Warning: {notice} (policies were reloaded)\n")
+    );
+    let out = agent.cli(&["agent", "reload", "--format", "json"]);
+    assert_eq!(
+        json_out(&out)["notice"],
+        format!("{notice} (policies were reloaded)")
+    );
+    let v = json_out(&agent.cli(&["agent", "config", "--running", "--format", "json"]));
+    assert_eq!(v["file_changed"], notice);
+    assert_eq!(
+        v["config"]["ipc"]["max_connections"], 77,
+        "still what it loaded"
+    );
+    if common::is_root() {
+        let out = agent.cli_as(65534, &["agent", "config", "--running"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("agent_config is only for administrators"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 /// How a completion script spells offering the top-level command NAME.
 type Offer = fn(&str) -> String;
 

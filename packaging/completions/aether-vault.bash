@@ -363,7 +363,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__config)
-            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --validate --running --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

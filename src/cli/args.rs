@@ -328,7 +328,8 @@ pub enum AgentCommand {
     Status,
     /// Reload the policy files (admin).
     Reload,
-    /// Show the effective configuration, or check it with `--validate`.
+    /// Show the effective configuration, check it with `--validate`, or show the running
+    /// agent's with `--running`.
     Config(ConfigArgs),
 }
 
@@ -386,8 +387,12 @@ pub struct StartArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Only check the configuration: print `Configuration is valid` or the error.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "running")]
     pub validate: bool,
+    /// Show the running agent's effective configuration and where each value came from
+    /// (administrators only).
+    #[arg(long)]
+    pub running: bool,
     /// Configuration overrides, as `agent start` would apply them.
     #[command(flatten)]
     pub flags: ConfigFlags,

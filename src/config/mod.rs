@@ -16,6 +16,7 @@
 mod credentials;
 mod errors;
 mod model;
+mod provenance;
 mod yaml_provider;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use model::{
     CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
     RequestLimits, SocketMode,
 };
+pub use provenance::{FileStamp, Provenance, leaf_keys, redact};
 pub use yaml_provider::YamlFile;
 
 /// A configuration that cannot be used. Each names where the value came from once and the key
@@ -85,6 +87,17 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Whether no value is given.
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none()
+            && self.socket_path.is_none()
+            && self.log_level.is_none()
+            && self.state_dir.is_none()
+            && self.policy_dir.is_none()
+            && self.audit_file.is_none()
+            && self.credentials_socket.is_none()
+    }
+
     fn to_value(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
         if let Some(d) = &self.policy_dir {
@@ -203,6 +216,8 @@ pub struct LoadedConfig {
     pub config: AgentConfig,
     /// The YAML file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Where each value came from, and the file as it was at start.
+    pub provenance: Provenance,
 }
 
 /// Loads the configuration: mode defaults < file < environment < flags.
@@ -230,6 +245,7 @@ pub fn load(
     let default_file = &paths
         .for_mode(early_mode.unwrap_or(Mode::Standard))
         .config_file;
+    let searched = named.is_none().then(|| default_file.clone());
     let file = match named {
         Some(p) if !p.exists() => return Err(ConfigError::MissingFile(p)),
         Some(p) => Some(p),
@@ -267,7 +283,28 @@ pub fn load(
             key,
             message,
         })?;
-    Ok(LoadedConfig { config, file })
+    let sources = serde_json::to_value(&config)
+        .map(|v| leaf_keys(&v))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|key| {
+            let source = errors::source_of(&figment, &key, yaml.as_ref());
+            (key, source)
+        })
+        .collect();
+    let provenance = Provenance {
+        sources,
+        file: match &yaml {
+            Some(y) => Some(FileStamp::of(y.path(), y.text().as_bytes())),
+            None => searched.as_deref().map(FileStamp::absent),
+        },
+        file_read: yaml.is_some(),
+    };
+    Ok(LoadedConfig {
+        config,
+        file,
+        provenance,
+    })
 }
 
 /// A figment layer from plain data, with a name for error messages ("command-line flags").
