@@ -45,7 +45,16 @@ impl FileStamp {
     /// Reads the file again: `None` when it is as it was at start, else what happened to it
     /// ("changed", "was created", "was removed", "cannot be read: …").
     pub fn change(&self) -> Option<String> {
-        let now = match std::fs::File::open(&self.path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking, so that a FIFO put in the file's place cannot hold the event loop.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path);
+        let now = match opened {
+            Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => {
+                return Some("is no longer a regular file".to_string());
+            }
             Ok(f) => {
                 let mut hasher = Sha256::new();
                 match std::io::copy(&mut f.take(MAX_COMPARED_BYTES), &mut hasher) {
@@ -200,6 +209,13 @@ mod tests {
         assert_eq!(stamp.change().as_deref(), Some("changed"));
         std::fs::remove_file(&f).unwrap();
         assert_eq!(stamp.change().as_deref(), Some("was removed"));
+        nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            stamp.change().as_deref(),
+            Some("is no longer a regular file"),
+            "a FIFO does not block"
+        );
+        std::fs::remove_file(&f).unwrap();
         let absent = FileStamp::absent(&f);
         assert_eq!(absent.change(), None);
         std::fs::write(&f, "").unwrap();
