@@ -30,20 +30,52 @@ fn ask(c: &mut RawClient, resource: &str) -> String {
         .to_string()
 }
 
-/// Waits until the agent's status satisfies `f` (inotify reloads are debounced).
-fn wait_for(c: &mut RawClient, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+/// Calls `probe` every 25 ms until it answers `Ok`, for at most 10 s (inotify reloads are
+/// debounced); the last `Err` says what was seen.
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = c.call("status_request", Value::Null)["payload"].clone();
-        if f(&s) {
-            return s;
+        match probe() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {seen}"
+            ),
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s}"
-        );
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Waits until the agent's status satisfies `f`.
+fn wait_for(c: &mut RawClient, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    poll(what, || {
+        let s = c.call("status_request", Value::Null)["payload"].clone();
+        if f(&s) { Ok(s) } else { Err(s.to_string()) }
+    })
+}
+
+/// Waits until a request for `resource` is answered `want`.
+fn wait_answer(c: &mut RawClient, resource: &str, want: &str) {
+    poll(&format!("{resource} to be {want}"), || {
+        match ask(c, resource) {
+            got if got == want => Ok(()),
+            got => Err(format!("still {got}")),
+        }
+    })
+}
+
+/// Asserts that the agent reloaded, and only on directory changes (no SIGHUP, no agent reload).
+fn assert_reloads_by_watch(agent: &Agent) {
+    let reasons: Vec<String> = agent
+        .audit()
+        .into_iter()
+        .filter(|r| r["type"] == "policy_reload")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| r.contains("directory change")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -65,16 +97,7 @@ fn a_new_file_takes_effect_without_a_signal_and_a_rename_save_too() {
     wait_for(&mut c, "generation 3", |s| s["policy_generation"] == 3);
     assert_eq!(ask(&mut c, "secret:/a"), "denied");
     assert_eq!(ask(&mut c, "secret:/b"), "granted");
-    let reasons: Vec<String> = agent
-        .audit()
-        .into_iter()
-        .filter(|r| r["type"] == "policy_reload")
-        .map(|r| r["reason"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        reasons.iter().all(|r| r.contains("directory change")),
-        "{reasons:?}"
-    );
+    assert_reloads_by_watch(&agent);
 }
 
 #[test]
@@ -317,22 +340,6 @@ fn development_mode_with_a_bad_set_at_start_behaves_as_an_empty_directory() {
     );
 }
 
-/// Polls `ask` until the answer is `want` (inotify reloads are debounced).
-fn wait_answer(c: &mut RawClient, resource: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = ask(c, resource);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {resource} to be {want}, still {got}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// Regression (issue 17): a policy directory created after the agent started, under parents
 /// that were missing too, was never watched: only SIGHUP or `agent reload` loaded it.
 #[test]
@@ -344,33 +351,22 @@ fn a_policy_directory_created_after_start_is_picked_up_without_a_reload() {
     let mut c = agent.client();
     assert!(!agent.policy_dir.exists());
     assert_eq!(ask(&mut c, "secret:/late"), "denied");
-    std::fs::create_dir_all(&agent.policy_dir).unwrap();
-    std::fs::write(
-        agent.policy_dir.join("a.json"),
-        allow_read("late", "secret:/late"),
-    )
-    .unwrap();
-    wait_answer(&mut c, "secret:/late", "granted");
-    // Removed again: the agent runs with an empty set and watches for it once more.
-    std::fs::remove_dir_all(agent.dir.path().join("later")).unwrap();
-    wait_answer(&mut c, "secret:/late", "denied");
-    std::fs::create_dir_all(&agent.policy_dir).unwrap();
-    std::fs::write(
-        agent.policy_dir.join("b.json"),
-        allow_read("again", "secret:/late"),
-    )
-    .unwrap();
-    wait_answer(&mut c, "secret:/late", "granted");
-    let reasons: Vec<String> = agent
-        .audit()
-        .into_iter()
-        .filter(|r| r["type"] == "policy_reload")
-        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(
-        !reasons.is_empty() && reasons.iter().all(|r| r.contains("directory change")),
-        "no SIGHUP, no agent reload: {reasons:?}"
-    );
+    // Created with a policy, then removed (the agent runs with an empty set and watches for
+    // it once more), then created again.
+    for (i, id) in ["late", "again"].into_iter().enumerate() {
+        if i > 0 {
+            std::fs::remove_dir_all(agent.dir.path().join("later")).unwrap();
+            wait_answer(&mut c, "secret:/late", "denied");
+        }
+        std::fs::create_dir_all(&agent.policy_dir).unwrap();
+        std::fs::write(
+            agent.policy_dir.join(format!("{id}.json")),
+            allow_read(id, "secret:/late"),
+        )
+        .unwrap();
+        wait_answer(&mut c, "secret:/late", "granted");
+    }
+    assert_reloads_by_watch(&agent);
 }
 
 /// Regression (issue 17): offline `policy check` called a missing policy directory FAILED
