@@ -130,6 +130,12 @@ fn concerns(dir: &Path, event: &notify::Event) -> bool {
         })
 }
 
+/// The directory as watched: absolute, so that a relative `--policy-dir` has ancestors to watch
+/// while it is missing and events name it the same way.
+fn watched_dir(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
 /// The paths to watch for `dir`: the directory and its parent (so that its removal or
 /// replacement is noticed) when it exists; else its nearest existing ancestor, so that its
 /// creation is noticed without a reload.
@@ -222,7 +228,7 @@ impl PolicyWatcher {
     fn arm_watch(&mut self, ctx: &mut Context<Self>) {
         if self.watcher.is_none() {
             let addr = ctx.address();
-            let dir = self.directory.clone();
+            let dir = watched_dir(&self.directory);
             let made =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                     Ok(ev) if concerns(&dir, &ev) => addr.do_send(Changed),
@@ -241,7 +247,8 @@ impl PolicyWatcher {
             return;
         };
         use notify::Watcher as _;
-        let wanted = watch_paths(&self.directory);
+        let dir = watched_dir(&self.directory);
+        let wanted = watch_paths(&dir);
         for old in self.watched.iter().filter(|p| !wanted.contains(p)) {
             let _ = w.unwatch(old);
         }
@@ -250,7 +257,7 @@ impl PolicyWatcher {
                 tracing::warn!(error = %e, path = %path.display(), "cannot watch");
             }
         }
-        if wanted.first() != Some(&self.directory) {
+        if wanted.first() != Some(&dir) {
             tracing::debug!(directory = %self.directory.display(), watching = ?wanted, "the policy directory does not exist; watching for it");
         }
         self.watched = wanted;
