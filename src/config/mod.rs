@@ -17,6 +17,7 @@ mod credentials;
 mod errors;
 mod model;
 mod provenance;
+mod tilde;
 mod yaml_provider;
 
 use std::path::{Path, PathBuf};
