@@ -88,11 +88,16 @@ pub fn run(options: DaemonOptions, activated: Activated) -> Result<(), DaemonErr
     let control = Control::new();
     forward_signals(control.sender())
         .map_err(|e| DaemonError::Fatal(format!("cannot handle signals: {e}")))?;
-    let config = loaded.config;
+    let (config, provenance) = (loaded.config, loaded.provenance);
     let cleanup_origin = listener.origin.clone();
     let cleanup_credentials = credentials.as_ref().map(|c| c.origin.clone());
-    let result =
-        actix_rt::System::new().block_on(server::run(listener, credentials, config, control));
+    let result = actix_rt::System::new().block_on(server::run(
+        listener,
+        credentials,
+        config,
+        provenance,
+        control,
+    ));
     if let Err(e) = &result {
         // A refused file goes to the journal with its own MESSAGE_ID, the path and the fix.
         if let Some(f) = e.refused_file() {

@@ -138,6 +138,7 @@ pub async fn run(
     listener: AgentListener,
     credentials: Option<AgentListener>,
     config: AgentConfig,
+    provenance: crate::config::Provenance,
     control: Control,
 ) -> Result<(), ServerError> {
     let agent_uid = nix::unistd::geteuid().as_raw();
@@ -253,6 +254,7 @@ pub async fn run(
         rates: crate::limits::RateLimiter::default(),
         credentials: credentials.as_ref().map(|(_, _, stats)| stats.clone()),
         config,
+        provenance,
     });
     let idle_exit = match shared.config.idle_exit_seconds {
         0 => None,
@@ -349,6 +351,9 @@ pub async fn run(
                     .is_err()
                 {
                     tracing::error!("policy watcher is gone");
+                }
+                if let Some(notice) = shared.provenance.restart_notice() {
+                    tracing::warn!("{notice}");
                 }
             }
             Command::Shutdown => break,

@@ -216,6 +216,169 @@ fn config_validate() {
     );
 }
 
+/// Regression (issue 17): configuration errors repeated the file (`in a.yaml YAML file a.yaml`),
+/// named keys as figment does (`default.mode`), said `found float 1` for `version: 1.0`, and
+/// `~` in a path was taken literally. Each message is asserted whole, as `agent start` prints it.
+#[test]
+fn config_errors_name_the_file_once_and_the_key_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let start = |file: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(common::CLI);
+        common::clean_env(&mut cmd, dir.path());
+        cmd.args(["agent", "start", "--config"]).arg(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    for (name, yaml, want) in [
+        (
+            "mode.yaml",
+            "mode: devel\n",
+            "1:1: mode: \"devel\" is not one of development, standard, hardened",
+        ),
+        (
+            "version.yaml",
+            "version: 1.0\n",
+            "1:1: version: 1.0 is read as a number, not text: write version: \"1.0\"",
+        ),
+        (
+            "typo.yaml",
+            "mode: hardened\nipc:\n  max_conections: 3\n",
+            "3:3: ipc.max_conections: unknown key; did you mean max_connections?",
+        ),
+        (
+            "type.yaml",
+            "capability_engine:\n  default_ttl: soon\n",
+            "2:3: capability_engine.default_ttl: expected a whole number (0 or more), found soon",
+        ),
+        (
+            "range.yaml",
+            "capabilities:\n  max_ttl: 5\n",
+            "2:3: capability_engine.max_ttl: 5 is below default_ttl 300",
+        ),
+        (
+            "syntax.yaml",
+            "mode: [\n",
+            "2:1: while parsing a node, did not find expected node content",
+        ),
+        (
+            "tilde.yaml",
+            "state_dir: ~/state\n",
+            &format!(
+                "1:1: state_dir: \"~/state\" starts with ~, which is not expanded (the agent's user and whoever checks the file have different homes): write the full path, such as {}",
+                home.join("state").display()
+            ),
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, yaml).unwrap();
+        let out = start(&file, &[]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!("Error: {}:{want}\n", file.display()),
+            "{name}"
+        );
+    }
+    let file = dir.path().join("empty.yaml");
+    std::fs::write(&file, "").unwrap();
+    let out = start(&file, &[("VAULT_AGENT_MODE", "fast")]);
+    assert_eq!(
+        stderr(&out),
+        "Error: environment variable VAULT_AGENT_MODE: mode: \"fast\" is not one of development, standard, hardened\n"
+    );
+    let out = start(&file, &[("VAULT_AGENT_IPC__MAX_CONNECTIONS", "many")]);
+    assert_eq!(
+        stderr(&out),
+        "Error: environment variable VAULT_AGENT_IPC__MAX_CONNECTIONS: ipc.max_connections: expected a whole number (0 or more), found string \"many\"\n"
+    );
+}
+
+/// Issue 17: `agent config --running` shows the running agent's configuration with where each
+/// value came from (file with line and column, environment variable, flag, default), for
+/// administrators only; `agent reload` says when the configuration file changed since start.
+#[test]
+fn agent_config_running_names_the_sources_and_reload_says_a_changed_file_needs_a_restart() {
+    let agent = Agent::builder()
+        .mode("standard")
+        .config("version: \"1.0\"\nipc:\n  max_connections: 77\n")
+        .env("VAULT_AGENT_LOG_LEVEL", "warn")
+        .start();
+    let file = agent.dir.path().join("agent.yaml");
+    let out = agent.cli(&["agent", "config", "--running", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_out(&out);
+    assert_eq!(v["file"], file.display().to_string());
+    assert!(v.get("file_changed").is_none(), "{v}");
+    assert_eq!(v["config"]["ipc"]["max_connections"], 77);
+    assert_eq!(v["config"]["log_level"], "warn");
+    let src = &v["sources"];
+    assert_eq!(
+        src["ipc.max_connections"],
+        format!("file {}:3:3", file.display())
+    );
+    assert_eq!(
+        src["log_level"],
+        "environment variable VAULT_AGENT_LOG_LEVEL"
+    );
+    assert_eq!(src["mode"], "command-line flag --mode");
+    assert_eq!(
+        src["policy_engine.directory"],
+        "command-line flag --policy-dir"
+    );
+    assert_eq!(
+        src["capability_engine.default_ttl"],
+        "default for standard mode"
+    );
+    let table = agent.cli(&["agent", "config", "--running"]);
+    let line = stdout(&table)
+        .lines()
+        .find(|l| l.starts_with("ipc.max_connections "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        format!("ipc.max_connections 77 file {}:3:3", file.display())
+    );
+    // A reload with the file as it was says nothing about it.
+    let out = agent.cli(&["agent", "reload"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    std::fs::write(&file, "ipc:\n  max_connections: 5\n").unwrap();
+    let notice = format!(
+        "the configuration file {} changed since start; restart the agent to apply it",
+        file.display()
+    );
+    let out = agent.cli(&["agent", "reload"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("Warning: {notice} (policies were reloaded)\n")
+    );
+    let out = agent.cli(&["agent", "reload", "--format", "json"]);
+    assert_eq!(
+        json_out(&out)["notice"],
+        format!("{notice} (policies were reloaded)")
+    );
+    let v = json_out(&agent.cli(&["agent", "config", "--running", "--format", "json"]));
+    assert_eq!(v["file_changed"], notice);
+    assert_eq!(
+        v["config"]["ipc"]["max_connections"], 77,
+        "still what it loaded"
+    );
+    if common::is_root() {
+        let out = agent.cli_as(65534, &["agent", "config", "--running"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("agent_config is only for administrators"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
 /// How a completion script spells offering the top-level command NAME.
 type Offer = fn(&str) -> String;
 

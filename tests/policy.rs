@@ -30,20 +30,52 @@ fn ask(c: &mut RawClient, resource: &str) -> String {
         .to_string()
 }
 
-/// Waits until the agent's status satisfies `f` (inotify reloads are debounced).
-fn wait_for(c: &mut RawClient, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+/// Calls `probe` every 25 ms until it answers `Ok`, for at most 10 s (inotify reloads are
+/// debounced); the last `Err` says what was seen.
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = c.call("status_request", Value::Null)["payload"].clone();
-        if f(&s) {
-            return s;
+        match probe() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {seen}"
+            ),
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s}"
-        );
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Waits until the agent's status satisfies `f`.
+fn wait_for(c: &mut RawClient, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    poll(what, || {
+        let s = c.call("status_request", Value::Null)["payload"].clone();
+        if f(&s) { Ok(s) } else { Err(s.to_string()) }
+    })
+}
+
+/// Waits until a request for `resource` is answered `want`.
+fn wait_answer(c: &mut RawClient, resource: &str, want: &str) {
+    poll(&format!("{resource} to be {want}"), || {
+        match ask(c, resource) {
+            got if got == want => Ok(()),
+            got => Err(format!("still {got}")),
+        }
+    })
+}
+
+/// Asserts that the agent reloaded, and only on directory changes (no SIGHUP, no agent reload).
+fn assert_reloads_by_watch(agent: &Agent) {
+    let reasons: Vec<String> = agent
+        .audit()
+        .into_iter()
+        .filter(|r| r["type"] == "policy_reload")
+        .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !reasons.is_empty() && reasons.iter().all(|r| r.contains("directory change")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -65,16 +97,7 @@ fn a_new_file_takes_effect_without_a_signal_and_a_rename_save_too() {
     wait_for(&mut c, "generation 3", |s| s["policy_generation"] == 3);
     assert_eq!(ask(&mut c, "secret:/a"), "denied");
     assert_eq!(ask(&mut c, "secret:/b"), "granted");
-    let reasons: Vec<String> = agent
-        .audit()
-        .into_iter()
-        .filter(|r| r["type"] == "policy_reload")
-        .map(|r| r["reason"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        reasons.iter().all(|r| r.contains("directory change")),
-        "{reasons:?}"
-    );
+    assert_reloads_by_watch(&agent);
 }
 
 #[test]
@@ -314,5 +337,99 @@ fn development_mode_with_a_bad_set_at_start_behaves_as_an_empty_directory() {
     assert!(
         s["policy_fallback"].as_str().unwrap().contains("own uid"),
         "{s}"
+    );
+}
+
+/// Regression (issue 17): a policy directory created after the agent started, under parents
+/// that were missing too, was never watched: only SIGHUP or `agent reload` loaded it.
+#[test]
+fn a_policy_directory_created_after_start_is_picked_up_without_a_reload() {
+    let agent = Agent::builder()
+        .mode("standard")
+        .missing_policy_dir("later/on/policies")
+        .start();
+    let mut c = agent.client();
+    assert!(!agent.policy_dir.exists());
+    assert_eq!(ask(&mut c, "secret:/late"), "denied");
+    // Created with a policy, then removed (the agent runs with an empty set and watches for
+    // it once more), then created again.
+    for (i, id) in ["late", "again"].into_iter().enumerate() {
+        if i > 0 {
+            std::fs::remove_dir_all(agent.dir.path().join("later")).unwrap();
+            wait_answer(&mut c, "secret:/late", "denied");
+        }
+        std::fs::create_dir_all(&agent.policy_dir).unwrap();
+        std::fs::write(
+            agent.policy_dir.join(format!("{id}.json")),
+            allow_read(id, "secret:/late"),
+        )
+        .unwrap();
+        wait_answer(&mut c, "secret:/late", "granted");
+    }
+    assert_reloads_by_watch(&agent);
+}
+
+/// Regression (issue 17): offline `policy check` called a missing policy directory FAILED
+/// (exit 1) while the agent runs with it as an empty set; offline `policy test` ignored the
+/// mode's fallback (development mode allows the agent's own uid without policies).
+#[test]
+fn offline_policy_tools_agree_with_the_agent_on_a_missing_directory() {
+    let agent = Agent::builder()
+        .mode("development")
+        .missing_policy_dir("nothing-here")
+        .start();
+    let dir = agent.policy_dir.to_str().unwrap().to_string();
+    let check = agent.cli(&["policy", "check", &dir, "--mode", "development"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert_eq!(
+        stdout(&check),
+        format!("WARNING {dir}: missing (empty set)\n")
+    );
+    assert_eq!(
+        stderr(&check),
+        format!(
+            "Warning: {dir} does not exist; the agent treats a missing policy directory as empty (in development mode only the agent's own uid {} is allowed) and loads it once it is created\n",
+            me()
+        )
+    );
+    let test = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "test",
+            "--resource",
+            "secret:/x",
+            "--action",
+            "read",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        agent.cli(&args)
+    };
+    let uid = me().to_string();
+    let live = test(&["--uid", &uid, "--live"]);
+    let offline = test(&["--uid", &uid, "--dir", &dir, "--mode", "development"]);
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
+    let (l, o) = (json_out(&live), json_out(&offline));
+    assert_eq!(
+        (&o["decision"], &o["reasoning"]),
+        (&l["decision"], &l["reasoning"])
+    );
+    // Another uid is denied by both.
+    let live = test(&["--uid", "65534", "--live"]);
+    let offline = test(&["--uid", "65534", "--dir", &dir, "--mode", "development"]);
+    assert_eq!(
+        (live.status.code(), offline.status.code()),
+        (Some(2), Some(2))
+    );
+    // A named policy file that is missing is still an error (a typo, not a directory).
+    let typo = format!("{dir}/typo.json");
+    let out = agent.cli(&["policy", "check", &typo]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("typo.json: no such file"),
+        "{}",
+        stderr(&out)
     );
 }

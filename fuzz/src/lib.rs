@@ -441,6 +441,7 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
         | RequestType::AgentStatus
         | RequestType::AgentReload
         | RequestType::AgentStop
+        | RequestType::AgentConfig
         | RequestType::PolicyList
         | RequestType::CredentialList => Ok(()),
         RequestType::CredentialTest => {

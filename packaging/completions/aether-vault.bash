@@ -363,7 +363,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__config)
-            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --validate --running --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1859,12 +1859,16 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__policy__subcmd__check)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --mode --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --mode)
+                    COMPREPLY=($(compgen -W "development standard hardened" -- "${cur}"))
+                    return 0
+                    ;;
                 --socket-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1981,7 +1985,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__policy__subcmd__test)
-            opts="-v -h -V --resource --action --uid --user --group --unit --exe --dir --live --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --resource --action --uid --user --group --unit --exe --dir --mode --live --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2017,6 +2021,10 @@ _aether__vault() {
                     ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mode)
+                    COMPREPLY=($(compgen -W "development standard hardened" -- "${cur}"))
                     return 0
                     ;;
                 --socket-path)

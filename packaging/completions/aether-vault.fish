@@ -53,7 +53,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "reload" -d 'Reload the policy files (admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l mode -d 'Operating mode (sets TTL, connection and log defaults)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
 standard\t'The default'
@@ -120,6 +120,7 @@ json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l validate -d 'Only check the configuration: print `Configuration is valid` or the error'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l running -d 'Show the running agent\'s effective configuration and where each value came from (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
@@ -127,7 +128,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Reload the policy files (admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
@@ -237,6 +238,9 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and no
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "test" -d 'Show what the policy decides for a described caller: offline against a directory, or `--live` against the running agent\'s set (administrators only). Exit 0 allow, 2 deny'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "list" -d 'Show the running agent\'s policy set: generation, files, rule counts, ignored files, last error (administrators only)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and not __fish_seen_subcommand_from check test list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l mode -d 'The mode whose fallback applies to an empty or missing directory (default: the configured mode)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
+standard\t'The default'
+hardened\t'Short TTLs, fewer connections'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from check" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -253,6 +257,9 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l unit -d 'The caller\'s systemd unit' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l exe -d 'The caller\'s executable' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l dir -d 'Policy directory to test offline (default: the configured one)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l mode -d 'Offline: the mode whose fallback applies when no rule is loaded (default: the configured mode)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
+standard\t'The default'
+hardened\t'Short TTLs, fewer connections'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand policy; and __fish_seen_subcommand_from test" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -434,7 +441,7 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "reload" -d 'Reload the policy files (admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "config" -d 'Show the effective configuration, or check it with `--validate`'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "revoke" -d 'Revoke a capability'

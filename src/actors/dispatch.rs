@@ -25,9 +25,9 @@ use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::checks;
 use crate::protocol::types::{
-    CapabilityRequest, CapabilityResponse, IgnoredFile, ListRequest, PingResponse, PolicyFileInfo,
-    PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest, SecretRequest,
-    SecretResponse, StatusDetail, StatusResponse, StopResponse, ValidateRequest,
+    CapabilityRequest, CapabilityResponse, ConfigResponse, IgnoredFile, ListRequest, PingResponse,
+    PolicyFileInfo, PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest,
+    SecretRequest, SecretResponse, StatusDetail, StatusResponse, StopResponse, ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
 use crate::secrets::SecretError;
@@ -325,9 +325,11 @@ async fn dispatch(
                     files: o.files,
                     rules: o.rules,
                     error: o.error,
+                    notice: config_notice(shared),
                 },
             )
         }
+        RequestType::AgentConfig => ok(kind, id, running_config(shared)),
         RequestType::AgentStop => {
             tracing::info!(caller = %c.identity.describe(), "stop requested over IPC");
             let _ = shared.commands.send(super::Command::Shutdown);
@@ -422,6 +424,30 @@ async fn dispatch(
             ok(kind, id, Box::pin(test).await?)
         }
     })
+}
+
+/// The reload notice when the configuration file is not as it was at start (logged too).
+fn config_notice(shared: &super::Shared) -> Option<String> {
+    let notice = shared.provenance.restart_notice();
+    if let Some(n) = &notice {
+        tracing::warn!("{n}");
+    }
+    notice
+}
+
+/// `agent_config`: the effective configuration, redacted, with where each value came from.
+fn running_config(shared: &super::Shared) -> ConfigResponse {
+    let p = &shared.provenance;
+    ConfigResponse {
+        file: p
+            .file
+            .as_ref()
+            .filter(|_| p.file_read)
+            .map(|f| f.path.display().to_string()),
+        file_changed: p.file.as_ref().and_then(|f| f.change_notice()),
+        config: crate::config::redact(&serde_json::to_value(&shared.config).unwrap_or_default()),
+        sources: p.sources.clone(),
+    }
 }
 
 /// `policy_test`: explains a decision for a given identity against the set in force (audited).

@@ -51,6 +51,8 @@ pub enum Command {
 pub struct Shared {
     /// The effective configuration.
     pub config: AgentConfig,
+    /// Where each of its values came from, and the configuration file as it was at start.
+    pub provenance: crate::config::Provenance,
     /// When the agent started (for `uptime`).
     pub started: Instant,
     /// The same, as a timestamp.

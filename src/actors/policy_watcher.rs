@@ -1,6 +1,7 @@
 //! The PolicyWatcher actor: loads the policy directory at start, on request (SIGHUP,
 //! `agent_reload`) and when the directory changes (inotify through the notify crate, debounced:
-//! one editor save is several events), and publishes each new immutable [`PolicySet`] through a
+//! one editor save is several events; a missing directory is watched for through its nearest
+//! existing ancestor, so that creating it takes effect without a reload), and publishes each new immutable [`PolicySet`] through a
 //! [`PolicyHandle`].
 //!
 //! A load is all or nothing ([`crate::policy::load_dir`]); a failed reload changes nothing but
@@ -26,7 +27,8 @@ use super::audit_writer::{Append, AuditWriter};
 use super::health::{Health, Ping};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::Mode;
-use crate::policy::{Fallback, LoadOptions, PolicySet, load_dir};
+use crate::policy::PolicySet;
+use crate::policy::mode::fallback_for;
 
 /// Where evaluators read the current set: one atomic pointer swap per reload.
 pub type PolicyHandle = Arc<ArcSwap<PolicySet>>;
@@ -102,18 +104,22 @@ pub struct PolicyWatcher {
     audit: Option<Addr<AuditWriter>>,
     /// The inotify watch; `None` if watching is off or failed (SIGHUP still works).
     watcher: Option<notify::RecommendedWatcher>,
+    /// The paths watched now ([`watch_paths`]).
+    watched: Vec<PathBuf>,
     /// The pending debounced reload.
     pending: Option<SpawnHandle>,
     /// Poked after each reload so that `STATUS=` is brought up to date at once.
     status_refresh: Option<Arc<tokio::sync::Notify>>,
 }
 
-/// Whether a filesystem event concerns the policy directory itself or a policy file in it
-/// (changes to ignored files, such as an editor's swap file, do not reload).
+/// Whether a filesystem event concerns the policy directory itself, a policy file in it, or
+/// one of the directory's ancestors (a missing directory is watched for through its nearest
+/// existing ancestor, so its creation, or a parent's, must be noticed). Changes to ignored files,
+/// such as an editor's swap file, do not reload.
 fn concerns(dir: &Path, event: &notify::Event) -> bool {
     !matches!(event.kind, notify::EventKind::Access(_))
         && event.paths.iter().any(|p| {
-            p == dir
+            dir.starts_with(p)
                 || (p.parent() == Some(dir)
                     && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
                         !matches!(
@@ -124,27 +130,40 @@ fn concerns(dir: &Path, event: &notify::Event) -> bool {
         })
 }
 
-/// The fallback for a mode when no rule is loaded.
-pub fn fallback_for(mode: Mode, agent_uid: u32) -> Fallback {
-    match mode {
-        Mode::Development => Fallback::OwnerOnly { uid: agent_uid },
-        Mode::Standard | Mode::Hardened => Fallback::DenyAll,
-    }
+/// The directory as watched: absolute, so that a relative `--policy-dir` has ancestors to watch
+/// while it is missing and events name it the same way.
+fn watched_dir(dir: &Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// Loads `directory` into a set of `generation`.
-pub fn build_set(
-    directory: &std::path::Path,
+/// The paths to watch for `dir`: the directory and its parent (so that its removal or
+/// replacement is noticed) when it exists; else its nearest existing ancestor, so that its
+/// creation is noticed without a reload.
+fn watch_paths(dir: &Path) -> Vec<PathBuf> {
+    if dir.is_dir() {
+        return [Some(dir), dir.parent()]
+            .into_iter()
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect();
+    }
+    dir.ancestors()
+        .skip(1)
+        .find(|a| a.is_dir())
+        .map(|a| vec![a.to_path_buf()])
+        .unwrap_or_default()
+}
+
+/// Loads `directory` into a set of `generation`: the code path `aether-vault policy check|test`
+/// share ([`crate::policy::mode`]).
+fn build_set(
+    directory: &Path,
     mode: Mode,
     agent_uid: u32,
     generation: u64,
 ) -> Result<PolicySet, String> {
-    let loaded = load_dir(directory, LoadOptions { agent_uid }).map_err(|e| e.to_string())?;
-    Ok(PolicySet::from_loaded(
-        generation,
-        loaded,
-        fallback_for(mode, agent_uid),
-    ))
+    crate::policy::mode::build_set(directory, mode, agent_uid, generation)
+        .map_err(|e| e.to_string())
 }
 
 impl PolicyWatcher {
@@ -158,11 +177,7 @@ impl PolicyWatcher {
             Ok(set) => (set, None),
             Err(e) => {
                 tracing::error!(error = %e, "policy set failed to load at start");
-                let fallback = match mode {
-                    Mode::Development => fallback_for(mode, agent_uid),
-                    _ => Fallback::DenyAll,
-                };
-                (PolicySet::empty(0, fallback), Some(e))
+                (PolicySet::empty(0, fallback_for(mode, agent_uid)), Some(e))
             }
         };
         tracing::info!(
@@ -181,6 +196,7 @@ impl PolicyWatcher {
             last_error,
             audit: None,
             watcher: None,
+            watched: Vec::new(),
             pending: None,
             status_refresh: None,
         };
@@ -205,12 +221,14 @@ impl PolicyWatcher {
         }
     }
 
-    /// (Re)arms the inotify watches: the directory itself, and its parent so that the directory
-    /// being created, removed or replaced is noticed too.
+    /// (Re)arms the inotify watches on [`watch_paths`]: called at start, on every change (before
+    /// the debounced load, so that nothing written after the load reads the directory goes
+    /// unnoticed) and after every reload. Watching a path again is harmless (and picks up a
+    /// directory that was replaced); paths no longer wanted are unwatched.
     fn arm_watch(&mut self, ctx: &mut Context<Self>) {
         if self.watcher.is_none() {
             let addr = ctx.address();
-            let dir = self.directory.clone();
+            let dir = watched_dir(&self.directory);
             let made =
                 notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                     Ok(ev) if concerns(&dir, &ev) => addr.do_send(Changed),
@@ -229,17 +247,20 @@ impl PolicyWatcher {
             return;
         };
         use notify::Watcher as _;
-        for path in [Some(self.directory.as_path()), self.directory.parent()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = w.unwatch(path);
-            if path.is_dir() {
-                if let Err(e) = w.watch(path, notify::RecursiveMode::NonRecursive) {
-                    tracing::warn!(error = %e, path = %path.display(), "cannot watch");
-                }
+        let dir = watched_dir(&self.directory);
+        let wanted = watch_paths(&dir);
+        for old in self.watched.iter().filter(|p| !wanted.contains(p)) {
+            let _ = w.unwatch(old);
+        }
+        for path in &wanted {
+            if let Err(e) = w.watch(path, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(error = %e, path = %path.display(), "cannot watch");
             }
         }
+        if wanted.first() != Some(&dir) {
+            tracing::debug!(directory = %self.directory.display(), watching = ?wanted, "the policy directory does not exist; watching for it");
+        }
+        self.watched = wanted;
     }
 
     /// The error of the initial load, if it failed.
@@ -353,6 +374,7 @@ impl Handler<Changed> for PolicyWatcher {
     type Result = ();
 
     fn handle(&mut self, _: Changed, ctx: &mut Context<Self>) {
+        self.arm_watch(ctx);
         if let Some(h) = self.pending.take() {
             ctx.cancel_future(h);
         }
@@ -447,5 +469,24 @@ mod tests {
         assert!(!concerns(dir, &ev(&["/etc/p/a.json~"])));
         assert!(!concerns(dir, &ev(&["/etc/other.json"])));
         assert!(!concerns(dir, &ev(&["/etc/p/sub/x.json"])));
+        assert!(
+            concerns(dir, &ev(&["/etc"])),
+            "an ancestor, watched while /etc/p is missing"
+        );
+        assert!(!concerns(dir, &ev(&["/etc/pp"])));
+    }
+
+    #[test]
+    fn a_missing_directory_is_watched_through_its_nearest_ancestor() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/b/policies");
+        assert_eq!(watch_paths(&dir), vec![base.path().to_path_buf()]);
+        std::fs::create_dir_all(base.path().join("a/b")).unwrap();
+        assert_eq!(watch_paths(&dir), vec![base.path().join("a/b")]);
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(
+            watch_paths(&dir),
+            vec![dir.clone(), base.path().join("a/b")]
+        );
     }
 }

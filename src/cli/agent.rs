@@ -15,7 +15,7 @@ use super::output::{self, Format, KeyValues, human_nanos, human_seconds};
 use crate::client::ClientError;
 use crate::config::{self, PathDefaults};
 use crate::daemon::{self, DaemonOptions};
-use crate::protocol::types::{ReloadResponse, StatusResponse, StopResponse};
+use crate::protocol::types::{ConfigResponse, ReloadResponse, StatusResponse, StopResponse};
 use crate::protocol::{ErrorCode, RequestType};
 use crate::secrets::CacheStats;
 
@@ -335,6 +335,9 @@ fn reload(ctx: &mut Context<'_>) -> Result<Outcome, CliError> {
         }),
         None => {
             ctx.print(&output::render(ctx.format, &raw, || reload_table(&resp)))?;
+            if let Some(notice) = &resp.notice {
+                ctx.note(&format!("Warning: {notice}"));
+            }
             Ok(Outcome::Success)
         }
     }
@@ -360,6 +363,9 @@ pub fn reload_table(resp: &ReloadResponse) -> String {
 }
 
 fn show_config(ctx: &mut Context<'_>, args: &ConfigArgs) -> Result<Outcome, CliError> {
+    if args.running {
+        return running_config(ctx, args);
+    }
     let overrides = args.flags.overrides(ctx.socket_flag.clone());
     let loaded = config::load(
         ctx.config.as_deref(),
@@ -388,6 +394,48 @@ fn show_config(ctx: &mut Context<'_>, args: &ConfigArgs) -> Result<Outcome, CliE
     Ok(Outcome::Success)
 }
 
+/// `agent config --running`: the running agent's configuration, over its socket.
+fn running_config(ctx: &mut Context<'_>, args: &ConfigArgs) -> Result<Outcome, CliError> {
+    if !args.flags.overrides(None).is_empty() || ctx.config.is_some() {
+        return Err(CliError::Input(
+            "--running shows the configuration the running agent loaded; --config and the configuration flags do not apply to it".into(),
+        ));
+    }
+    let (resp, raw): (ConfigResponse, Value) = ctx
+        .connect()?
+        .exchange(RequestType::AgentConfig, &Value::Null)?;
+    ctx.print(&output::render(ctx.format, &raw, || running_table(&resp)))?;
+    if let Some(notice) = &resp.file_changed {
+        ctx.note(&format!("Warning: {notice}"));
+    }
+    Ok(Outcome::Success)
+}
+
+/// The table form of `agent config --running`: one row per key, with its value and source.
+pub fn running_table(r: &ConfigResponse) -> String {
+    let mut out = match &r.file {
+        Some(f) => format!("# configuration file: {f}\n"),
+        None => "# no configuration file: defaults, environment and flags\n".to_string(),
+    };
+    let rows: Vec<Vec<String>> = r
+        .sources
+        .iter()
+        .map(|(key, source)| {
+            let value = key
+                .split('.')
+                .try_fold(&r.config, |v, k| v.get(k))
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_default();
+            vec![key.clone(), value, source.clone()]
+        })
+        .collect();
+    out.push_str(&output::columns(&["KEY", "VALUE", "SOURCE"], &rows));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +447,7 @@ mod tests {
             files: 2,
             rules: 7,
             error: error.map(String::from),
+            notice: None,
         }
     }
 

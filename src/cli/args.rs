@@ -240,6 +240,10 @@ pub struct PolicyCheckArgs {
     /// Files or directories (default: the configured policy directory).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The mode whose fallback applies to an empty or missing directory (default: the
+    /// configured mode).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
 }
 
 /// `policy test`.
@@ -276,6 +280,10 @@ pub struct PolicyTestArgs {
     /// Policy directory to test offline (default: the configured one).
     #[arg(long, value_name = "DIR", conflicts_with = "live")]
     pub dir: Option<PathBuf>,
+    /// Offline: the mode whose fallback applies when no rule is loaded (default: the
+    /// configured mode).
+    #[arg(long, value_enum, conflicts_with = "live")]
+    pub mode: Option<Mode>,
     /// Ask the running agent, with the set it has in force.
     #[arg(long)]
     pub live: bool,
@@ -320,7 +328,8 @@ pub enum AgentCommand {
     Status,
     /// Reload the policy files (admin).
     Reload,
-    /// Show the effective configuration, or check it with `--validate`.
+    /// Show the effective configuration, check it with `--validate`, or show the running
+    /// agent's with `--running`.
     Config(ConfigArgs),
 }
 
@@ -378,8 +387,12 @@ pub struct StartArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
     /// Only check the configuration: print `Configuration is valid` or the error.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "running")]
     pub validate: bool,
+    /// Show the running agent's effective configuration and where each value came from
+    /// (administrators only).
+    #[arg(long)]
+    pub running: bool,
     /// Configuration overrides, as `agent start` would apply them.
     #[command(flatten)]
     pub flags: ConfigFlags,

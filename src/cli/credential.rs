@@ -10,7 +10,6 @@ use super::error::{CliError, Outcome};
 use super::output::{self, KeyValues, columns};
 use crate::credentials::explain;
 use crate::credentials::names::{check_credential_id, check_unit_name};
-use crate::policy::{Fallback, LoadOptions, PolicySet, load_dir};
 use crate::protocol::RequestType;
 use crate::protocol::credentials::{
     CredentialListResponse, CredentialTestRequest, CredentialTestResponse,
@@ -80,9 +79,7 @@ fn test(ctx: &mut Context<'_>, args: &CredentialTestArgs) -> Result<Outcome, Cli
             .dir
             .clone()
             .unwrap_or(cfg.policy_engine.directory.clone());
-        let loaded =
-            load_dir(&dir, LoadOptions::current()).map_err(|e| CliError::Failed(e.to_string()))?;
-        let set = PolicySet::from_loaded(0, loaded, Fallback::DenyAll);
+        let set = super::policy::offline_set(ctx, &dir, cfg.mode)?;
         let answer = explain(&set, &args.unit, &args.id);
         let raw = serde_json::to_value(&answer).map_err(|e| CliError::Failed(e.to_string()))?;
         (answer, raw)

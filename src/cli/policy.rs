@@ -11,9 +11,11 @@ use super::context::Context;
 use super::error::{CliError, Outcome};
 use super::output::{self, KeyValues, columns};
 use crate::capability::GrantLimits;
-use crate::config::{self, LoadedConfig, Overrides, PathDefaults};
+use crate::config::{self, LoadedConfig, Mode, Overrides, PathDefaults};
+use crate::policy::load::{FileKind, classify};
+use crate::policy::mode;
 use crate::policy::tester::{explain, resolve};
-use crate::policy::{Fallback, LoadOptions, LoadedPolicies, PolicySet, load_dir, load_file};
+use crate::policy::{LoadOptions, PolicySet, load_file};
 use crate::protocol::RequestType;
 use crate::protocol::types::{
     IdentitySpec, PolicyListResponse, PolicyTestRequest, PolicyTestResponse,
@@ -29,44 +31,82 @@ pub fn run(ctx: &mut Context<'_>, command: &PolicyCommand) -> Result<Outcome, Cl
 }
 
 pub(super) fn local_config(ctx: &Context<'_>) -> Result<LoadedConfig, CliError> {
+    local_config_in(ctx, None)
+}
+
+/// The local configuration, with `mode` (a `--mode` flag) over the configured one.
+fn local_config_in(ctx: &Context<'_>, mode: Option<Mode>) -> Result<LoadedConfig, CliError> {
     Ok(config::load(
         ctx.config.as_deref(),
-        &Overrides::default(),
+        &Overrides {
+            mode,
+            ..Overrides::default()
+        },
         &PathDefaults::for_current_user(),
     )?)
 }
 
-fn load_path(path: &Path) -> Result<LoadedPolicies, crate::policy::LoadError> {
-    if !path.exists() {
-        return Err(crate::policy::LoadError {
-            file: Some(path.to_path_buf()),
-            line: None,
-            column: None,
-            message:
-                "no such file or directory (the agent treats a missing policy directory as empty)"
-                    .into(),
-        });
+/// How one path checks: loaded, missing (a warning: the agent runs with an empty set), or an
+/// error.
+enum Checked {
+    /// Files read, rules in force, entries ignored (and why).
+    Loaded(usize, usize, Vec<(PathBuf, String)>),
+    Missing(String),
+}
+
+fn load_path(path: &Path, mode: Mode) -> Result<Checked, crate::policy::LoadError> {
+    let agent_uid = LoadOptions::current().agent_uid;
+    if mode::is_missing(path) {
+        // A named file that is missing is a typo; a missing directory is what the agent runs
+        // with until it is created.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if matches!(classify(name), FileKind::Json | FileKind::Yaml) {
+            return Err(crate::policy::LoadError {
+                file: Some(path.to_path_buf()),
+                line: None,
+                column: None,
+                message: "no such file".into(),
+            });
+        }
+        return Ok(Checked::Missing(mode::missing_warning(
+            path, mode, agent_uid,
+        )));
     }
     if path.is_dir() {
-        load_dir(path, LoadOptions::current())
+        // The agent's own code path: what it would put in force.
+        let set = mode::build_set(path, mode, agent_uid, 0)?;
+        Ok(Checked::Loaded(
+            set.files.len(),
+            set.rules().len(),
+            set.ignored,
+        ))
     } else {
-        load_file(path, LoadOptions::current())
+        let l = load_file(path, LoadOptions::current())?;
+        Ok(Checked::Loaded(l.files.len(), l.rules.len(), l.ignored))
     }
 }
 
 fn check(ctx: &mut Context<'_>, args: &PolicyCheckArgs) -> Result<Outcome, CliError> {
+    let cfg = local_config_in(ctx, args.mode)?.config;
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
-        vec![local_config(ctx)?.config.policy_engine.directory]
+        vec![cfg.policy_engine.directory]
     } else {
         args.paths.clone()
     };
     let mut results = Vec::new();
     let mut failed = 0;
     for path in &paths {
-        match load_path(path) {
-            Ok(l) => {
-                results.push(json!({"path": path, "ok": true, "files": l.files.len(), "rules": l.rules.len(),
-                    "ignored": l.ignored.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>()}));
+        match load_path(path, cfg.mode) {
+            Ok(Checked::Loaded(files, rules, ignored)) => {
+                results.push(json!({"path": path, "ok": true, "files": files, "rules": rules,
+                    "ignored": ignored.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>()}));
+            }
+            Ok(Checked::Missing(warning)) => {
+                ctx.note(&format!("Warning: {warning}"));
+                results.push(
+                    json!({"path": path, "ok": true, "missing": true, "files": 0, "rules": 0,
+                    "ignored": [], "warning": warning}),
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -93,7 +133,9 @@ pub fn check_table(report: &Value) -> String {
     let mut out = String::new();
     for r in report.as_array().into_iter().flatten() {
         let path = r["path"].as_str().unwrap_or_default();
-        if r["ok"] == true {
+        if r["missing"] == true {
+            out.push_str(&format!("WARNING {path}: missing (empty set)\n"));
+        } else if r["ok"] == true {
             out.push_str(&format!(
                 "OK {path}: {} files, {} rules\n",
                 r["files"], r["rules"]
@@ -135,14 +177,12 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
         };
         ctx.connect()?.exchange(RequestType::PolicyTest, &req)?
     } else {
-        let cfg = local_config(ctx)?.config;
+        let cfg = local_config_in(ctx, args.mode)?.config;
         let dir = args
             .dir
             .clone()
             .unwrap_or(cfg.policy_engine.directory.clone());
-        let loaded =
-            load_dir(&dir, LoadOptions::current()).map_err(|e| CliError::Failed(e.to_string()))?;
-        let set = PolicySet::from_loaded(0, loaded, Fallback::DenyAll);
+        let set = offline_set(ctx, &dir, cfg.mode)?;
         let identity = resolve(&spec).map_err(CliError::Input)?;
         let answer = explain(
             &set,
@@ -160,6 +200,24 @@ fn test(ctx: &mut Context<'_>, args: &PolicyTestArgs) -> Result<Outcome, CliErro
     } else {
         Outcome::Negative
     })
+}
+
+/// The set the agent would put in force from `dir` in `mode` (its own code path), for offline
+/// tests; a missing directory is a warning on stderr, as the agent logs it.
+pub(super) fn offline_set(
+    ctx: &mut Context<'_>,
+    dir: &Path,
+    mode: Mode,
+) -> Result<PolicySet, CliError> {
+    let agent_uid = LoadOptions::current().agent_uid;
+    if mode::is_missing(dir) {
+        ctx.note(&format!(
+            "Warning: {}",
+            mode::missing_warning(dir, mode, agent_uid)
+        ));
+    }
+    mode::build_set(dir, mode, agent_uid, 0)
+        .map_err(|e| CliError::Failed(format!("{e} ({})", mode::on_failure(mode, agent_uid))))
 }
 
 /// The table form of a policy test.

@@ -14,7 +14,10 @@
 //! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
 mod credentials;
+mod errors;
 mod model;
+mod provenance;
+mod tilde;
 mod yaml_provider;
 
 use std::path::{Path, PathBuf};
@@ -27,34 +30,36 @@ pub use model::{
     CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
     RequestLimits, SocketMode,
 };
+pub use provenance::{FileStamp, Provenance, leaf_keys, redact};
 pub use yaml_provider::YamlFile;
 
-/// A configuration that cannot be used.
+/// A configuration that cannot be used. Each names where the value came from once and the key
+/// plainly ([`errors`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A key is unknown, a value has the wrong type, or a file cannot be read or parsed.
-    #[error("{0}")]
-    Figment(Box<figment::Error>),
-    /// A value is well-formed but not acceptable.
-    #[error("invalid configuration: {key}: {message} (from {source_name})")]
-    Invalid {
+    /// A key is unknown, or its value has the wrong type or is not acceptable.
+    #[error("{origin}: {key}: {message}")]
+    Value {
+        /// Where the value came from: `FILE:LINE:COLUMN`, `environment variable NAME`,
+        /// `command-line flag --NAME`.
+        origin: String,
         /// The key, e.g. `capability_engine.default_ttl`.
         key: String,
-        /// What is wrong.
+        /// What is wrong, and the fix where one is known.
         message: String,
-        /// Where the value came from (file, environment, flags, defaults).
-        source_name: String,
     },
+    /// The configuration file cannot be read or parsed (`FILE:LINE:COLUMN: what`).
+    #[error("{0}")]
+    File(String),
     /// The named configuration file does not exist.
     #[error("configuration file {0} not found")]
     MissingFile(PathBuf),
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        ConfigError::Figment(Box::new(e))
-    }
-}
+/// The name of the command-line layer.
+const FLAGS: &str = "command-line flags";
+/// The start of the name of the built-in defaults layer.
+const DEFAULTS: &str = "built-in defaults";
 
 /// Values given on the command line; `None` leaves the lower layers alone.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -83,6 +88,17 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Whether no value is given.
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none()
+            && self.socket_path.is_none()
+            && self.log_level.is_none()
+            && self.state_dir.is_none()
+            && self.policy_dir.is_none()
+            && self.audit_file.is_none()
+            && self.credentials_socket.is_none()
+    }
+
     fn to_value(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}));
         if let Some(d) = &self.policy_dir {
@@ -201,6 +217,8 @@ pub struct LoadedConfig {
     pub config: AgentConfig,
     /// The YAML file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Where each value came from, and the file as it was at start.
+    pub provenance: Provenance,
 }
 
 /// Loads the configuration: mode defaults < file < environment < flags.
@@ -220,7 +238,7 @@ pub fn load(
     let early_mode: Option<Mode> = Figment::new()
         .merge(env_provider())
         .merge(Named {
-            name: "command-line flags".into(),
+            name: FLAGS.into(),
             value: overrides.to_value(),
         })
         .extract_inner("mode")
@@ -228,6 +246,7 @@ pub fn load(
     let default_file = &paths
         .for_mode(early_mode.unwrap_or(Mode::Standard))
         .config_file;
+    let searched = named.is_none().then(|| default_file.clone());
     let file = match named {
         Some(p) if !p.exists() => return Err(ConfigError::MissingFile(p)),
         Some(p) => Some(p),
@@ -235,38 +254,58 @@ pub fn load(
         None => None,
     };
 
+    let yaml = file.as_deref().map(YamlFile::read).transpose()?;
     let upper = {
         let mut f = Figment::new();
-        if let Some(path) = &file {
-            f = f.merge(YamlFile::new(path));
+        if let Some(y) = &yaml {
+            f = f.merge(y.clone());
         }
         f.merge(env_provider()).merge(Named {
-            name: "command-line flags".into(),
+            name: FLAGS.into(),
             value: overrides.to_value(),
         })
     };
+    let plain = |e| errors::from_figment(e, yaml.as_ref());
     let mode: Mode = match upper.find_value("mode") {
-        Ok(_) => upper.extract_inner("mode")?,
+        Ok(_) => upper.extract_inner("mode").map_err(plain)?,
         Err(_) => Mode::Standard,
     };
     let figment = Figment::from(Named {
-        name: format!("built-in defaults for {mode} mode"),
+        name: format!("{DEFAULTS} for {mode} mode"),
         value: serde_json::to_value(AgentConfig::defaults(mode, paths.for_mode(mode)))
             .unwrap_or_default(),
     })
     .merge(upper);
-    let config: AgentConfig = figment.extract()?;
+    let config: AgentConfig = figment.extract().map_err(plain)?;
     config
         .validate()
-        .map_err(|(key, message)| ConfigError::Invalid {
-            source_name: figment
-                .find_metadata(&key)
-                .map(|m| m.name.to_string())
-                .unwrap_or_else(|| "defaults".to_string()),
+        .map_err(|(key, message)| ConfigError::Value {
+            origin: errors::origin(figment.find_metadata(&key), &key, yaml.as_ref()),
             key,
             message,
         })?;
-    Ok(LoadedConfig { config, file })
+    let sources = serde_json::to_value(&config)
+        .map(|v| leaf_keys(&v))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|key| {
+            let source = errors::source_of(&figment, &key, yaml.as_ref());
+            (key, source)
+        })
+        .collect();
+    let provenance = Provenance {
+        sources,
+        file: match &yaml {
+            Some(y) => Some(FileStamp::of(y.path(), y.text().as_bytes())),
+            None => searched.as_deref().map(FileStamp::absent),
+        },
+        file_read: yaml.is_some(),
+    };
+    Ok(LoadedConfig {
+        config,
+        file,
+        provenance,
+    })
 }
 
 /// A figment layer from plain data, with a name for error messages ("command-line flags").
@@ -290,11 +329,16 @@ impl figment::Provider for Named {
 fn env_provider() -> Env {
     Env::prefixed("VAULT_AGENT_")
         .filter(|k| k != "config_file")
-        .map(|k| match k.as_str().to_ascii_lowercase().as_str() {
-            "policy_dir" => "policy_engine.directory".into(),
-            "audit_file" => "audit.log_file".into(),
-            other => other.replace("__", ".").into(),
-        })
+        .map(|k| env_key(k.as_str()).into())
+}
+
+/// The key a `VAULT_AGENT_` variable sets, from the rest of its name.
+fn env_key(suffix: &str) -> String {
+    match suffix.to_ascii_lowercase().as_str() {
+        "policy_dir" => "policy_engine.directory".into(),
+        "audit_file" => "audit.log_file".into(),
+        other => other.replace("__", "."),
+    }
 }
 
 #[cfg(test)]

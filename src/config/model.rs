@@ -514,6 +514,7 @@ impl AgentConfig {
     /// Checks values that parse but make no sense; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let fail = |k: &str, m: String| Err((k.to_string(), m));
+        super::tilde::check_no_tilde(self)?;
         if let Some(v) = &self.version {
             if v != "1.0" && v != "1" {
                 return fail(

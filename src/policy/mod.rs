@@ -6,6 +6,7 @@
 //! - [`rules`]: compiling documents into validated rules; conditions.
 //! - [`load`]: reading a policy directory, all or nothing.
 //! - [`credentials`]: the `credentials` list, mapping a unit's systemd credential to a secret.
+//! - [`mode`]: what a mode puts in force from a directory (shared by the agent and the CLI).
 //! - [`eval`]: the decision: a matching deny wins; otherwise every requested action needs an
 //!   allow; no rule means deny.
 //!
@@ -17,6 +18,7 @@ pub mod eval;
 pub mod glob;
 pub mod index;
 pub mod load;
+pub mod mode;
 pub mod rules;
 pub mod selector;
 pub mod tester;

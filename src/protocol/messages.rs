@@ -11,6 +11,7 @@
 //! | `agent_status` (admin) | `status_response` |
 //! | `agent_reload` (admin) | `reload_response` |
 //! | `agent_stop` (admin) | `stop_response` |
+//! | `agent_config` (admin) | `config_response` |
 //! | `policy_list` (admin) | `policy_list_response` |
 //! | `policy_test` (admin) | `policy_test_response` |
 //! | `secret_read`, `secret_write`, `secret_list`, `secret_delete` | `secret_response` |
@@ -39,6 +40,8 @@ pub enum RequestType {
     AgentReload,
     /// Stop the agent, admin only.
     AgentStop,
+    /// The effective configuration and where each value came from, admin only.
+    AgentConfig,
     /// Describe the live policy set, admin only.
     PolicyList,
     /// Evaluate a described request against the live set, admin only.
@@ -70,7 +73,7 @@ impl RequestType {
     }
 
     /// Every known request type, for docs and for the status `capabilities` list.
-    pub const ALL: [RequestType; 17] = [
+    pub const ALL: [RequestType; 18] = [
         RequestType::CapabilityRequest,
         RequestType::CapabilityValidate,
         RequestType::CapabilityRevoke,
@@ -80,6 +83,7 @@ impl RequestType {
         RequestType::AgentStatus,
         RequestType::AgentReload,
         RequestType::AgentStop,
+        RequestType::AgentConfig,
         RequestType::PolicyList,
         RequestType::PolicyTest,
         RequestType::SecretRead,
@@ -107,6 +111,7 @@ impl RequestType {
             RequestType::AgentStatus => "agent_status",
             RequestType::AgentReload => "agent_reload",
             RequestType::AgentStop => "agent_stop",
+            RequestType::AgentConfig => "agent_config",
             RequestType::PolicyList => "policy_list",
             RequestType::PolicyTest => "policy_test",
             RequestType::SecretRead => "secret_read",
@@ -129,6 +134,7 @@ impl RequestType {
             RequestType::PingRequest => ResponseType::PingResponse,
             RequestType::AgentReload => ResponseType::ReloadResponse,
             RequestType::AgentStop => ResponseType::StopResponse,
+            RequestType::AgentConfig => ResponseType::ConfigResponse,
             RequestType::PolicyList => ResponseType::PolicyListResponse,
             RequestType::PolicyTest => ResponseType::PolicyTestResponse,
             RequestType::SecretRead
@@ -147,6 +153,7 @@ impl RequestType {
             RequestType::AgentStatus
                 | RequestType::AgentReload
                 | RequestType::AgentStop
+                | RequestType::AgentConfig
                 | RequestType::PolicyList
                 | RequestType::PolicyTest
                 | RequestType::CredentialList
@@ -170,6 +177,8 @@ pub enum ResponseType {
     ReloadResponse,
     /// Answer to agent_stop.
     StopResponse,
+    /// Answer to agent_config.
+    ConfigResponse,
     /// Answer to policy_list.
     PolicyListResponse,
     /// Answer to policy_test.
@@ -194,6 +203,7 @@ impl ResponseType {
             ResponseType::PingResponse => "ping_response",
             ResponseType::ReloadResponse => "reload_response",
             ResponseType::StopResponse => "stop_response",
+            ResponseType::ConfigResponse => "config_response",
             ResponseType::PolicyListResponse => "policy_list_response",
             ResponseType::PolicyTestResponse => "policy_test_response",
             ResponseType::SecretResponse => "secret_response",
@@ -229,6 +239,7 @@ mod tests {
                 RequestType::AgentStatus,
                 RequestType::AgentReload,
                 RequestType::AgentStop,
+                RequestType::AgentConfig,
                 RequestType::PolicyList,
                 RequestType::PolicyTest,
                 RequestType::CredentialList,

@@ -492,6 +492,25 @@ pub struct ReloadResponse {
     /// Why the load failed (the previous set stays in force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the configuration file is not as it was at start: a reload applies only the
+    /// policies, so the agent must be restarted to apply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+}
+
+/// `config_response` payload: the running agent's effective configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigResponse {
+    /// The configuration file read at start, if one was.
+    pub file: Option<String>,
+    /// Set when the configuration file (or the default file searched) is not as it was at
+    /// start: what happened to it, and that a restart applies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_changed: Option<String>,
+    /// The effective configuration, with secret-valued keys shown as `(redacted)`.
+    pub config: Value,
+    /// Where each value came from, by dotted key.
+    pub sources: BTreeMap<String, String>,
 }
 
 /// `stop_response` payload.

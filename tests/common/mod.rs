@@ -47,9 +47,18 @@ pub struct AgentBuilder {
     /// must not bind the system's /run/aether-vault/credentials.sock), a path, or `None` (the
     /// flag is not given: the configuration decides).
     credentials: Option<String>,
+    /// The policy directory, relative to the test directory, when it is to be missing at start.
+    missing_policy_dir: Option<String>,
 }
 
 impl AgentBuilder {
+    /// Points `--policy-dir` at `relative` in the test directory, without creating it (nor
+    /// its missing parents).
+    pub fn missing_policy_dir(mut self, relative: &str) -> Self {
+        self.missing_policy_dir = Some(relative.to_string());
+        self
+    }
+
     /// Serves a systemd credentials socket at `run/credentials.sock` in the test directory.
     pub fn credentials(mut self) -> Self {
         self.credentials = Some("run/credentials.sock".into());
@@ -112,8 +121,14 @@ impl AgentBuilder {
             .socket
             .clone()
             .unwrap_or_else(|| dir.path().join("run/agent.sock"));
-        let policy_dir = dir.path().join("policies");
-        std::fs::create_dir_all(&policy_dir).unwrap();
+        let policy_dir = match &self.missing_policy_dir {
+            Some(relative) => dir.path().join(relative),
+            None => {
+                let p = dir.path().join("policies");
+                std::fs::create_dir_all(&p).unwrap();
+                p
+            }
+        };
         for (name, content) in &self.policies {
             std::fs::write(policy_dir.join(name), content).unwrap();
         }
@@ -222,6 +237,7 @@ impl Agent {
             audit: None,
             state: None,
             credentials: Some(String::new()),
+            missing_policy_dir: None,
         }
     }
 
