@@ -131,13 +131,18 @@ impl SharedLog {
     /// Makes every record written so far durable, and rotates the log if the event loop's
     /// writes have taken it past `max_file_size` (they leave rotating to this thread).
     fn sync(&self) -> Result<(), String> {
-        let file = {
+        let (file, seq) = {
             let mut log = self.lock()?;
             log.rotate_if_due();
-            log.sync_handle().map_err(|e| e.to_string())?
+            (
+                log.sync_handle().map_err(|e| e.to_string())?,
+                log.head().seq,
+            )
         };
         file.sync_data()
-            .map_err(|e| format!("audit log: cannot sync: {e}"))
+            .map_err(|e| format!("audit log: cannot sync: {e}"))?;
+        self.lock()?.synced_up_to(seq);
+        Ok(())
     }
 
     /// Seals the head as it is now, once it is durable, without holding the log meanwhile
@@ -190,9 +195,11 @@ impl crate::durable::Sink for SharedLog {
 /// The audit writer.
 pub struct AuditWriter {
     log: Option<Committer<SharedLog>>,
-    /// With `audit.sync: periodic`: the log, for [`Wait::Written`] appends made here, on the
-    /// event loop, without a hand-off to the writer thread.
-    inline: Option<Arc<Mutex<AuditLog>>>,
+    /// The log the writer thread writes, shared.
+    file: Option<Arc<Mutex<AuditLog>>>,
+    /// `audit.sync: periodic`: [`Wait::Written`] appends are made here, on the event loop, in
+    /// `file`, without a hand-off to the writer thread.
+    inline: bool,
     /// How soon a record written inline is synced.
     sync_interval: std::time::Duration,
     /// Whether a sync of inline-written records is scheduled.
@@ -221,7 +228,8 @@ impl AuditWriter {
         let sync_interval = std::time::Duration::from_millis(config.sync_interval_ms);
         let writer = AuditWriter {
             log: None,
-            inline: None,
+            file: None,
+            inline: false,
             sync_interval,
             sync_pending: false,
             health,
@@ -262,7 +270,8 @@ impl AuditWriter {
         })?;
         Ok(AuditWriter {
             log: Some(committer),
-            inline: periodic.then_some(log),
+            file: Some(log),
+            inline: periodic,
             ..writer
         })
     }
@@ -410,7 +419,7 @@ impl AuditWriter {
     /// A [`Wait::Written`] append: with `audit.sync: periodic` and a healthy log, written here
     /// and now, with a sync scheduled within the interval; otherwise as durable as any.
     fn write_now(&mut self, events: Vec<AuditEvent>, ctx: &mut Context<Self>) -> Pending {
-        let Some(log) = &self.inline else {
+        let Some(log) = self.file.as_ref().filter(|_| self.inline) else {
             return self.submit(events);
         };
         // After a failure, every append waits for the disk again until one succeeds: a log
@@ -606,6 +615,48 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// With `periodic`, the answer to a [`Wait::Written`] append does not wait for the disk,
+    /// but the answer to a [`Wait::Durable`] one (a grant, a revocation, a counted use, a
+    /// secret changed, a credential delivered) waits until its record is synced — and with it
+    /// everything written before. With `always`, every answer waits for the sync.
+    #[actix_rt::test]
+    async fn durable_appends_are_synced_before_their_answer_in_both_modes() {
+        for sync in [AuditSync::Periodic, AuditSync::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = config(dir.path(), sync);
+            // Far beyond the test's length: no periodic sync happens by itself meanwhile.
+            cfg.sync_interval_ms = 1000;
+            let writer = AuditWriter::open(&cfg).unwrap();
+            let log = writer.file.clone().unwrap();
+            let writer = writer.start();
+            let append = |kind, wait| AppendAll {
+                events: vec![AuditEvent::new(kind, Outcome::Success)],
+                wait,
+            };
+            let synced = || {
+                let l = log.lock().unwrap();
+                (l.synced_through(), l.head().seq)
+            };
+            for _ in 0..3 {
+                let answered = writer.send(append(EventType::CapabilityValidation, Wait::Written));
+                answered.await.unwrap().unwrap();
+            }
+            assert_eq!(
+                lines(dir.path()).len(),
+                3,
+                "{sync:?}: written before the answer"
+            );
+            let (through, head) = synced();
+            match sync {
+                AuditSync::Periodic => assert!(through < head, "periodic: not waited for"),
+                AuditSync::Always => assert_eq!(through, head, "always: synced"),
+            }
+            let answered = writer.send(append(EventType::CapabilityRequest, Wait::Durable));
+            answered.await.unwrap().unwrap();
+            assert_eq!(synced(), (4, 4), "{sync:?}: synced before the answer");
+        }
     }
 
     #[actix_rt::test]
