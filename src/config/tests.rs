@@ -752,6 +752,16 @@ fn the_shipped_agent_yaml_is_valid_and_says_the_credentials_defaults() {
         system.credentials_socket = DefaultPaths::system().credentials_socket;
         let defaults = AgentConfig::defaults(Mode::Standard, &system);
         assert_eq!(c.credentials, defaults.credentials);
+        assert_eq!(c.audit.sync, AuditSync::Periodic);
+        // The file leaves audit.sync to the mode: hardened mode syncs every record.
+        let hardened = Overrides {
+            mode: Some(Mode::Hardened),
+            ..Overrides::default()
+        };
+        let c = load(Some(&jail.directory().join("shipped.yaml")), &hardened, &p)
+            .unwrap()
+            .config;
+        assert_eq!(c.audit.sync, AuditSync::Always);
         Ok(())
     });
 }
