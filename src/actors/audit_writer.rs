@@ -8,8 +8,12 @@
 //! on the event loop, with one `write` to the log (shared with the writer thread behind a
 //! mutex that is held across a sync only while the writer thread rotates the log), answered at
 //! once, and synced by the writer thread `audit.sync_interval_ms` later; see
-//! docs/durability.md. Everything else goes through the
-//! writer thread and is answered once synced.
+//! docs/durability.md. Everything else is answered once synced: written and synced by the
+//! writer thread — where concurrent requests share one `fdatasync` — or, when the agent has
+//! one client connection and the writer thread nothing queued or running, written and synced
+//! here on the event loop, which spares the lone request's answer two thread hand-offs (the
+//! client could not have sent anything else meanwhile; another connection sends records
+//! through the thread again).
 //!
 //! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
 //! write fails: `deny` lets the caller refuse the request (and the next write retries), `halt`
@@ -29,6 +33,7 @@
 //! ([`crate::audit::seal`]) at start, every `audit.seal_interval_seconds`, before rotating, and
 //! when sent [`SealNow`] (at stop), each time after making the sealed records durable.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
@@ -202,6 +207,9 @@ pub struct AuditWriter {
     inline: bool,
     /// How soon a record written inline is synced.
     sync_interval: std::time::Duration,
+    /// Open client connections (the server's count): with at most one, a durable append with
+    /// the writer thread idle is written and synced here.
+    connections: Option<Arc<AtomicUsize>>,
     /// Whether a sync of inline-written records is scheduled.
     sync_pending: bool,
     health: HealthRef,
@@ -231,6 +239,7 @@ impl AuditWriter {
             file: None,
             inline: false,
             sync_interval,
+            connections: None,
             sync_pending: false,
             health,
             failure_action: config.failure_action,
@@ -375,6 +384,13 @@ impl AuditWriter {
         Ok(self)
     }
 
+    /// Lets durable appends be written and synced on the event loop while `connections`, the
+    /// server's count of open client connections, is at most one and the writer thread idle.
+    pub fn with_connections(mut self, connections: Arc<AtomicUsize>) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
     /// The health, shared with status.
     pub fn health(&self) -> HealthRef {
         self.health.clone()
@@ -416,15 +432,48 @@ impl AuditWriter {
         }
     }
 
+    /// A durable append for a client waiting for it: written and synced here when that is
+    /// the quickest way and keeps the order (one connection at most, the writer thread idle,
+    /// the log healthy), else through the writer thread.
+    fn durable(&self, events: Vec<AuditEvent>) -> Pending {
+        let alone = self
+            .connections
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed) <= 1);
+        let idle = self.log.as_ref().is_some_and(|c| c.idle());
+        let Some(log) = self
+            .file
+            .as_ref()
+            .filter(|_| alone && idle && self.healthy())
+        else {
+            return self.submit(events);
+        };
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        // What the writer thread does with `always` (one write and one fdatasync under the
+        // lock, cut back on failure), whatever `audit.sync` says.
+        let result = match log.lock() {
+            Ok(mut l) => l.append_batch(&refs).map_err(|e| e.to_string()),
+            Err(_) => Err("the audit log's lock is poisoned".to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, records = events.len(), "audit records could not be written");
+        }
+        self.watch(Box::pin(std::future::ready(result)))
+    }
+
+    fn healthy(&self) -> bool {
+        self.health.lock().is_ok_and(|h| h.healthy)
+    }
+
     /// A [`Wait::Written`] append: with `audit.sync: periodic` and a healthy log, written here
     /// and now, with a sync scheduled within the interval; otherwise as durable as any.
     fn write_now(&mut self, events: Vec<AuditEvent>, ctx: &mut Context<Self>) -> Pending {
         let Some(log) = self.file.as_ref().filter(|_| self.inline) else {
-            return self.submit(events);
+            return self.durable(events);
         };
         // After a failure, every append waits for the disk again until one succeeds: a log
         // that cannot be synced must not go on answering as if it could.
-        if !self.health.lock().is_ok_and(|h| h.healthy) {
+        if !self.healthy() {
             return self.submit(events);
         }
         let refs: Vec<&AuditEvent> = events.iter().collect();
@@ -511,7 +560,7 @@ impl Handler<AppendAll> for AuditWriter {
             return Box::pin(async { Ok(()) });
         }
         match msg.wait {
-            Wait::Durable => self.submit(events),
+            Wait::Durable => self.durable(events),
             Wait::Written => self.write_now(events, ctx),
         }
     }
@@ -656,6 +705,58 @@ mod tests {
             let answered = writer.send(append(EventType::CapabilityRequest, Wait::Durable));
             answered.await.unwrap().unwrap();
             assert_eq!(synced(), (4, 4), "{sync:?}: synced before the answer");
+        }
+    }
+
+    /// With one client connection and the writer thread idle, a durable append is written and
+    /// synced on the event loop (no hand-off); with two, through the writer thread, where
+    /// concurrent requests share a sync. Either way it is synced before the answer.
+    #[actix_rt::test]
+    async fn a_lone_connection_syncs_on_the_event_loop_and_more_share_the_thread() {
+        for sync in [AuditSync::Always, AuditSync::Periodic] {
+            let dir = tempfile::tempdir().unwrap();
+            let connections = Arc::new(AtomicUsize::new(1));
+            let writer = AuditWriter::open(&config(dir.path(), sync))
+                .unwrap()
+                .with_connections(connections.clone());
+            let (log, thread) = (writer.file.clone().unwrap(), writer.log.clone().unwrap());
+            let writer = writer.start();
+            let durable = |kind| AppendAll {
+                events: vec![AuditEvent::new(kind, Outcome::Success)],
+                wait: Wait::Durable,
+            };
+            writer
+                .send(durable(EventType::CapabilityRequest))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(thread.jobs_taken(), 0, "{sync:?}: no hand-off");
+            assert_eq!(log.lock().unwrap().synced_through(), 1, "{sync:?}");
+            // With `always`, a record of a decision that changed nothing is durable too.
+            if sync == AuditSync::Always {
+                writer
+                    .send(AppendAll {
+                        events: vec![AuditEvent::new(
+                            EventType::CapabilityValidation,
+                            Outcome::Valid,
+                        )],
+                        wait: Wait::Written,
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(thread.jobs_taken(), 0, "no hand-off");
+                assert_eq!(log.lock().unwrap().synced_through(), 2);
+            }
+            connections.store(2, Ordering::Relaxed);
+            writer
+                .send(durable(EventType::CapabilityRevocation))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(thread.jobs_taken(), 1, "{sync:?}: through the thread");
+            let l = log.lock().unwrap();
+            assert_eq!(l.synced_through(), l.head().seq, "{sync:?}");
         }
     }
 

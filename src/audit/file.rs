@@ -673,7 +673,7 @@ mod tests {
             let path = dir.path().join("audit.log");
             let rotated = dir.path().join("audit.log.1");
             let mut log = AuditLog::open(&path).unwrap();
-            let mut write = |log: &mut AuditLog, kind| {
+            let write = |log: &mut AuditLog, kind| {
                 if durable {
                     log.append_batch(&[&ev(kind)]).unwrap()
                 } else {
