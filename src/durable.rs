@@ -4,10 +4,14 @@
 //! a little latency, not the agent its throughput.
 //!
 //! Jobs run in the order they were queued; a [`Committer::run`] job (compaction, rotation) runs
-//! between the writes queued before and after it.
+//! between the writes queued before and after it. [`Committer::idle`] says whether any job is
+//! queued or running, so that a caller that owns the sink too may write it itself, in order,
+//! when nothing is in between (see [`crate::actors::audit_writer`]).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
@@ -33,12 +37,21 @@ enum Job<S: Sink> {
 /// The handle to a sink's writer thread.
 pub struct Committer<S: Sink> {
     jobs: mpsc::Sender<Job<S>>,
+    counts: Arc<Counts>,
+}
+
+/// Jobs queued or running, and jobs taken so far.
+#[derive(Default)]
+struct Counts {
+    pending: AtomicUsize,
+    taken: AtomicU64,
 }
 
 impl<S: Sink> Clone for Committer<S> {
     fn clone(&self) -> Self {
         Committer {
             jobs: self.jobs.clone(),
+            counts: self.counts.clone(),
         }
     }
 }
@@ -54,6 +67,8 @@ impl<S: Sink> Committer<S> {
     /// Starts the writer thread `name` owning `sink`.
     pub fn start(name: &str, mut sink: S) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job<S>>();
+        let counts = Arc::new(Counts::default());
+        let c = counts.clone();
         std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
@@ -65,6 +80,7 @@ impl<S: Sink> Committer<S> {
                             Err(_) => break,
                         }
                     }
+                    c.taken.fetch_add(jobs.len() as u64, Ordering::Relaxed);
                     let mut items = Vec::new();
                     let mut waiters = Vec::new();
                     for job in jobs {
@@ -74,33 +90,49 @@ impl<S: Sink> Committer<S> {
                                 waiters.push(done);
                             }
                             Job::Run(f, done) => {
-                                flush(&mut sink, &mut items, &mut waiters);
-                                let _ = done.send(f(&mut sink));
+                                flush(&mut sink, &mut items, &mut waiters, &c);
+                                let result = f(&mut sink);
+                                c.pending.fetch_sub(1, Ordering::AcqRel);
+                                let _ = done.send(result);
                             }
                         }
                     }
-                    flush(&mut sink, &mut items, &mut waiters);
+                    flush(&mut sink, &mut items, &mut waiters, &c);
                 }
             })?;
-        Ok(Committer { jobs: tx })
+        Ok(Committer { jobs: tx, counts })
     }
 
     /// Queues `items`; the result resolves once they are durable (or failed).
     pub fn submit(&self, items: Vec<S::Item>) -> Pending {
         let (done, wait) = oneshot::channel();
-        if self.jobs.send(Job::Write(items, done)).is_err() {
-            return Box::pin(async { Err(stopped()) });
-        }
-        Box::pin(async move { wait.await.unwrap_or_else(|_| Err(stopped())) })
+        self.queue(Job::Write(items, done), wait)
     }
 
     /// Runs `f` on the sink in queue order (after everything queued before it).
     pub fn run(&self, f: impl FnOnce(&mut S) -> Result<(), String> + Send + 'static) -> Pending {
         let (done, wait) = oneshot::channel();
-        if self.jobs.send(Job::Run(Box::new(f), done)).is_err() {
+        self.queue(Job::Run(Box::new(f), done), wait)
+    }
+
+    fn queue(&self, job: Job<S>, wait: oneshot::Receiver<Result<(), String>>) -> Pending {
+        self.counts.pending.fetch_add(1, Ordering::AcqRel);
+        if self.jobs.send(job).is_err() {
+            self.counts.pending.fetch_sub(1, Ordering::AcqRel);
             return Box::pin(async { Err(stopped()) });
         }
         Box::pin(async move { wait.await.unwrap_or_else(|_| Err(stopped())) })
+    }
+
+    /// Whether no job is queued or running: whatever was queued has been done (and answered
+    /// or about to be).
+    pub fn idle(&self) -> bool {
+        self.counts.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Jobs the writer thread has taken so far.
+    pub fn jobs_taken(&self) -> u64 {
+        self.counts.taken.load(Ordering::Relaxed)
     }
 }
 
@@ -108,6 +140,7 @@ fn flush<S: Sink>(
     sink: &mut S,
     items: &mut Vec<S::Item>,
     waiters: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    counts: &Counts,
 ) {
     if waiters.is_empty() {
         return;
@@ -118,6 +151,7 @@ fn flush<S: Sink>(
         sink.write(items)
     };
     items.clear();
+    counts.pending.fetch_sub(waiters.len(), Ordering::AcqRel);
     for w in waiters.drain(..) {
         let _ = w.send(result.clone());
     }
@@ -162,5 +196,21 @@ mod tests {
         .unwrap();
         assert!(*marker.lock().unwrap());
         assert!(c.submit(vec![]).await.is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn idle_once_every_queued_job_is_done() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let c = Committer::start("test-writer", Recorder(log)).unwrap();
+        assert!(c.idle());
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let blocked = c.run(move |_| wait.recv().map_err(|e| e.to_string()));
+        let queued = c.submit(vec![1]);
+        assert!(!c.idle(), "a job runs, another is queued");
+        go.send(()).unwrap();
+        blocked.await.unwrap();
+        queued.await.unwrap();
+        assert!(c.idle());
+        assert_eq!(c.jobs_taken(), 2);
     }
 }

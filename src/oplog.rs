@@ -4,8 +4,9 @@
 //! `MESSAGE_ID` per kind of event (see [`message_id`]), so `journalctl MESSAGE_ID=…` finds them.
 //! Credential deliveries and refusals have their own form ([`credential`]).
 //!
-//! Priorities: routine successes (a grant, a valid capability) are informational (debug level),
-//! denials and refusals are notices (info level), a failed reload or an unrecordable decision is
+//! Priorities: routine successes (a grant, a valid capability, a secret read or listed) are
+//! informational (debug level), denials, refusals and secret writes and deletes are notices
+//! (info level), a failed reload or an unrecordable decision is
 //! an error. Journald rate-limits and drops under load by design; the audit log is the record of
 //! decisions, this is for operators. Signatures and keys are never logged.
 //!
@@ -176,9 +177,17 @@ pub fn loudness(ev: &AuditEvent) -> Loudness {
         }
         Outcome::Success => match ev.kind {
             EventType::PolicyEvaluation => Loudness::Routine,
+            // A read or list changed nothing, as a valid validation did not: routine. A write
+            // or delete changed a secret: a notice.
+            EventType::SecretAccess if only_looked(ev) => Loudness::Routine,
             _ => Loudness::Notice,
         },
     }
+}
+
+/// Whether a `secret_access` only read: every action is `read` or `list` (and there is one).
+fn only_looked(ev: &AuditEvent) -> bool {
+    !ev.actions.is_empty() && ev.actions.iter().all(|a| a == "read" || a == "list")
 }
 
 fn name<T: serde::Serialize>(v: &T) -> String {
@@ -292,5 +301,22 @@ mod tests {
             l(EventType::PolicyReload, Outcome::Success),
             Loudness::Notice
         );
+    }
+
+    #[test]
+    fn secret_reads_are_routine_and_changes_notices() {
+        let access = |action: &str, outcome| {
+            let mut ev = AuditEvent::new(EventType::SecretAccess, outcome);
+            ev.actions = vec![action.to_string()];
+            loudness(&ev)
+        };
+        assert_eq!(access("read", Outcome::Success), Loudness::Routine);
+        assert_eq!(access("list", Outcome::Success), Loudness::Routine);
+        assert_eq!(access("write", Outcome::Success), Loudness::Notice);
+        assert_eq!(access("delete", Outcome::Success), Loudness::Notice);
+        assert_eq!(access("read", Outcome::Rejected), Loudness::Notice);
+        assert_eq!(access("read", Outcome::Failure), Loudness::Error);
+        let none = AuditEvent::new(EventType::SecretAccess, Outcome::Success);
+        assert_eq!(loudness(&none), Loudness::Notice, "no action: not a read");
     }
 }

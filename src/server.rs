@@ -159,11 +159,13 @@ pub async fn run(
         gid
     });
     let secrets = open_secrets(&config)?;
+    let connections = Arc::new(AtomicUsize::new(0));
     let audit_writer = AuditWriter::open(&config.audit)?
         .with_admins(crate::audit::summary::Admins {
             agent_uid,
             admin_gid,
         })
+        .with_connections(connections.clone())
         .sealed(&config.audit, &config.state_dir, signer.clone())
         .await?;
     let audit_health = audit_writer.health();
@@ -236,7 +238,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         started: Instant::now(),
         started_at: jiff::Timestamp::now(),
-        connections: AtomicUsize::new(0),
+        connections,
         shutting_down: AtomicBool::new(false),
         socket_path: socket_path.clone(),
         socket_activated,

@@ -137,7 +137,10 @@ fn status_commands() {
     let out = agent.cli(&["agent", "status", "--verbose", "--format", "json"]);
     let detail = json_out(&out)["detail"].clone();
     assert_eq!(detail["socket_activated"], false);
-    assert_eq!(detail["audit_sync"], "always", "the default: {detail}");
+    assert_eq!(
+        detail["audit_sync"], "periodic",
+        "development mode's default: {detail}"
+    );
     let out = agent.cli(&["capability", "status"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(!stdout(&out).is_empty());

@@ -103,7 +103,7 @@ fn traffic(path: std::path::PathBuf, known: Arc<Mutex<HashMap<String, Known>>>, 
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_that_was_acknowledged() {
-    crash_rounds("");
+    crash_rounds("audit:\n  enable: true\n  log_file: /overridden/by/flag.log\n  sync: always\n");
 }
 
 /// The same with `audit.sync: periodic`: grants, revocations and counted uses are still synced

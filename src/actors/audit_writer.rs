@@ -8,8 +8,12 @@
 //! on the event loop, with one `write` to the log (shared with the writer thread behind a
 //! mutex that is held across a sync only while the writer thread rotates the log), answered at
 //! once, and synced by the writer thread `audit.sync_interval_ms` later; see
-//! docs/durability.md. Everything else goes through the
-//! writer thread and is answered once synced.
+//! docs/durability.md. Everything else is answered once synced: written and synced by the
+//! writer thread — where concurrent requests share one `fdatasync` — or, when the agent has
+//! one client connection and the writer thread nothing queued or running, written and synced
+//! here on the event loop, which spares the lone request's answer two thread hand-offs (the
+//! client could not have sent anything else meanwhile; another connection sends records
+//! through the thread again).
 //!
 //! It also keeps the log's health for `agent status`, and applies `audit.failure_action` when a
 //! write fails: `deny` lets the caller refuse the request (and the next write retries), `halt`
@@ -29,6 +33,7 @@
 //! ([`crate::audit::seal`]) at start, every `audit.seal_interval_seconds`, before rotating, and
 //! when sent [`SealNow`] (at stop), each time after making the sealed records durable.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
@@ -131,13 +136,18 @@ impl SharedLog {
     /// Makes every record written so far durable, and rotates the log if the event loop's
     /// writes have taken it past `max_file_size` (they leave rotating to this thread).
     fn sync(&self) -> Result<(), String> {
-        let file = {
+        let (file, seq) = {
             let mut log = self.lock()?;
             log.rotate_if_due();
-            log.sync_handle().map_err(|e| e.to_string())?
+            (
+                log.sync_handle().map_err(|e| e.to_string())?,
+                log.head().seq,
+            )
         };
         file.sync_data()
-            .map_err(|e| format!("audit log: cannot sync: {e}"))
+            .map_err(|e| format!("audit log: cannot sync: {e}"))?;
+        self.lock()?.synced_up_to(seq);
+        Ok(())
     }
 
     /// Seals the head as it is now, once it is durable, without holding the log meanwhile
@@ -190,11 +200,16 @@ impl crate::durable::Sink for SharedLog {
 /// The audit writer.
 pub struct AuditWriter {
     log: Option<Committer<SharedLog>>,
-    /// With `audit.sync: periodic`: the log, for [`Wait::Written`] appends made here, on the
-    /// event loop, without a hand-off to the writer thread.
-    inline: Option<Arc<Mutex<AuditLog>>>,
+    /// The log the writer thread writes, shared.
+    file: Option<Arc<Mutex<AuditLog>>>,
+    /// `audit.sync: periodic`: [`Wait::Written`] appends are made here, on the event loop, in
+    /// `file`, without a hand-off to the writer thread.
+    inline: bool,
     /// How soon a record written inline is synced.
     sync_interval: std::time::Duration,
+    /// Open client connections (the server's count): with at most one, a durable append with
+    /// the writer thread idle is written and synced here.
+    connections: Option<Arc<AtomicUsize>>,
     /// Whether a sync of inline-written records is scheduled.
     sync_pending: bool,
     health: HealthRef,
@@ -221,8 +236,10 @@ impl AuditWriter {
         let sync_interval = std::time::Duration::from_millis(config.sync_interval_ms);
         let writer = AuditWriter {
             log: None,
-            inline: None,
+            file: None,
+            inline: false,
             sync_interval,
+            connections: None,
             sync_pending: false,
             health,
             failure_action: config.failure_action,
@@ -262,7 +279,8 @@ impl AuditWriter {
         })?;
         Ok(AuditWriter {
             log: Some(committer),
-            inline: periodic.then_some(log),
+            file: Some(log),
+            inline: periodic,
             ..writer
         })
     }
@@ -366,6 +384,13 @@ impl AuditWriter {
         Ok(self)
     }
 
+    /// Lets durable appends be written and synced on the event loop while `connections`, the
+    /// server's count of open client connections, is at most one and the writer thread idle.
+    pub fn with_connections(mut self, connections: Arc<AtomicUsize>) -> Self {
+        self.connections = Some(connections);
+        self
+    }
+
     /// The health, shared with status.
     pub fn health(&self) -> HealthRef {
         self.health.clone()
@@ -407,15 +432,48 @@ impl AuditWriter {
         }
     }
 
+    /// A durable append for a client waiting for it: written and synced here when that is
+    /// the quickest way and keeps the order (one connection at most, the writer thread idle,
+    /// the log healthy), else through the writer thread.
+    fn durable(&self, events: Vec<AuditEvent>) -> Pending {
+        let alone = self
+            .connections
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed) <= 1);
+        let idle = self.log.as_ref().is_some_and(|c| c.idle());
+        let Some(log) = self
+            .file
+            .as_ref()
+            .filter(|_| alone && idle && self.healthy())
+        else {
+            return self.submit(events);
+        };
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        // What the writer thread does with `always` (one write and one fdatasync under the
+        // lock, cut back on failure), whatever `audit.sync` says.
+        let result = match log.lock() {
+            Ok(mut l) => l.append_batch(&refs).map_err(|e| e.to_string()),
+            Err(_) => Err("the audit log's lock is poisoned".to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, records = events.len(), "audit records could not be written");
+        }
+        self.watch(Box::pin(std::future::ready(result)))
+    }
+
+    fn healthy(&self) -> bool {
+        self.health.lock().is_ok_and(|h| h.healthy)
+    }
+
     /// A [`Wait::Written`] append: with `audit.sync: periodic` and a healthy log, written here
     /// and now, with a sync scheduled within the interval; otherwise as durable as any.
     fn write_now(&mut self, events: Vec<AuditEvent>, ctx: &mut Context<Self>) -> Pending {
-        let Some(log) = &self.inline else {
-            return self.submit(events);
+        let Some(log) = self.file.as_ref().filter(|_| self.inline) else {
+            return self.durable(events);
         };
         // After a failure, every append waits for the disk again until one succeeds: a log
         // that cannot be synced must not go on answering as if it could.
-        if !self.health.lock().is_ok_and(|h| h.healthy) {
+        if !self.healthy() {
             return self.submit(events);
         }
         let refs: Vec<&AuditEvent> = events.iter().collect();
@@ -502,7 +560,7 @@ impl Handler<AppendAll> for AuditWriter {
             return Box::pin(async { Ok(()) });
         }
         match msg.wait {
-            Wait::Durable => self.submit(events),
+            Wait::Durable => self.durable(events),
             Wait::Written => self.write_now(events, ctx),
         }
     }
@@ -606,6 +664,100 @@ mod tests {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// With `periodic`, the answer to a [`Wait::Written`] append does not wait for the disk,
+    /// but the answer to a [`Wait::Durable`] one (a grant, a revocation, a counted use, a
+    /// secret changed, a credential delivered) waits until its record is synced — and with it
+    /// everything written before. With `always`, every answer waits for the sync.
+    #[actix_rt::test]
+    async fn durable_appends_are_synced_before_their_answer_in_both_modes() {
+        for sync in [AuditSync::Periodic, AuditSync::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = config(dir.path(), sync);
+            // Far beyond the test's length: no periodic sync happens by itself meanwhile.
+            cfg.sync_interval_ms = 1000;
+            let writer = AuditWriter::open(&cfg).unwrap();
+            let log = writer.file.clone().unwrap();
+            let writer = writer.start();
+            let append = |kind, wait| AppendAll {
+                events: vec![AuditEvent::new(kind, Outcome::Success)],
+                wait,
+            };
+            let synced = || {
+                let l = log.lock().unwrap();
+                (l.synced_through(), l.head().seq)
+            };
+            for _ in 0..3 {
+                let answered = writer.send(append(EventType::CapabilityValidation, Wait::Written));
+                answered.await.unwrap().unwrap();
+            }
+            assert_eq!(
+                lines(dir.path()).len(),
+                3,
+                "{sync:?}: written before the answer"
+            );
+            let (through, head) = synced();
+            match sync {
+                AuditSync::Periodic => assert!(through < head, "periodic: not waited for"),
+                AuditSync::Always => assert_eq!(through, head, "always: synced"),
+            }
+            let answered = writer.send(append(EventType::CapabilityRequest, Wait::Durable));
+            answered.await.unwrap().unwrap();
+            assert_eq!(synced(), (4, 4), "{sync:?}: synced before the answer");
+        }
+    }
+
+    /// With one client connection and the writer thread idle, a durable append is written and
+    /// synced on the event loop (no hand-off); with two, through the writer thread, where
+    /// concurrent requests share a sync. Either way it is synced before the answer.
+    #[actix_rt::test]
+    async fn a_lone_connection_syncs_on_the_event_loop_and_more_share_the_thread() {
+        for sync in [AuditSync::Always, AuditSync::Periodic] {
+            let dir = tempfile::tempdir().unwrap();
+            let connections = Arc::new(AtomicUsize::new(1));
+            let writer = AuditWriter::open(&config(dir.path(), sync))
+                .unwrap()
+                .with_connections(connections.clone());
+            let (log, thread) = (writer.file.clone().unwrap(), writer.log.clone().unwrap());
+            let writer = writer.start();
+            let durable = |kind| AppendAll {
+                events: vec![AuditEvent::new(kind, Outcome::Success)],
+                wait: Wait::Durable,
+            };
+            writer
+                .send(durable(EventType::CapabilityRequest))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(thread.jobs_taken(), 0, "{sync:?}: no hand-off");
+            assert_eq!(log.lock().unwrap().synced_through(), 1, "{sync:?}");
+            // With `always`, a record of a decision that changed nothing is durable too.
+            if sync == AuditSync::Always {
+                writer
+                    .send(AppendAll {
+                        events: vec![AuditEvent::new(
+                            EventType::CapabilityValidation,
+                            Outcome::Valid,
+                        )],
+                        wait: Wait::Written,
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(thread.jobs_taken(), 0, "no hand-off");
+                assert_eq!(log.lock().unwrap().synced_through(), 2);
+            }
+            connections.store(2, Ordering::Relaxed);
+            writer
+                .send(durable(EventType::CapabilityRevocation))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(thread.jobs_taken(), 1, "{sync:?}: through the thread");
+            let l = log.lock().unwrap();
+            assert_eq!(l.synced_through(), l.head().seq, "{sync:?}");
+        }
     }
 
     #[actix_rt::test]

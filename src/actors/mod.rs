@@ -57,8 +57,9 @@ pub struct Shared {
     pub started: Instant,
     /// The same, as a timestamp.
     pub started_at: jiff::Timestamp,
-    /// Open client connections.
-    pub connections: AtomicUsize,
+    /// Open client connections (shared with the audit writer, see
+    /// [`audit_writer::AuditWriter::with_connections`]).
+    pub connections: Arc<AtomicUsize>,
     /// Set once shutdown began: new connections are refused.
     pub shutting_down: AtomicBool,
     /// The socket path shown in status.

@@ -91,18 +91,51 @@ pub fn seal(mut fields: Map<String, Value>, head: &mut ChainHead) -> Vec<u8> {
 }
 
 /// Seals `event` onto the chain as [`seal`] seals its JSON object — the same bytes — but
-/// serializing the event directly in canonical key order instead of through a `Map`: this is
-/// what the audit writer does for every record.
+/// serializing the event directly in canonical key order instead of through a `Map`.
 pub fn seal_event(event: &AuditEvent, head: &mut ChainHead) -> serde_json::Result<Vec<u8>> {
-    let seq = head.seq + 1;
-    let mut hasher = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut hasher, &event.canonical(seq, &head.hash, None))?;
-    let hash = hex::encode(hasher.0.finalize());
     let mut line = Vec::with_capacity(512);
-    serde_json::to_writer(&mut line, &event.canonical(seq, &head.hash, Some(&hash)))?;
-    line.push(b'\n');
-    *head = ChainHead { seq, hash };
+    seal_into(event, head, &mut line)?;
     Ok(line)
+}
+
+/// [`seal_event`] appending the line to `out`: what the audit writer does for every record.
+/// The record is serialized once — the keys sorted before `hash`, then those after it, which is
+/// the hashed form — hashed, and `"hash":"…",` put in between. On error, `out` and `head` are
+/// as they were.
+pub fn seal_into(
+    event: &AuditEvent,
+    head: &mut ChainHead,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    let start = out.len();
+    let seq = head.seq + 1;
+    let (before, after) = event.canonical(seq, &head.hash);
+    let written = (|| {
+        serde_json::to_writer(&mut *out, &before)?;
+        // `{…}` or `{}`: keep the opening brace and the keys, and end with a comma if any.
+        out.pop();
+        if out.len() > start + 1 {
+            out.push(b',');
+        }
+        let mark = out.len();
+        serde_json::to_writer(&mut *out, &after)?;
+        // Never empty (`outcome`, `seq`… are always there): drop its opening brace.
+        out.remove(mark);
+        Ok(mark)
+    })();
+    let mark = match written {
+        Ok(mark) => mark,
+        Err(e) => {
+            out.truncate(start);
+            return Err(e);
+        }
+    };
+    let hash = hex::encode(Sha256::digest(&out[start..]));
+    let field = format!("\"hash\":\"{hash}\",");
+    out.splice(mark..mark, field.into_bytes());
+    out.push(b'\n');
+    *head = ChainHead { seq, hash };
+    Ok(())
 }
 
 /// The first record that breaks the chain.

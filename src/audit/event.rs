@@ -249,19 +249,21 @@ impl AuditEvent {
     /// `serde_json::to_value(self)` plus the chain fields, with every key (nested ones too) in
     /// sorted order, so that serializing it directly gives the canonical form that
     /// [`crate::audit::chain::hash_of`] computes through a `Map`, without building one.
-    /// `hash: None` leaves `hash` out (the form that is hashed).
+    /// It comes in two objects, the keys sorted before `hash` and those after it, so that the
+    /// record can be serialized once, hashed, and `hash` put in between
+    /// ([`crate::audit::chain::seal_into`]).
     pub fn canonical<'a>(
         &'a self,
         seq: u64,
         prev_hash: &'a str,
-        hash: Option<&'a str>,
-    ) -> CanonicalRecord<'a> {
-        CanonicalRecord {
+    ) -> (CanonicalBefore<'a>, CanonicalAfter<'a>) {
+        let before = CanonicalBefore {
             actions: &self.actions,
             capability_id: self.capability_id.as_deref(),
             claimed_identity: self.claimed_identity.as_deref(),
             credential: self.credential.as_ref(),
-            hash,
+        };
+        let after = CanonicalAfter {
             identity: self.identity.as_ref().map(|i| CanonicalIdentity {
                 exe: i.exe.as_deref(),
                 gid: i.gid,
@@ -283,7 +285,8 @@ impl AuditEvent {
             timestamp: &self.timestamp,
             kind: self.kind,
             version: self.version,
-        }
+        };
+        (before, after)
     }
 
     /// The record as one JSON line with its `\n`.
@@ -294,11 +297,11 @@ impl AuditEvent {
     }
 }
 
-/// A sealed record in canonical key order (see [`AuditEvent::canonical`]). The fields are
-/// declared sorted by their JSON names; the test `canonical_form_is_the_sorted_map_form` holds
-/// it to that.
+/// The keys of a sealed record sorted before `hash`, in canonical order (see
+/// [`AuditEvent::canonical`]). The fields here and in [`CanonicalAfter`] are declared sorted by
+/// their JSON names; the test `canonical_form_is_the_sorted_map_form` holds them to that.
 #[derive(Serialize)]
-pub struct CanonicalRecord<'a> {
+pub struct CanonicalBefore<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     actions: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,8 +310,11 @@ pub struct CanonicalRecord<'a> {
     claimed_identity: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credential: Option<&'a CredentialRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hash: Option<&'a str>,
+}
+
+/// The keys of a sealed record sorted after `hash` (see [`CanonicalBefore`]); never empty.
+#[derive(Serialize)]
+pub struct CanonicalAfter<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<CanonicalIdentity<'a>>,
     outcome: Outcome,

@@ -269,7 +269,9 @@ pub struct AuditConfig {
     pub summary_interval_seconds: u64,
     /// When a record reaches the disk: `always` before the request it records is answered;
     /// `periodic` lets records of decisions that change nothing (validations, refusals, reads)
-    /// be answered once written to the file, synced within `sync_interval_ms`.
+    /// be answered once written to the file, synced within `sync_interval_ms`. Records of
+    /// state changes are synced before the answer either way. Default per mode: `periodic` in
+    /// standard and development mode, `always` in hardened mode.
     #[serde(default)]
     pub sync: AuditSync,
     /// With `sync: periodic`, the most milliseconds between writing such a record and its
@@ -302,7 +304,8 @@ fn default_seal_interval_seconds() -> u64 {
     10
 }
 
-/// When audit records reach the disk (see docs/durability.md).
+/// When audit records reach the disk (see docs/durability.md). The built-in default depends on
+/// the mode ([`AgentConfig::defaults`]); the type's own default, `always`, is the stricter one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuditSync {
@@ -449,6 +452,13 @@ impl AgentConfig {
             Mode::Hardened => (200, 200, 200),
             Mode::Standard | Mode::Development => (1000, 1000, default_max_retained_per_uid()),
         };
+        // Records of state changes are synced before the answer in every mode; `periodic`
+        // lets the others be answered once written, synced within `sync_interval_ms`
+        // (docs/durability.md). Hardened mode waits for the disk for every record.
+        let audit_sync = match mode {
+            Mode::Hardened => AuditSync::Always,
+            Mode::Standard | Mode::Development => AuditSync::Periodic,
+        };
         AgentConfig {
             version: None,
             mode,
@@ -482,7 +492,7 @@ impl AgentConfig {
                 max_field_bytes: default_max_field_bytes(),
                 refusal_budget: default_refusal_budget(),
                 summary_interval_seconds: default_summary_interval_seconds(),
-                sync: AuditSync::Always,
+                sync: audit_sync,
                 sync_interval_ms: default_sync_interval_ms(),
                 seal: true,
                 seal_interval_seconds: default_seal_interval_seconds(),

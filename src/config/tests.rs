@@ -269,14 +269,53 @@ fn idle_exit_seconds_defaults_to_never_and_layers_file_then_env() {
 }
 
 #[test]
-fn audit_sync_defaults_to_always_and_checks_its_interval() {
+fn audit_sync_defaults_per_mode_and_checks_its_interval() {
     Jail::expect_with(|jail| {
         let p = paths(jail.directory());
-        let c = load(None, &Overrides::default(), &p).unwrap().config;
-        assert_eq!(
-            (c.audit.sync, c.audit.sync_interval_ms),
-            (AuditSync::Always, 10)
-        );
+        // By flag: periodic in standard and development mode, always in hardened mode.
+        for (mode, sync) in [
+            (None, AuditSync::Periodic),
+            (Some(Mode::Standard), AuditSync::Periodic),
+            (Some(Mode::Development), AuditSync::Periodic),
+            (Some(Mode::Hardened), AuditSync::Always),
+        ] {
+            let o = Overrides {
+                mode,
+                ..Overrides::default()
+            };
+            let c = load(None, &o, &p).unwrap().config;
+            assert_eq!(
+                (c.audit.sync, c.audit.sync_interval_ms),
+                (sync, 10),
+                "{mode:?}"
+            );
+        }
+        // By the file's mode, with an audit section that does not name `sync`; a file that
+        // names it wins over the mode's default.
+        for (text, sync) in [
+            (
+                "mode: hardened\naudit:\n  enable: true\n",
+                AuditSync::Always,
+            ),
+            (
+                "mode: standard\naudit:\n  enable: true\n",
+                AuditSync::Periodic,
+            ),
+            ("mode: development\n", AuditSync::Periodic),
+            (
+                "mode: hardened\naudit:\n  enable: true\n  sync: periodic\n",
+                AuditSync::Periodic,
+            ),
+            (
+                "mode: standard\naudit:\n  enable: true\n  sync: always\n",
+                AuditSync::Always,
+            ),
+        ] {
+            jail.create_file("m.yaml", text)?;
+            let file = jail.directory().join("m.yaml");
+            let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+            assert_eq!(c.audit.sync, sync, "{text}");
+        }
         jail.create_file(
             "s.yaml",
             "audit:\n  enable: true\n  log_file: /tmp/a.log\n  sync: periodic\n  sync_interval_ms: 25\n",
@@ -713,6 +752,16 @@ fn the_shipped_agent_yaml_is_valid_and_says_the_credentials_defaults() {
         system.credentials_socket = DefaultPaths::system().credentials_socket;
         let defaults = AgentConfig::defaults(Mode::Standard, &system);
         assert_eq!(c.credentials, defaults.credentials);
+        assert_eq!(c.audit.sync, AuditSync::Periodic);
+        // The file leaves audit.sync to the mode: hardened mode syncs every record.
+        let hardened = Overrides {
+            mode: Some(Mode::Hardened),
+            ..Overrides::default()
+        };
+        let c = load(Some(&jail.directory().join("shipped.yaml")), &hardened, &p)
+            .unwrap()
+            .config;
+        assert_eq!(c.audit.sync, AuditSync::Always);
         Ok(())
     });
 }
