@@ -12,6 +12,9 @@ use crate::config::AgentConfig;
 
 const CHECK: &str = "audit";
 
+/// The most of the seal file read (it holds one short line per seal).
+const MAX_SEAL_FILE: u64 = 256 << 20;
+
 /// The fix for a log that fails its check: it is evidence, not something to repair.
 const KEEP: &str = "keep the files as evidence and find out who changed them (aether-vault audit verify shows the details); the agent goes on from its last seal";
 
@@ -34,7 +37,7 @@ pub fn audit_log(config: &AgentConfig) -> Vec<Finding> {
         .collect();
     let mut contents = Vec::new();
     for p in &set {
-        match std::fs::read(p) {
+        match super::read_regular(p, u64::MAX) {
             Ok(b) => contents.push((p.clone(), String::from_utf8_lossy(&b).into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 return vec![not_readable(CHECK, p)];
@@ -112,9 +115,15 @@ fn seals(config: &AgentConfig) -> Option<Vec<seal::Seal>> {
     if !config.audit.seal {
         return None;
     }
-    let key = evidence::key_from_file(&config.state_dir.join(crate::capability::signing::KEY_FILE))
-        .ok()?;
-    let text = std::fs::read_to_string(config.audit.seal_path(&config.state_dir)).ok()?;
+    let key = super::read_regular(
+        &config.state_dir.join(crate::capability::signing::KEY_FILE),
+        64,
+    )
+    .ok()?;
+    let key = crate::capability::Signer::from_seed(key.as_slice().try_into().ok()?).public_key();
+    let text =
+        super::read_regular(&config.audit.seal_path(&config.state_dir), MAX_SEAL_FILE).ok()?;
+    let text = String::from_utf8_lossy(&text);
     let log = seal::log_identity(&config.audit.log_file);
     Some(evidence::from_seal_file(&text, &key, &log).seals)
 }

@@ -169,6 +169,15 @@ fn stat_dir(dir: &Path, what: &str, owner: Owner) -> Result<(), FileError> {
     }
 }
 
+/// An open error in words: a symbolic link is named as one.
+fn why(e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        "it is a symbolic link, which the agent never follows".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
 fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
@@ -179,7 +188,7 @@ pub fn keys(config: &AgentConfig) -> Vec<Finding> {
     const KEYS: &str = "keys";
     let mut out = Vec::new();
     let signing = config.state_dir.join(crate::capability::signing::KEY_FILE);
-    out.push(match std::fs::read(&signing) {
+    out.push(match super::read_regular(&signing, 1024) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Finding::ok(
             KEYS,
             format!("signing key {}: not created yet (the agent creates it at its first start)", signing.display()),
@@ -187,8 +196,8 @@ pub fn keys(config: &AgentConfig) -> Vec<Finding> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => not_readable(KEYS, &signing),
         Err(e) => Finding::problem(
             KEYS,
-            format!("signing key {}: cannot read it: {e}", signing.display()),
-            super::RUN_AS_ROOT,
+            format!("signing key {}: cannot read it: {}", signing.display(), why(&e)),
+            format!("put the agent's key back at {} as a regular file (from a backup), or move it away so that the agent makes a new one", signing.display()),
         ),
         Ok(b) if b.len() == 32 => {
             let key = crate::capability::Signer::from_seed(b.as_slice().try_into().unwrap_or([0; 32]));
@@ -202,15 +211,22 @@ pub fn keys(config: &AgentConfig) -> Vec<Finding> {
     });
     if config.secrets.backend == "file" {
         let path = config.state_dir.join(crate::secrets::file::KEY_FILE);
-        match std::fs::read(&path) {
+        match super::read_regular(&path, 1024) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 out.push(not_readable(KEYS, &path))
             }
             Err(e) => out.push(Finding::problem(
                 KEYS,
-                format!("secrets key {}: cannot read it: {e}", path.display()),
-                super::RUN_AS_ROOT,
+                format!(
+                    "secrets key {}: cannot read it: {}",
+                    path.display(),
+                    why(&e)
+                ),
+                format!(
+                    "put the key back at {} as a regular file, from a backup",
+                    path.display()
+                ),
             )),
             Ok(b) => out.push(match crate::secrets::file::parse_key(&b) {
                 Ok(_) => Finding::ok(
@@ -297,5 +313,19 @@ mod tests {
         std::fs::write(&key, b"short").unwrap();
         let k = keys(&c);
         assert_eq!(k[0].status, super::super::Status::Problem, "{k:?}");
+        // A FIFO or a link to a device in place of a key neither hangs nor exhausts doctor.
+        std::fs::remove_file(&key).unwrap();
+        nix::unistd::mkfifo(&key, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let k = keys(&c);
+        assert!(k[0].message.contains("not a regular file"), "{k:?}");
+        std::fs::remove_file(&key).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &key).unwrap();
+        let k = keys(&c);
+        assert!(k[0].message.contains("symbolic link"), "{k:?}");
+        let f = agent_files(&c, None, me());
+        assert!(
+            f.iter().any(|f| f.message.contains("symbolic link")),
+            "{f:?}"
+        );
     }
 }

@@ -144,6 +144,24 @@ pub fn can_read(file: &std::path::Path) -> bool {
     access(file, AccessFlags::R_OK).is_ok()
 }
 
+/// Reads a regular file, at most `limit` bytes: never through a symbolic link, and never
+/// waiting on a FIFO or reading a device (a state directory others can write may hold those in
+/// place of a key, to hang or exhaust whoever looks).
+pub fn read_regular(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut out = Vec::new();
+    file.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// A warning that `path` was not checked because this process may not read it.
 pub fn not_readable(check: &'static str, path: &std::path::Path) -> Finding {
     Finding::warning(

@@ -71,6 +71,13 @@ fn file_store(state: &Path, credential: &str, max_versions: usize, agent_uid: u3
     if !super::can_read(&key_path) {
         return super::not_readable(CHECK, &key_path);
     }
+    if !std::fs::symlink_metadata(&key_path).is_ok_and(|m| m.is_file()) {
+        return Finding::problem(
+            CHECK,
+            format!("secrets key {}: not a regular file", key_path.display()),
+            format!("restore {} from a backup", key_path.display()),
+        );
+    }
     let opened = crate::trust::open(
         &key_path,
         "secrets key",
