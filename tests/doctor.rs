@@ -235,6 +235,19 @@ fn a_changed_audit_record_is_a_problem() {
 }
 
 #[test]
+fn a_cut_audit_log_is_caught_by_the_agents_seals() {
+    let mut agent = standard();
+    agent.grant("secret:/app/db", &["read"]);
+    agent.stop();
+    let log = std::fs::read_to_string(&agent.audit_file).unwrap();
+    let first = log.lines().next().unwrap();
+    std::fs::write(&agent.audit_file, format!("{first}\n")).unwrap();
+    let report = json(&doctor(&agent, "standard", &["--format", "json"]));
+    let f = one(&report, "audit", "problem");
+    assert!(f["message"].as_str().unwrap().contains("missing"), "{f}");
+}
+
+#[test]
 fn a_vault_address_nothing_listens_on_is_a_problem_naming_it() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -3,7 +3,6 @@
 //! ([`crate::audit::evidence`]): a changed, cut or replaced log is a problem. The journal's
 //! copies of the seals are left to `aether-vault audit verify`, which reads them too.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{Finding, not_readable};
@@ -52,18 +51,8 @@ pub fn audit_log(config: &AgentConfig) -> Vec<Finding> {
         }
     }
     let sealed = seals(config);
-    let wanted = sealed
-        .as_ref()
-        .map(|s| evidence::sealed_seqs(s))
-        .unwrap_or_default();
-    let mut hashes = HashMap::new();
-    let walked = chain::verify_observing(&contents, &mut |_, seq, hash| {
-        if wanted.contains(&seq) {
-            hashes.insert(seq, hash.to_string());
-        }
-    });
-    let v = match walked {
-        Ok(v) => v,
+    let (v, seen) = match evidence::walk(&contents, sealed.as_deref().unwrap_or_default()) {
+        Ok(walked) => walked,
         Err(b) => {
             return vec![Finding::problem(
                 CHECK,
@@ -74,11 +63,6 @@ pub fn audit_log(config: &AgentConfig) -> Vec<Finding> {
     };
     let mut out = Vec::new();
     if let Some(seals) = &sealed {
-        let seen = evidence::Seen {
-            first_seq: v.first_seq,
-            head: v.head.clone(),
-            hashes,
-        };
         for p in evidence::check(&seen, seals, &seal::log_identity(log)) {
             out.push(Finding::problem(
                 CHECK,

@@ -63,24 +63,23 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A passed check.
-    pub fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+    fn new(check: &'static str, status: Status, message: String, fix: Option<String>) -> Finding {
         Finding {
             check,
-            status: Status::Ok,
-            message: message.into(),
-            fix: None,
+            status,
+            message,
+            fix,
         }
+    }
+
+    /// A passed check.
+    pub fn ok(check: &'static str, message: impl Into<String>) -> Finding {
+        Finding::new(check, Status::Ok, message.into(), None)
     }
 
     /// A check not made, and why.
     pub fn skipped(check: &'static str, message: impl Into<String>) -> Finding {
-        Finding {
-            check,
-            status: Status::Skipped,
-            message: message.into(),
-            fix: None,
-        }
+        Finding::new(check, Status::Skipped, message.into(), None)
     }
 
     /// A warning and its fix.
@@ -89,12 +88,7 @@ impl Finding {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
-        Finding {
-            check,
-            status: Status::Warning,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Finding::new(check, Status::Warning, message.into(), Some(fix.into()))
     }
 
     /// A problem and its fix.
@@ -103,12 +97,7 @@ impl Finding {
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Finding {
-        Finding {
-            check,
-            status: Status::Problem,
-            message: message.into(),
-            fix: Some(fix.into()),
-        }
+        Finding::new(check, Status::Problem, message.into(), Some(fix.into()))
     }
 
     /// A refused file as a problem: what and where, what is wrong, and the fix the agent's own
