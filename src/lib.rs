@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod doctor;
 pub mod durable;
 pub mod identity;
 pub mod limits;

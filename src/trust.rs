@@ -406,7 +406,7 @@ pub fn socket_dir(path: &Path, agent_uid: u32) -> Result<(), FileError> {
 }
 
 /// Files in the state directory: (name, what, secrecy).
-const STATE_FILES: &[(&str, &str, Secrecy)] = &[
+pub const STATE_FILES: &[(&str, &str, Secrecy)] = &[
     (
         crate::capability::signing::KEY_FILE,
         "signing key",
@@ -431,7 +431,7 @@ const STATE_FILES: &[(&str, &str, Secrecy)] = &[
 
 /// A file of the agent's owned by root while the agent is not root is most likely one of many
 /// left by a run as root: the fix then gives the whole directory back, not just this file.
-fn leftover_fix(mut e: FileError, dir: &Path, agent_uid: u32) -> FileError {
+pub fn leftover_fix(mut e: FileError, dir: &Path, agent_uid: u32) -> FileError {
     let root_owned = std::fs::symlink_metadata(&e.path).is_ok_and(|m| m.uid() == 0);
     if agent_uid != 0 && root_owned {
         e.problem.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Operational logs reach a real journald with their structured fields: journald is started by
 //! hand in a private mount namespace (its own tmpfs /run and /var/log/journal, so the machine's
-//! are untouched), the agent logs to it, and `journalctl -o json` reads the fields back.
+//! are untouched), the agent logs to it, and `journalctl -o json` reads the fields back. Logs on
+//! a piped stderr carry no colour codes.
 
 mod common;
 
@@ -18,6 +19,8 @@ mkdir -p /run/systemd/journal
 "$JOURNALD" >"$DIR/journald.log" 2>&1 &
 JPID=$!
 for i in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
+mkdir -p "$DIR/pol"
+printf 'id: journal\nrules:\n  - id: r\n    effect: allow\n    resources: ["secret:/journal"]\n    actions: [read]\n    identities: ["uid:0"]\n' >"$DIR/pol/journal.yaml"
 "$AGENT" --mode development --log-target journald --log-level debug --socket-path "$DIR/j.sock" \
   --state-dir "$DIR/state" --policy-dir "$DIR/pol" --audit-file "$DIR/audit.log" &
 APID=$!
@@ -94,6 +97,28 @@ fn decisions_reach_journald_with_structured_fields_and_no_secrets() {
     assert_eq!(denied["PRIORITY"], "5", "a denial is a notice");
     assert_eq!(denied["AV_DECISION"], "denied");
     assert!(entries.iter().any(|e| e["AV_EVENT"] == "agent_start"));
+    // What the stderr line says (directory, counts) is in the entry's MESSAGE, which is what
+    // `journalctl -u` shows, and in fields of its own.
+    let policy = entries
+        .iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("policy set in force"))
+        })
+        .unwrap_or_else(|| panic!("no policy load entry in:\n{journal}"));
+    let pol_dir = dir.path().join("pol");
+    let message = policy["MESSAGE"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "policy set in force directory={} generation=1 files=1 rules=1 fallback=",
+            pol_dir.display()
+        )),
+        "{message}"
+    );
+    assert_eq!(policy["FILES"], "1");
+    assert_eq!(policy["RULES"], "1");
+    assert_eq!(policy["DIRECTORY"], pol_dir.display().to_string());
     // A client's text (here a revocation's reason) cannot add a line to an entry.
     let revoked = entries
         .iter()
@@ -219,5 +244,31 @@ fn seals_reach_journald_and_verify_reads_them_back_when_the_seal_file_is_gone() 
     assert!(
         err.contains(&format!("records 2–{sealed} are missing")),
         "the journal's seals name the cut: {err}"
+    );
+}
+
+#[test]
+fn stderr_logs_carry_no_colour_codes() {
+    let agent = common::Agent::builder()
+        .arg("--log-level")
+        .arg("debug")
+        .start();
+    let out = agent.cli(&[
+        "capability",
+        "request",
+        "--resource",
+        "secret:/colour",
+        "--action",
+        "read",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let mut agent = agent;
+    agent.stop();
+    let log = agent.stderr();
+    assert!(log.contains("policy set in force"), "{log}");
+    assert!(log.contains("capability_request granted"), "{log}");
+    assert!(
+        !log.contains('\x1b') && !log.contains("\\x1b["),
+        "colour codes on a piped stderr:\n{log}"
     );
 }

@@ -31,6 +31,9 @@ _aether__vault() {
             aether__vault,credential)
                 cmd="aether__vault__subcmd__credential"
                 ;;
+            aether__vault,doctor)
+                cmd="aether__vault__subcmd__doctor"
+                ;;
             aether__vault,exec)
                 cmd="aether__vault__subcmd__exec"
                 ;;
@@ -172,6 +175,9 @@ _aether__vault() {
             aether__vault__subcmd__help,credential)
                 cmd="aether__vault__subcmd__help__subcmd__credential"
                 ;;
+            aether__vault__subcmd__help,doctor)
+                cmd="aether__vault__subcmd__help__subcmd__doctor"
+                ;;
             aether__vault__subcmd__help,exec)
                 cmd="aether__vault__subcmd__help__subcmd__exec"
                 ;;
@@ -311,7 +317,7 @@ _aether__vault() {
 
     case "${cmd}" in
         aether__vault)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version agent capability policy credential audit secret exec completions help"
+            opts="-v -h -V --socket-path --format --verbose --config --help --version agent capability policy credential audit secret exec completions doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1354,6 +1360,60 @@ _aether__vault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aether__vault__subcmd__doctor)
+            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --agent-user --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --mode)
+                    COMPREPLY=($(compgen -W "development standard hardened" -- "${cur}"))
+                    return 0
+                    ;;
+                --policy-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "trace debug info warn error" -- "${cur}"))
+                    return 0
+                    ;;
+                --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aether__vault__subcmd__exec)
             opts="-v -h -V --secret --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1385,7 +1445,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help)
-            opts="agent capability policy credential audit secret exec completions help"
+            opts="agent capability policy credential audit secret exec completions doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1667,6 +1727,20 @@ _aether__vault() {
         aether__vault__subcmd__help__subcmd__credential__subcmd__test)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

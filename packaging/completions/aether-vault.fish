@@ -40,6 +40,7 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "audit" -d
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
+complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "doctor" -d 'Check the installation: socket, systemd units, file owners and modes, policies, users and groups they name, audit chain, keys, secrets backend; each finding with its fix (exit 0 no problem, warnings included; 1 a problem)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
@@ -428,15 +429,37 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "agent" -d 'Run and manage the agent'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "capability" -d 'Request, validate, revoke and list capabilities'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "policy" -d 'Check, test and list policies'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "credential" -d 'Show and test the systemd credentials units get at start (LoadCredential=)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "audit" -d 'Verify and read the audit log'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l mode -d 'Operating mode (sets TTL, connection and log defaults)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
+standard\t'The default'
+hardened\t'Short TTLs, fewer connections'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l policy-dir -d 'Directory of policy files' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l state-dir -d 'Directory for the agent\'s state (signing key)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l audit-file -d 'Audit log file (JSON lines)' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l log-level -d 'Log level' -r -f -a "trace\t''
+debug\t''
+info\t''
+warn\t''
+error\t''"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l agent-user -d 'The user the agent runs as, whose files these must be [default: the running agent\'s; else, for root with the system paths, aether-vault if it exists; else the caller]' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "agent" -d 'Run and manage the agent'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "capability" -d 'Request, validate, revoke and list capabilities'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "policy" -d 'Check, test and list policies'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "credential" -d 'Show and test the systemd credentials units get at start (LoadCredential=)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "audit" -d 'Verify and read the audit log'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "secret" -d 'Read, write, list and delete secrets (each through a short-lived capability)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "exec" -d 'Run a command with secrets in its environment (never printed)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "doctor" -d 'Check the installation: socket, systemd units, file owners and modes, policies, users and groups they name, audit chain, keys, secrets backend; each finding with its fix (exit 0 no problem, warnings included; 1 a problem)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and not __fish_seen_subcommand_from agent capability policy credential audit secret exec completions doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "start" -d 'Run the agent in the foreground (until SIGTERM/SIGINT or `agent stop`)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'

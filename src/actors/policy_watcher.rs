@@ -181,6 +181,7 @@ impl PolicyWatcher {
             }
         };
         tracing::info!(
+            directory = %directory.display(),
             generation = set.generation,
             files = set.files.len(),
             rules = set.rules().len(),

@@ -143,6 +143,27 @@ pub struct Seen {
     pub hashes: HashMap<u64, String>,
 }
 
+/// Verifies the chain of `files` (oldest first, as [`super::chain::verify`]), noting the hash
+/// of every record a seal of `seals` names: what the walk saw, for [`check`].
+pub fn walk(
+    files: &[(std::path::PathBuf, String)],
+    seals: &[Seal],
+) -> Result<(super::chain::Verified, Seen), super::chain::Broken> {
+    let wanted = sealed_seqs(seals);
+    let mut hashes = HashMap::new();
+    let v = super::chain::verify_observing(files, &mut |_, seq, hash| {
+        if wanted.contains(&seq) {
+            hashes.insert(seq, hash.to_string());
+        }
+    })?;
+    let seen = Seen {
+        first_seq: v.first_seq,
+        head: v.head.clone(),
+        hashes,
+    };
+    Ok((v, seen))
+}
+
 /// Something the seals show is wrong with the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {

@@ -69,6 +69,22 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print the completion script for a shell to standard output (needs no agent).
     Completions(CompletionsArgs),
+    /// Check the installation: socket, systemd units, file owners and modes, policies, users
+    /// and groups they name, audit chain, keys, secrets backend; each finding with its fix
+    /// (exit 0 no problem, warnings included; 1 a problem).
+    Doctor(DoctorArgs),
+}
+
+/// `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Configuration overrides, as `agent start` would apply them.
+    #[command(flatten)]
+    pub flags: ConfigFlags,
+    /// The user the agent runs as, whose files these must be [default: the running agent's;
+    /// else, for root with the system paths, aether-vault if it exists; else the caller].
+    #[arg(long, value_name = "USER")]
+    pub agent_user: Option<String>,
 }
 
 /// `completions`.

@@ -326,15 +326,8 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
         })
         .collect();
     let mut problems: Vec<Value> = Vec::new();
-    let wanted = evidence::sealed_seqs(&sealing.seals);
-    let mut hashes = std::collections::HashMap::new();
-    let walked = chain::verify_observing(&contents, &mut |_, seq, hash| {
-        if wanted.contains(&seq) {
-            hashes.insert(seq, hash.to_string());
-        }
-    });
-    let v = match walked {
-        Ok(v) => v,
+    let (v, seen) = match evidence::walk(&contents, &sealing.seals) {
+        Ok(walked) => walked,
         Err(b) => {
             for p in &holes {
                 ctx.note(&format!(
@@ -362,11 +355,6 @@ fn verify(ctx: &mut Context<'_>, args: &AuditVerifyArgs) -> Result<Outcome, CliE
     if let Some(p) = &sealing.problem {
         problems.push(json!({"kind": "seals_missing", "message": p}));
     }
-    let seen = evidence::Seen {
-        first_seq: v.first_seq,
-        head: v.head.clone(),
-        hashes,
-    };
     let log_name = log.display().to_string();
     let mut found = evidence::check(&seen, &sealing.seals, &log_name);
     if found.iter().any(|p| p.kind() == "files_missing") {

@@ -1,6 +1,6 @@
 //! The `aether-vault` command line (installed as `vault`): the command tree ([`args`]), the
 //! commands ([`agent`], [`capability`], [`policy`], [`credential`], [`audit`], [`secret`],
-//! [`completions`]), output formats ([`output`]), TTLs ([`ttl`]) and how a command ends
+//! [`completions`], [`doctor`]), output formats ([`output`]), TTLs ([`ttl`]) and how a command ends
 //! ([`error`]).
 //!
 //! Only the requested output goes to stdout; errors go to stderr as `Error: <message>` (with
@@ -15,6 +15,7 @@ pub mod capability_table;
 pub mod completions;
 pub mod context;
 pub mod credential;
+pub mod doctor;
 pub mod error;
 pub mod output;
 pub mod policy;
@@ -65,5 +66,6 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Ou
         Command::Secret(command) => secret::run(&mut ctx, command),
         Command::Exec(args) => secret::exec(&mut ctx, args),
         Command::Completions(args) => completions::run(&mut ctx, args),
+        Command::Doctor(args) => doctor::run(&mut ctx, args),
     }
 }

@@ -116,7 +116,8 @@ pub fn load_key(
     }
 }
 
-fn parse_key(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, String> {
+/// A key as the agent reads it: 32 raw bytes or 64 hex digits.
+pub fn parse_key(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, String> {
     let mut key = Zeroizing::new([0u8; 32]);
     if bytes.len() == 32 {
         key.copy_from_slice(bytes);

@@ -7,7 +7,10 @@
 #     enabled and listening, the service is not running; a request as `nobody` through the CLI
 #     socket-activates the service and is answered per an installed test policy;
 #  4. changes the policy and runs `systemctl reload`: the new policy is in force on return;
-#  5. `journalctl -u aether-vault-agent -o json` carries the structured AV_* fields;
+#  5. `journalctl -u aether-vault-agent -o json` carries the structured AV_* fields, and the
+#     policy load's directory and counts in MESSAGE;
+#  5b. `aether-vault doctor` passes on the packaged setup (units, files of the aether-vault
+#     user) and names a group-writable policy file with its fix;
 #  6. with WatchdogSec=2s in a runtime drop-in, SIGSTOPs the agent: systemd restarts it and a
 #     capability granted before is still valid; a root-owned state file is refused with the
 #     file and the fix in the journal;
@@ -206,6 +209,31 @@ jq -e -s 'map(select(.AV_EVENT == "capability_request" and .AV_DECISION == "deni
 jq -e -s 'map(select(.AV_EVENT == "policy_reload" and .AV_POLICY_GENERATION == "2")) | length >= 1' \
 	"$work/journal.json" >/dev/null || fail "no AV_EVENT=policy_reload entry"
 ok "denial entry: $(jq -c -s 'map(select(.AV_DECISION == "denied")) | .[0] | {MESSAGE_ID, PRIORITY, AV_EVENT, AV_DECISION, AV_UID, AV_PID, AV_RESOURCE, AV_POLICY_GENERATION}' "$work/journal.json")"
+
+# The policy load's details (directory, counts) are in MESSAGE, which journalctl shows.
+jq -e -s 'map(select((.MESSAGE // "") | startswith("policy set in force directory=/etc/aether-vault/policies.d generation=1 files=")))
+	| length >= 1' "$work/journal.json" >/dev/null ||
+	fail "no policy load entry with its directory and counts in MESSAGE"
+ok "policy load: $(jq -r -s 'map(select((.MESSAGE // "") | startswith("policy set in force"))) | .[0].MESSAGE' "$work/journal.json")"
+
+# --- 5b. doctor ---------------------------------------------------------------------------
+step "5b. aether-vault doctor on the packaged setup"
+rc=0
+in1 /usr/bin/aether-vault doctor --format json >"$work/doctor.json" 2>"$work/doctor.err" || rc=$?
+[[ $rc == 0 ]] || fail "doctor exited $rc: $(cat "$work/doctor.json" "$work/doctor.err")"
+jq -e '[.checks[] | select(.check == "unit" and .status == "ok")] | length == 2' "$work/doctor.json" >/dev/null ||
+	fail "doctor did not find both units fine: $(cat "$work/doctor.json")"
+jq -e '[.checks[] | select(.check == "files" and .status == "ok")] | length == 1' "$work/doctor.json" >/dev/null ||
+	fail "doctor did not judge the files by the agent's user: $(cat "$work/doctor.json")"
+in1 chmod 664 /etc/aether-vault/policies.d/50-systest.yaml
+rc=0
+in1 /usr/bin/aether-vault doctor --format json >"$work/doctor2.json" 2>/dev/null || rc=$?
+in1 chmod 644 /etc/aether-vault/policies.d/50-systest.yaml
+in1 systemctl reload $svc
+[[ $rc == 1 ]] || fail "doctor with a group-writable policy file exited $rc"
+jq -e '[.checks[] | select(.status == "problem" and .fix == "chmod go-w /etc/aether-vault/policies.d/50-systest.yaml")] | length == 1' \
+	"$work/doctor2.json" >/dev/null || fail "doctor did not name the group-writable policy file: $(cat "$work/doctor2.json")"
+ok "doctor: exit 0 with both units and every file fine; a group-writable policy file exits 1 with its chmod"
 
 # --- 6. watchdog --------------------------------------------------------------------------
 step "6. watchdog: a stopped agent is restarted, capabilities survive"

@@ -7,6 +7,12 @@
 //! a client chose can start a line that looks like the agent's (the events that carry client
 //! text escape it themselves too: [`crate::oplog::clean`]; journald keeps fields apart by its
 //! own protocol).
+//!
+//! Logs are plain text: no colour codes, on a terminal or not (so `NO_COLOR` is always
+//! honoured). The journal gets each event's fields as fields of their own, and a `MESSAGE`
+//! with the same details the stderr line has ([`journal`]).
+
+pub mod journal;
 
 use std::io::{IsTerminal, Write};
 
@@ -16,7 +22,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::daemon::LogTarget;
 
-const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+use journal::SOCKET as JOURNAL_SOCKET;
 
 /// Whether `Auto` picks journald here.
 fn journald_wanted(target: LogTarget) -> bool {
@@ -57,16 +63,11 @@ pub fn init(level: &str, target: LogTarget) {
         filter = filter.add_directive(d);
     }
     if journald_wanted(target) {
-        match tracing_journald::layer() {
+        match journal::JournalLayer::new("aether-vault-agent") {
             Ok(layer) => {
                 let _ = tracing_subscriber::registry()
                     .with(filter)
-                    .with(
-                        layer
-                            .with_syslog_identifier("aether-vault-agent".to_string())
-                            // Fields keep their own names: av_event becomes AV_EVENT.
-                            .with_field_prefix(None),
-                    )
+                    .with(layer)
                     .try_init();
                 return;
             }
