@@ -363,7 +363,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__config)
-            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --validate --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --region --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,6 +390,10 @@ _aether__vault() {
                     return 0
                     ;;
                 --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -537,7 +541,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__start)
-            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --log-target --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --region --log-target --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +568,10 @@ _aether__vault() {
                     return 0
                     ;;
                 --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
