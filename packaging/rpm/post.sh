@@ -2,7 +2,7 @@
 # directories; on install enable and start the sockets (the agent's, and the credentials socket
 # that systemd's LoadCredential= reads), not the service; on upgrade restart a running service
 # (and enable the credentials socket if the version upgraded from had none, see %pre).
-# cargo-generate-rpm has no systemd macros; this is what %systemd_post does plus the
+# The %systemd_* macros are not on every build host; this is what %systemd_post does plus the
 # sysusers/tmpfiles steps. Without a policy file, it says that the agent denies everything
 # until one exists.
 # Says so when no policy file is installed yet: the packaged configuration runs the agent in

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test of the packages and the systemd units (root only; run by .ci/run, or by hand):
 #
-#  1. builds the .deb (cargo deb) and the .rpm (cargo generate-rpm); lintian on the .deb;
+#  1. builds the .deb (cargo deb) and the .rpm (rpmbuild: packaging/rpm/build.sh); lintian on
+#     the .deb; the packages' dependencies (systemd, glibc 2.34) and the .rpm's description;
 #  2. boots a real systemd as PID 1 in a private PID and mount namespace (tests/system/pid1.sh);
 #  3. installs the .deb: both sockets (the agent's, 0666, and the credentials socket, 0600) are
 #     enabled and listening, the service is not running; a request as `nobody` through the CLI
@@ -18,7 +19,7 @@
 #  9. installs the .rpm into a scratch root with `rpm --root` (scriptlets run there) and checks
 #     its files, the user, directories and unit enablement, then erases it.
 #
-# Needs: cargo-deb, cargo-generate-rpm, lintian, rpm, jq, util-linux (setpriv, nsenter, unshare).
+# Needs: cargo-deb, rpmbuild (Debian's rpm), lintian, jq, util-linux (setpriv, nsenter, unshare).
 # AV_SKIP_BUILD=1 reuses packages already in target/.
 #
 # Works from any checkout path: the booted systemd has its own /tmp (and /run), so what must be
@@ -77,10 +78,10 @@ trap cleanup EXIT
 step "1. build the .deb and the .rpm"
 if [[ ${AV_SKIP_BUILD:-0} != 1 ]]; then
 	cargo deb --profile dist
-	cargo generate-rpm --profile dist
+	packaging/rpm/build.sh >/dev/null
 fi
 deb=$(ls -t target/debian/aether-vault-agent_*.deb | head -1)
-rpm=$(ls -t target/generate-rpm/aether-vault-agent-*.rpm | head -1)
+rpm=$(ls -t target/rpm/aether-vault-agent-*.rpm | head -1)
 [[ -f $deb && -f $rpm ]] || fail "packages not built"
 ok "$deb ($(stat -c %s "$deb") bytes), $rpm ($(stat -c %s "$rpm") bytes)"
 # What the namespace installs: a copy outside the checkout (which may be under /tmp).
@@ -120,13 +121,29 @@ conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 grep -qx /etc/aether-vault/agent.yaml <<<"$conffiles" || fail "/etc/aether-vault/agent.yaml is not a conffile"
 ok "the .deb ships binaries, units, sysusers/tmpfiles, conffile, man pages, completions, docs"
 # The glibc floor (packaging/README.md): the binaries need GLIBC_2.34 symbols, and both
-# packages say so (dpkg-shlibdeps and cargo-generate-rpm compute it from the binaries).
+# packages say so (dpkg-shlibdeps and rpmbuild compute it from the binaries).
 depends=$(dpkg-deb -f "$deb" Depends)
 [[ $depends == *"libc6 (>= 2.34)"* && $depends == *systemd* ]] || fail "the .deb's Depends: $depends"
 rpm_requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
 grep -qx 'systemd' <<<"$rpm_requires" || fail "the .rpm does not require systemd: $rpm_requires"
 grep -qF 'libc.so.6(GLIBC_2.34)(64bit)' <<<"$rpm_requires" || fail "the .rpm does not require glibc 2.34: $rpm_requires"
 ok "Depends: $depends; the .rpm requires systemd and libc.so.6(GLIBC_2.34)"
+# The .rpm's description is its own, several lines, not the summary again.
+summary=$(rpm -qp --queryformat '%{SUMMARY}' "$rpm" 2>/dev/null)
+description=$(rpm -qp --queryformat '%{DESCRIPTION}' "$rpm" 2>/dev/null)
+[[ $description != "$summary" && $(wc -l <<<"$description") -ge 5 ]] ||
+	fail "the .rpm's description: $description"
+[[ $description == *"hash-chained audit log"* && $description == *"denies"*"until a policy"* ]] ||
+	fail "the .rpm's description lacks what the agent does or that it denies without a policy: $description"
+# The same files as the .deb (the .deb's own copyright, changelog and lintian overrides aside;
+# the .deb compresses man pages; the .rpm ships the license in /usr/share/licenses).
+deb_files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print substr($6, 2)}' |
+	grep -v -e '/copyright$' -e '/changelog.Debian.gz$' -e '^/usr/share/lintian/' -e '^/usr/share/zsh/' |
+	sed 's/\.gz$//' | sort)
+rpm_files=$(rpm -qp --queryformat '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm" 2>/dev/null |
+	awk '$1 !~ /^d/ {print $2}' | grep -v -e '^/usr/share/licenses/' -e '^/usr/share/zsh/' | sort)
+[[ $deb_files == "$rpm_files" ]] || fail "the .deb and the .rpm ship different files: $(diff <(echo "$deb_files") <(echo "$rpm_files"))"
+ok "the .rpm has a description of its own ($(wc -l <<<"$description") lines) and ships the .deb's files"
 
 # --- 2. boot --------------------------------------------------------------------------------
 step "2. boot systemd as PID 1 in a private namespace"
