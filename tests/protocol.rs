@@ -305,18 +305,12 @@ fn many_requests_on_one_connection_and_many_connections() {
     }
 }
 
-/// Grants `resource` for read with `extra` merged into the request; answers the capability id.
+/// Grants `resource` for read to a client labelled as upstream's Go client, with `extra`
+/// merged into the request; answers the capability id.
 fn grant_with(c: &mut RawClient, resource: &str, extra: Value) -> String {
-    let mut req = json!({"identity":"go-client","resource":resource,"actions":["read"]});
-    for (k, v) in extra.as_object().unwrap() {
-        req[k] = v.clone();
-    }
-    let r = c.call("capability_request", req);
-    assert_eq!(r["payload"]["status"], "granted", "{r}");
-    r["payload"]["capability"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let mut extra = extra;
+    extra["identity"] = json!("go-client");
+    c.grant(resource, &["read"], extra)
 }
 
 fn listed_resources(c: &mut RawClient, filter: Value) -> Vec<String> {

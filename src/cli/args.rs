@@ -699,7 +699,14 @@ mod tests {
         assert!(f(&["agent", "start", "--mode", "standard", "--enable-ha"]));
         assert!(f(&["agent", "start", "--enable-ha=true"]));
         assert!(!f(&["agent", "start"]));
-        assert!(!f(&["exec", "--secret", "A=secret:/a#b", "--", "tool", "--enable-ha"]));
+        assert!(!f(&[
+            "exec",
+            "--secret",
+            "A=secret:/a#b",
+            "--",
+            "tool",
+            "--enable-ha"
+        ]));
     }
 
     #[test]
