@@ -30,4 +30,5 @@ pub mod supervise;
 pub mod timefmt;
 pub mod transport;
 pub mod trust;
+pub mod user_layout;
 pub mod yaml;

@@ -144,6 +144,16 @@ pub async fn run(
     let agent_uid = nix::unistd::geteuid().as_raw();
     // Every file the agent trusts is checked before any is opened.
     crate::trust::check_agent_files(&config, agent_uid)?;
+    // A per-user agent's first start: the policy directory the upstream docs point at.
+    match crate::user_layout::prepare_policy_dir(&config, &crate::config::home_dir(), agent_uid) {
+        Ok(Some(dir)) => tracing::info!(
+            directory = %dir.display(),
+            "made the policy directory, with a README and an inert example"
+        ),
+        Ok(None) => {}
+        // Not fatal: a missing directory is an empty policy set, which denies.
+        Err(e) => tracing::warn!(error = %e, "the policy directory could not be made"),
+    }
     let signer = Arc::new(Signer::load_or_create(&config.state_dir)?);
     let admin_gid = config.ipc.admin_group.as_deref().and_then(|name| {
         let gid = nix::unistd::Group::from_name(name)
@@ -166,6 +176,7 @@ pub async fn run(
             admin_gid,
         })
         .with_connections(connections.clone())
+        .with_region(config.region.clone())
         .sealed(&config.audit, &config.state_dir, signer.clone())
         .await?;
     let audit_health = audit_writer.health();

@@ -575,3 +575,43 @@ fn bash_completes_below_the_first_word() {
     );
     offered(&["aether-vault", "agent", "start", "--mo"], &["--mode"]);
 }
+
+/// Run as `vault` (a link, as the upstream documents name the CLI), `completions` writes scripts
+/// that complete `vault` too; bash really registers it. The packaged scripts stay
+/// `aether-vault`-only (checked above against the plain binary's output).
+#[test]
+fn completions_through_a_vault_link_complete_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("vault");
+    std::os::unix::fs::symlink(common::CLI, &link).unwrap();
+    let script = |shell: &str| {
+        let mut cmd = std::process::Command::new(&link);
+        common::clean_env(&mut cmd, dir.path());
+        let out = cmd.args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = script("bash");
+    let file = dir.path().join("vault.bash");
+    std::fs::write(&file, &bash).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; complete -p vault; complete -p aether-vault",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let registered = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        registered.contains("-F _aether__vault") && registered.contains(" vault\n"),
+        "{registered}"
+    );
+    let zsh = script("zsh");
+    assert!(zsh.starts_with("#compdef aether-vault vault\n"), "{zsh}");
+    assert!(zsh.contains("compdef _aether-vault aether-vault vault\n"));
+    assert!(script("fish").contains("\ncomplete -c vault --wraps aether-vault\n"));
+    let packaged = std::fs::read_to_string(completions_dir().join("aether-vault.bash")).unwrap();
+    assert!(!packaged.contains(" aether-vault vault"));
+}

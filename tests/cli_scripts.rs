@@ -343,3 +343,196 @@ fn cannot_connect_names_every_socket_tried_and_why() {
         assert!(err.contains(agent.socket.to_str().unwrap()), "{err}");
     }
 }
+
+/// `aether-vault agent start` with the per-user defaults (HOME in `dir`) and `args`, waited
+/// for; answers the child and its socket.
+fn start_per_user_agent(dir: &std::path::Path, args: &[&str]) -> (std::process::Child, String) {
+    let sock = dir.join("home/.aether-vault/agent.sock");
+    let sock = sock.to_str().unwrap().to_string();
+    let mut cmd = Command::new(common::CLI);
+    common::clean_env(&mut cmd, dir);
+    let mut child = cmd
+        .args(["agent", "start", "--log-target", "stderr"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..1000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the agent exited with {status}: {}",
+                std::fs::read_to_string(dir.join("agent.stderr")).unwrap_or_default()
+            );
+        }
+        if cli_alone(dir, &["capability", "status", "--socket-path", &sock])
+            .status
+            .success()
+        {
+            return (child, sock);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the agent did not answer");
+}
+
+/// The upstream documents' troubleshooting commands (issue 17): `capability status --format
+/// json | jq .capability_engine`, `ls ~/.aether-vault/policies/` after a per-user agent's first
+/// start, and `--region R` shown in the status and written into the audit records.
+#[test]
+fn upstream_troubleshooting_commands_region_engine_and_policy_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, sock) = start_per_user_agent(
+        dir.path(),
+        &["--mode", "development", "--region", "us-west-2"],
+    );
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--socket-path", &sock]);
+        cli_alone(dir.path(), &all)
+    };
+    let base = dir.path().join("home/.aether-vault");
+
+    // ls ~/.aether-vault/policies/: the directory, private, with a README and an inert example.
+    let policies = base.join("policies");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&policies), 0o700);
+    let mut names: Vec<String> = std::fs::read_dir(&policies)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["00-example.json.example", "README"]);
+    assert_eq!(mode(&policies.join("README")), 0o600);
+    let readme = std::fs::read_to_string(policies.join("README")).unwrap();
+    assert!(readme.contains("development mode"), "{readme}");
+    let copy = dir.path().join("mine.json");
+    std::fs::copy(policies.join("00-example.json.example"), &copy).unwrap();
+    let out = cli(&["policy", "check", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // capability status --format json | jq .capability_engine: real figures.
+    let out = cli(&[
+        "capability",
+        "request",
+        "--resource",
+        "secret:/db",
+        "--action",
+        "read",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = cli(&["capability", "status", "--format", "json"]);
+    let v = json_out(&out);
+    let engine = &v["capability_engine"];
+    assert_eq!(engine["issuer"], "aether-vault-agent", "{v}");
+    assert_eq!(engine["signature_algorithm"], "Ed25519", "{v}");
+    assert_eq!(engine["default_ttl"], 3600, "{v}");
+    assert_eq!(engine["max_ttl"], 7200, "{v}");
+    assert_eq!(engine["max_uses"], 100, "{v}");
+    assert_eq!(engine["active"], 1, "{v}");
+    assert_eq!(engine["held"], json!({"active": 1}), "{v}");
+    assert_eq!(v["region"], "us-west-2", "{v}");
+    let t = stdout(&cli(&["capability", "status"]));
+    assert!(
+        t.lines().any(|l| l.starts_with("capability engine:")
+            && l.contains("Ed25519")
+            && l.contains("held: active 1")),
+        "{t}"
+    );
+
+    // --region: in agent status, and in every audit record, with the chain intact.
+    let v = json_out(&cli(&["agent", "status", "--format", "json"]));
+    assert_eq!(v["region"], "us-west-2", "{v}");
+    let t = stdout(&cli(&["agent", "status"]));
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("region:") && l.ends_with("us-west-2")),
+        "{t}"
+    );
+    let out = cli(&["agent", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(child.wait().unwrap().success());
+    let log = base.join("audit.log");
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records.len() >= 3, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["region"] == "us-west-2"),
+        "{records:?}"
+    );
+    let out = cli_alone(
+        dir.path(),
+        &[
+            "audit",
+            "verify",
+            log.to_str().unwrap(),
+            "--state-dir",
+            base.join("state").to_str().unwrap(),
+            "--no-journal",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// `--enable-ha` (in upstream's HA example) says why there is no such mode and what to do, as
+/// a usage error; a region that is not a label is refused.
+#[test]
+fn enable_ha_is_refused_with_the_reason_and_bad_regions_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_alone(
+        dir.path(),
+        &["agent", "start", "--mode", "standard", "--enable-ha"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error: --enable-ha: this agent has no high-availability mode"),
+        "{err}"
+    );
+    assert!(err.contains("one agent on every host"), "{err}");
+    assert!(!err.contains("similar"), "{err}");
+    assert!(stdout(&out).is_empty());
+    let out = cli_alone(
+        dir.path(),
+        &["agent", "start", "--enable-ha", "--format", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_out(&out);
+    assert_eq!(v["code"], "USAGE", "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("high-availability"),
+        "{v}"
+    );
+    // The daemon itself: clap's usage exit code, the same sentence.
+    let mut cmd = Command::new(common::AGENT);
+    common::clean_env(&mut cmd, dir.path());
+    let out = cmd
+        .args(["--mode", "standard", "--enable-ha"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no high-availability mode"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("similar"), "{}", stderr(&out));
+
+    let out = cli_alone(dir.path(), &["agent", "start", "--region", "us west;2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a region label"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -304,3 +304,184 @@ fn many_requests_on_one_connection_and_many_connections() {
         h.join().unwrap();
     }
 }
+
+/// Grants `resource` for read to a client labelled as upstream's Go client, with `extra`
+/// merged into the request; answers the capability id.
+fn grant_with(c: &mut RawClient, resource: &str, extra: Value) -> String {
+    let mut extra = extra;
+    extra["identity"] = json!("go-client");
+    c.grant(resource, &["read"], extra)
+}
+
+fn listed_resources(c: &mut RawClient, filter: Value) -> Vec<String> {
+    let r = c.call("capability_list", json!({ "filter": filter }));
+    assert_eq!(r["type"], "capability_response", "{r}");
+    r["payload"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["resource"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The list filters upstream's `CapabilityFilter` carries besides equality (issue 17).
+#[test]
+fn upstream_list_filters_sort_by_sort_order_time_range_and_metadata() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    for (resource, purpose) in [
+        ("secret:/b", "nightly"),
+        ("secret:/c", "export"),
+        ("secret:/a", "nightly"),
+    ] {
+        grant_with(&mut c, resource, json!({ "purpose": purpose }));
+    }
+    let sorted = listed_resources(&mut c, json!({"sortBy":"resource"}));
+    assert_eq!(sorted, ["secret:/a", "secret:/b", "secret:/c"]);
+    let sorted = listed_resources(
+        &mut c,
+        json!({"sortBy":"resource","sortOrder":"desc","limit":2}),
+    );
+    assert_eq!(sorted, ["secret:/c", "secret:/b"]);
+    let nightly = listed_resources(
+        &mut c,
+        json!({"sortBy":"resource","metadata":{"purpose":"nightly"}}),
+    );
+    assert_eq!(nightly, ["secret:/a", "secret:/b"]);
+    let all = listed_resources(
+        &mut c,
+        json!({"timeRange":{"start":"2020-01-01T00:00:00Z","end":"2999-01-01T00:00:00Z"}}),
+    );
+    assert_eq!(all.len(), 3);
+    assert!(
+        listed_resources(
+            &mut c,
+            json!({"timeRange":{"start":"2999-01-01T00:00:00Z"}})
+        )
+        .is_empty()
+    );
+    assert!(
+        listed_resources(&mut c, json!({"timeRange":{"end":"2020-01-01T00:00:00Z"}})).is_empty()
+    );
+    // Bad values are refused, naming the field, never ignored.
+    for (filter, field) in [
+        (json!({"sortBy":"color"}), "sortBy"),
+        (json!({"sortOrder":"sideways"}), "sortOrder"),
+        (
+            json!({"timeRange":{"start":"last week"}}),
+            "timeRange.start",
+        ),
+    ] {
+        let r = c.call("capability_list", json!({ "filter": filter }));
+        assert_eq!(r["type"], "error_response", "{r}");
+        assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD", "{r}");
+        assert!(
+            r["payload"]["error"].as_str().unwrap().contains(field),
+            "{r}"
+        );
+    }
+    let r = c.call(
+        "capability_list",
+        json!({"filter":{"metadata":{"purpose":"x".repeat(20_000)}}}),
+    );
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD", "{r}");
+    assert!(
+        r["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("requests.max_metadata_bytes"),
+        "{r}"
+    );
+}
+
+/// Upstream checks `environment` constraints against the validation context's `runtime`,
+/// which is all its Go `RequestContext` can send (issue 17).
+#[test]
+fn environment_constraints_validate_against_a_go_clients_runtime_context() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let id = grant_with(
+        &mut c,
+        "secret:/db",
+        json!({"constraints":{"environment":{"type":"k8s","container.namespace":"prod"}}}),
+    );
+    let validate = |c: &mut RawClient, context: Value| {
+        c.call(
+            "capability_validate",
+            json!({"capability_id": id, "context": context}),
+        )["payload"]
+            .clone()
+    };
+    let go = json!({"sourceIP":"10.0.0.7","userAgent":"aether-vault-go","runtime":
+        {"type":"k8s","id":"pod-1","container":{"id":"c1","namespace":"prod","image":"app:1"}}});
+    let v = validate(&mut c, go);
+    assert_eq!(v["valid"], true, "{v}");
+    let v = validate(
+        &mut c,
+        json!({"runtime":{"type":"k8s","id":"pod-1","container":{"id":"c1","namespace":"dev"}}}),
+    );
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["errors"][0]["code"], "CONSTRAINT_VIOLATION", "{v}");
+    // Stating nothing never satisfies it; two sources that disagree do not either.
+    let v = validate(&mut c, json!({}));
+    assert_eq!(v["valid"], false, "{v}");
+    let v = validate(
+        &mut c,
+        json!({"environment":{"type":"k8s","container.namespace":"prod"},
+                                    "runtime":{"type":"docker","id":"x"}}),
+    );
+    assert_eq!(v["valid"], false, "{v}");
+    // An empty required value would match a Go client's empty field: refused at request.
+    let r = c.call(
+        "capability_request",
+        json!({"resource":"secret:/db","actions":["read"],"constraints":{"environment":{"version":""}}}),
+    );
+    assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD", "{r}");
+}
+
+/// `timeWindow.timezones`: the hours and days are read in the one zone it names (issue 17).
+#[test]
+fn a_time_window_is_read_in_its_time_zone() {
+    let agent = Agent::dev();
+    let mut c = agent.client();
+    let tokyo_hour = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap())
+        .hour() as u8;
+    // This hour and the next (the validation may cross the hour) in Tokyo; every other hour.
+    let now_there = [tokyo_hour, (tokyo_hour + 1) % 24];
+    let elsewhere: Vec<u8> = (0..24).filter(|h| !now_there.contains(h)).collect();
+    let window = |hours: Value| json!({"constraints":{"timeWindow":{"hours": hours, "timezones":["Asia/Tokyo"]}}});
+    let open = grant_with(&mut c, "secret:/tz", window(json!(now_there)));
+    let closed = grant_with(&mut c, "secret:/tz", window(json!(elsewhere)));
+    let valid = |c: &mut RawClient, id: &str| {
+        c.call("capability_validate", json!({ "capability_id": id }))["payload"].clone()
+    };
+    assert_eq!(valid(&mut c, &open)["valid"], true);
+    let v = valid(&mut c, &closed);
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Asia/Tokyo"),
+        "{v}"
+    );
+    for (zones, says) in [
+        (
+            json!(["Mars/Olympus_Mons"]),
+            "not a time zone this host knows",
+        ),
+        (json!(["UTC", "Asia/Tokyo"]), "only one"),
+    ] {
+        let r = c.call(
+            "capability_request",
+            json!({"resource":"secret:/tz","actions":["read"],
+                   "constraints":{"timeWindow":{"hours":[1],"timezones":zones}}}),
+        );
+        assert_eq!(r["payload"]["code"], "INVALID_PAYLOAD", "{r}");
+        assert!(
+            r["payload"]["error"].as_str().unwrap().contains(says),
+            "{r}"
+        );
+    }
+}

@@ -92,16 +92,7 @@ fn the_key_can_come_from_a_credentials_directory_and_a_wrong_key_stops_the_start
 }
 
 fn grant(c: &mut common::RawClient, resource: &str, actions: &[&str], extra: Value) -> String {
-    let mut req = json!({"resource": resource, "actions": actions});
-    if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
-        r.extend(e.clone());
-    }
-    let r = c.call("capability_request", req);
-    assert_eq!(r["payload"]["status"], "granted", "{r}");
-    r["payload"]["capability"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    c.grant(resource, actions, extra)
 }
 
 fn code(r: &Value) -> String {

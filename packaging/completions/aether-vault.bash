@@ -369,7 +369,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__config)
-            opts="-v -h -V --validate --running --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --validate --running --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --region --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -396,6 +396,10 @@ _aether__vault() {
                     return 0
                     ;;
                 --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -543,7 +547,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent__subcmd__start)
-            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --log-target --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --region --log-target --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -570,6 +574,10 @@ _aether__vault() {
                     return 0
                     ;;
                 --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1361,7 +1369,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__doctor)
-            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --agent-user --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --mode --policy-dir --state-dir --audit-file --log-level --credentials-socket --region --agent-user --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1388,6 +1396,10 @@ _aether__vault() {
                     return 0
                     ;;
                 --credentials-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -68,6 +68,7 @@ info\t''
 warn\t''
 error\t''"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l region -d 'A label for where the agent runs (`region`), e.g. us-west-2: shown in `agent status` and written into every audit record; decides nothing' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l log-target -d 'Where operational logs go' -r -f -a "auto\t'journald when the process runs under systemd (or stderr is not a terminal and the journal socket exists), else stderr'
 journald\t'Always journald'
 stderr\t'Always stderr'"
@@ -115,6 +116,7 @@ info\t''
 warn\t''
 error\t''"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l region -d 'A label for where the agent runs (`region`), e.g. us-west-2: shown in `agent status` and written into every audit record; decides nothing' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
@@ -441,6 +443,7 @@ info\t''
 warn\t''
 error\t''"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l credentials-socket -d 'systemd credentials socket to bind when systemd passes none named `credentials` (`credentials.socket_path`); an empty value binds none' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l region -d 'A label for where the agent runs (`region`), e.g. us-west-2: shown in `agent status` and written into every audit record; decides nothing' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l agent-user -d 'The user the agent runs as, whose files these must be [default: the running agent\'s; else, for root with the system paths, aether-vault if it exists; else the caller]' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand doctor" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'

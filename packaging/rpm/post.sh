@@ -2,8 +2,22 @@
 # directories; on install enable and start the sockets (the agent's, and the credentials socket
 # that systemd's LoadCredential= reads), not the service; on upgrade restart a running service
 # (and enable the credentials socket if the version upgraded from had none, see %pre).
-# cargo-generate-rpm has no systemd macros; this is what %systemd_post does plus the
-# sysusers/tmpfiles steps.
+# The %systemd_* macros are not on every build host; this is what %systemd_post does plus the
+# sysusers/tmpfiles steps. Without a policy file, it says that the agent denies everything
+# until one exists.
+# Says so when no policy file is installed yet: the packaged configuration runs the agent in
+# standard mode, which denies every request until a policy file allows something.
+note_no_policy() {
+	for f in /etc/aether-vault/policies.d/*.json /etc/aether-vault/policies.d/*.yaml \
+		/etc/aether-vault/policies.d/*.yml; do
+		[ -e "$f" ] && return 0
+	done
+	cat <<'EOF'
+aether-vault-agent: no policy file in /etc/aether-vault/policies.d yet. The agent runs in
+standard mode, which denies every request until a policy allows it. Start from an example
+there (*.example), check it with "aether-vault policy check"; see aether-vault-policy(5).
+EOF
+}
 if command -v systemd-sysusers >/dev/null 2>&1; then
 	systemd-sysusers /usr/lib/sysusers.d/aether-vault-agent.conf || :
 fi
@@ -34,3 +48,4 @@ else
 		systemctl try-restart aether-vault-agent.service >/dev/null 2>&1 || :
 	fi
 fi
+note_no_policy

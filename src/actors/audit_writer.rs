@@ -224,6 +224,8 @@ pub struct AuditWriter {
     summary_interval: std::time::Duration,
     /// With sealing on, how often the head is sealed.
     seal_every: Option<std::time::Duration>,
+    /// The agent's `region` label, written into every record.
+    region: Option<String>,
 }
 
 impl AuditWriter {
@@ -256,6 +258,7 @@ impl AuditWriter {
                 config.summary_interval_seconds.max(1),
             ),
             seal_every: None,
+            region: None,
         };
         if !config.enable {
             return Ok(writer);
@@ -285,6 +288,12 @@ impl AuditWriter {
         })
     }
 
+    /// Writes the agent's `region` label into every record from now on.
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
     /// Who counts as an administrator (root and the agent's own uid by default; the server
     /// adds `ipc.admin_group`).
     pub fn with_admins(mut self, admins: Admins) -> Self {
@@ -304,6 +313,7 @@ impl AuditWriter {
                 if healthy && !self.refusals.admit(&mut ev, &self.admins) {
                     return None;
                 }
+                ev.region.clone_from(&self.region);
                 bound(&mut ev, &self.limits);
                 crate::oplog::event(&ev);
                 Some(ev)
@@ -324,6 +334,7 @@ impl AuditWriter {
             .iter()
             .map(|c| {
                 let mut ev = self.refusals.summary_event(c);
+                ev.region.clone_from(&self.region);
                 bound(&mut ev, &self.limits);
                 crate::oplog::event(&ev);
                 ev

@@ -497,6 +497,9 @@ async fn capability_list(
     } else {
         payload(body)?
     };
+    if let Some(f) = &req.filter {
+        crate::capability::listing::check_filter(f, &shared.config.requests).map_err(invalid)?;
+    }
     let msg = List {
         identity: c.identity.clone(),
         is_admin: c.is_admin,
@@ -677,6 +680,26 @@ fn policy_list(st: &PolicyStatus) -> PolicyListResponse {
     }
 }
 
+/// The `capability_engine` section of a status answer.
+fn engine_status(
+    ce: &crate::config::CapabilityEngineConfig,
+    stats: &crate::actors::registry::RegistryStats,
+) -> crate::protocol::types::CapabilityEngineStatus {
+    crate::protocol::types::CapabilityEngineStatus {
+        issuer: ce.issuer.clone(),
+        signature_algorithm: "Ed25519".to_string(),
+        default_ttl: ce.default_ttl,
+        max_ttl: ce.max_ttl,
+        max_uses: ce.max_uses,
+        max_active_per_uid: ce.max_active_per_uid,
+        max_retained_per_uid: ce.max_retained_per_uid,
+        grant_rate_per_uid: ce.grant_rate_per_uid,
+        grant_burst_per_uid: ce.grant_burst_per_uid,
+        active: stats.active,
+        held: stats.by_status.clone(),
+    }
+}
+
 /// Builds `status_response`; `detail` adds the admin-only section.
 pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, ErrorPayload> {
     let policy = shared
@@ -732,6 +755,8 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
                 .map(|c| c.status())
                 .unwrap_or_default(),
         ),
+        region: cfg.region.clone(),
+        capability_engine: Some(engine_status(&cfg.capability_engine, &stats)),
         detail: detail.then(|| StatusDetail {
             pid: std::process::id(),
             uid: shared.agent_uid,

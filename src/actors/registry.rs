@@ -676,6 +676,8 @@ impl CapabilityRegistry {
                 ));
             }
         }
+        let query = crate::capability::listing::Query::new(&f)
+            .map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
         let uid = if msg.is_admin {
             f.uid
         } else {
@@ -696,13 +698,9 @@ impl CapabilityRegistry {
             .filter(|r| f.identity.as_deref().is_none_or(|s| r.cap.identity == s))
             .filter(|r| f.kind.as_deref().is_none_or(|s| r.cap.kind == s))
             .filter(|r| f.issuer.as_deref().is_none_or(|s| r.cap.issuer == s))
+            .filter(|r| query.admits(&r.cap))
             .collect();
-        matching.sort_by(|a, b| {
-            b.cap
-                .issued_at
-                .cmp(&a.cap.issued_at)
-                .then_with(|| a.cap.id.cmp(&b.cap.id))
-        });
+        matching.sort_by(|a, b| query.order(&a.cap, &b.cap));
         let total = matching.len();
         let capabilities: Vec<Capability> = matching
             .into_iter()

@@ -211,6 +211,7 @@ fn cut_event(ev: &AuditEvent, field: usize, items: usize, d: &Digests) -> AuditE
         rules: cut_list(&ev.rules, items, field, d),
         reason: cut_opt(&ev.reason, field, d),
         policy_generation: ev.policy_generation,
+        region: ev.region.clone(),
         version: ev.version,
         summary: ev.summary.as_ref().map(|s| RefusalSummary {
             first_request_id: cut_opt(&s.first_request_id, field, d),

@@ -380,14 +380,17 @@ mod tests {
                 proptest::option::of(any::<u64>()),
                 proptest::option::of(summary()),
             ),
-            proptest::option::of((text(), text())),
+            (
+                proptest::option::of((text(), text())),
+                proptest::option::of(text()),
+            ),
         )
             .prop_map(
                 |(
                     (timestamp, kind, outcome, identity),
                     (claimed_identity, resource, actions, capability_id, request_id),
                     (rules, reason, policy_generation, version, summary),
-                    credential,
+                    (credential, region),
                 )| AuditEvent {
                     timestamp,
                     kind,
@@ -403,6 +406,7 @@ mod tests {
                     rules,
                     reason,
                     policy_generation,
+                    region,
                     version,
                     summary,
                 },

@@ -189,6 +189,9 @@ pub struct AuditEvent {
     /// The policy generation that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_generation: Option<u64>,
+    /// The agent's `region` label, when it has one: set by the audit writer on every record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// For secret access: the version read or written (never the value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
@@ -214,6 +217,7 @@ impl AuditEvent {
             rules: Vec::new(),
             reason: None,
             policy_generation: None,
+            region: None,
             version: None,
             summary: None,
         }
@@ -277,6 +281,7 @@ impl AuditEvent {
             policy_generation: self.policy_generation,
             prev_hash,
             reason: self.reason.as_deref(),
+            region: self.region.as_deref(),
             request_id: self.request_id.as_deref(),
             resource: self.resource.as_deref(),
             rules: &self.rules,
@@ -323,6 +328,8 @@ pub struct CanonicalAfter<'a> {
     prev_hash: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use aether_vault_agent::config::{Mode, Overrides};
 use aether_vault_agent::daemon::{self, DaemonOptions, LogTarget};
 use aether_vault_agent::transport::socket;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Local access-control agent: kernel-verified identity, policy, signed capabilities, audit.
 #[derive(Debug, Parser)]
@@ -42,6 +42,10 @@ struct Args {
     /// Where operational logs go.
     #[arg(long, value_enum, default_value_t = LogTarget::Auto)]
     log_target: LogTarget,
+    /// A label for where the agent runs (`region`), e.g. us-west-2: shown in the status and
+    /// written into every audit record; decides nothing.
+    #[arg(long, value_name = "REGION", value_parser = aether_vault_agent::cli::args::parse_region)]
+    region: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `--enable-ha` (upstream's examples): the reason, as a usage error (exit 2).
+    if aether_vault_agent::cli::args::asks_for_ha(std::env::args_os().skip(1)) {
+        aether_vault_agent::cli::args::ha_refusal(Args::command()).exit();
+    }
     let args = Args::parse();
     let options = DaemonOptions {
         config_file: args.config,
@@ -64,6 +72,7 @@ fn main() -> ExitCode {
             policy_dir: args.policy_dir,
             audit_file: args.audit_file,
             credentials_socket: args.credentials_socket.map(PathBuf::from),
+            region: args.region,
         },
         log_target: args.log_target,
     };

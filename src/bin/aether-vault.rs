@@ -8,6 +8,10 @@ use aether_vault_agent::cli::{self, Cli};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if cli::args::asks_for_ha(std::env::args_os().skip(1)) {
+        let e = cli::args::ha_refusal(<Cli as clap::CommandFactory>::command());
+        return ExitCode::from(cli::report_parse_error(&e));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(cli::report_parse_error(&e)),

@@ -3,9 +3,16 @@
 //!
 //! - `ipAddresses`: addresses or CIDR blocks; the validation context's `ipAddress` must fall in
 //!   one. A validation without an address fails (a constraint is never skipped for lack of data).
-//! - `timeWindow`: `hours` (0–23) and `daysOfWeek` (0 = Sunday) in UTC; `blackoutPeriods` of
-//!   RFC 3339 `start`/`end` during which use is refused.
-//! - `environment`: key/values the validation context's `environment` must contain.
+//! - `timeWindow`: `hours` (0–23) and `daysOfWeek` (0 = Sunday) in UTC, or in the one IANA
+//!   time zone `timezones` names (from the system's tz database); `blackoutPeriods` of RFC 3339
+//!   `start`/`end` during which use is refused.
+//! - `environment`: key/values the validation context must state: in its `environment`, or in
+//!   upstream's `runtime` by dotted key (`type`, `container.image`, `host.hostname`, …). At
+//!   least one of them must state each key, and every one that states it must state the
+//!   required value; an empty required value is refused at request time (it would match a
+//!   client that states nothing). What a client states is not checked by the kernel: this
+//!   guards against a capability being used in the wrong place by mistake, it does not stop a
+//!   holder that claims the values.
 //! - `rateLimit`, `geography`: upstream names that cannot be enforced on a local socket; a
 //!   request carrying them is refused rather than granted without them.
 
@@ -61,6 +68,9 @@ pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
                 "constraint timeWindow.daysOfWeek: {bad} is not a day from 0 (Sunday) to 6"
             ));
         }
+        if let Some(zones) = &w.timezones {
+            zone_of(zones).map_err(|e| format!("constraint timeWindow.timezones: {e}"))?;
+        }
         for p in w.blackout_periods.iter().flatten() {
             let (Some(s), Some(e)) = (
                 crate::timefmt::parse(&p.start),
@@ -79,7 +89,46 @@ pub fn check_well_formed(c: &Constraints) -> Result<(), String> {
             }
         }
     }
+    if let Some(env) = &c.environment {
+        if let Some((k, _)) = env.iter().find(|(k, v)| k.is_empty() || v.is_empty()) {
+            return Err(format!(
+                "constraint environment: {k:?} has an empty key or value, which a validation \
+                 that states nothing would match"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// The longest time zone name accepted.
+const ZONE_NAME_MAX: usize = 64;
+
+/// The one time zone a `timezones` list names (UTC when empty is refused earlier).
+fn zone_of(zones: &[String]) -> Result<jiff::tz::TimeZone, String> {
+    let name = match zones {
+        [one] => one,
+        [] => return Err("the list is empty; leave it out for UTC".into()),
+        _ => {
+            return Err(format!(
+                "{} time zones given; only one is supported (the hours and days are read in it)",
+                zones.len()
+            ));
+        }
+    };
+    if name.len() > ZONE_NAME_MAX || name.is_empty() {
+        return Err(format!("{name:?} is not a time zone name"));
+    }
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        format!("{name:?} is not a time zone this host knows (IANA names, e.g. Europe/Paris)")
+    })
+}
+
+/// The value a validation context states for an `environment` key: from `runtime` by dotted
+/// path (upstream's keys), ending in a string.
+fn runtime_value<'a>(runtime: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    key.split('.')
+        .try_fold(runtime, |v, part| v.as_object()?.get(part))?
+        .as_str()
 }
 
 /// Checks the constraints against a validation's context at `now`; the error says which failed.
@@ -108,11 +157,19 @@ pub fn check_holds(
         }
     }
     if let Some(w) = &c.time_window {
-        let t = now.to_zoned(jiff::tz::TimeZone::UTC);
+        let (zone, zone_name) = match &w.timezones {
+            None => (jiff::tz::TimeZone::UTC, "UTC"),
+            Some(zones) => (
+                zone_of(zones)
+                    .map_err(|e| format!("the capability's time zone cannot be used: {e}"))?,
+                zones.first().map_or("UTC", String::as_str),
+            ),
+        };
+        let t = now.to_zoned(zone);
         if let Some(hours) = &w.hours {
             if !hours.contains(&(t.hour() as u8)) {
                 return Err(format!(
-                    "hour {} UTC is outside the capability's time window",
+                    "hour {} {zone_name} is outside the capability's time window",
                     t.hour()
                 ));
             }
@@ -139,8 +196,19 @@ pub fn check_holds(
     }
     if let Some(env) = &c.environment {
         let given = ctx.and_then(|c| c.environment.as_ref());
+        let runtime = ctx.and_then(|c| c.runtime.as_ref());
         for (k, v) in env {
-            if given.and_then(|g| g.get(k)) != Some(v) {
+            let stated = [
+                given.and_then(|g| g.get(k)).map(String::as_str),
+                runtime.and_then(|r| runtime_value(r, k)),
+            ];
+            let mut stated = stated.into_iter().flatten().peekable();
+            if stated.peek().is_none() {
+                return Err(format!(
+                    "environment {k} is required and the validation context states none (in environment or runtime)"
+                ));
+            }
+            if !stated.all(|s| s == v) {
                 return Err(format!("environment {k} does not have the required value"));
             }
         }
@@ -225,5 +293,64 @@ mod tests {
         assert!(check_holds(&k, None, now()).is_err());
         assert!(check_well_formed(&c(json!({"rateLimit":{"requests":5}}))).is_err());
         assert!(check_well_formed(&c(json!({"geography":["EU"]}))).is_err());
+    }
+
+    #[test]
+    fn a_time_zone_moves_the_window() {
+        // 22:13 UTC on a Tuesday is 07:13 on Wednesday in Tokyo.
+        let tokyo = |w: serde_json::Value| {
+            let mut w = w;
+            w["timezones"] = json!(["Asia/Tokyo"]);
+            c(json!({ "timeWindow": w }))
+        };
+        check_well_formed(&tokyo(json!({"hours":[7]}))).unwrap();
+        assert!(check_holds(&tokyo(json!({"hours":[7]})), None, now()).is_ok());
+        assert!(check_holds(&tokyo(json!({"hours":[22]})), None, now()).is_err());
+        assert!(check_holds(&tokyo(json!({"daysOfWeek":[3]})), None, now()).is_ok());
+        assert!(check_holds(&tokyo(json!({"daysOfWeek":[2]})), None, now()).is_err());
+        let bad = |zones: serde_json::Value| {
+            check_well_formed(&c(json!({"timeWindow":{"hours":[1],"timezones":zones}})))
+                .unwrap_err()
+        };
+        assert!(bad(json!(["Mars/Olympus"])).contains("not a time zone this host knows"));
+        assert!(bad(json!(["UTC", "Asia/Tokyo"])).contains("only one"));
+        assert!(bad(json!([])).contains("empty"));
+        assert!(bad(json!(["x".repeat(100)])).contains("not a time zone name"));
+    }
+
+    #[test]
+    fn environment_constraints_read_upstreams_runtime_too() {
+        let k = c(json!({"environment":{"type":"k8s","container.image":"app:1"}}));
+        check_well_formed(&k).unwrap();
+        let rt = |v: serde_json::Value| ctx(json!({ "runtime": v }));
+        let good = rt(json!({"type":"k8s","id":"x","container":{"id":"c","image":"app:1"}}));
+        assert!(check_holds(&k, Some(&good), now()).is_ok());
+        // A key stated nowhere, a wrong value, a non-string: not satisfied.
+        assert!(check_holds(&k, Some(&rt(json!({"type":"k8s"}))), now()).is_err());
+        assert!(
+            check_holds(
+                &k,
+                Some(&rt(json!({"type":"docker","container":{"image":"app:1"}}))),
+                now()
+            )
+            .is_err()
+        );
+        assert!(
+            check_holds(
+                &c(json!({"environment":{"host.pid":"1"}})),
+                Some(&rt(json!({"host":{"pid":1}}))),
+                now()
+            )
+            .is_err()
+        );
+        // Both sources stating it: both must agree.
+        let both = ctx(
+            json!({"environment":{"type":"k8s","container.image":"app:1"},
+                              "runtime":{"type":"docker"}}),
+        );
+        assert!(check_holds(&k, Some(&both), now()).is_err());
+        // An empty required value would match a client that states an empty field.
+        assert!(check_well_formed(&c(json!({"environment":{"type":""}}))).is_err());
+        assert!(check_well_formed(&c(json!({"environment":{"":"x"}}))).is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! - [`grant`]: turning a request and a policy decision into a capability: ids, type, TTL and
 //!   use limits.
 //! - [`constraints`]: checking the restrictions a capability carries.
+//! - [`listing`]: the list filters beyond equality (`timeRange`, `metadata`) and the order.
 //! - [`record`]: a capability as the registry holds it (holder, revocation) and validation.
 //! - [`redeem`]: what a use of a capability checks beyond its record (policy in force, path).
 //! - [`per_uid`]: what one uid may hold and ask for (active cap, retention quota, grant rate).
@@ -13,6 +14,7 @@
 
 pub mod constraints;
 pub mod grant;
+pub mod listing;
 pub mod per_uid;
 pub mod record;
 pub mod redeem;

@@ -181,6 +181,7 @@ pub fn status_table(s: &StatusResponse) -> String {
     kv.row("version", &s.version)
         .row("mode", &s.mode)
         .row("socket", &s.socket_path)
+        .opt("region", s.region.as_deref())
         .row("uptime", human_nanos(s.uptime))
         .row(
             "connections",

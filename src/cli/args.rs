@@ -371,6 +371,24 @@ pub struct ConfigFlags {
     /// (`credentials.socket_path`); an empty value binds none.
     #[arg(long, value_name = "PATH")]
     pub credentials_socket: Option<String>,
+    /// A label for where the agent runs (`region`), e.g. us-west-2: shown in `agent status`
+    /// and written into every audit record; decides nothing.
+    #[arg(long, value_name = "REGION", value_parser = parse_region)]
+    pub region: Option<String>,
+}
+
+/// Why `--enable-ha` (which upstream's deployment examples pass to `agent start`) is refused,
+/// and what to do instead.
+pub const NO_HA: &str = "--enable-ha: this agent has no high-availability mode. It is a per-host \
+agent: it serves the processes of its own host over a Unix socket and takes their identity from \
+that host's kernel, so an agent on another host could not stand in for it. Run one agent on \
+every host (systemd's socket unit restarts it on the next request; in Kubernetes, a DaemonSet) \
+and keep the secrets highly available in their backend instead (secrets.backend: vault, with a \
+Vault or OpenBao cluster).";
+
+/// `--region`: a label per [`crate::config::check_region`].
+pub fn parse_region(s: &str) -> Result<String, String> {
+    crate::config::check_region(s).map(|()| s.to_string())
 }
 
 impl ConfigFlags {
@@ -384,6 +402,7 @@ impl ConfigFlags {
             policy_dir: self.policy_dir.clone(),
             audit_file: self.audit_file.clone(),
             credentials_socket: self.credentials_socket.as_ref().map(PathBuf::from),
+            region: self.region.clone(),
         }
     }
 }
@@ -585,6 +604,24 @@ pub struct ListArgs {
     pub no_headers: bool,
 }
 
+/// Whether a command line asks for high availability (`--enable-ha`, before any `--`): checked
+/// before clap parses it, so that the answer is [`NO_HA`] rather than clap's "unexpected
+/// argument" (with its "similar argument: --version"), and without a flag that the completion
+/// scripts would offer.
+pub fn asks_for_ha(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .any(|a| a == "--enable-ha" || a.starts_with("--enable-ha="))
+}
+
+/// The refusal of `--enable-ha` as a clap error of `command` (printed and exited like any
+/// refused command line).
+pub fn ha_refusal(mut command: clap::Command) -> clap::Error {
+    command.build();
+    command.error(clap::error::ErrorKind::ArgumentConflict, NO_HA)
+}
+
 /// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything
 /// else is printed as `Error: …` on stderr and exits 1 (2 is reserved for a "no" from the agent),
 /// and, when the command line asked for `--format json|yaml`, also as `{"error": …, "code":
@@ -683,6 +720,22 @@ mod tests {
                 && !summary.contains("Usage"),
             "{summary}"
         );
+    }
+
+    #[test]
+    fn enable_ha_is_found_before_any_double_dash() {
+        let f = |args: &[&str]| asks_for_ha(args.iter().map(std::ffi::OsString::from));
+        assert!(f(&["agent", "start", "--mode", "standard", "--enable-ha"]));
+        assert!(f(&["agent", "start", "--enable-ha=true"]));
+        assert!(!f(&["agent", "start"]));
+        assert!(!f(&[
+            "exec",
+            "--secret",
+            "A=secret:/a#b",
+            "--",
+            "tool",
+            "--enable-ha"
+        ]));
     }
 
     #[test]

@@ -249,6 +249,7 @@ pub fn build_filter(args: &ListArgs) -> Option<CapabilityFilter> {
         uid: args.uid,
         limit: args.limit,
         offset: args.offset,
+        ..CapabilityFilter::default()
     };
     (filter != CapabilityFilter::default()).then_some(filter)
 }

@@ -166,6 +166,8 @@ pub fn status_summary(socket: &str, ping: &PingResponse, status: &StatusResponse
         "policy_last_error": status.policy_last_error,
         "audit_healthy": status.audit_healthy,
         "secrets": status.secrets,
+        "region": status.region,
+        "capability_engine": status.capability_engine,
     })
 }
 
@@ -186,8 +188,11 @@ pub fn status_table(summary: &Value) -> String {
             s("mode")
         ),
     )
-    .row("socket", s("socket_path"))
-    .row(
+    .row("socket", s("socket_path"));
+    if let Some(r) = summary["region"].as_str() {
+        kv.row("region", r);
+    }
+    kv.row(
         "uptime",
         human_nanos(summary["uptime"].as_u64().unwrap_or(0)),
     )
@@ -207,6 +212,9 @@ pub fn status_table(summary: &Value) -> String {
     );
     if let Some(e) = summary["policy_last_error"].as_str() {
         kv.row("policy error", e);
+    }
+    if let Some(engine) = engine_line(&summary["capability_engine"]) {
+        kv.row("capability engine", engine);
     }
     kv.row(
         "audit",
@@ -229,6 +237,32 @@ pub fn status_table(summary: &Value) -> String {
         },
     );
     kv.render()
+}
+
+/// The `capability_engine` section in one line: signing, TTLs, uses, what is held.
+fn engine_line(engine: &Value) -> Option<String> {
+    let n = |k: &str| engine[k].as_u64();
+    let (default_ttl, max_ttl) = (n("default_ttl")?, n("max_ttl")?);
+    let uses = match n("max_uses") {
+        Some(0) | None => "unlimited uses".to_string(),
+        Some(u) => format!("at most {u} uses"),
+    };
+    let held: Vec<String> = engine["held"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    Some(format!(
+        "{}, issuer {}; ttl default {}, max {}; {uses}; held: {}",
+        engine["signature_algorithm"].as_str().unwrap_or("?"),
+        engine["issuer"].as_str().unwrap_or("?"),
+        super::output::human_seconds(default_ttl),
+        super::output::human_seconds(max_ttl),
+        if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(", ")
+        }
+    ))
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 //! nor a configuration file. The packages ship the output, checked in under
 //! `packaging/completions/`; `tests/cli.rs` fails when those files are stale and prints the
 //! command that regenerates them.
+//!
+//! Run through a link named `vault` (the upstream documents' name for the CLI:
+//! `ln -s /usr/bin/aether-vault /usr/local/bin/vault`), the script completes `vault` too, so
+//! `vault completions bash` gives what such a link needs. The packaged scripts complete
+//! `aether-vault` only: registering `vault` for every user would take the name's completion
+//! from HashiCorp's or OpenBao's own `vault`.
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -20,6 +26,44 @@ impl CompletionShell {
             CompletionShell::Fish => Shell::Fish,
         }
     }
+}
+
+/// The completion script for `shell`, completing the command `aether-vault`, and also `alias`
+/// when given (a plain command name, as [`alias_from_argv0`] gives).
+pub fn script_for(shell: CompletionShell, alias: Option<&str>) -> String {
+    let script = script(shell);
+    let Some(alias) = alias else {
+        return script;
+    };
+    match shell {
+        // The function takes its command name from bash (`$1`), so one more name is one more
+        // word on the `complete` lines.
+        CompletionShell::Bash => script
+            .lines()
+            .map(|l| match l.trim_start().starts_with("complete -F ") {
+                true if l.ends_with(" aether-vault") => format!("{l} {alias}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect(),
+        CompletionShell::Zsh => script
+            .replacen(
+                "#compdef aether-vault\n",
+                &format!("#compdef aether-vault {alias}\n"),
+                1,
+            )
+            .replace(
+                "compdef _aether-vault aether-vault\n",
+                &format!("compdef _aether-vault aether-vault {alias}\n"),
+            ),
+        CompletionShell::Fish => format!("{script}complete -c {alias} --wraps aether-vault\n"),
+    }
+}
+
+/// The other name completed, `vault`, when this program was run under it (`argv[0]`'s file
+/// name): only that name, so that a renamed or test binary writes the packaged scripts.
+pub fn alias_from_argv0(argv0: Option<&std::ffi::OsStr>) -> Option<String> {
+    let name = std::path::Path::new(argv0?).file_name()?;
+    (name == "vault").then(|| "vault".to_string())
 }
 
 /// The completion script for `shell`, completing the command `aether-vault`.
@@ -50,8 +94,41 @@ fn fix_bash_states(script: &str, name: &str) -> String {
     script.replace(&arm_spelling, &loop_spelling)
 }
 
-/// `completions SHELL`: prints the script to standard output.
+/// `completions SHELL`: prints the script to standard output (also completing `vault` when run
+/// as `vault`, see [`alias_from_argv0`]).
 pub fn run(ctx: &mut Context, args: &CompletionsArgs) -> Result<Outcome, CliError> {
-    ctx.print(&script(args.shell))?;
+    let alias = alias_from_argv0(std::env::args_os().next().as_deref());
+    ctx.print(&script_for(args.shell, alias.as_deref()))?;
     Ok(Outcome::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_vault_link_adds_a_name() {
+        let a = |s: &str| alias_from_argv0(Some(std::ffi::OsStr::new(s)));
+        assert_eq!(a("/usr/local/bin/vault").as_deref(), Some("vault"));
+        assert_eq!(a("vault").as_deref(), Some("vault"));
+        assert_eq!(a("target/debug/aether-vault"), None);
+        assert_eq!(a("/tmp/vault;rm -rf ~"), None);
+        assert_eq!(a("/opt/av"), None);
+        assert_eq!(alias_from_argv0(None), None);
+    }
+
+    #[test]
+    fn every_shell_registers_the_alias_too() {
+        let bash = script_for(CompletionShell::Bash, Some("vault"));
+        assert_eq!(bash.matches(" aether-vault vault\n").count(), 2, "{bash}");
+        let zsh = script_for(CompletionShell::Zsh, Some("vault"));
+        assert!(zsh.starts_with("#compdef aether-vault vault\n"));
+        assert!(zsh.contains("compdef _aether-vault aether-vault vault\n"));
+        let fish = script_for(CompletionShell::Fish, Some("vault"));
+        assert!(fish.ends_with("complete -c vault --wraps aether-vault\n"));
+        assert_eq!(
+            script_for(CompletionShell::Bash, None),
+            script(CompletionShell::Bash)
+        );
+    }
 }

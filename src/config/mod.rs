@@ -10,7 +10,7 @@
 //!
 //! Environment: `VAULT_AGENT_MODE`, `VAULT_AGENT_LOG_LEVEL`, `VAULT_AGENT_SOCKET_PATH`,
 //! `VAULT_AGENT_POLICY_DIR`, `VAULT_AGENT_AUDIT_FILE`, `VAULT_AGENT_STATE_DIR`,
-//! `VAULT_AGENT_IDLE_EXIT_SECONDS`, and any nested key with `__` between levels
+//! `VAULT_AGENT_IDLE_EXIT_SECONDS`, `VAULT_AGENT_REGION`, and any nested key with `__` between levels
 //! (`VAULT_AGENT_IPC__MAX_CONNECTIONS=50`).
 
 mod credentials;
@@ -28,7 +28,7 @@ use figment::providers::{Env, Serialized};
 pub use model::{
     AgentConfig, AuditConfig, AuditSync, CREDENTIAL_SIZE_MAX, CapabilityEngineConfig,
     CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
-    RequestLimits, SocketMode,
+    REGION_MAX_LEN, RequestLimits, SocketMode, check_region,
 };
 pub use provenance::{FileStamp, Provenance, leaf_keys, redact};
 pub use yaml_provider::YamlFile;
@@ -76,6 +76,9 @@ pub struct Overrides {
     /// `--state-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// `--region`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// `--policy-dir`, nested as `policy_engine.directory`.
     #[serde(skip)]
     pub policy_dir: Option<PathBuf>,

@@ -62,6 +62,11 @@ pub struct AgentConfig {
     pub socket_path: PathBuf,
     /// Where state lives (the signing key). Created 0700.
     pub state_dir: PathBuf,
+    /// A label for where this agent runs (`--region`, `VAULT_AGENT_REGION`), e.g. `us-west-2`:
+    /// shown in the status and written into every audit record, so that records collected from
+    /// many hosts say where they were made. Only a label: nothing is decided by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// A socket-activated agent exits after this many seconds without a client connection
     /// (systemd starts it again on the next one); 0 = never. Ignored when the agent binds its
     /// socket itself, since then nothing would start it again.
@@ -465,6 +470,7 @@ impl AgentConfig {
             log_level: log_level.to_string(),
             socket_path: paths.socket_path.clone(),
             state_dir: paths.state_dir.clone(),
+            region: None,
             idle_exit_seconds: 0,
             capability_engine: CapabilityEngineConfig {
                 enable: true,
@@ -531,6 +537,11 @@ impl AgentConfig {
                     "version",
                     format!("unsupported configuration version {v:?} (expected \"1.0\")"),
                 );
+            }
+        }
+        if let Some(r) = &self.region {
+            if let Err(why) = check_region(r) {
+                return fail("region", why);
             }
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
@@ -746,5 +757,26 @@ impl AgentConfig {
             );
         }
         self.credentials.validate(&self.socket_path)
+    }
+}
+
+/// The longest `region` label, in bytes.
+pub const REGION_MAX_LEN: usize = 64;
+
+/// Checks a `region` label: 1 to [`REGION_MAX_LEN`] ASCII letters, digits, `.`, `_` or `-`
+/// (`us-west-2`, `eu-central-1`, `dc1.rack4`), so that it reads the same in the status, the
+/// audit log and the journal.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let ok = !region.is_empty()
+        && region.len() <= REGION_MAX_LEN
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not a region label: use 1 to {REGION_MAX_LEN} letters, digits, '.', '_' or '-' (e.g. us-west-2)"
+        ))
     }
 }

@@ -765,3 +765,40 @@ fn the_shipped_agent_yaml_is_valid_and_says_the_credentials_defaults() {
         Ok(())
     });
 }
+
+#[test]
+fn region_comes_from_file_environment_or_flag_and_must_be_a_label() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        jail.create_file("r.yaml", "region: eu-central-1\n")?;
+        let file = jail.directory().join("r.yaml");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.region.as_deref(), Some("eu-central-1"));
+        jail.set_env("VAULT_AGENT_REGION", "us-west-2");
+        let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+        assert_eq!(c.region.as_deref(), Some("us-west-2"));
+        let flag = Overrides {
+            region: Some("dc1.rack4".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            load(Some(&file), &flag, &p)
+                .unwrap()
+                .config
+                .region
+                .as_deref(),
+            Some("dc1.rack4")
+        );
+        jail.set_env("VAULT_AGENT_REGION", "us west 2");
+        let e = load(None, &Overrides::default(), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("region") && e.contains("not a region label"),
+            "{e}"
+        );
+        jail.set_env("VAULT_AGENT_REGION", "x".repeat(65));
+        assert!(load(None, &Overrides::default(), &p).is_err());
+        Ok(())
+    });
+}

@@ -80,7 +80,7 @@ pub struct Constraints {
     pub geography: Option<Value>,
 }
 
-/// A time window, evaluated in UTC.
+/// A time window, evaluated in UTC or in the one time zone it names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
@@ -94,6 +94,9 @@ pub struct TimeWindow {
         skip_serializing_if = "Option::is_none"
     )]
     pub days_of_week: Option<Vec<u8>>,
+    /// The IANA time zone (one) in which `hours` and `daysOfWeek` are read; absent = UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezones: Option<Vec<String>>,
     /// Periods (RFC 3339 `start`/`end`) in which use is refused.
     #[serde(
         rename = "blackoutPeriods",
@@ -254,6 +257,10 @@ pub struct RequestContext {
     /// Environment key/values, for `environment` constraints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, String>>,
+    /// Upstream's `RuntimeContext` (`type`, `id`, `version`, `container.*`, `host.*`), where
+    /// upstream reads `environment` constraints; read here too, by dotted key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Value>,
     /// Anything else the client sent; kept for the audit trail only.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -360,6 +367,45 @@ pub struct CapabilityFilter {
     /// Skip this many first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
+    /// Only capabilities issued in this period (either end may be left out).
+    #[serde(
+        rename = "timeRange",
+        alias = "time_range",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_range: Option<TimeRange>,
+    /// Only capabilities whose `metadata` has each of these keys with an equal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, Value>>,
+    /// The order: `issued_at` (default), `expires_at`, `id`, `type`, `resource`, `identity`.
+    #[serde(
+        rename = "sortBy",
+        alias = "sort_by",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sort_by: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sortBy`; newest first without it).
+    #[serde(
+        rename = "sortOrder",
+        alias = "sort_order",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sort_order: Option<String>,
+}
+
+/// A list filter's period: RFC 3339 instants, both inclusive; a missing end is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeRange {
+    /// From this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Until this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 /// `capability_response` payload for a list: never `null`.
@@ -426,9 +472,44 @@ pub struct StatusResponse {
     /// The systemd credentials socket and its counts (`socket` is null when there is none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<super::credentials::CredentialsStatus>,
+    /// The `region` label the agent was given (`--region`), if any.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The capability engine: its limits and what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability_engine: Option<CapabilityEngineStatus>,
     /// Admin-only details (`agent_status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<StatusDetail>,
+}
+
+/// `capability_engine` in a status answer: the limits grants are held to
+/// (`capability_engine.*` in the configuration) and the capabilities held, counted by status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilityEngineStatus {
+    /// The `issuer` of every capability.
+    pub issuer: String,
+    /// How capabilities are signed (`Ed25519`).
+    pub signature_algorithm: String,
+    /// TTL of a request that names none, seconds.
+    pub default_ttl: u64,
+    /// The largest TTL granted, seconds.
+    pub max_ttl: u64,
+    /// Uses of a request that names none, and the most granted; 0 = unlimited.
+    pub max_uses: u64,
+    /// Active capabilities one uid may hold; 0 = no cap.
+    pub max_active_per_uid: usize,
+    /// Expired and revoked capabilities kept per uid for listing.
+    pub max_retained_per_uid: usize,
+    /// Grants per second per uid (administrators are not limited); 0 = no limit.
+    pub grant_rate_per_uid: u32,
+    /// Grants one uid may get at once before the rate applies.
+    pub grant_burst_per_uid: u32,
+    /// Capabilities neither revoked nor expired (all uids).
+    pub active: usize,
+    /// Capabilities held in memory (all uids: restored from the store at start, dropped an
+    /// hour after expiry), by status (`active`, `expired`, `revoked`): counts only.
+    pub held: BTreeMap<String, usize>,
 }
 
 /// Extra detail in `agent_status`.

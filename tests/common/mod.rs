@@ -505,6 +505,21 @@ impl RawClient {
         self.read().expect("a response")
     }
 
+    /// Asks for `actions` on `resource` (with the request fields in `extra`), asserts it was
+    /// granted, and answers the capability id.
+    pub fn grant(&mut self, resource: &str, actions: &[&str], extra: Value) -> String {
+        let mut req = json!({"resource": resource, "actions": actions});
+        if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
+            r.extend(e.clone());
+        }
+        let r = self.call("capability_request", req);
+        assert_eq!(r["payload"]["status"], "granted", "{r}");
+        r["payload"]["capability"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }

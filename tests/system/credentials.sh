@@ -124,7 +124,9 @@ if ! in1 dpkg -s aether-vault-agent >/dev/null 2>&1; then
 		chmod 755 "$work/policy-rc.d"
 		in1 mount --bind "$work/policy-rc.d" /usr/sbin/policy-rc.d
 	fi
-	in1 dpkg -i "$repo/$deb" >"$work/dpkg.log" 2>&1 || {
+	# The namespace has its own /tmp: install a copy outside the checkout (see packages.sh).
+	cp "$deb" "$work/"
+	in1 dpkg -i "$work/$(basename "$deb")" >"$work/dpkg.log" 2>&1 || {
 		cat "$work/dpkg.log" >&2
 		fail "dpkg -i $deb"
 	}
@@ -170,7 +172,9 @@ rm -f "$work/value"
 # Both units get db-password from the example drop-in the packages ship, as it is (the
 # checkout's copy: an image may exclude /usr/share/doc from installs; packages.sh checks that
 # the .deb ships it).
-example=$repo/packaging/systemd-examples/service-credentials.conf
+# Staged in $work: the namespace cannot see a checkout under /tmp.
+cp "$repo/packaging/systemd-examples/service-credentials.conf" "$work/"
+example=$work/service-credentials.conf
 for u in credtest.service credtest-denied.service; do
 	in1 install -D -m 0644 "$example" "$units/$u.d/aether-vault.conf"
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test of the packages and the systemd units (root only; run by .ci/run, or by hand):
 #
-#  1. builds the .deb (cargo deb) and the .rpm (cargo generate-rpm); lintian on the .deb;
+#  1. builds the .deb (cargo deb) and the .rpm (rpmbuild: packaging/rpm/build.sh); lintian on
+#     the .deb; the packages' dependencies (systemd, glibc 2.34) and the .rpm's description;
 #  2. boots a real systemd as PID 1 in a private PID and mount namespace (tests/system/pid1.sh);
 #  3. installs the .deb: both sockets (the agent's, 0666, and the credentials socket, 0600) are
 #     enabled and listening, the service is not running; a request as `nobody` through the CLI
@@ -21,8 +22,12 @@
 #  9. installs the .rpm into a scratch root with `rpm --root` (scriptlets run there) and checks
 #     its files, the user, directories and unit enablement, then erases it.
 #
-# Needs: cargo-deb, cargo-generate-rpm, lintian, rpm, jq, util-linux (setpriv, nsenter, unshare).
+# Needs: cargo-deb, rpmbuild (Debian's rpm), lintian, jq, util-linux (setpriv, nsenter, unshare).
 # AV_SKIP_BUILD=1 reuses packages already in target/.
+#
+# Works from any checkout path: the booted systemd has its own /tmp (and /run), so what must be
+# read inside its namespace (the .deb; credentials.sh stages its own files) is staged under
+# /var/tmp first, never read from the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -76,12 +81,15 @@ trap cleanup EXIT
 step "1. build the .deb and the .rpm"
 if [[ ${AV_SKIP_BUILD:-0} != 1 ]]; then
 	cargo deb --profile dist
-	cargo generate-rpm --profile dist
+	packaging/rpm/build.sh >/dev/null
 fi
 deb=$(ls -t target/debian/aether-vault-agent_*.deb | head -1)
-rpm=$(ls -t target/generate-rpm/aether-vault-agent-*.rpm | head -1)
+rpm=$(ls -t target/rpm/aether-vault-agent-*.rpm | head -1)
 [[ -f $deb && -f $rpm ]] || fail "packages not built"
 ok "$deb ($(stat -c %s "$deb") bytes), $rpm ($(stat -c %s "$rpm") bytes)"
+# What the namespace installs: a copy outside the checkout (which may be under /tmp).
+staged_deb=$work/$(basename "$deb")
+cp "$deb" "$staged_deb"
 
 # yaml-rust2 shares libyaml's error strings (lintian's embedded-library check; overridden in
 # packaging/lintian-overrides): make sure no real libyaml is in the build.
@@ -115,6 +123,30 @@ done
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 grep -qx /etc/aether-vault/agent.yaml <<<"$conffiles" || fail "/etc/aether-vault/agent.yaml is not a conffile"
 ok "the .deb ships binaries, units, sysusers/tmpfiles, conffile, man pages, completions, docs"
+# The glibc floor (packaging/README.md): the binaries need GLIBC_2.34 symbols, and both
+# packages say so (dpkg-shlibdeps and rpmbuild compute it from the binaries).
+depends=$(dpkg-deb -f "$deb" Depends)
+[[ $depends == *"libc6 (>= 2.34)"* && $depends == *systemd* ]] || fail "the .deb's Depends: $depends"
+rpm_requires=$(rpm -qp --requires "$rpm" 2>/dev/null)
+grep -qx 'systemd' <<<"$rpm_requires" || fail "the .rpm does not require systemd: $rpm_requires"
+grep -qF 'libc.so.6(GLIBC_2.34)(64bit)' <<<"$rpm_requires" || fail "the .rpm does not require glibc 2.34: $rpm_requires"
+ok "Depends: $depends; the .rpm requires systemd and libc.so.6(GLIBC_2.34)"
+# The .rpm's description is its own, several lines, not the summary again.
+summary=$(rpm -qp --queryformat '%{SUMMARY}' "$rpm" 2>/dev/null)
+description=$(rpm -qp --queryformat '%{DESCRIPTION}' "$rpm" 2>/dev/null)
+[[ $description != "$summary" && $(wc -l <<<"$description") -ge 5 ]] ||
+	fail "the .rpm's description: $description"
+[[ $description == *"hash-chained audit log"* && $description == *"denies"*"until a policy"* ]] ||
+	fail "the .rpm's description lacks what the agent does or that it denies without a policy: $description"
+# The same files as the .deb (the .deb's own copyright, changelog and lintian overrides aside;
+# the .deb compresses man pages; the .rpm ships the license in /usr/share/licenses).
+deb_files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print substr($6, 2)}' |
+	grep -v -e '/copyright$' -e '/changelog.Debian.gz$' -e '^/usr/share/lintian/' -e '^/usr/share/zsh/' |
+	sed 's/\.gz$//' | sort)
+rpm_files=$(rpm -qp --queryformat '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpm" 2>/dev/null |
+	awk '$1 !~ /^d/ {print $2}' | grep -v -e '^/usr/share/licenses/' -e '^/usr/share/zsh/' | sort)
+[[ $deb_files == "$rpm_files" ]] || fail "the .deb and the .rpm ship different files: $(diff <(echo "$deb_files") <(echo "$rpm_files"))"
+ok "the .rpm has a description of its own ($(wc -l <<<"$description") lines) and ships the .deb's files"
 
 # --- 2. boot --------------------------------------------------------------------------------
 step "2. boot systemd as PID 1 in a private namespace"
@@ -132,7 +164,7 @@ ok "systemd is PID 1 of its namespace"
 
 # --- 3. install, socket activation --------------------------------------------------------
 step "3. install the .deb; socket activation"
-in1 dpkg -i "$repo/$deb" >"$work/dpkg.log" 2>&1 || {
+in1 dpkg -i "$staged_deb" >"$work/dpkg.log" 2>&1 || {
 	cat "$work/dpkg.log" >&2
 	fail "dpkg -i"
 }
@@ -149,6 +181,9 @@ getent group aether-vault-admin >/dev/null || fail "no aether-vault-admin group"
 	fail "credentials socket: $(in1 stat -c '%U %G %a' /run/aether-vault/credentials.sock), not root root 600"
 [[ $(show $csock Triggers) == "$svc" ]] || fail "the credentials socket triggers '$(show $csock Triggers)'"
 ok "user and groups exist; sockets enabled and listening (agent 0666, credentials root 0600, both start $svc); service not running"
+grep -qF 'standard mode, which denies every request until a policy allows it' "$work/dpkg.log" ||
+	fail "installing without a policy did not say that the agent denies everything: $(cat "$work/dpkg.log")"
+ok "installing said: $(grep -F 'no policy file' "$work/dpkg.log")"
 
 in1 tee /etc/aether-vault/policies.d/50-systest.yaml >/dev/null <<'EOF'
 id: systest
@@ -294,7 +329,7 @@ step "6b. reinstalling (an upgrade) restarts a running agent; the socket keeps l
 main=$(show $svc MainPID)
 # The administrator's choice stands: a credentials socket disabled before stays disabled.
 in1 systemctl disable --now $csock >/dev/null 2>&1
-in1 dpkg -i "$repo/$deb" >"$work/dpkg2.log" 2>&1 || {
+in1 dpkg -i "$staged_deb" >"$work/dpkg2.log" 2>&1 || {
 	cat "$work/dpkg2.log" >&2
 	fail "dpkg -i over an installed package"
 }
@@ -302,6 +337,7 @@ new=$(show $svc MainPID)
 [[ $new != "$main" && $(show $svc ActiveState) == active ]] || fail "not restarted on upgrade ($main -> $new)"
 [[ $(show $sock ActiveState) == active ]] || fail "socket not active after upgrade"
 [[ $(show $csock UnitFileState) == disabled ]] || fail "the upgrade re-enabled a disabled credentials socket"
+if grep -qF 'denies every request' "$work/dpkg2.log"; then fail "the no-policy note was printed with a policy installed"; fi
 as_nobody capability validate "$cap" >/dev/null || fail "capability $cap invalid after the upgrade"
 in1 systemctl enable --now $csock >/dev/null 2>&1
 in1 systemctl restart $svc
@@ -429,7 +465,12 @@ unshare --mount --propagation private bash -euo pipefail -c '
 	mount --bind /dev "$r/dev"
 	mount -t proc proc "$r/proc"
 	rpm --root "$r" --initdb
-	rpm --root "$r" -i --nodeps "$rpm"
+	rpm --root "$r" -i --nodeps "$rpm" >"$scratch/install.log" 2>&1 || {
+		cat "$scratch/install.log" >&2
+		exit 1
+	}
+	# No policy file yet: %post says that standard mode denies everything.
+	grep -qF "standard mode, which denies every request until a policy allows it" "$scratch/install.log"
 	rpm --root "$r" -V --nodeps aether-vault-agent
 	grep -q "^aether-vault:" "$r/etc/passwd"
 	grep -q "^aether-vault-admin:" "$r/etc/group"
@@ -457,6 +498,6 @@ unshare --mount --propagation private bash -euo pipefail -c '
 	test ! -e "$r/etc/aether-vault/agent.yaml"
 	test -d "$r/var/lib/aether-vault"
 ' rpm-root "$scratch" "$repo/$rpm" || fail "rpm --root install/verify/erase"
-ok "rpm --root: files verify, user/group and 0700/0750 directories made by the scriptlets, both sockets enabled (the credentials socket also on an upgrade from a version without it, not over a disable); erase removes files and the enablement, keeps state"
+ok "rpm --root: %post said the agent denies everything without a policy; files verify, user/group and 0700/0750 directories made by the scriptlets, both sockets enabled (the credentials socket also on an upgrade from a version without it, not over a disable); erase removes files and the enablement, keeps state"
 
 printf '\n%d checks passed\n' "$passed"
