@@ -320,6 +320,10 @@ pub enum AgentCommand {
     Status,
     /// Reload the policy files (admin).
     Reload,
+    /// Check the agent's health: exit 0 healthy, 1 unhealthy, 2 no agent answers.
+    Health,
+    /// Print the agent's metrics (Prometheus/OpenMetrics text).
+    Metrics,
     /// Show the effective configuration, or check it with `--validate`.
     Config(ConfigArgs),
 }

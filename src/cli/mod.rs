@@ -16,6 +16,7 @@ pub mod completions;
 pub mod context;
 pub mod credential;
 pub mod error;
+pub mod health;
 pub mod output;
 pub mod policy;
 pub mod secret;

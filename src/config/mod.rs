@@ -15,6 +15,7 @@
 
 mod credentials;
 mod model;
+mod telemetry;
 mod yaml_provider;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use figment::providers::{Env, Serialized};
 pub use model::{
     AgentConfig, AuditConfig, AuditSync, CREDENTIAL_SIZE_MAX, CapabilityEngineConfig,
     CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
-    RequestLimits, SocketMode,
+    RequestLimits, SocketMode, TelemetryConfig,
 };
 pub use yaml_provider::YamlFile;
 
