@@ -32,6 +32,9 @@ const SYNC_BUCKETS: [f64; 10] = [
 const TYPES: usize = RequestType::ALL.len() + 1;
 const OUTCOMES: usize = RequestOutcome::ALL.len();
 
+/// One request series: its counter and its latency histogram, created on first use.
+type Series = OnceLock<(IntCounter, Histogram)>;
+
 /// The figures read when scraped rather than counted as they happen.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -70,7 +73,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     /// The series of `requests` and `request_seconds`, by type index and outcome index.
-    by_request: Box<[[OnceLock<(IntCounter, Histogram)>; OUTCOMES]; TYPES]>,
+    by_request: Box<[[Series; OUTCOMES]; TYPES]>,
     decisions: IntCounterVec,
     secret_calls: IntCounterVec,
     audit_sync: Histogram,
