@@ -341,7 +341,7 @@ done
 [[ $code == 200 ]] || fail "GET /health with the telemetry drop-in: '$code'"
 [[ $(http_status /metrics) == 200 ]] || fail "GET /metrics with the telemetry drop-in"
 metrics=$(as_nobody agent metrics)
-grep -q '^aether_vault_requests_total' <<<"$metrics" || fail "agent metrics as nobody"
+grep -q '^aether_vault_capabilities_active ' <<<"$metrics" || fail "agent metrics as nobody: $metrics"
 ok "without the drop-in the agent says it cannot bind; with it /health and /metrics answer 200"
 in1 rm -rf /run/systemd/system/$svc.d
 in1 systemctl daemon-reload
