@@ -286,6 +286,8 @@ pub async fn run(
             None
         }
     };
+    // Binding never waits; a failure is logged and the agent goes on without HTTP.
+    let telemetry = crate::telemetry::http::start(&shared.config.telemetry, shared.clone());
     let mut listener_actor = Listener::new(tokio_listener, shared.clone());
     if let Some(limit) = idle_exit {
         listener_actor = listener_actor.with_idle_exit(limit);
@@ -378,6 +380,9 @@ pub async fn run(
     }
 
     tracing::info!("shutting down");
+    if let Some(endpoint) = telemetry {
+        endpoint.stop();
+    }
     supervisor.stop().await;
     match idle_stop {
         Some(secs) => crate::notify::stopping_because(&format!("no client for {secs} s")),

@@ -437,6 +437,7 @@ fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
     let limits = RequestLimits::default();
     match kind {
         RequestType::PingRequest
+        | RequestType::MetricsRequest
         | RequestType::StatusRequest
         | RequestType::AgentStatus
         | RequestType::AgentReload

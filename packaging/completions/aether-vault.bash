@@ -49,8 +49,14 @@ _aether__vault() {
             aether__vault__subcmd__agent,config)
                 cmd="aether__vault__subcmd__agent__subcmd__config"
                 ;;
+            aether__vault__subcmd__agent,health)
+                cmd="aether__vault__subcmd__agent__subcmd__health"
+                ;;
             aether__vault__subcmd__agent,help)
                 cmd="aether__vault__subcmd__agent__subcmd__help"
+                ;;
+            aether__vault__subcmd__agent,metrics)
+                cmd="aether__vault__subcmd__agent__subcmd__metrics"
                 ;;
             aether__vault__subcmd__agent,reload)
                 cmd="aether__vault__subcmd__agent__subcmd__reload"
@@ -67,8 +73,14 @@ _aether__vault() {
             aether__vault__subcmd__agent__subcmd__help,config)
                 cmd="aether__vault__subcmd__agent__subcmd__help__subcmd__config"
                 ;;
+            aether__vault__subcmd__agent__subcmd__help,health)
+                cmd="aether__vault__subcmd__agent__subcmd__help__subcmd__health"
+                ;;
             aether__vault__subcmd__agent__subcmd__help,help)
                 cmd="aether__vault__subcmd__agent__subcmd__help__subcmd__help"
+                ;;
+            aether__vault__subcmd__agent__subcmd__help,metrics)
+                cmd="aether__vault__subcmd__agent__subcmd__help__subcmd__metrics"
                 ;;
             aether__vault__subcmd__agent__subcmd__help,reload)
                 cmd="aether__vault__subcmd__agent__subcmd__help__subcmd__reload"
@@ -192,6 +204,12 @@ _aether__vault() {
                 ;;
             aether__vault__subcmd__help__subcmd__agent,config)
                 cmd="aether__vault__subcmd__help__subcmd__agent__subcmd__config"
+                ;;
+            aether__vault__subcmd__help__subcmd__agent,health)
+                cmd="aether__vault__subcmd__help__subcmd__agent__subcmd__health"
+                ;;
+            aether__vault__subcmd__help__subcmd__agent,metrics)
+                cmd="aether__vault__subcmd__help__subcmd__agent__subcmd__metrics"
                 ;;
             aether__vault__subcmd__help__subcmd__agent,reload)
                 cmd="aether__vault__subcmd__help__subcmd__agent__subcmd__reload"
@@ -343,7 +361,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__agent)
-            opts="-v -h -V --socket-path --format --verbose --config --help --version start stop status reload config help"
+            opts="-v -h -V --socket-path --format --verbose --config --help --version start stop status reload health metrics config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,8 +440,34 @@ _aether__vault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aether__vault__subcmd__agent__subcmd__health)
+            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aether__vault__subcmd__agent__subcmd__help)
-            opts="start stop status reload config help"
+            opts="start stop status reload health metrics config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,7 +494,35 @@ _aether__vault() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        aether__vault__subcmd__agent__subcmd__help__subcmd__health)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         aether__vault__subcmd__agent__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__agent__subcmd__help__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -513,6 +585,32 @@ _aether__vault() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__agent__subcmd__metrics)
+            opts="-v -h -V --socket-path --format --verbose --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1471,7 +1569,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help__subcmd__agent)
-            opts="start stop status reload config"
+            opts="start stop status reload health metrics config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1485,6 +1583,34 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__help__subcmd__agent__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__agent__subcmd__health)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aether__vault__subcmd__help__subcmd__agent__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -42,20 +42,22 @@ complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "exec" -d 
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "completions" -d 'Print the completion script for a shell to standard output (needs no agent)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "doctor" -d 'Check the installation: socket, systemd units, file owners and modes, policies, users and groups they name, audit chain, keys, secrets backend; each finding with its fix (exit 0 no problem, warnings included; 1 a problem)'
 complete -c aether-vault -n "__fish_aether_vault_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'
 yaml\t'The agent\'s payload as YAML'"
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -s V -l version -d 'Print version'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "start" -d 'Run the agent in the foreground (until SIGTERM/SIGINT or `agent stop`)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "reload" -d 'Reload the policy files (admin)'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
-complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "start" -d 'Run the agent in the foreground (until SIGTERM/SIGINT or `agent stop`)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "reload" -d 'Reload the policy files (admin)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "health" -d 'Check the agent\'s health: exit 0 healthy, 1 unhealthy, 2 no agent answers'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "metrics" -d 'Print the agent\'s metrics (Prometheus/OpenMetrics text)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and not __fish_seen_subcommand_from start stop status reload health metrics config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from start" -l mode -d 'Operating mode (sets TTL, connection and log defaults)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
 standard\t'The default'
 hardened\t'Short TTLs, fewer connections'"
@@ -104,6 +106,22 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from reload" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from health" -s V -l version -d 'Print version'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
+json\t'The agent\'s payload as pretty-printed JSON'
+yaml\t'The agent\'s payload as YAML'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -l config -d 'Agent configuration file (YAML) [default: $VAULT_AGENT_CONFIG_FILE, else /etc/aether-vault/agent.yaml for root (not in development mode) or ~/.aether-vault/agent.yaml]' -r -F
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -s v -l verbose -d 'Say more (on stderr), and ask the agent for detailed status'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from metrics" -s V -l version -d 'Print version'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from config" -l mode -d 'Operating mode (sets TTL, connection and log defaults)' -r -f -a "development\t'Local development: long TTLs; with no policy, the agent\'s own uid is allowed'
 standard\t'The default'
 hardened\t'Short TTLs, fewer connections'"
@@ -131,6 +149,8 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __f
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Reload the policy files (admin)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "health" -d 'Check the agent\'s health: exit 0 healthy, 1 unhealthy, 2 no agent answers'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "metrics" -d 'Print the agent\'s metrics (Prometheus/OpenMetrics text)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and not __fish_seen_subcommand_from request validate revoke list show status help" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
@@ -467,6 +487,8 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fi
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "stop" -d 'Ask the running agent to stop, and wait until it has (admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "status" -d 'Show the agent\'s status (`--verbose`: detailed, admin)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "reload" -d 'Reload the policy files (admin)'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "health" -d 'Check the agent\'s health: exit 0 healthy, 1 unhealthy, 2 no agent answers'
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "metrics" -d 'Print the agent\'s metrics (Prometheus/OpenMetrics text)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "config" -d 'Show the effective configuration, check it with `--validate`, or show the running agent\'s with `--running`'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "request" -d 'Ask the agent for a capability (exit 0 granted, 2 denied, 1 error)'
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand help; and __fish_seen_subcommand_from capability" -f -a "validate" -d 'Check a capability, using it once (exit 0 valid, 2 invalid, 1 error)'

@@ -178,6 +178,7 @@ impl crate::durable::Sink for SharedLog {
     type Item = AuditEvent;
 
     fn write(&mut self, items: &[AuditEvent]) -> Result<(), String> {
+        let began = std::time::Instant::now();
         let refs: Vec<&AuditEvent> = items.iter().collect();
         let result = if self.sync_under_lock {
             self.lock()
@@ -190,8 +191,11 @@ impl crate::durable::Sink for SharedLog {
                 })
                 .and_then(|()| self.sync())
         };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, records = items.len(), "audit records could not be written");
+        match &result {
+            Ok(()) => crate::metrics::global().audit_sync(began.elapsed()),
+            Err(e) => {
+                tracing::error!(error = %e, records = items.len(), "audit records could not be written")
+            }
         }
         result
     }

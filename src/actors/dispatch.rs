@@ -25,9 +25,10 @@ use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::checks;
 use crate::protocol::types::{
-    CapabilityRequest, CapabilityResponse, ConfigResponse, IgnoredFile, ListRequest, PingResponse,
-    PolicyFileInfo, PolicyListResponse, PolicyTestRequest, ReloadResponse, RevokeRequest,
-    SecretRequest, SecretResponse, StatusDetail, StatusResponse, StopResponse, ValidateRequest,
+    CapabilityRequest, CapabilityResponse, ConfigResponse, IgnoredFile, ListRequest,
+    MetricsResponse, PingResponse, PolicyFileInfo, PolicyListResponse, PolicyTestRequest,
+    ReloadResponse, RevokeRequest, SecretRequest, SecretResponse, StatusDetail, StatusResponse,
+    StopResponse, ValidateRequest,
 };
 use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
 use crate::secrets::SecretError;
@@ -179,11 +180,13 @@ where
     T: Send + 'static,
     CapabilityRegistry: actix::Handler<M>,
 {
-    shared
+    let decided = shared
         .registry
         .send(msg)
         .await
-        .map_err(|_| internal("capability registry"))
+        .map_err(|_| internal("capability registry"))?;
+    crate::metrics::global().decision(decided.event.kind, decided.event.outcome);
+    Ok(decided)
 }
 
 /// Asks the registry to decide, writes the decision's audit record, then hands back the answer.
@@ -263,29 +266,47 @@ pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Value), Refu
     }
 }
 
-/// Handles one complete request frame.
+/// Handles one complete request frame, and counts it in the metrics (its type, how it ended,
+/// how long it took).
 pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
     let received = Instant::now();
-    let (kind, id, body) = match parse_envelope(&frame) {
+    let (kind, answer) = answer_frame(&caller, &frame, received).await;
+    let outcome = match &answer {
+        Ok(_) => crate::metrics::RequestOutcome::Ok,
+        Err(r) => crate::metrics::RequestOutcome::of_error(r.error.code),
+    };
+    crate::metrics::global().request(kind, outcome, received.elapsed());
+    answer.unwrap_or_else(|r| error(&r.id, r.error, r.after))
+}
+
+/// The answer to one frame, or why it is refused; with the request type, once known.
+async fn answer_frame(
+    caller: &Caller,
+    frame: &[u8],
+    received: Instant,
+) -> (Option<RequestType>, Result<Reply, Refused>) {
+    let (kind, id, body) = match parse_envelope(frame) {
         Ok(parsed) => parsed,
-        Err(refused) => return error(&refused.id, refused.error, refused.after),
+        Err(refused) => return (None, Err(refused)),
+    };
+    let refuse = |id: String, error| Refused {
+        id,
+        error,
+        after: After::KeepOpen,
     };
     if kind.is_admin_only() && !caller.is_admin {
-        return error(
-            &id,
-            ErrorPayload::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "{} is only for administrators (root, the agent's own user, or ipc.admin_group)",
-                    kind.as_str()
-                ),
+        let e = ErrorPayload::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{} is only for administrators (root, the agent's own user, or ipc.admin_group)",
+                kind.as_str()
             ),
-            After::KeepOpen,
         );
+        return (Some(kind), Err(refuse(id, e)));
     }
-    match dispatch(&caller, kind, &id, body, received).await {
-        Ok(reply) => reply,
-        Err(e) => error(&id, e, After::KeepOpen),
+    match dispatch(caller, kind, &id, body, received).await {
+        Ok(reply) => (Some(kind), Ok(reply)),
+        Err(e) => (Some(kind), Err(refuse(id, e))),
     }
 }
 
@@ -310,6 +331,17 @@ async fn dispatch(
             },
         ),
         RequestType::StatusRequest => ok(kind, id, Box::pin(status(shared, false)).await?),
+        RequestType::MetricsRequest => {
+            let text = Box::pin(crate::telemetry::metrics_text(shared)).await?;
+            ok(
+                kind,
+                id,
+                MetricsResponse {
+                    content_type: crate::metrics::CONTENT_TYPE.into(),
+                    text,
+                },
+            )
+        }
         RequestType::AgentStatus => ok(kind, id, Box::pin(status(shared, true)).await?),
         RequestType::AgentReload => {
             // The same as SIGHUP.
@@ -606,6 +638,7 @@ async fn secret_op(
             .await
             .map_err(|_| internal("secrets backend"))?
     };
+    crate::metrics::global().secret_call(action, crate::metrics::labels::secret_result(&result));
     let outcome = match &result {
         Ok(_) => Outcome::Success,
         // The client's mistake, not the agent's: a notice, not an error.
@@ -712,6 +745,13 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         .send(Stats)
         .await
         .map_err(|_| internal("capability registry"))?;
+    // The store's writer thread answers a no-op job, or says why it cannot.
+    let store_error = shared
+        .registry
+        .send(super::health::Ping)
+        .await
+        .map_err(|_| internal("capability registry"))?
+        .fault;
     let cfg = &shared.config;
     let set = &policy.set;
     let audit = shared
@@ -747,6 +787,8 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
         policy_fallback: set.fallback.describe(),
         public_key: shared.public_key.clone(),
         audit_healthy: audit.healthy,
+        store_healthy: store_error.is_none(),
+        store_error,
         secrets,
         credentials: Some(
             shared

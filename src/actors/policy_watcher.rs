@@ -296,6 +296,7 @@ impl PolicyWatcher {
         built: Result<PolicySet, String>,
     ) -> ReloadOutcome {
         let current = self.handle.load_full();
+        crate::metrics::global().policy_reload(built.is_ok());
         let outcome = match built {
             Ok(set) => {
                 let (files, rules) = (set.files.len(), set.rules().len());

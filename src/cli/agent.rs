@@ -1,4 +1,4 @@
-//! `agent start|stop|status|reload|config`: running the agent in the foreground, managing a
+//! `agent start|stop|status|reload|config` (`health` and `metrics` are in [`super::health`]): running the agent in the foreground, managing a
 //! running one over its socket, and showing or checking the configuration locally.
 
 use std::os::unix::net::UnixStream;
@@ -31,6 +31,8 @@ pub fn run(ctx: &mut Context<'_>, command: &AgentCommand) -> Result<Outcome, Cli
         AgentCommand::Stop => stop(ctx),
         AgentCommand::Status => status(ctx),
         AgentCommand::Reload => reload(ctx),
+        AgentCommand::Health => super::health::health(ctx),
+        AgentCommand::Metrics => super::health::metrics(ctx),
         AgentCommand::Config(args) => show_config(ctx, args),
     }
 }

@@ -344,6 +344,10 @@ pub enum AgentCommand {
     Status,
     /// Reload the policy files (admin).
     Reload,
+    /// Check the agent's health: exit 0 healthy, 1 unhealthy, 2 no agent answers.
+    Health,
+    /// Print the agent's metrics (Prometheus/OpenMetrics text).
+    Metrics,
     /// Show the effective configuration, check it with `--validate`, or show the running
     /// agent's with `--running`.
     Config(ConfigArgs),

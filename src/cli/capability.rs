@@ -57,7 +57,7 @@ fn request(ctx: &mut Context<'_>, args: &RequestArgs) -> Result<Outcome, CliErro
                 grant_table(&resp, verbose)
             }))?;
         }
-        Ok(Outcome::Negative | Outcome::Child(_)) => {
+        Ok(Outcome::Negative | Outcome::Child(_) | Outcome::Unhealthy) => {
             ctx.print(&output::render(ctx.format, &raw, || denial_table(&resp)))?;
         }
         // An error is reported once, as `{"error", "code"}` with --format json|yaml.

@@ -21,6 +21,8 @@ pub enum Outcome {
     Negative,
     /// `exec`: the child's own exit status.
     Child(u8),
+    /// `agent health`: the agent answered, and a check failed: exit 1.
+    Unhealthy,
 }
 
 impl Outcome {
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Negative => 2,
             Outcome::Child(code) => code,
+            Outcome::Unhealthy => 1,
         }
     }
 }
@@ -76,6 +79,14 @@ pub enum CliError {
     /// Standard output or error could not be written.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// A failure with an exit code other than 1 (`agent health` that reaches no agent: 2).
+    #[error("{error}")]
+    WithExit {
+        /// The failure.
+        error: Box<CliError>,
+        /// The exit code.
+        exit: u8,
+    },
     /// A failure that comes with a report of its own (a failed reload's answer, a failed audit
     /// verification): with `--format json|yaml` the report is printed, carrying `error` (unless
     /// it has one) and `code`, as the one document on stdout.
@@ -89,9 +100,13 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The process exit code: always 1 (2 is reserved for a "no" from the agent).
+    /// The process exit code: 1 (2 is reserved for a "no" from the agent), unless the command
+    /// gave another ([`CliError::WithExit`]).
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            CliError::WithExit { exit, .. } => *exit,
+            _ => 1,
+        }
     }
 
     /// The machine-readable code printed with `--format json|yaml`: the agent's own code when
@@ -120,7 +135,7 @@ impl CliError {
             CliError::Answer { code, .. } => code.as_str(),
             CliError::Write { .. } => "WRITE_FAILED",
             CliError::Output(_) => "OUTPUT_FAILED",
-            CliError::WithReport { error, .. } => error.code(),
+            CliError::WithReport { error, .. } | CliError::WithExit { error, .. } => error.code(),
         }
     }
 }

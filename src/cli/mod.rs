@@ -17,6 +17,7 @@ pub mod context;
 pub mod credential;
 pub mod doctor;
 pub mod error;
+pub mod health;
 pub mod output;
 pub mod policy;
 pub mod secret;

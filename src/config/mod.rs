@@ -17,6 +17,7 @@ mod credentials;
 mod errors;
 mod model;
 mod provenance;
+mod telemetry;
 mod tilde;
 mod yaml_provider;
 
@@ -28,7 +29,7 @@ use figment::providers::{Env, Serialized};
 pub use model::{
     AgentConfig, AuditConfig, AuditSync, CREDENTIAL_SIZE_MAX, CapabilityEngineConfig,
     CredentialsConfig, FailureAction, IpcConfig, MAX_TTL_LIMIT, Mode, PolicyEngineConfig,
-    REGION_MAX_LEN, RequestLimits, SocketMode, check_region,
+    REGION_MAX_LEN, RequestLimits, SocketMode, TelemetryConfig, check_region,
 };
 pub use provenance::{FileStamp, Provenance, leaf_keys, redact};
 pub use yaml_provider::YamlFile;

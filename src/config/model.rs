@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::DefaultPaths;
 pub use super::credentials::{CREDENTIAL_SIZE_MAX, CredentialsConfig};
+pub use super::telemetry::TelemetryConfig;
 
 /// Operating mode: sets the defaults of the upstream table.
 ///
@@ -89,6 +90,9 @@ pub struct AgentConfig {
     /// The systemd credentials socket (`LoadCredential=ID:SOCKET`).
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    /// The optional HTTP endpoint for metrics and health (off by default).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// `secrets` section.
@@ -524,6 +528,7 @@ impl AgentConfig {
                 socket_path: paths.credentials_socket.clone(),
                 ..CredentialsConfig::default()
             },
+            telemetry: TelemetryConfig::default(),
         }
     }
 
@@ -756,7 +761,8 @@ impl AgentConfig {
                 "longer than a Unix socket path may be (107 bytes)".into(),
             );
         }
-        self.credentials.validate(&self.socket_path)
+        self.credentials.validate(&self.socket_path)?;
+        self.telemetry.validate()
     }
 }
 

@@ -8,6 +8,7 @@
 //! | `capability_list` | `capability_response` |
 //! | `status_request` | `status_response` |
 //! | `ping_request` | `ping_response` |
+//! | `metrics_request` | `metrics_response` |
 //! | `agent_status` (admin) | `status_response` |
 //! | `agent_reload` (admin) | `reload_response` |
 //! | `agent_stop` (admin) | `stop_response` |
@@ -34,6 +35,8 @@ pub enum RequestType {
     StatusRequest,
     /// Liveness check.
     PingRequest,
+    /// The agent's metrics (Prometheus/OpenMetrics text); the same access as `status_request`.
+    MetricsRequest,
     /// Detailed status, admin only.
     AgentStatus,
     /// Reload the policy set, admin only; answers after the reload finished.
@@ -73,13 +76,14 @@ impl RequestType {
     }
 
     /// Every known request type, for docs and for the status `capabilities` list.
-    pub const ALL: [RequestType; 18] = [
+    pub const ALL: [RequestType; 19] = [
         RequestType::CapabilityRequest,
         RequestType::CapabilityValidate,
         RequestType::CapabilityRevoke,
         RequestType::CapabilityList,
         RequestType::StatusRequest,
         RequestType::PingRequest,
+        RequestType::MetricsRequest,
         RequestType::AgentStatus,
         RequestType::AgentReload,
         RequestType::AgentStop,
@@ -108,6 +112,7 @@ impl RequestType {
             RequestType::CapabilityList => "capability_list",
             RequestType::StatusRequest => "status_request",
             RequestType::PingRequest => "ping_request",
+            RequestType::MetricsRequest => "metrics_request",
             RequestType::AgentStatus => "agent_status",
             RequestType::AgentReload => "agent_reload",
             RequestType::AgentStop => "agent_stop",
@@ -132,6 +137,7 @@ impl RequestType {
             RequestType::CapabilityValidate => ResponseType::ValidationResponse,
             RequestType::StatusRequest | RequestType::AgentStatus => ResponseType::StatusResponse,
             RequestType::PingRequest => ResponseType::PingResponse,
+            RequestType::MetricsRequest => ResponseType::MetricsResponse,
             RequestType::AgentReload => ResponseType::ReloadResponse,
             RequestType::AgentStop => ResponseType::StopResponse,
             RequestType::AgentConfig => ResponseType::ConfigResponse,
@@ -173,6 +179,8 @@ pub enum ResponseType {
     StatusResponse,
     /// Answer to ping.
     PingResponse,
+    /// Answer to metrics_request.
+    MetricsResponse,
     /// Answer to agent_reload.
     ReloadResponse,
     /// Answer to agent_stop.
@@ -201,6 +209,7 @@ impl ResponseType {
             ResponseType::ValidationResponse => "validation_response",
             ResponseType::StatusResponse => "status_response",
             ResponseType::PingResponse => "ping_response",
+            ResponseType::MetricsResponse => "metrics_response",
             ResponseType::ReloadResponse => "reload_response",
             ResponseType::StopResponse => "stop_response",
             ResponseType::ConfigResponse => "config_response",

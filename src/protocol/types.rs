@@ -466,6 +466,13 @@ pub struct StatusResponse {
     /// Whether the last audit write succeeded (requests are refused while it does not).
     #[serde(default = "yes")]
     pub audit_healthy: bool,
+    /// Whether the capability store's writer thread works (grants and revocations are refused
+    /// while it does not).
+    #[serde(default = "yes")]
+    pub store_healthy: bool,
+    /// Why the store is not healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
     /// The secrets backend and its health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<crate::secrets::BackendHealth>,
@@ -557,6 +564,15 @@ pub struct StatusDetail {
 
 fn yes() -> bool {
     true
+}
+
+/// Answer to `metrics_request`: the agent's metrics as a scrape gets them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsResponse {
+    /// The media type of `text`: the Prometheus text format, `text/plain; version=0.0.4`.
+    pub content_type: String,
+    /// The metrics.
+    pub text: String,
 }
 
 /// `reload_response` payload.

@@ -16,6 +16,8 @@
 #     capability granted before is still valid; a root-owned state file is refused with the
 #     file and the fix in the journal;
 #  6d. systemd credentials (LoadCredential= from the agent's socket): tests/system/credentials.sh;
+#  6e. telemetry.listen: the shipped sandbox keeps it from binding (logged, the agent serves on);
+#      with packaging/systemd-examples/telemetry.conf, GET /health and /metrics answer 200;
 #  7. `systemd-analyze security` scores 1.5 or lower; `systemd-analyze verify` on the units;
 #  8. `systemctl stop` ends it cleanly (exit 0, audit chain intact); `dpkg --purge` leaves no
 #     file of ours behind;
@@ -116,6 +118,7 @@ for f in ./usr/bin/aether-vault-agent ./usr/bin/aether-vault \
 	./usr/share/doc/aether-vault-agent/copyright ./usr/share/doc/aether-vault-agent/README.md \
 	./usr/share/doc/aether-vault-agent/examples/ptrace.conf \
 	./usr/share/doc/aether-vault-agent/examples/vault.conf \
+	./usr/share/doc/aether-vault-agent/examples/telemetry.conf \
 	./usr/share/doc/aether-vault-agent/examples/service-credentials.conf; do
 	grep -qxF "$f" <<<"$contents" || fail "the .deb lacks $f"
 done
@@ -372,6 +375,41 @@ ok "refused with AV_FILE and AV_FIX in the journal; after the chown it starts an
 step "6d. systemd credentials: LoadCredential= from the agent (tests/system/credentials.sh)"
 "$repo/tests/system/credentials.sh" || fail "tests/system/credentials.sh"
 ok "systemd credentials"
+
+# --- telemetry -----------------------------------------------------------------------------
+step "6e. telemetry.listen: refused by the shipped unit's sandbox, served with the example drop-in"
+# A GET over bash's /dev/tcp (the namespace shares this host's network): the status code.
+http_status() {
+	timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/19090 &&
+		printf "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" "$1" >&3 &&
+		head -1 <&3 | cut -d" " -f2' _ "$1" 2>/dev/null
+}
+in1 mkdir -p /run/systemd/system/$svc.d
+printf '[Service]\nEnvironment=VAULT_AGENT_TELEMETRY__LISTEN=127.0.0.1:19090\n' |
+	in1 tee /run/systemd/system/$svc.d/listen.conf >/dev/null
+in1 systemctl daemon-reload
+in1 systemctl restart $svc
+as_nobody agent health >/dev/null || fail "agent health failed with telemetry.listen set"
+journal=$(in1 journalctl --no-pager -u $svc -o cat)
+grep -q "cannot serve telemetry over HTTP" <<<"$journal" ||
+	fail "no journal line saying the sandbox kept telemetry from binding"
+in1 install -D -m 0644 /usr/share/doc/aether-vault-agent/examples/telemetry.conf \
+	/run/systemd/system/$svc.d/telemetry.conf
+in1 systemctl daemon-reload
+in1 systemctl restart $svc
+code=
+for _ in $(seq 1 50); do
+	code=$(http_status /health) && [[ $code == 200 ]] && break
+	sleep 0.2
+done
+[[ $code == 200 ]] || fail "GET /health with the telemetry drop-in: '$code'"
+[[ $(http_status /metrics) == 200 ]] || fail "GET /metrics with the telemetry drop-in"
+metrics=$(as_nobody agent metrics)
+grep -q '^aether_vault_capabilities_active ' <<<"$metrics" || fail "agent metrics as nobody: $metrics"
+ok "without the drop-in the agent says it cannot bind; with it /health and /metrics answer 200"
+in1 rm -rf /run/systemd/system/$svc.d
+in1 systemctl daemon-reload
+in1 systemctl restart $svc
 
 # --- 7. hardening -------------------------------------------------------------------------
 step "7. systemd-analyze security and verify"
