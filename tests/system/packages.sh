@@ -233,7 +233,16 @@ in1 rm -f /etc/aether-vault/policies.d/60-broken.yaml
 as_nobody capability request --resource secret:/systest/db --action write >/dev/null ||
 	fail "the old policy was not kept after a failed reload"
 [[ $(show $svc ActiveState) == active ]] || fail "a failed reload stopped the service"
-ok "a broken policy makes systemctl reload fail and keeps the old policy in force"
+# Removing the broken file is a directory change: the watcher reloads by itself (after its
+# 200 ms debounce) and the failed load's error is gone. Polled for, since step 5b's doctor
+# would otherwise race it.
+for _ in $(seq 50); do
+	err=$(in1 /usr/bin/aether-vault agent status --format json | jq -r '.policy_last_error // empty')
+	[[ -z $err ]] && break
+	sleep 0.2
+done
+[[ -z $err ]] || fail "removing the broken policy file did not clear the load error: $err"
+ok "a broken policy makes systemctl reload fail and keeps the old policy in force; removing it clears the error without a reload"
 
 # --- 5. journald --------------------------------------------------------------------------
 step "5. journalctl -o json carries the structured fields"
