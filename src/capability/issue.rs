@@ -59,6 +59,21 @@ pub fn holder(identity: &PeerIdentity) -> Holder {
     }
 }
 
+/// Tests: an unsigned read capability `id` on `secret:/x`, issued at `issued` (Unix seconds)
+/// for `ttl` seconds.
+#[cfg(test)]
+pub(crate) fn sample(id: &str, issued: i64, ttl: u64) -> Capability {
+    let request = CapabilityRequest {
+        resource: "secret:/x".into(),
+        actions: vec!["read".into()],
+        ..Default::default()
+    };
+    let plan = GrantPlan { ttl, max_uses: 0 };
+    let now = Timestamp::from_second(issued).unwrap_or(Timestamp::UNIX_EPOCH);
+    let expires = super::grant::expiry(now, ttl).unwrap_or(now);
+    unsigned(&request, &plan, id.into(), "a", now, expires)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

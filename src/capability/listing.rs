@@ -72,23 +72,12 @@ pub fn list<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capability::grant::GrantPlan;
-    use crate::protocol::types::{CapabilityRequest, Holder};
+    use crate::protocol::types::Holder;
 
     fn record(id: &str, uid: u32, issued: i64) -> Record {
-        let now = Timestamp::from_second(issued).unwrap();
         let expires = Timestamp::from_second(issued + 600).unwrap();
-        let request = CapabilityRequest {
-            resource: "secret:/x".into(),
-            actions: vec!["read".into()],
-            ..Default::default()
-        };
-        let plan = GrantPlan {
-            ttl: 600,
-            max_uses: 0,
-        };
         Record {
-            cap: super::super::issue::unsigned(&request, &plan, id.into(), "a", now, expires),
+            cap: super::super::issue::sample(id, issued, 600),
             holder: Holder {
                 uid,
                 gid: uid,

@@ -51,27 +51,13 @@ impl SignWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capability::grant::GrantPlan;
-    use crate::protocol::types::CapabilityRequest;
 
     #[actix_rt::test]
     async fn signs_what_the_signer_would_in_order_of_asking() {
         let signer = Arc::new(Signer::from_seed([9; 32]));
         let worker = SignWorker::start(signer.clone()).unwrap();
         let caps: Vec<Capability> = (0..20)
-            .map(|i| {
-                let request = CapabilityRequest {
-                    resource: "secret:/x".into(),
-                    actions: vec!["read".into()],
-                    ..Default::default()
-                };
-                let plan = GrantPlan {
-                    ttl: 60,
-                    max_uses: 0,
-                };
-                let now = jiff::Timestamp::now();
-                super::super::issue::unsigned(&request, &plan, format!("cap_{i}"), "a", now, now)
-            })
+            .map(|i| super::super::issue::sample(&format!("cap_{i}"), 1_700_000_000, 60))
             .collect();
         let waits: Vec<_> = caps.iter().map(|c| worker.sign(c.clone(), 1000)).collect();
         for (want, wait) in caps.iter().zip(waits) {
