@@ -4,8 +4,11 @@
 //! (group commit) as it happens in memory; the answer carries a [`Pending`] that the session
 //! awaits before it replies, so nothing a client was told is lost in a crash.
 //!
-//! It evaluates policy for a grant against the policy set in force at that moment and issues
-//! in the same handler, so no grant straddles a reload. Validation, revocation and listing apply
+//! It evaluates policy for a grant against the policy set in force at that moment, checks the
+//! per-uid limits (reserving the grant's place) and builds the capability in one handler; the
+//! capability is signed on the signing thread ([`crate::capability::sign_worker`]) while other
+//! requests proceed, then held, stored and answered as decided (every later use decides again
+//! against the policy then in force). Validation, revocation and listing apply
 //! the holder rules: only the holder's uid validates; only the holder or an admin revokes;
 //! non-admins list only their own. Expired capabilities stay listable for an hour, then a
 //! periodic sweep drops them.

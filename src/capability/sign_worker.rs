@@ -2,8 +2,8 @@
 //! Ed25519 signature (most of a grant's CPU) per grant while other requests wait.
 //!
 //! One thread, fed by a channel: under load it signs one job after another without sleeping,
-//! and each answer wakes only the grant that waits for it. If the thread is gone, a job comes
-//! back unsigned and the caller refuses the grant.
+//! and each answer wakes only the grant that waits for it. If the thread is gone, the caller
+//! gets nothing back and refuses the grant.
 
 use std::sync::Arc;
 use std::sync::mpsc;
