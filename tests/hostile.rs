@@ -399,6 +399,33 @@ fn active_capabilities_per_uid_are_capped_with_a_message_that_says_so() {
 }
 
 #[test]
+fn concurrent_grants_never_overshoot_the_per_uid_active_cap() {
+    // Grants are signed off the event loop: one admitted and still being signed must count,
+    // or grants racing on many connections would all be admitted.
+    let agent = Agent::builder()
+        .config("capability_engine:\n  max_active_per_uid: 5\n  grant_rate_per_uid: 0\n")
+        .start();
+    let mut clients: Vec<_> = (0..24).map(|_| agent.client()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let env = json!({"version":"1.0","type":"capability_request","id":format!("g{i}"),
+                         "timestamp":"2026-01-01T00:00:00Z",
+                         "payload":{"resource":format!("secret:/race{i}"),"actions":["read"]}});
+        c.send(format!("{env}\n").as_bytes());
+    }
+    let statuses: Vec<String> = clients
+        .iter_mut()
+        .map(|c| c.read().expect("an answer")["payload"]["status"].to_string())
+        .collect();
+    let granted = statuses.iter().filter(|s| *s == "\"granted\"").count();
+    assert_eq!(granted, 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "\"denied\"").count(),
+        19,
+        "{statuses:?}"
+    );
+}
+
+#[test]
 fn a_dead_peer_whose_pid_is_reused_lends_nothing_but_uid_and_gid() {
     require_root!();
     // A policy that grants only to the binary that will take over the pid.

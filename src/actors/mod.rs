@@ -16,6 +16,7 @@ pub mod audit_writer;
 pub mod credential_requests;
 pub mod credentials;
 pub mod dispatch;
+mod grant_step;
 pub mod health;
 pub mod listener;
 pub mod policy_watcher;

@@ -4,8 +4,11 @@
 //! (group commit) as it happens in memory; the answer carries a [`Pending`] that the session
 //! awaits before it replies, so nothing a client was told is lost in a crash.
 //!
-//! It evaluates policy for a grant against the policy set in force at that moment and issues
-//! in the same handler, so no grant straddles a reload. Validation, revocation and listing apply
+//! It evaluates policy for a grant against the policy set in force at that moment, checks the
+//! per-uid limits (reserving the grant's place) and builds the capability in one handler; the
+//! capability is signed on the signing thread ([`crate::capability::sign_worker`]) while other
+//! requests proceed, then held, stored and answered as decided (every later use decides again
+//! against the policy then in force). Validation, revocation and listing apply
 //! the holder rules: only the holder's uid validates; only the holder or an admin revokes;
 //! non-admins list only their own. Expired capabilities stay listable for an hour, then a
 //! periodic sweep drops them.
@@ -20,30 +23,32 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use jiff::Timestamp;
 
+use super::grant_step::{Answer, Step, Unsigned};
 use super::health::{Health, Ping, writer_fault};
 use super::policy_watcher::PolicyHandle;
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::capability::listing;
 use crate::capability::per_uid::{UidBook, UidLimits};
 use crate::capability::record::check;
 use crate::capability::redeem::{redemption_path, still_allowed};
+use crate::capability::sign_worker::SignWorker;
 use crate::capability::store::{CapStore, StoreOp};
 use crate::capability::{
-    CapStatus, GrantLimits, Record, Revocation, Signer, derive_type, grant_message,
-    new_capability_id, plan_grant,
+    CapStatus, GrantLimits, Record, Revocation, Signer, grant_message, issue, new_capability_id,
+    plan_grant,
 };
 use crate::durable::{Committer, Pending};
 use crate::identity::PeerIdentity;
 use crate::policy::{EvalInput, evaluate};
 use crate::protocol::types::{
-    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, Holder, ListResponse,
+    Capability, CapabilityFilter, CapabilityRequest, CapabilityResponse, ListResponse,
     PolicyResult, RequestContext, RevokeResponse, ValidationIssue, ValidationResult,
 };
 use crate::protocol::{ErrorCode, ErrorPayload};
 
 /// How often expired capabilities are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-/// Most capabilities one list answer carries.
-pub const MAX_LIST: usize = 1000;
+pub use crate::capability::listing::MAX_LIST;
 
 /// Asks for a capability.
 #[derive(Message)]
@@ -156,6 +161,9 @@ pub struct Decided<T> {
 pub struct CapabilityRegistry {
     caps: HashMap<String, Record>,
     signer: Arc<Signer>,
+    /// Signs grants off the event loop; `None` if its thread could not start (then the
+    /// registry signs itself).
+    sign_worker: Option<SignWorker>,
     limits: GrantLimits,
     policy: PolicyHandle,
     store: Option<Committer<CapStore>>,
@@ -167,12 +175,6 @@ pub struct CapabilityRegistry {
     #[cfg(debug_assertions)]
     panic_on: Option<String>,
 }
-
-/// Compact the store when it is this much larger than its live records would be, and above
-/// [`COMPACT_MIN_BYTES`].
-const COMPACT_FACTOR: u64 = 4;
-/// Never compact a store smaller than this.
-const COMPACT_MIN_BYTES: u64 = 1 << 20;
 
 fn nanos(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -188,9 +190,13 @@ impl CapabilityRegistry {
         store: Option<Committer<CapStore>>,
     ) -> Self {
         let book = UidBook::new(UidLimits::default(), &HashMap::new(), Timestamp::now()).0;
+        let sign_worker = SignWorker::start(signer.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "no signing thread; grants are signed on the event loop"))
+            .ok();
         let mut registry = CapabilityRegistry {
             caps,
             signer,
+            sign_worker,
             limits,
             policy,
             store,
@@ -247,17 +253,7 @@ impl CapabilityRegistry {
             let live: Vec<Record> = self.caps.values().cloned().collect();
             // The job is queued now; nobody needs to wait for its outcome.
             drop(store.run(move |s| {
-                // About 1 KiB a record, plus what its requester chose to keep in it.
-                let estimate: u64 = live
-                    .iter()
-                    .map(|r| {
-                        let chosen = crate::protocol::checks::json_size(&r.cap.metadata)
-                            + crate::protocol::checks::json_size(&r.cap.constraints);
-                        1024 + chosen as u64
-                    })
-                    .sum::<u64>()
-                    + 1024;
-                if s.size() > COMPACT_MIN_BYTES && s.size() > COMPACT_FACTOR * estimate {
+                if crate::capability::store::worth_compacting(s.size(), &live) {
                     tracing::info!(
                         bytes = s.size(),
                         live = live.len(),
@@ -274,7 +270,9 @@ impl CapabilityRegistry {
         }
     }
 
-    fn grant(&mut self, msg: Grant) -> Decided<CapabilityResponse> {
+    /// Decides a grant and, if it is allowed and within the limits, books a reservation for
+    /// it and returns the capability to sign ([`CapabilityRegistry::issue`] completes it).
+    fn grant(&mut self, msg: Grant) -> Step {
         let Grant {
             identity,
             is_admin,
@@ -307,72 +305,29 @@ impl CapabilityRegistry {
         event.actions = request.actions.clone();
         event.rules = decision.applied_rules.clone();
         event.policy_generation = Some(decision.generation);
-        let respond =
-            |status: &str, message: String, cap: Option<Capability>, pr: PolicyResult, code| {
-                CapabilityResponse {
-                    capability: cap,
-                    status: status.to_string(),
-                    message,
-                    request_id: request_id.clone(),
-                    processing_time: nanos(received),
-                    policy_result: Some(pr),
-                    code,
-                }
-            };
+        let answer = Answer {
+            request_id,
+            received,
+        };
         if !decision.allowed {
-            let answer = respond(
+            event.reason = Some(decision.reasoning);
+            return Step::Done(answer.decided(
                 "denied",
                 "Capability request denied by policy".into(),
-                None,
                 policy_result,
-                None,
-            );
-            event.reason = Some(decision.reasoning);
-            return Decided {
-                durable: None,
-                answer,
                 event,
-            };
+            ));
         }
         // The policy allows, but a limit refuses: denied, saying which limit.
         let refuse = |why: String, mut pr: PolicyResult, mut event: AuditEvent| {
             pr.decision = "deny".into();
             pr.reasoning = format!("{why} (policy would allow: {})", decision.reasoning);
             event.reason = Some(why.clone());
-            Decided {
-                durable: None,
-                answer: respond("denied", why, None, pr, None),
-                event,
-            }
+            Step::Done(answer.decided("denied", why, pr, event))
         };
         let plan = match plan_grant(&request, &self.limits, &decision) {
             Ok(p) => p,
             Err(why) => return refuse(why, policy_result, event),
-        };
-        if let Err(why) = self
-            .book
-            .admit(identity.uid, is_admin, &self.caps, now, Instant::now())
-        {
-            return refuse(why, policy_result, event);
-        }
-        let id = match new_capability_id() {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "no randomness for a capability id");
-                event.outcome = Outcome::Failure;
-                event.reason = Some("internal error: no randomness".into());
-                return Decided {
-                    durable: None,
-                    answer: respond(
-                        "error",
-                        "internal error; nothing was granted".into(),
-                        None,
-                        policy_result,
-                        Some(ErrorCode::InternalError),
-                    ),
-                    event,
-                };
-            }
         };
         let Some(expires) = crate::capability::grant::expiry(now, plan.ttl) else {
             let why = format!(
@@ -381,40 +336,51 @@ impl CapabilityRegistry {
             );
             return refuse(why, policy_result, event);
         };
-        let mut metadata = BTreeMap::new();
-        if let Some(p) = &request.purpose {
-            metadata.insert("purpose".to_string(), serde_json::Value::String(p.clone()));
-        }
-        if let Some(c) = &request.context {
-            metadata.insert("context".to_string(), c.clone());
-        }
-        let mut cap = Capability {
-            id: id.clone(),
-            kind: derive_type(&request.actions).to_string(),
-            resource: request.resource.clone(),
-            actions: request.actions.clone(),
-            identity: request.identity.clone(),
-            issuer: self.limits.issuer.clone(),
-            issued_at: crate::timefmt::rfc3339(now),
-            expires_at: crate::timefmt::rfc3339(expires),
-            ttl: plan.ttl,
-            max_uses: plan.max_uses,
-            used_count: 0,
-            signature: String::new(),
-            metadata,
-            constraints: request.constraints.clone(),
-            status: None,
-            holder: None,
+        let id = match new_capability_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "no randomness for a capability id");
+                return Step::Done(answer.failed("no randomness", policy_result, event));
+            }
         };
-        cap.signature = self.signer.sign(&cap, identity.uid);
+        // Last: an admitted grant holds a reservation against the uid's active cap.
+        if let Err(why) = self
+            .book
+            .admit(identity.uid, is_admin, &self.caps, now, Instant::now())
+        {
+            return refuse(why, policy_result, event);
+        }
+        let cap = issue::unsigned(&request, &plan, id, &self.limits.issuer, now, expires);
+        let message = grant_message(&request, &plan, &decision);
+        event.reason = Some(decision.reasoning);
+        Step::Sign(
+            cap,
+            Box::new(Unsigned {
+                holder: issue::holder(&identity),
+                expires,
+                now,
+                message,
+                policy_result,
+                event,
+                answer,
+            }),
+        )
+    }
+
+    /// Completes a grant whose capability has been signed: holds, stores and answers it.
+    fn issue(&mut self, cap: Capability, u: Unsigned) -> Decided<CapabilityResponse> {
+        let Unsigned {
+            holder,
+            expires,
+            now,
+            message,
+            policy_result,
+            mut event,
+            answer,
+        } = u;
+        let id = cap.id.clone();
         // Expiry is computed from the whole-second timestamp written into the capability.
         let expires_at = crate::timefmt::parse(&cap.expires_at).unwrap_or(expires);
-        let holder = Holder {
-            uid: identity.uid,
-            gid: identity.gid,
-            user: identity.user.clone(),
-            unit: identity.unit.clone(),
-        };
         let record = Record {
             cap,
             holder,
@@ -431,15 +397,12 @@ impl CapabilityRegistry {
         for old in self.book.granted(uid, id.clone()) {
             self.caps.remove(&old);
         }
-        let message = grant_message(&request, &plan, &decision);
         event.outcome = Outcome::Granted;
         event.capability_id = Some(id);
-        event.reason = Some(decision.reasoning);
-        Decided {
-            durable,
-            answer: respond("granted", message, Some(wire), policy_result, None),
-            event,
-        }
+        let mut decided = answer.decided("granted", message, policy_result, event);
+        decided.answer.capability = Some(wire);
+        decided.durable = durable;
+        decided
     }
 
     fn validate(&mut self, msg: Validate) -> Decided<ValidationResult> {
@@ -661,58 +624,13 @@ impl CapabilityRegistry {
     }
 
     fn list(&self, msg: List) -> Result<ListResponse, ErrorPayload> {
-        let f = msg.filter;
-        if !msg.is_admin && f.uid.is_some_and(|u| u != msg.identity.uid) {
-            return Err(ErrorPayload::new(
-                ErrorCode::PermissionDenied,
-                "only administrators may list other users' capabilities",
-            ));
-        }
-        if let Some(s) = &f.status {
-            if !["active", "revoked", "expired"].contains(&s.as_str()) {
-                return Err(ErrorPayload::new(
-                    ErrorCode::InvalidPayload,
-                    format!("status {s:?} is not active, revoked or expired"),
-                ));
-            }
-        }
-        let query = crate::capability::listing::Query::new(&f)
-            .map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
-        let uid = if msg.is_admin {
-            f.uid
-        } else {
-            Some(msg.identity.uid)
-        };
-        let now = Timestamp::now();
-        let mut matching: Vec<&Record> = self
-            .caps
-            .values()
-            .filter(|r| uid.is_none_or(|u| r.holder.uid == u))
-            .filter(|r| f.id.as_deref().is_none_or(|s| r.cap.id == s))
-            .filter(|r| {
-                f.status
-                    .as_deref()
-                    .is_none_or(|s| r.status(now).as_str() == s)
-            })
-            .filter(|r| f.resource.as_deref().is_none_or(|s| r.cap.resource == s))
-            .filter(|r| f.identity.as_deref().is_none_or(|s| r.cap.identity == s))
-            .filter(|r| f.kind.as_deref().is_none_or(|s| r.cap.kind == s))
-            .filter(|r| f.issuer.as_deref().is_none_or(|s| r.cap.issuer == s))
-            .filter(|r| query.admits(&r.cap))
-            .collect();
-        matching.sort_by(|a, b| query.order(&a.cap, &b.cap));
-        let total = matching.len();
-        let capabilities: Vec<Capability> = matching
-            .into_iter()
-            .skip(f.offset.unwrap_or(0))
-            .take(f.limit.unwrap_or(MAX_LIST).min(MAX_LIST))
-            .map(|r| r.to_wire(now))
-            .collect();
-        Ok(ListResponse {
-            count: capabilities.len(),
-            capabilities,
-            total,
-        })
+        listing::list(
+            self.caps.values(),
+            &msg.filter,
+            msg.identity.uid,
+            msg.is_admin,
+            Timestamp::now(),
+        )
     }
 
     fn active_count(&self) -> usize {
@@ -766,9 +684,36 @@ impl Handler<Ping> for CapabilityRegistry {
 }
 
 impl Handler<Grant> for CapabilityRegistry {
-    type Result = MessageResult<Grant>;
+    type Result = ResponseActFuture<Self, Decided<CapabilityResponse>>;
+
+    /// Signs on the signing thread: other requests proceed while an Ed25519 signature is
+    /// made; the grant is held, stored and answered once it is signed.
     fn handle(&mut self, msg: Grant, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.grant(msg))
+        let (cap, unsigned) = match self.grant(msg) {
+            Step::Done(decided) => return Box::pin(actix::fut::ready(decided)),
+            Step::Sign(cap, unsigned) => (cap, *unsigned),
+        };
+        let uid = unsigned.holder.uid;
+        let Some(worker) = &self.sign_worker else {
+            let mut cap = cap;
+            cap.signature = self.signer.sign(&cap, uid);
+            return Box::pin(actix::fut::ready(self.issue(cap, unsigned)));
+        };
+        let signing = worker.sign(cap, uid);
+        Box::pin(signing.into_actor(self).map(move |signed, act, _| {
+            if let Some(cap) = signed {
+                return act.issue(cap, unsigned);
+            }
+            act.book.release(uid);
+            tracing::error!("a capability could not be signed; nothing was granted");
+            let Unsigned {
+                policy_result,
+                event,
+                answer,
+                ..
+            } = unsigned;
+            answer.failed("signing failed", policy_result, event)
+        }))
     }
 }
 

@@ -4,20 +4,25 @@
 //!   encoding that is signed.
 //! - [`grant`]: turning a request and a policy decision into a capability: ids, type, TTL and
 //!   use limits.
+//! - [`issue`]: the capability a grant issues, before it is signed, and its holder.
 //! - [`constraints`]: checking the restrictions a capability carries.
-//! - [`listing`]: the list filters beyond equality (`timeRange`, `metadata`) and the order.
 //! - [`record`]: a capability as the registry holds it (holder, revocation) and validation.
 //! - [`redeem`]: what a use of a capability checks beyond its record (policy in force, path).
+//! - [`sign_worker`]: the thread that signs capabilities off the registry's event loop.
+//! - [`listing`]: who may list which capabilities, the filters (equality, `timeRange`,
+//!   `metadata`), the order (`sortBy`, `sortOrder`; newest first by default) and the page.
 //! - [`per_uid`]: what one uid may hold and ask for (active cap, retention quota, grant rate).
 //!
 //! Plain functions and data; the `CapabilityRegistry` actor calls them.
 
 pub mod constraints;
 pub mod grant;
+pub mod issue;
 pub mod listing;
 pub mod per_uid;
 pub mod record;
 pub mod redeem;
+pub mod sign_worker;
 pub mod signing;
 pub mod store;
 

@@ -13,6 +13,9 @@
 //! (known to be expired or revoked, oldest first). Ids move from the first to the second when
 //! `live` is counted, which happens only when its length reaches the active cap, or doubles
 //! since it was last counted: so a grant costs O(1) amortised, however many a uid holds.
+//! A grant admitted but not yet booked (its signature is being made off the event loop) is
+//! counted as `signing` from [`UidBook::admit`] to [`UidBook::granted`] or
+//! [`UidBook::release`], so the active cap stays exact while grants are in flight.
 //! Plain data over the registry's map; the `CapabilityRegistry` actor calls it.
 
 use std::collections::{HashMap, VecDeque};
@@ -56,6 +59,8 @@ struct Held {
     retained: VecDeque<String>,
     /// `live.len()` after it was last counted.
     counted: usize,
+    /// Admitted, not yet granted or released.
+    signing: usize,
 }
 
 /// The book (see the module).
@@ -118,7 +123,9 @@ impl UidBook {
     }
 
     /// Whether `uid` may get one more grant now: within its grant rate (unless `is_admin`) and
-    /// below its active cap; otherwise the reason, naming the key.
+    /// below its active cap, counting grants admitted and not yet booked; otherwise the reason,
+    /// naming the key. An admitted grant is reserved until [`UidBook::granted`] or
+    /// [`UidBook::release`].
     pub fn admit(
         &mut self,
         uid: u32,
@@ -139,13 +146,13 @@ impl UidBook {
                  {grant_burst}; capability_engine.grant_rate_per_uid); slow down"
             ));
         }
-        let (live, counted) = self
+        let (live, counted, signing) = self
             .by_uid
             .get(&uid)
-            .map_or((0, 0), |h| (h.live.len(), h.counted));
-        let cap_reached = max_active > 0 && live >= max_active;
+            .map_or((0, 0, 0), |h| (h.live.len(), h.counted, h.signing));
+        let cap_reached = max_active > 0 && live + signing >= max_active;
         if cap_reached || live >= (2 * counted).max(64) {
-            let active = self.count(uid, caps, now);
+            let active = self.count(uid, caps, now) + signing;
             if max_active > 0 && active >= max_active {
                 return Err(format!(
                     "uid {uid} already holds {active} active capabilities, the most one uid may \
@@ -153,13 +160,22 @@ impl UidBook {
                 ));
             }
         }
+        self.by_uid.entry(uid).or_default().signing += 1;
         Ok(())
+    }
+
+    /// Gives back the reservation of a grant admitted for `uid` that will not be booked.
+    pub fn release(&mut self, uid: u32) {
+        if let Some(held) = self.by_uid.get_mut(&uid) {
+            held.signing = held.signing.saturating_sub(1);
+        }
     }
 
     /// Books a grant of `id` to `uid`; returns the ids of that uid's oldest expired or revoked
     /// capabilities beyond `max_retained`, which the registry forgets.
     pub fn granted(&mut self, uid: u32, id: String) -> Vec<String> {
         let held = self.by_uid.entry(uid).or_default();
+        held.signing = held.signing.saturating_sub(1);
         held.live.push_back(id);
         let mut forget = Vec::new();
         while held.retained.len() > self.limits.max_retained {
@@ -183,7 +199,7 @@ impl UidBook {
             while held.retained.len() > max_retained {
                 forget.extend(held.retained.pop_front());
             }
-            if held.live.is_empty() && held.retained.is_empty() {
+            if held.live.is_empty() && held.retained.is_empty() && held.signing == 0 {
                 self.by_uid.remove(&uid);
             }
         }
@@ -291,6 +307,25 @@ mod tests {
         assert!(book.admit(8, false, &caps, now, Instant::now()).is_ok());
         caps.insert("c0".into(), record(7, T0, 1, false));
         assert!(book.admit(7, false, &caps, now, Instant::now()).is_ok());
+    }
+
+    #[test]
+    fn admitted_grants_not_yet_booked_count_against_the_active_cap() {
+        let now = Timestamp::from_second(T0 + 10).unwrap();
+        let caps = HashMap::new();
+        let (mut book, _) = UidBook::new(limits(2, 100), &caps, now);
+        // Two grants admitted, both still being signed: a third must wait, even after a sweep.
+        assert!(book.admit(7, false, &caps, now, Instant::now()).is_ok());
+        assert!(book.admit(7, false, &caps, now, Instant::now()).is_ok());
+        assert!(book.sweep(&caps, now).is_empty());
+        let e = book
+            .admit(7, false, &caps, now, Instant::now())
+            .unwrap_err();
+        assert!(e.contains("2 active"), "{e}");
+        // One is given back (its signing failed): room for one more, not two.
+        book.release(7);
+        assert!(book.admit(7, false, &caps, now, Instant::now()).is_ok());
+        assert!(book.admit(7, false, &caps, now, Instant::now()).is_err());
     }
 
     #[test]

@@ -75,6 +75,28 @@ pub struct CapStore {
     file: File,
 }
 
+/// Compact the store when it is this much larger than its live records would be, and above
+/// [`COMPACT_MIN_BYTES`].
+const COMPACT_FACTOR: u64 = 4;
+/// Never compact a store smaller than this.
+const COMPACT_MIN_BYTES: u64 = 1 << 20;
+
+/// Whether a store of `size` bytes holding `live` is worth compacting: above
+/// [`COMPACT_MIN_BYTES`] and [`COMPACT_FACTOR`] times what the live records would take.
+pub fn worth_compacting(size: u64, live: &[Record]) -> bool {
+    // About 1 KiB a record, plus what its requester chose to keep in it.
+    let estimate: u64 = live
+        .iter()
+        .map(|r| {
+            let chosen = crate::protocol::checks::json_size(&r.cap.metadata)
+                + crate::protocol::checks::json_size(&r.cap.constraints);
+            1024 + chosen as u64
+        })
+        .sum::<u64>()
+        + 1024;
+    size > COMPACT_MIN_BYTES && size > COMPACT_FACTOR * estimate
+}
+
 /// Appends `op` as one line, `CRC32 JSON\n`, to `out`.
 fn encode_into(out: &mut Vec<u8>, op: &StoreOp) {
     let start = out.len();
