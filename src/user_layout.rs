@@ -35,6 +35,17 @@ pub fn prepare_policy_dir(
     if *dir != DefaultPaths::user(home).policy_dir || std::fs::symlink_metadata(dir).is_ok() {
         return Ok(None);
     }
+    // Only in a home of the agent's own user, through directories (not links) it owns: root
+    // started with another user's HOME (`su` without `-`, `sudo -E`) must not create files
+    // where that user could redirect them.
+    let owned = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == agent_uid)
+    };
+    let parent = dir.parent().unwrap_or(home);
+    if !owned(home) || (parent != home && parent.exists() && !owned(parent)) {
+        return Ok(None);
+    }
     crate::trust::private_dir(dir, "policy directory", 0o700, Owner::agent(agent_uid))?;
     write_new(dir, README, &readme(config.mode))?;
     write_new(dir, EXAMPLE, &example(agent_uid))?;
@@ -147,6 +158,22 @@ mod tests {
         std::fs::remove_file(dir.join(README)).unwrap();
         assert_eq!(prepare_policy_dir(&c, home.path(), uid).unwrap(), None);
         assert!(!dir.join(README).exists());
+    }
+
+    #[test]
+    fn nothing_is_made_in_a_home_of_another_user() {
+        // The agent's uid is not the home's owner (as for root with another user's HOME).
+        let home = tempfile::tempdir().unwrap();
+        let other = nix::unistd::geteuid().as_raw() + 1;
+        let c = config(home.path(), Mode::Development);
+        assert_eq!(prepare_policy_dir(&c, home.path(), other).unwrap(), None);
+        assert!(!home.path().join(".aether-vault").exists());
+        // A ~/.aether-vault that is a link is not followed either.
+        let me = nix::unistd::geteuid().as_raw();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), home.path().join(".aether-vault")).unwrap();
+        assert_eq!(prepare_policy_dir(&c, home.path(), me).unwrap(), None);
+        assert!(!elsewhere.path().join("policies").exists());
     }
 
     #[test]

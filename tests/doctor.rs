@@ -356,3 +356,38 @@ fn as_another_user_the_agents_files_are_judged_by_the_agents_uid() {
         format!("chmod go-w {}", file.display())
     );
 }
+
+/// The review's attack: the agent's user (who owns the store's directory) points the store's
+/// check file at a directory (so it "exists" but cannot be read) and the check file's temporary
+/// name at a file of root's. The agent's own open would then write a new check file through
+/// that link; doctor, often run as root, must write nothing there.
+#[test]
+fn doctor_writes_nothing_through_links_in_the_secrets_store() {
+    let agent = standard();
+    let store = agent.state_dir.join("secrets");
+    std::fs::create_dir_all(&store).unwrap();
+    let check = store.join(".keycheck");
+    let _ = std::fs::remove_file(&check);
+    std::os::unix::fs::symlink("/", &check).unwrap();
+    let victim = agent.state_dir.parent().unwrap().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, store.join("..keycheck.tmp")).unwrap();
+
+    let out = doctor(&agent, "standard", &["--format", "json"]);
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"precious",
+        "doctor wrote through the link"
+    );
+    assert!(
+        std::fs::symlink_metadata(&check)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "doctor replaced the check file"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = json(&out);
+    let f = one(&report, "secrets", "problem");
+    assert!(f["message"].as_str().unwrap().contains(".keycheck"), "{f}");
+}

@@ -22,7 +22,13 @@ pub fn systemd_running() -> bool {
 /// `systemctl VERB UNIT`'s one-word answer (`active`, `enabled`, `not-found`, …), or `None`
 /// when systemctl cannot be run.
 pub fn systemctl(verb: &str, unit: &str) -> Option<String> {
-    let out = Command::new("systemctl")
+    // An absolute path and an empty environment: doctor often runs as root from a user's
+    // shell (`sudo -E`, `su`), whose PATH must not choose what runs as root.
+    let binary = ["/usr/bin/systemctl", "/bin/systemctl"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())?;
+    let out = Command::new(binary)
+        .env_clear()
         .args([verb, "--", unit])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

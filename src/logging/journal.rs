@@ -62,7 +62,17 @@ impl JournalLayer {
         )?;
         let mut file = std::fs::File::from(fd);
         file.write_all(payload)?;
-        fcntl(&file, FcntlArg::F_ADD_SEALS(SealFlag::all()))?;
+        // Not `SealFlag::all()`: it includes F_SEAL_FUTURE_WRITE (Linux 5.1), which older kernels
+        // (RHEL 8's 4.18) refuse, and every large entry would be lost there.
+        fcntl(
+            &file,
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SEAL
+                    | SealFlag::F_SEAL_SHRINK
+                    | SealFlag::F_SEAL_GROW
+                    | SealFlag::F_SEAL_WRITE,
+            ),
+        )?;
         let fds = [file.as_raw_fd()];
         let addr = UnixAddr::new(SOCKET)?;
         sendmsg(

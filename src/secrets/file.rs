@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -234,6 +235,66 @@ impl FileBackend {
         Ok(backend)
     }
 
+    /// Checks, without writing anything, that `key` unlocks the store in `state_dir`: its
+    /// `.keycheck` decrypts to what the agent wrote there. Returns how many secret files the
+    /// store holds (counted by name; none is read). For `aether-vault doctor`, which often runs
+    /// as root over a directory the agent's user controls: the directory and the check file are
+    /// opened without following a link (`O_NOFOLLOW`), the check file must be a regular file
+    /// and is read up to 4 KiB, and nothing is created, written or renamed, unlike [`open`]
+    /// (which writes a `.keycheck` it cannot read).
+    ///
+    /// [`open`]: FileBackend::open
+    pub fn verify_key(state_dir: &Path, key: &[u8; 32]) -> Result<usize, SecretError> {
+        use std::io::Read;
+        let st = |m: String| SecretError::Storage(m);
+        let dir = state_dir.join(SECRETS_DIR);
+        let no_follow = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let dir_fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow | libc::O_DIRECTORY)
+            .open(&dir)
+            .map_err(|e| st(format!("cannot open {} as a directory: {e}", dir.display())))?;
+        let check = Path::new("/proc/self/fd")
+            .join(dir_fd.as_raw_fd().to_string())
+            .join(KEYCHECK);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(no_follow)
+            .open(&check)
+            .map_err(|e| st(format!("cannot open {}/{KEYCHECK}: {e}", dir.display())))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(st(format!(
+                "{}/{KEYCHECK} is not a regular file",
+                dir.display()
+            )));
+        }
+        let mut sealed = Vec::new();
+        file.take(4096)
+            .read_to_end(&mut sealed)
+            .map_err(|e| st(format!("cannot read {}/{KEYCHECK}: {e}", dir.display())))?;
+        let backend = FileBackend {
+            dir: dir.clone(),
+            cipher: XChaCha20Poly1305::new(key.into()),
+            max_versions: 1,
+            secrets: Mutex::new(BTreeMap::new()),
+            changing: Mutex::new(()),
+        };
+        let opened = backend.open_sealed(KEYCHECK, &sealed);
+        if opened.as_ref().map(|p| p.as_slice()) != Some(KEYCHECK_PLAINTEXT) {
+            return Err(st(format!(
+                "the secrets key does not match the store in {} (wrong key or a key from another host?)",
+                dir.display()
+            )));
+        }
+        let listed =
+            std::fs::read_dir(Path::new("/proc/self/fd").join(dir_fd.as_raw_fd().to_string()))
+                .map_err(|e| st(format!("cannot read {}: {e}", dir.display())))?;
+        Ok(listed
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sec"))
+            .count())
+    }
+
     fn seal(&self, aad: &str, plain: &[u8]) -> Result<Vec<u8>, SecretError> {
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce)
@@ -273,11 +334,17 @@ impl FileBackend {
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), SecretError> {
         let st = |e: std::io::Error| SecretError::Storage(format!("cannot write {name}: {e}"));
         let tmp = self.dir.join(format!(".{name}.tmp"));
+        // A temporary file left by a crash (or a link put in its place) is removed, never
+        // written through: the new one is created exclusively, without following a link.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(st(e)),
+            _ => {}
+        }
         let mut f = std::fs::OpenOptions::new()
-            .create(true)
+            .create_new(true)
             .write(true)
-            .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(st)?;
         f.write_all(bytes).and_then(|()| f.sync_all()).map_err(st)?;
