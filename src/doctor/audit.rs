@@ -17,6 +17,17 @@ const MAX_SEAL_FILE: u64 = 256 << 20;
 /// The fix for a log that fails its check: it is evidence, not something to repair.
 const KEEP: &str = "keep the files as evidence and find out who changed them (aether-vault audit verify shows the details); the agent goes on from its last seal";
 
+/// The most doctor reads of one file of the rotation set: what the agent writes into one file
+/// (`audit.max_file_size`, which one batch can overshoot) with room to spare, or 1 GiB when the
+/// agent never rotates. Doctor often runs as root; a file the agent's user made huge (a sparse
+/// one costs nothing to make) must not exhaust its memory.
+fn file_limit(max_file_size: u64) -> u64 {
+    match max_file_size {
+        0 => 1 << 30,
+        n => n.saturating_add(16 << 20),
+    }
+}
+
 /// The findings for the configured audit log.
 pub fn audit_log(config: &AgentConfig) -> Vec<Finding> {
     if !config.audit.enable {
@@ -34,9 +45,20 @@ pub fn audit_log(config: &AgentConfig) -> Vec<Finding> {
         .into_iter()
         .filter(|p| p.exists())
         .collect();
+    let limit = file_limit(config.audit.max_file_size);
     let mut contents = Vec::new();
     for p in &set {
-        match super::read_regular(p, u64::MAX) {
+        match super::read_regular(p, limit.saturating_add(1)) {
+            Ok(b) if b.len() as u64 > limit => {
+                return vec![Finding::warning(
+                    CHECK,
+                    format!(
+                        "not checked: {} is larger than {limit} bytes, more than audit.max_file_size lets the agent write",
+                        p.display()
+                    ),
+                    "aether-vault audit verify reads a log of any size; find out why the file is that large",
+                )];
+            }
             Ok(b) => contents.push((p.clone(), String::from_utf8_lossy(&b).into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 return vec![not_readable(CHECK, p)];
@@ -145,5 +167,20 @@ mod tests {
         let f = audit_log(&c);
         assert_eq!(f[0].status, Status::Problem, "{f:?}");
         assert!(f[0].message.contains("broken at"), "{f:?}");
+    }
+
+    #[test]
+    fn a_huge_sparse_log_is_not_read_into_memory() {
+        let base = tempfile::tempdir().unwrap();
+        let mut c = AgentConfig::defaults(Mode::Standard, &DefaultPaths::user(base.path()));
+        c.state_dir = base.path().join("state");
+        c.audit.log_file = base.path().join("audit.log");
+        c.audit.max_file_size = 1 << 20;
+        // 1 TiB that takes no disk: read whole, it would exhaust the machine.
+        let f = std::fs::File::create(&c.audit.log_file).unwrap();
+        f.set_len(1 << 40).unwrap();
+        let found = audit_log(&c);
+        assert_eq!(found[0].status, Status::Warning, "{found:?}");
+        assert!(found[0].message.contains("larger than"), "{found:?}");
     }
 }
