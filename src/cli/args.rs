@@ -383,12 +383,9 @@ pub struct ConfigFlags {
 
 /// Why `--enable-ha` (which upstream's deployment examples pass to `agent start`) is refused,
 /// and what to do instead.
-pub const NO_HA: &str = "--enable-ha: this agent has no high-availability mode. It is a per-host \
-agent: it serves the processes of its own host over a Unix socket and takes their identity from \
-that host's kernel, so an agent on another host could not stand in for it. Run one agent on \
-every host (systemd's socket unit restarts it on the next request; in Kubernetes, a DaemonSet) \
-and keep the secrets highly available in their backend instead (secrets.backend: vault, with a \
-Vault or OpenBao cluster).";
+pub fn no_ha() -> String {
+    format!("--enable-ha: {}", crate::config::NO_HA)
+}
 
 /// `--region`: a label per [`crate::config::check_region`].
 pub fn parse_region(s: &str) -> Result<String, String> {
@@ -609,7 +606,7 @@ pub struct ListArgs {
 }
 
 /// Whether a command line asks for high availability (`--enable-ha`, before any `--`): checked
-/// before clap parses it, so that the answer is [`NO_HA`] rather than clap's "unexpected
+/// before clap parses it, so that the answer is [`no_ha`] rather than clap's "unexpected
 /// argument" (with its "similar argument: --version"), and without a flag that the completion
 /// scripts would offer.
 pub fn asks_for_ha(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
@@ -623,7 +620,7 @@ pub fn asks_for_ha(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
 /// refused command line).
 pub fn ha_refusal(mut command: clap::Command) -> clap::Error {
     command.build();
-    command.error(clap::error::ErrorKind::ArgumentConflict, NO_HA)
+    command.error(clap::error::ErrorKind::ArgumentConflict, no_ha())
 }
 
 /// Reports a command line clap refused: `--help`/`--version` go to stdout and exit 0; anything

@@ -114,6 +114,10 @@ pub(super) fn from_figment(e: figment::Error, file: Option<&YamlFile>) -> Config
         Kind::UnknownVariant(found, expected) => {
             format!("{found:?} is not one of {}", expected.join(", "))
         }
+        // Upstream's high-availability keys at the top level: the reason, not the key list.
+        Kind::UnknownField(found, _) if key == *found && super::HA_KEYS.contains(&key.as_str()) => {
+            format!("unknown key: {}", super::NO_HA)
+        }
         Kind::UnknownField(found, expected) => match closest(found, expected) {
             Some(near) => format!("unknown key; did you mean {near}?"),
             None => format!("unknown key; the keys here are {}", expected.join(", ")),

@@ -34,6 +34,18 @@ pub use model::{
 pub use provenance::{FileStamp, Provenance, leaf_keys, redact};
 pub use yaml_provider::YamlFile;
 
+/// Why there is no high-availability setting (upstream's `--enable-ha`, `VAULT_AGENT_HA`,
+/// `VAULT_AGENT_PEER_ADDRESSES`), and what to do instead.
+pub const NO_HA: &str = "this agent has no high-availability mode. It is a per-host agent: it \
+serves the processes of its own host over a Unix socket and takes their identity from that \
+host's kernel, so an agent on another host could not stand in for it. Run one agent on every \
+host (systemd's socket unit restarts it on the next request; in Kubernetes, a DaemonSet) and \
+keep the secrets highly available in their backend instead (secrets.backend: vault, with a \
+Vault or OpenBao cluster).";
+
+/// Top-level keys of upstream's high-availability setup, refused with [`NO_HA`].
+const HA_KEYS: [&str; 3] = ["ha", "enable_ha", "peer_addresses"];
+
 /// A configuration that cannot be used. Each names where the value came from once and the key
 /// plainly ([`errors`]).
 #[derive(Debug, thiserror::Error)]

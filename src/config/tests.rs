@@ -186,6 +186,50 @@ fn unknown_env_key_is_an_error() {
     });
 }
 
+/// Upstream's HA deployment (seeds: `VAULT_AGENT_HA=true`, `VAULT_AGENT_PEER_ADDRESSES`) gets
+/// the reason there is no HA mode, from the environment or the file, not just "unknown key".
+#[test]
+fn upstream_ha_settings_are_refused_with_the_reason() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        for (var, value) in [
+            ("VAULT_AGENT_HA", "true"),
+            (
+                "VAULT_AGENT_PEER_ADDRESSES",
+                "vault-agent-ha-0.vault-agent-ha-1",
+            ),
+        ] {
+            jail.set_env(var, value);
+            let e = load(None, &Overrides::default(), &p)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(var), "{e}");
+            assert!(e.contains("no high-availability mode"), "{e}");
+            assert!(e.contains("one agent on every host"), "{e}");
+            jail.clear_env();
+        }
+        jail.create_file("agent.yaml", "version: \"1\"\nha: true\n")?;
+        let file = jail.directory().join("agent.yaml");
+        let e = load(Some(&file), &Overrides::default(), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("agent.yaml:2:1: ha: unknown key: this agent has no high-availability mode"),
+            "{e}"
+        );
+        // Only at the top level: a nested `ha` is an ordinary unknown key.
+        jail.create_file("agent.yaml", "version: \"1\"\naudit:\n  ha: true\n")?;
+        let e = load(Some(&file), &Overrides::default(), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("audit.ha: unknown key; the keys here are"),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
 #[test]
 fn upstream_capabilities_alias_and_version_are_accepted() {
     Jail::expect_with(|jail| {
