@@ -199,7 +199,12 @@ pub async fn run(
     // Start from a compact store: one atomic rename, never briefly absent.
     store.compact(caps.values())?;
     tracing::info!(capabilities = caps.len(), store = %store.path().display(), "capability registry restored");
-    let store = Committer::start("capability-store", store).map_err(|e| {
+    let store = Committer::start(
+        "capability-store",
+        store,
+        crate::durable::Batching::up_to(config.audit.group_commit_delay()),
+    )
+    .map_err(|e| {
         ServerError::Store(StoreError {
             path: config.state_dir.clone(),
             message: e.to_string(),

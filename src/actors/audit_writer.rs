@@ -47,7 +47,7 @@ use crate::audit::summary::{Admins, Aggregator};
 use crate::audit::{AuditError, AuditEvent, AuditLog, Rotation, WrittenBy};
 use crate::capability::Signer;
 use crate::config::{AuditConfig, AuditSync, FailureAction};
-use crate::durable::{Committer, Pending};
+use crate::durable::{Batching, Committer, Pending};
 
 /// Appends one record; answers when it is durable.
 #[derive(Message)]
@@ -280,7 +280,12 @@ impl AuditWriter {
             log: log.clone(),
             sync_under_lock: !periodic,
         };
-        let committer = Committer::start("audit-writer", shared).map_err(|e| AuditError::Io {
+        let committer = Committer::start(
+            "audit-writer",
+            shared,
+            Batching::up_to(config.group_commit_delay()),
+        )
+        .map_err(|e| AuditError::Io {
             path: config.log_file.clone(),
             message: format!("cannot start the writer thread: {e}"),
         })?;
@@ -667,6 +672,7 @@ mod tests {
             summary_interval_seconds: 10,
             sync,
             sync_interval_ms: 5,
+            group_commit_delay_us: None,
             seal: false,
             seal_interval_seconds: 10,
             seal_file: None,

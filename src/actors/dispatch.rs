@@ -269,6 +269,7 @@ pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Value), Refu
 /// Handles one complete request frame, and counts it in the metrics (its type, how it ended,
 /// how long it took).
 pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
+    let _busy = crate::durable::Busy::enter();
     let received = Instant::now();
     let (kind, answer) = answer_frame(&caller, &frame, received).await;
     let outcome = match &answer {

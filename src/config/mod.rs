@@ -292,7 +292,14 @@ pub fn load(
             .unwrap_or_default(),
     })
     .merge(upper);
-    let config: AgentConfig = figment.extract().map_err(plain)?;
+    let mut config: AgentConfig = figment.extract().map_err(plain)?;
+    // Unset, it follows `audit.sync` (whichever layer set that): written in, so that the
+    // effective configuration shows it.
+    let delay_key = "audit.group_commit_delay_us";
+    let delay_follows_sync = config.audit.group_commit_delay_us.is_none();
+    if delay_follows_sync {
+        config.audit.group_commit_delay_us = Some(config.audit.group_commit_delay_default_us());
+    }
     config
         .validate()
         .map_err(|(key, message)| ConfigError::Value {
@@ -305,7 +312,11 @@ pub fn load(
         .unwrap_or_default()
         .into_iter()
         .map(|key| {
-            let source = errors::source_of(&figment, &key, yaml.as_ref());
+            let source = if delay_follows_sync && key == delay_key {
+                format!("default for audit.sync: {}", config.audit.sync.name())
+            } else {
+                errors::source_of(&figment, &key, yaml.as_ref())
+            };
             (key, source)
         })
         .collect();

@@ -313,6 +313,70 @@ fn idle_exit_seconds_defaults_to_never_and_layers_file_then_env() {
 }
 
 #[test]
+fn group_commit_delay_follows_sync_unless_set_and_is_bounded() {
+    Jail::expect_with(|jail| {
+        let p = paths(jail.directory());
+        let us = |c: &AgentConfig| c.audit.group_commit_delay().as_micros();
+        for (text, want) in [
+            ("mode: standard\n", 200),
+            ("mode: development\n", 200),
+            ("mode: hardened\n", 0),
+            (
+                "mode: standard\naudit:\n  enable: true\n  sync: always\n",
+                0,
+            ),
+            (
+                "mode: hardened\naudit:\n  enable: true\n  sync: periodic\n",
+                200,
+            ),
+            (
+                "mode: hardened\naudit:\n  enable: true\n  group_commit_delay_us: 500\n",
+                500,
+            ),
+            (
+                "mode: standard\naudit:\n  enable: true\n  group_commit_delay_us: 0\n",
+                0,
+            ),
+            (
+                "audit:\n  enable: true\n  group_commit_delay_us: 10000\n",
+                10_000,
+            ),
+        ] {
+            jail.create_file("g.yaml", text)?;
+            let file = jail.directory().join("g.yaml");
+            let c = load(Some(&file), &Overrides::default(), &p).unwrap().config;
+            assert_eq!(us(&c), want, "{text}");
+        }
+        // Unset, it is written into the effective configuration with where it came from.
+        let loaded = load(None, &Overrides::default(), &p).unwrap();
+        assert_eq!(loaded.config.audit.group_commit_delay_us, Some(200));
+        assert_eq!(
+            loaded.provenance.sources["audit.group_commit_delay_us"],
+            "default for audit.sync: periodic"
+        );
+        jail.set_env("VAULT_AGENT_AUDIT__GROUP_COMMIT_DELAY_US", "50");
+        let c = load(None, &Overrides::default(), &p).unwrap().config;
+        assert_eq!(us(&c), 50, "from the environment");
+        jail.clear_env();
+        for text in ["group_commit_delay_us: 10001", "group_commit_delay_us: -1"] {
+            jail.create_file(
+                "t.yaml",
+                &format!("audit:\n  enable: true\n  log_file: /tmp/a.log\n  {text}\n"),
+            )?;
+            let e = load(
+                Some(&jail.directory().join("t.yaml")),
+                &Overrides::default(),
+                &p,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("group_commit_delay_us"), "{e}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn audit_sync_defaults_per_mode_and_checks_its_interval() {
     Jail::expect_with(|jail| {
         let p = paths(jail.directory());
