@@ -400,7 +400,8 @@ fn http_get(addr: &str, path: &str) -> (u16, String, String) {
 #[test]
 fn http_serves_metrics_and_health_and_nothing_else() {
     let test = "http_serves_metrics_and_health_and_nothing_else";
-    let (agent, addr) = http_agent("");
+    // Every request gathers its own answer, so that the count below moves.
+    let (agent, addr) = http_agent("  cache_ms: 0\n");
     let (code, head, before) = http_get(&addr, "/metrics");
     assert_eq!(code, 200, "{head}");
     assert!(
@@ -462,6 +463,41 @@ fn http_serves_metrics_and_health_and_nothing_else() {
         agent.client().call("ping_request", Value::Null)["type"],
         "ping_response"
     );
+}
+
+/// A flood of scrapes costs one gathering per `telemetry.cache_ms`: within it, both paths
+/// answer what they gathered first, though requests were counted and a policy broke meanwhile.
+#[test]
+fn http_answers_are_kept_for_cache_ms() {
+    let (agent, addr) = http_agent("  cache_ms: 60000\n");
+    let (code, _, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    let (code, _, healthy) = http_get(&addr, "/health");
+    assert_eq!(code, 200);
+    let mut c = agent.client();
+    for _ in 0..3 {
+        c.call("ping_request", Value::Null);
+    }
+    drop(c);
+    std::fs::write(agent.policy_dir.join("broken.json"), "{ not json").unwrap();
+    assert_eq!(agent.cli(&["agent", "reload"]).status.code(), Some(1));
+    for _ in 0..20 {
+        let (code, _, body) = http_get(&addr, "/metrics");
+        assert_eq!(
+            (code, body),
+            (200, metrics.clone()),
+            "kept, not gathered again"
+        );
+        let (code, _, body) = http_get(&addr, "/health");
+        assert_eq!(
+            (code, body),
+            (200, healthy.clone()),
+            "kept, not gathered again"
+        );
+    }
+    // The socket's own answers are not kept: the status says the policy broke.
+    let (code, out) = health(&agent, &[]);
+    assert_eq!(code, 1, "{out}");
 }
 
 #[test]

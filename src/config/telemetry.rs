@@ -20,6 +20,10 @@ pub struct TelemetryConfig {
     /// Seconds one connection may take from accept to its answer written (the request head
     /// included); a slower one is closed.
     pub timeout_seconds: u64,
+    /// Milliseconds an answer of `/metrics` or `/health` is served again before it is gathered
+    /// anew (0–60000; 0: every request gathers its own). Gathering asks every actor for its
+    /// figures; this bounds what a flood of requests costs the agent.
+    pub cache_ms: u64,
 }
 
 /// The smallest `max_header_bytes` (the HTTP library's own minimum buffer).
@@ -34,6 +38,7 @@ impl Default for TelemetryConfig {
             max_connections: 8,
             max_header_bytes: MIN_HEADER_BYTES,
             timeout_seconds: 10,
+            cache_ms: 1000,
         }
     }
 }
@@ -61,6 +66,12 @@ impl TelemetryConfig {
             return fail(
                 "telemetry.timeout_seconds",
                 format!("{} is not between 1 and 300", self.timeout_seconds),
+            );
+        }
+        if self.cache_ms > 60_000 {
+            return fail(
+                "telemetry.cache_ms",
+                format!("{} is more than 60000", self.cache_ms),
             );
         }
         Ok(())
@@ -91,5 +102,7 @@ mod tests {
             "telemetry.max_header_bytes"
         );
         assert_eq!(bad(|c| c.timeout_seconds = 0), "telemetry.timeout_seconds");
+        assert_eq!(bad(|c| c.cache_ms = 60_001), "telemetry.cache_ms");
+        assert_eq!(c.cache_ms, 1000);
     }
 }

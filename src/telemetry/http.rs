@@ -10,11 +10,17 @@
 //! accept to its answer written, then it is closed. Binding happens at start and never waits;
 //! a bind failure is logged and the agent serves its socket without HTTP. At shutdown the
 //! endpoint is dropped first, with every connection it has open.
+//!
+//! Gathering an answer asks every actor for its figures (as `agent status` does), so an answer
+//! is kept and served again for `telemetry.cache_ms` (a second by default): a flood of requests
+//! costs the agent one gathering a second per path, not one per request.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -82,6 +88,7 @@ struct Limits {
     max_connections: usize,
     max_header_bytes: usize,
     timeout: Duration,
+    cache_for: Duration,
 }
 
 impl From<&TelemetryConfig> for Limits {
@@ -90,12 +97,52 @@ impl From<&TelemetryConfig> for Limits {
             max_connections: c.max_connections,
             max_header_bytes: c.max_header_bytes,
             timeout: Duration::from_secs(c.timeout_seconds),
+            cache_for: Duration::from_millis(c.cache_ms),
         }
     }
 }
 
+/// An answer kept for a while: the status code and body of the last gathering.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    for_how_long: Duration,
+    answer: Option<(Instant, StatusCode, Bytes)>,
+}
+
+impl Kept {
+    /// Keeps answers for `for_how_long` (zero: never).
+    pub fn new(for_how_long: Duration) -> Kept {
+        Kept {
+            for_how_long,
+            answer: None,
+        }
+    }
+
+    /// The kept answer, if it was gathered less than the keeping time before `now`.
+    pub fn get(&self, now: Instant) -> Option<(StatusCode, Bytes)> {
+        let (at, code, body) = self.answer.as_ref()?;
+        (now.saturating_duration_since(*at) < self.for_how_long).then(|| (*code, body.clone()))
+    }
+
+    /// Keeps `code` and `body`, gathered at `at`.
+    pub fn put(&mut self, at: Instant, code: StatusCode, body: Bytes) {
+        self.answer = Some((at, code, body));
+    }
+}
+
+/// The kept answers of `/metrics` and `/health`, shared by the connections of the event loop.
+#[derive(Debug)]
+struct Answers {
+    metrics: RefCell<Kept>,
+    health: RefCell<Kept>,
+}
+
 async fn serve(listener: TcpListener, limits: Limits, shared: SharedRef) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let answers = Rc::new(Answers {
+        metrics: RefCell::new(Kept::new(limits.cache_for)),
+        health: RefCell::new(Kept::new(limits.cache_for)),
+    });
     // Owned here: when this task is aborted, every connection goes with it.
     let mut connections = JoinSet::new();
     loop {
@@ -120,11 +167,13 @@ async fn serve(listener: TcpListener, limits: Limits, shared: SharedRef) {
             continue;
         };
         let shared = shared.clone();
+        let answers = answers.clone();
         connections.spawn_local(async move {
             let _slot = slot;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(answer(&shared, &req).await) }
+                let answers = answers.clone();
+                async move { Ok::<_, Infallible>(answer(&shared, &answers, &req).await) }
             });
             let conn = http1::Builder::new()
                 .keep_alive(false)
@@ -151,7 +200,11 @@ fn text(
 }
 
 /// What one request gets.
-async fn answer(shared: &SharedRef, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(
+    shared: &SharedRef,
+    answers: &Answers,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if !matches!(path, "/metrics" | "/health") {
         return text(StatusCode::NOT_FOUND, "text/plain", "not found\n");
@@ -163,8 +216,19 @@ async fn answer(shared: &SharedRef, req: &Request<Incoming>) -> Response<Full<By
         return r;
     }
     if path == "/metrics" {
+        if let Some((code, body)) = answers.metrics.borrow().get(Instant::now()) {
+            return text(code, crate::metrics::CONTENT_TYPE, body);
+        }
+        let gathered = Instant::now();
         return match super::metrics_text(shared).await {
-            Ok(t) => text(StatusCode::OK, crate::metrics::CONTENT_TYPE, t),
+            Ok(t) => {
+                let body = Bytes::from(t);
+                answers
+                    .metrics
+                    .borrow_mut()
+                    .put(gathered, StatusCode::OK, body.clone());
+                text(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
+            }
             Err(_) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "text/plain",
@@ -172,6 +236,20 @@ async fn answer(shared: &SharedRef, req: &Request<Incoming>) -> Response<Full<By
             ),
         };
     }
+    if let Some((code, body)) = answers.health.borrow().get(Instant::now()) {
+        return text(code, "application/json", body);
+    }
+    let gathered = Instant::now();
+    let (code, body) = health_answer(shared).await;
+    answers
+        .health
+        .borrow_mut()
+        .put(gathered, code, body.clone());
+    text(code, "application/json", body)
+}
+
+/// `/health`'s status code and body, gathered now.
+async fn health_answer(shared: &SharedRef) -> (StatusCode, Bytes) {
     let (status, body) = match super::health(shared).await {
         Ok(report) => (
             if report.healthy {
@@ -186,7 +264,7 @@ async fn answer(shared: &SharedRef, req: &Request<Incoming>) -> Response<Full<By
             serde_json::json!({"healthy": false}),
         ),
     };
-    text(status, "application/json", format!("{body}\n"))
+    (status, Bytes::from(format!("{body}\n")))
 }
 
 /// `{"healthy": …, "checks": {"audit": true, …}}`: names and results only, no error text (an
@@ -198,4 +276,30 @@ pub fn health_body(r: &super::health::HealthReport) -> serde_json::Value {
         .map(|c| (c.name.clone(), c.healthy.into()))
         .collect();
     serde_json::json!({"healthy": r.healthy, "checks": checks})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_kept_for_its_time_and_no_longer() {
+        let t0 = Instant::now();
+        let mut kept = Kept::new(Duration::from_millis(1000));
+        assert_eq!(kept.get(t0), None, "nothing gathered yet");
+        kept.put(t0, StatusCode::OK, Bytes::from_static(b"a"));
+        assert_eq!(
+            kept.get(t0 + Duration::from_millis(999)),
+            Some((StatusCode::OK, Bytes::from_static(b"a")))
+        );
+        assert_eq!(kept.get(t0 + Duration::from_millis(1000)), None);
+        // A clock read before the gathering (another connection's) still gets it.
+        assert!(
+            kept.get(t0.checked_sub(Duration::from_millis(5)).unwrap_or(t0))
+                .is_some()
+        );
+        let mut never = Kept::new(Duration::ZERO);
+        never.put(t0, StatusCode::OK, Bytes::from_static(b"a"));
+        assert_eq!(never.get(t0), None, "0 keeps nothing");
+    }
 }
