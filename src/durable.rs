@@ -96,7 +96,15 @@ impl<S: Sink> Committer<S> {
                     }
                     // Sleep the whole wait, then take what came: one wake-up per batch, not
                     // one per job as a receive with a timeout would be.
-                    if let Some(wait) = pace.wait(jobs.len(), (batching.in_flight)()) {
+                    // Only for requests' records, and only with room left in the batch: a
+                    // periodic sync or a seal (`run` jobs) is not held back.
+                    let writes = jobs.iter().any(|j| matches!(j, Job::Write(..)));
+                    let wait = if writes && jobs.len() < MAX_BATCH {
+                        pace.wait(jobs.len(), (batching.in_flight)())
+                    } else {
+                        None
+                    };
+                    if let Some(wait) = wait {
                         std::thread::sleep(wait);
                         while jobs.len() < MAX_BATCH {
                             match rx.try_recv() {

@@ -12,8 +12,9 @@
 //! endpoint is dropped first, with every connection it has open.
 //!
 //! Gathering an answer asks every actor for its figures (as `agent status` does), so an answer
-//! is kept and served again for `telemetry.cache_ms` (a second by default): a flood of requests
-//! costs the agent one gathering a second per path, not one per request.
+//! is kept and served again for `telemetry.cache_ms` (a second by default), and requests that
+//! come during a gathering wait for it: a flood of requests costs the agent at most one
+//! gathering per path in that time, not one per request.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -124,24 +125,69 @@ impl Kept {
         (now.saturating_duration_since(*at) < self.for_how_long).then(|| (*code, body.clone()))
     }
 
-    /// Keeps `code` and `body`, gathered at `at`.
+    /// Keeps `code` and `body`, gathered at `at`, unless what is kept was gathered later.
     pub fn put(&mut self, at: Instant, code: StatusCode, body: Bytes) {
+        if self.answer.as_ref().is_some_and(|(kept, _, _)| *kept > at) {
+            return;
+        }
         self.answer = Some((at, code, body));
+    }
+}
+
+/// One path's kept answer, and the lock that lets one request at a time gather it: the others
+/// wait for that gathering and are answered with it.
+#[derive(Debug)]
+struct Slot {
+    kept: RefCell<Kept>,
+    gathering: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn new(keep_for: Duration) -> Slot {
+        Slot {
+            kept: RefCell::new(Kept::new(keep_for)),
+            gathering: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The kept answer if it is fresh; else one gathered by `gather` (by this request, or by
+    /// the one that held the lock before it). With nothing kept (`cache_ms: 0`) every request
+    /// gathers its own, without waiting for another's.
+    async fn answer<F, Fut>(&self, gather: F) -> (StatusCode, Bytes)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = (StatusCode, Bytes)>,
+    {
+        let keeps = !self.kept.borrow().for_how_long.is_zero();
+        if !keeps {
+            return gather().await;
+        }
+        if let Some(kept) = self.kept.borrow().get(Instant::now()) {
+            return kept;
+        }
+        let _turn = self.gathering.lock().await;
+        if let Some(kept) = self.kept.borrow().get(Instant::now()) {
+            return kept;
+        }
+        let at = Instant::now();
+        let (code, body) = gather().await;
+        self.kept.borrow_mut().put(at, code, body.clone());
+        (code, body)
     }
 }
 
 /// The kept answers of `/metrics` and `/health`, shared by the connections of the event loop.
 #[derive(Debug)]
 struct Answers {
-    metrics: RefCell<Kept>,
-    health: RefCell<Kept>,
+    metrics: Slot,
+    health: Slot,
 }
 
 async fn serve(listener: TcpListener, limits: Limits, shared: SharedRef) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let answers = Rc::new(Answers {
-        metrics: RefCell::new(Kept::new(limits.cache_for)),
-        health: RefCell::new(Kept::new(limits.cache_for)),
+        metrics: Slot::new(limits.cache_for),
+        health: Slot::new(limits.cache_for),
     });
     // Owned here: when this task is aborted, every connection goes with it.
     let mut connections = JoinSet::new();
@@ -216,36 +262,27 @@ async fn answer(
         return r;
     }
     if path == "/metrics" {
-        if let Some((code, body)) = answers.metrics.borrow().get(Instant::now()) {
-            return text(code, crate::metrics::CONTENT_TYPE, body);
-        }
-        let gathered = Instant::now();
-        return match super::metrics_text(shared).await {
-            Ok(t) => {
-                let body = Bytes::from(t);
-                answers
-                    .metrics
-                    .borrow_mut()
-                    .put(gathered, StatusCode::OK, body.clone());
-                text(StatusCode::OK, crate::metrics::CONTENT_TYPE, body)
-            }
-            Err(_) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                "the agent could not gather its metrics\n",
-            ),
+        let (code, body) = answers.metrics.answer(|| metrics_answer(shared)).await;
+        let content_type = if code == StatusCode::OK {
+            crate::metrics::CONTENT_TYPE
+        } else {
+            "text/plain"
         };
+        return text(code, content_type, body);
     }
-    if let Some((code, body)) = answers.health.borrow().get(Instant::now()) {
-        return text(code, "application/json", body);
-    }
-    let gathered = Instant::now();
-    let (code, body) = health_answer(shared).await;
-    answers
-        .health
-        .borrow_mut()
-        .put(gathered, code, body.clone());
+    let (code, body) = answers.health.answer(|| health_answer(shared)).await;
     text(code, "application/json", body)
+}
+
+/// `/metrics`' status code and body, gathered now.
+async fn metrics_answer(shared: &SharedRef) -> (StatusCode, Bytes) {
+    match super::metrics_text(shared).await {
+        Ok(t) => (StatusCode::OK, Bytes::from(t)),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Bytes::from_static(b"the agent could not gather its metrics\n"),
+        ),
+    }
 }
 
 /// `/health`'s status code and body, gathered now.
@@ -301,5 +338,41 @@ mod tests {
         let mut never = Kept::new(Duration::ZERO);
         never.put(t0, StatusCode::OK, Bytes::from_static(b"a"));
         assert_eq!(never.get(t0), None, "0 keeps nothing");
+        // A gathering that started earlier and ended later does not replace a newer answer.
+        let later = t0 + Duration::from_millis(10);
+        kept.put(
+            later,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(b"b"),
+        );
+        kept.put(t0, StatusCode::OK, Bytes::from_static(b"a"));
+        assert_eq!(
+            kept.get(later),
+            Some((StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"b")))
+        );
+    }
+
+    #[actix_rt::test]
+    async fn concurrent_misses_wait_for_one_gathering() {
+        let slot = Rc::new(Slot::new(Duration::from_secs(60)));
+        let gathered = Rc::new(std::cell::Cell::new(0));
+        let ask = |slot: Rc<Slot>, gathered: Rc<std::cell::Cell<u32>>| async move {
+            slot.answer(|| async {
+                gathered.set(gathered.get() + 1);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                (StatusCode::OK, Bytes::from_static(b"m"))
+            })
+            .await
+        };
+        let answers =
+            futures_util::future::join_all((0..5).map(|_| ask(slot.clone(), gathered.clone())))
+                .await;
+        assert!(answers.iter().all(|a| a.1 == "m"));
+        assert_eq!(gathered.get(), 1, "one gathering for five requests");
+        // Nothing kept: every request gathers its own.
+        let none = Rc::new(Slot::new(Duration::ZERO));
+        let n = Rc::new(std::cell::Cell::new(0));
+        futures_util::future::join_all((0..3).map(|_| ask(none.clone(), n.clone()))).await;
+        assert_eq!(n.get(), 3);
     }
 }
