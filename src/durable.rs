@@ -5,15 +5,14 @@
 //!
 //! When many clients are being answered at once, a batch waits a little for more before it is
 //! written (`audit.group_commit_delay_us`), as PostgreSQL's `commit_delay` does and Linux's
-//! jbd2 journal batches synchronous commits: if at least as many other requests are in flight
-//! ([`Busy`]) as the batch holds jobs, and at least [`MIN_OTHERS`], it waits the average time a write has taken, at most the
-//! configured delay, and takes what arrived meanwhile. A lone client never waits, nor do a few
-//! clients that are all in the batch already. It pays where the CPU is short and the syncs'
-//! own work competes with the requests (durable grants on two CPUs); where the disk alone is
-//! the limit it costs throughput, so it is on by default only with `audit.sync: periodic`
-//! (docs/benchmarks.md). Under load this makes batches larger and
-//! `fdatasync`s fewer (durable grants at 64 connections on two CPUs: 12 % more a second, 13 %
-//! less CPU each; docs/benchmarks.md); a job waits at most the delay longer.
+//! jbd2 journal batches synchronous commits: if at least [`MIN_OTHERS`] other requests are in
+//! flight ([`Busy`]), and at least as many as the batch holds jobs, it waits the average time a
+//! write has taken, at most the configured delay, and takes what arrived meanwhile. A lone
+//! client never waits, nor do a few clients that are all in the batch already. Fewer, larger
+//! batches pay where the CPU is short and each sync's own work competes with the requests
+//! (durable grants at 64 connections on two CPUs: 12 % more a second, 13 % less CPU each);
+//! where the disk alone is the limit a wait costs throughput, so it is on by default only with
+//! `audit.sync: periodic` (docs/benchmarks.md). A job waits at most about the delay longer.
 //!
 //! Jobs run in the order they were queued; a [`Committer::run`] job (compaction, rotation) runs
 //! between the writes queued before and after it. [`Committer::idle`] says whether any job is
@@ -94,10 +93,10 @@ impl<S: Sink> Committer<S> {
                             Err(_) => break,
                         }
                     }
-                    // Sleep the whole wait, then take what came: one wake-up per batch, not
-                    // one per job as a receive with a timeout would be.
-                    // Only for requests' records, and only with room left in the batch: a
-                    // periodic sync or a seal (`run` jobs) is not held back.
+                    // Only batches with requests' records and room left wait: a periodic
+                    // sync or a seal (`run` jobs) is not held back. The thread sleeps the whole
+                    // wait, then takes what came: one wake-up per batch, not one per job as a
+                    // receive with a timeout would be.
                     let writes = jobs.iter().any(|j| matches!(j, Job::Write(..)));
                     let wait = if writes && jobs.len() < MAX_BATCH {
                         pace.wait(jobs.len(), (batching.in_flight)())
