@@ -315,6 +315,7 @@ pub async fn run(
         registry: registry.clone(),
         policy: policy.clone(),
         audit: audit.clone(),
+        credentials: credentials_addr.clone(),
     };
     let watchdog = crate::notify::watchdog_timeout();
 

@@ -6,7 +6,8 @@
 //!
 //! - `WATCHDOG=1`, when systemd asked for a watchdog (`WATCHDOG_USEC`, see
 //!   [`crate::notify::watchdog_timeout`]), only if the Listener, the CapabilityRegistry, the
-//!   PolicyWatcher and the AuditWriter all answered within [`ping_timeout`] without a fault, and
+//!   PolicyWatcher, the AuditWriter and, when the agent serves systemd credentials, the
+//!   CredentialListener all answered within [`ping_timeout`] without a fault, and
 //!   at most about every half watchdog timeout ([`watchdog_due`]). A wedged actor (or a dead
 //!   writer thread) therefore means no keep-alive, and systemd restarts the agent; one slow
 //!   round only delays the keep-alive by a tick.
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::actors::SharedRef;
 use crate::actors::audit_writer::AuditWriter;
+use crate::actors::credentials::CredentialListener;
 use crate::actors::health::{Health, Ping};
 use crate::actors::listener::Listener;
 use crate::actors::policy_watcher::PolicyWatcher;
@@ -54,10 +56,13 @@ pub enum Component {
     PolicyWatcher,
     /// Owns the audit log's writer thread.
     AuditWriter,
+    /// Serves the systemd credentials socket; pinged only when the agent serves one.
+    CredentialListener,
 }
 
 impl Component {
-    /// Every component, in the order they are reported.
+    /// The components every agent has, in the order they are reported (the
+    /// CredentialListener, when there is one, after them).
     pub const ALL: [Component; 4] = [
         Component::Listener,
         Component::CapabilityRegistry,
@@ -72,6 +77,7 @@ impl Component {
             Component::CapabilityRegistry => "CapabilityRegistry",
             Component::PolicyWatcher => "PolicyWatcher",
             Component::AuditWriter => "AuditWriter",
+            Component::CredentialListener => "CredentialListener",
         }
     }
 }
@@ -131,10 +137,15 @@ pub fn stopped(probes: &[(Component, Probe)]) -> Vec<Component> {
 }
 
 /// Decides from one round of pings whether to feed the watchdog, and gathers the status facts.
-/// A component missing from `probes` counts as not answering.
+/// A component of [`Component::ALL`] missing from `probes` counts as not answering; the
+/// CredentialListener counts when it was pinged.
 pub fn assess(probes: &[(Component, Probe)]) -> Assessment {
     let mut a = Assessment::default();
-    for component in Component::ALL {
+    let optional = probes
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| !Component::ALL.contains(c));
+    for component in Component::ALL.into_iter().chain(optional) {
         let probe = probes.iter().find(|(c, _)| *c == component).map(|(_, p)| p);
         let health = match probe {
             None => {
@@ -167,6 +178,7 @@ pub fn assess(probes: &[(Component, Probe)]) -> Assessment {
                 Component::PolicyWatcher => "policy",
                 Component::CapabilityRegistry => "capability store",
                 Component::Listener => "listener",
+                Component::CredentialListener => "credentials socket",
             };
             a.errors.push(format!(
                 "{what}: {}",
@@ -276,6 +288,8 @@ pub struct Targets {
     pub policy: Addr<PolicyWatcher>,
     /// The audit writer.
     pub audit: Addr<AuditWriter>,
+    /// The credentials socket's listener, when the agent serves one.
+    pub credentials: Option<Addr<CredentialListener>>,
 }
 
 async fn probe(
@@ -297,12 +311,19 @@ pub async fn probe_all(t: &Targets, timeout: Duration) -> Vec<(Component, Probe)
         probe(t.policy.send(Ping), timeout),
         probe(t.audit.send(Ping), timeout),
     );
-    vec![
+    let mut probes = vec![
         (Component::Listener, l),
         (Component::CapabilityRegistry, r),
         (Component::PolicyWatcher, p),
         (Component::AuditWriter, a),
-    ]
+    ];
+    if let Some(c) = &t.credentials {
+        probes.push((
+            Component::CredentialListener,
+            probe(c.send(Ping), timeout).await,
+        ));
+    }
+    probes
 }
 
 /// The running ticker.
@@ -444,6 +465,26 @@ mod tests {
             "serving /run/aether-vault/agent.sock; 3 connections; 12 active capabilities; \
              policy generation 4; last error: none"
         );
+    }
+
+    #[test]
+    fn the_credential_listener_counts_when_the_agent_has_one() {
+        // Without a credentials socket, the four actors are all there is.
+        assert!(assess(&all_well()).feed_watchdog());
+        let mut probes = all_well();
+        probes.push((Component::CredentialListener, answered(Health::alive())));
+        assert!(assess(&probes).feed_watchdog());
+        for bad in [Probe::TimedOut(Duration::from_millis(75)), Probe::Gone] {
+            probes[4].1 = bad.clone();
+            let a = assess(&probes);
+            assert!(!a.feed_watchdog(), "{bad:?}");
+            assert!(
+                a.wedged().unwrap().starts_with("CredentialListener: "),
+                "{:?}",
+                a.wedged()
+            );
+        }
+        assert_eq!(stopped(&probes), vec![Component::CredentialListener]);
     }
 
     #[test]

@@ -165,6 +165,16 @@ impl Actor for CredentialListener {
     }
 }
 
+/// The supervisor's ping ([`crate::supervise`]): answering it shows the actor is alive, so a
+/// stopped listener stops the watchdog's keep-alives (and the agent, restarted whole).
+impl Handler<crate::actors::health::Ping> for CredentialListener {
+    type Result = actix::MessageResult<crate::actors::health::Ping>;
+
+    fn handle(&mut self, _: crate::actors::health::Ping, _: &mut Context<Self>) -> Self::Result {
+        actix::MessageResult(crate::actors::health::Health::alive())
+    }
+}
+
 impl Handler<StopAccepting> for CredentialListener {
     type Result = ();
 
