@@ -818,13 +818,7 @@ pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, 
             policy_file_list: set.files.iter().map(|f| f.display().to_string()).collect(),
             audit_failures: audit.failures,
             audit_last_error: audit.last_error.clone(),
-            audit_sync: cfg.audit.enable.then(|| {
-                match cfg.audit.sync {
-                    crate::config::AuditSync::Always => "always",
-                    crate::config::AuditSync::Periodic => "periodic",
-                }
-                .to_string()
-            }),
+            audit_sync: cfg.audit.enable.then(|| cfg.audit.sync.name().to_string()),
             secrets_cache,
         }),
     })

@@ -289,8 +289,9 @@ pub struct AuditConfig {
     pub sync_interval_ms: u64,
     /// The most microseconds a synced batch (of the audit log, and of the capability store)
     /// waits for more records while many requests are in flight (0–10000; 0 never waits). The
-    /// wait is the average sync time, at most this; a lone client never waits. Unset: 200 with
-    /// `sync: periodic`, 0 with `sync: always` (see [`AuditConfig::group_commit_delay`]).
+    /// wait is the average sync time, at most this; with fewer than
+    /// [`crate::durable::MIN_OTHERS`] other requests in flight nothing waits. Unset: 200 with
+    /// `sync: periodic`, 0 with `sync: always`, written in at load ([`crate::config::load`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_commit_delay_us: Option<u64>,
     /// Whether the agent seals the chain's head with its key, so that a cut, emptied or
