@@ -33,13 +33,14 @@ use aether_vault_agent::protocol::types::{
     CapabilityRequest, ListRequest, PolicyTestRequest, RevokeRequest, SecretRequest,
     ValidateRequest,
 };
-use aether_vault_agent::protocol::{Envelope, ErrorCode, ErrorPayload, RequestType};
+use aether_vault_agent::protocol::{Envelope, ErrorCode, ErrorPayload, Payload, RequestType};
 use aether_vault_agent::transport::framing::{DEFAULT_MAX_DEPTH, FrameError, JsonStreamDecoder};
 use aether_vault_agent::transport::reader::{ReadError, RequestReader};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The decoder's two limits.
@@ -412,14 +413,25 @@ pub enum Outcome {
     Accepted(RequestType),
 }
 
-/// Decodes `v` as `T`, and checks that what decodes re-serializes and decodes to the same `T`,
-/// both through a `Value` and through JSON text (what a response, the capability store and the
-/// audit log do with it).
-fn typed<T>(v: &Value) -> Result<T, String>
+/// Decodes `body` as `T` the way `dispatch` does ([`Payload::parse`]), checks that this gives
+/// what reading its tree with `serde_json::from_value` gives (the same `T`, or the same error
+/// message), and that what decodes re-serializes and decodes to the same `T`, both through a
+/// `Value` and through JSON text (what a response, the capability store and the audit log do
+/// with it).
+fn typed<T>(body: &Payload<'_>) -> Result<T, String>
 where
     T: DeserializeOwned + Serialize + PartialEq + Debug,
 {
-    let t: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    let parsed = body.parse::<T>().map_err(|e| e.to_string());
+    let tree = body
+        .to_value()
+        .expect("a payload that came as JSON text reads as a tree");
+    let via_tree = serde_json::from_value::<T>(tree).map_err(|e| e.to_string());
+    assert_eq!(
+        parsed, via_tree,
+        "the payload read from its text differs from the payload read from its tree"
+    );
+    let t: T = parsed?;
     let again = serde_json::to_value(&t).expect("a decoded payload serializes");
     let via_value: T = serde_json::from_value(again).expect("a re-serialized payload decodes");
     assert_eq!(via_value, t, "payload changed through a Value round trip");
@@ -433,7 +445,7 @@ where
 }
 
 /// The payload checks of `dispatch` for one request type.
-fn payload_outcome(kind: RequestType, body: &Value) -> Result<(), String> {
+fn payload_outcome(kind: RequestType, body: &Payload<'_>) -> Result<(), String> {
     let limits = RequestLimits::default();
     match kind {
         RequestType::PingRequest
@@ -523,10 +535,15 @@ pub fn session_outcome(frame: &[u8]) -> Outcome {
         "the request changed through a JSON round trip"
     );
 
-    // Every payload type, whatever the `type` says: none may panic, and each round-trips.
+    // Every payload type, whatever the `type` says, from its text and from its tree: none
+    // may panic, both give the same, and each round-trips.
     let body = value.get("payload").unwrap_or(&Value::Null);
+    let text = serde_json::to_string(body).expect("a parsed value serializes");
+    let raw: Option<&RawValue> = serde_json::from_str(&text).expect("serialized JSON parses");
     for kind in RequestType::ALL {
-        let _ = payload_outcome(kind, body);
+        let from_text = payload_outcome(kind, &Payload::Text(raw));
+        let from_tree = payload_outcome(kind, &Payload::Tree(body.clone()));
+        assert_eq!(from_text, from_tree, "{kind:?}");
     }
 
     let readable_id = value

@@ -2,8 +2,6 @@
 //! mappings in force) and `credential_test` (what a start of a unit would get, the backend
 //! asked too, never the value).
 
-use serde_json::Value;
-
 use super::SharedRef;
 use super::audit_writer::{AppendAll, Wait};
 use super::policy_watcher::GetStatus;
@@ -50,9 +48,9 @@ pub async fn test(
     shared: &SharedRef,
     caller: &PeerIdentity,
     request_id: &str,
-    body: Value,
+    body: crate::protocol::Payload<'_>,
 ) -> Result<CredentialTestResponse, ErrorPayload> {
-    let req: CredentialTestRequest = serde_json::from_value(body).map_err(|e| {
+    let req: CredentialTestRequest = body.parse().map_err(|e| {
         ErrorPayload::new(
             ErrorCode::InvalidPayload,
             format!("invalid payload format: {e}"),

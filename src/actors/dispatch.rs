@@ -30,7 +30,9 @@ use crate::protocol::types::{
     ReloadResponse, RevokeRequest, SecretRequest, SecretResponse, StatusDetail, StatusResponse,
     StopResponse, ValidateRequest,
 };
-use crate::protocol::{Envelope, ErrorCode, ErrorPayload, RawRequest, RequestType, ResponseType};
+use crate::protocol::{
+    Envelope, ErrorCode, ErrorPayload, Payload, RawRequest, RequestType, ResponseType, TextRequest,
+};
 use crate::secrets::SecretError;
 use crate::transport::framing::FrameError;
 
@@ -92,8 +94,8 @@ pub fn frame_error(e: &FrameError) -> Reply {
     error("", ErrorPayload::new(code, e.to_string()), After::Close)
 }
 
-fn payload<T: DeserializeOwned>(v: Value) -> Result<T, ErrorPayload> {
-    serde_json::from_value(v).map_err(|e| {
+fn payload<T: DeserializeOwned>(body: &Payload<'_>) -> Result<T, ErrorPayload> {
+    body.parse().map_err(|e| {
         ErrorPayload::new(
             ErrorCode::InvalidPayload,
             format!("invalid payload format: {e}"),
@@ -236,7 +238,33 @@ pub struct Refused {
 /// is refused — not JSON (`MALFORMED_REQUEST`, close), not an envelope (`INVALID_REQUEST`), an
 /// unknown type (`UNKNOWN_MESSAGE_TYPE`). Apart from the actors, so that the fuzzer
 /// (`fuzz/src/lib.rs`) runs exactly what the session runs.
-pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Value), Refused> {
+pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Payload<'_>), Refused> {
+    // One pass, the payload left as text; anything that pass cannot read is read again as a
+    // tree below, which decides and words the error as it always has.
+    let (kind, id, body) = match serde_json::from_slice::<TextRequest<'_>>(frame) {
+        Ok(t) => (t.kind, t.id.unwrap_or_default(), Payload::Text(t.payload)),
+        Err(_) => {
+            let raw = parse_tree(frame)?;
+            (
+                raw.kind,
+                raw.id.unwrap_or_default(),
+                Payload::Tree(raw.payload),
+            )
+        }
+    };
+    match RequestType::parse(&kind) {
+        Some(kind) => Ok((kind, id, body)),
+        None => Err(Refused {
+            id,
+            error: ErrorPayload::unknown_type(&kind),
+            after: After::KeepOpen,
+        }),
+    }
+}
+
+/// The envelope read as a tree, then as a [`RawRequest`]: malformed JSON closes the
+/// connection; JSON that is no request is refused with the id, if one can be read.
+fn parse_tree(frame: &[u8]) -> Result<RawRequest, Refused> {
     let value: Value = serde_json::from_slice(frame).map_err(|e| Refused {
         id: String::new(),
         error: ErrorPayload::new(ErrorCode::MalformedRequest, format!("malformed JSON: {e}")),
@@ -247,23 +275,14 @@ pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Value), Refu
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let raw = RawRequest::deserialize(value).map_err(|e| Refused {
+    RawRequest::deserialize(value).map_err(|e| Refused {
         id: readable_id,
         error: ErrorPayload::new(
             ErrorCode::InvalidRequest,
             format!("invalid request format: {e}"),
         ),
         after: After::KeepOpen,
-    })?;
-    let id = raw.id.unwrap_or_default();
-    match RequestType::parse(&raw.kind) {
-        Some(kind) => Ok((kind, id, raw.payload)),
-        None => Err(Refused {
-            id,
-            error: ErrorPayload::unknown_type(&raw.kind),
-            after: After::KeepOpen,
-        }),
-    }
+    })
 }
 
 /// Handles one complete request frame, and counts it in the metrics (its type, how it ended,
@@ -318,7 +337,7 @@ async fn dispatch(
     c: &Caller,
     kind: RequestType,
     id: &str,
-    body: Value,
+    body: Payload<'_>,
     received: Instant,
 ) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
@@ -376,7 +395,7 @@ async fn dispatch(
             )
         }
         RequestType::CapabilityRequest => {
-            let request: CapabilityRequest = payload(body)?;
+            let request: CapabilityRequest = payload(&body)?;
             checks::check_request(&request, &shared.config.requests).map_err(invalid)?;
             let msg = Grant {
                 identity: c.identity.clone(),
@@ -412,7 +431,7 @@ async fn dispatch(
             }
         }
         RequestType::CapabilityValidate => {
-            let req: ValidateRequest = payload(body)?;
+            let req: ValidateRequest = payload(&body)?;
             checks::check_validate(&req, &shared.config.requests).map_err(invalid)?;
             let msg = Validate {
                 identity: c.identity.clone(),
@@ -424,7 +443,7 @@ async fn dispatch(
             ok(kind, id, Box::pin(decide(shared, msg)).await?)
         }
         RequestType::CapabilityRevoke => {
-            let req: RevokeRequest = payload(body)?;
+            let req: RevokeRequest = payload(&body)?;
             checks::check_revoke(&req, &shared.config.requests).map_err(invalid)?;
             let msg = Revoke {
                 identity: c.identity.clone(),
@@ -488,10 +507,10 @@ async fn policy_test(
     c: &Caller,
     kind: RequestType,
     id: &str,
-    body: Value,
+    body: Payload<'_>,
 ) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
-    let req: PolicyTestRequest = payload(body)?;
+    let req: PolicyTestRequest = payload(&body)?;
     checks::check_policy_test(&req, &shared.config.requests).map_err(invalid)?;
     let identity =
         resolve(&req.identity).map_err(|e| ErrorPayload::new(ErrorCode::InvalidPayload, e))?;
@@ -522,13 +541,13 @@ async fn capability_list(
     c: &Caller,
     kind: RequestType,
     id: &str,
-    body: Value,
+    body: Payload<'_>,
 ) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
     let req: ListRequest = if body.is_null() {
         ListRequest::default()
     } else {
-        payload(body)?
+        payload(&body)?
     };
     if let Some(f) = &req.filter {
         crate::capability::listing::check_filter(f, &shared.config.requests).map_err(invalid)?;
@@ -560,11 +579,11 @@ async fn secret_op(
     c: &Caller,
     kind: RequestType,
     id: &str,
-    body: Value,
+    body: Payload<'_>,
 ) -> Result<Reply, ErrorPayload> {
     let shared = &c.shared;
     let action = kind.secret_action().unwrap_or("read");
-    let req: SecretRequest = payload(body)?;
+    let req: SecretRequest = payload(&body)?;
     checks::check_capability_id(&req.capability_id).map_err(invalid)?;
     if action == "write" && req.data.as_ref().is_none_or(|d| d.is_empty()) {
         return Err(ErrorPayload::new(

@@ -104,10 +104,15 @@ pub fn expiry(now: jiff::Timestamp, ttl: u64) -> Option<jiff::Timestamp> {
 /// The capability type upstream derives from the actions. An action pattern counts as every
 /// action it covers (`d*` as `delete`), so the type is never milder than what was granted.
 pub fn derive_type(actions: &[String]) -> &'static str {
+    // A plain action is compared as it is; only a pattern is compiled (once per question).
     let has = |names: &[&str]| {
         actions.iter().any(|a| {
-            let p = crate::policy::selector::Pattern::new(a);
-            names.iter().any(|n| p.matches(n))
+            if crate::resource::is_pattern(a) {
+                let p = crate::policy::selector::Pattern::new(a);
+                names.iter().any(|n| p.matches(n))
+            } else {
+                names.contains(&a.as_str())
+            }
         })
     };
     if has(&["admin", "*"]) {

@@ -12,6 +12,11 @@
 //! a lookup, with the same answer. Anything else — a capability read back from a changed store
 //! file, a changed field, another holder — has other bytes and is verified in full. The memo
 //! holds at most [`VERIFIED_MEMO`] entries (about 4 MiB) and starts over when full.
+//!
+//! Signatures are made with AWS-LC's Ed25519 (`aws-lc-rs`), which signs in about half the
+//! time of ed25519-dalek's here; Ed25519 signatures are deterministic (RFC 8032), so both make
+//! the same bytes from the same seed, which a test checks. Verification stays with
+//! ed25519-dalek, as does the public key the agent shows.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -19,9 +24,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
+use ed25519_dalek::{Signature, SigningKey, Verifier as _};
 use sha2::{Digest, Sha256};
 
 use crate::protocol::types::Capability;
@@ -59,7 +65,10 @@ pub const VERIFIED_MEMO: usize = 1 << 16;
 
 /// Signs and verifies capabilities with the agent's key.
 pub struct Signer {
+    /// The key as ed25519-dalek holds it: the public key and verification.
     key: SigningKey,
+    /// The same seed as AWS-LC holds it: every signature.
+    signing: Ed25519KeyPair,
     /// Digests of (signed bytes, signature) pairs this key made or verified.
     verified: Mutex<HashSet<[u8; 32]>>,
 }
@@ -86,6 +95,8 @@ impl Signer {
     pub fn from_seed(seed: [u8; 32]) -> Signer {
         Signer {
             key: SigningKey::from_bytes(&seed),
+            signing: Ed25519KeyPair::from_seed_unchecked(&seed)
+                .expect("AWS-LC takes every 32-byte seed (it fails only without memory)"),
             verified: Mutex::new(HashSet::new()),
         }
     }
@@ -148,13 +159,15 @@ impl Signer {
     /// [`crate::audit::seal`]): the caller starts `message` with its own domain tag, which no
     /// capability's signed bytes (`aether-vault-capability-v1…`) share.
     pub fn sign_message(&self, message: &[u8]) -> [u8; 64] {
-        self.key.sign(message).to_bytes()
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.signing.sign(message).as_ref());
+        out
     }
 
     /// Signs a capability bound to `holder_uid`; returns base64.
     pub fn sign(&self, cap: &Capability, holder_uid: u32) -> String {
         let message = canonical_bytes(cap, holder_uid);
-        let signature = self.key.sign(&message).to_bytes();
+        let signature = self.sign_message(&message);
         self.remember(memo_key(&message, &signature));
         B64.encode(signature)
     }
@@ -274,6 +287,43 @@ mod tests {
             constraints: None,
             status: None,
             holder: None,
+        }
+    }
+
+    #[test]
+    fn signatures_are_ed25519_dalek_s_byte_for_byte() {
+        use ed25519_dalek::Signer as _;
+        for seed in [
+            [0u8; 32],
+            [9; 32],
+            [0xff; 32],
+            *b"0123456789abcdef0123456789abcdef",
+        ] {
+            let signer = Signer::from_seed(seed);
+            let dalek = SigningKey::from_bytes(&seed);
+            for len in [0, 1, 63, 64, 65, 300, 4096] {
+                let message: Vec<u8> = (0..len).map(|i| (i * 7 + seed[0] as usize) as u8).collect();
+                let ours = signer.sign_message(&message);
+                assert_eq!(
+                    ours,
+                    dalek.sign(&message).to_bytes(),
+                    "seed {seed:?}, {len} bytes"
+                );
+                assert!(
+                    signer
+                        .public_key()
+                        .verify(&message, &Signature::from_bytes(&ours))
+                        .is_ok()
+                );
+            }
+            let c = cap();
+            assert!(signer.verify(
+                &Capability {
+                    signature: signer.sign(&c, 1000),
+                    ..c
+                },
+                1000
+            ));
         }
     }
 

@@ -7,7 +7,10 @@
 //! it); responses always carry every field, echo the request `id`, and use RFC 3339 UTC
 //! timestamps with whole seconds.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The protocol version this agent writes in every response envelope.
 pub const PROTOCOL_VERSION: &str = "1.0";
@@ -36,6 +39,78 @@ pub struct RawRequest {
     /// Upstream reserves this field and never sets it; accepted and ignored.
     #[serde(default)]
     pub signature: Option<serde_json::Value>,
+}
+
+/// A request envelope read in one pass, its payload left as the JSON text it came as.
+///
+/// The fields and their types are [`RawRequest`]'s, so that a frame this reads is one
+/// [`RawRequest`] reads too, with the same values; a frame this cannot read (a duplicate key,
+/// a field of the wrong type, an escaped `type`) is read again as a [`RawRequest`], which
+/// decides and words the error as before.
+#[derive(Debug, Deserialize)]
+pub struct TextRequest<'a> {
+    /// As [`RawRequest::version`].
+    #[serde(default)]
+    pub version: Option<String>,
+    /// As [`RawRequest::kind`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// As [`RawRequest::id`].
+    #[serde(default)]
+    pub id: Option<String>,
+    /// As [`RawRequest::timestamp`]: anything, never looked at.
+    #[serde(default)]
+    pub timestamp: Option<serde::de::IgnoredAny>,
+    /// The payload's JSON text; `None` when it is absent or `null`.
+    #[serde(default, borrow)]
+    pub payload: Option<&'a RawValue>,
+    /// As [`RawRequest::signature`]: anything, never looked at.
+    #[serde(default)]
+    pub signature: Option<serde::de::IgnoredAny>,
+}
+
+/// A request's payload, not yet read as the type its request type names.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// The payload's JSON text as it came in the frame; `None` when absent or `null`.
+    Text(Option<&'a RawValue>),
+    /// The payload as a tree, when the envelope had to be read as one.
+    Tree(Value),
+}
+
+impl Payload<'_> {
+    /// Whether the payload is absent or `null`.
+    pub fn is_null(&self) -> bool {
+        match self {
+            Payload::Text(t) => t.is_none(),
+            Payload::Tree(v) => v.is_null(),
+        }
+    }
+
+    /// The payload read as `T`, with the same result and the same error as reading the tree
+    /// with `serde_json::from_value` (the way every payload used to be read).
+    ///
+    /// The text is read straight into `T`, the fast way; when that fails, the text is read
+    /// as a tree and the tree as `T`, so an error is worded as `from_value` words it (without
+    /// a line and column of the payload text) and a duplicate key keeps its last value, as
+    /// in a tree.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match self {
+            Payload::Text(None) => serde_json::from_value(Value::Null),
+            Payload::Text(Some(raw)) => serde_json::from_str(raw.get())
+                .or_else(|_| serde_json::from_value(serde_json::from_str::<Value>(raw.get())?)),
+            Payload::Tree(v) => serde_json::from_value(v.clone()),
+        }
+    }
+
+    /// The payload as a tree (`null` when absent).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        match self {
+            Payload::Text(None) => Ok(Value::Null),
+            Payload::Text(Some(raw)) => serde_json::from_str(raw.get()),
+            Payload::Tree(v) => Ok(v.clone()),
+        }
+    }
 }
 
 /// A response envelope, generic over its payload.
@@ -95,6 +170,74 @@ mod tests {
         assert_eq!(raw.kind, "status_request");
         assert_eq!(raw.id.as_deref(), Some("msg_1"));
         assert!(raw.payload.is_null());
+    }
+
+    #[test]
+    fn a_payload_reads_from_its_text_as_from_its_tree() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct P {
+            a: u32,
+        }
+        let text = |s: &str| {
+            let raw: Option<&RawValue> = serde_json::from_str(s).unwrap();
+            Payload::Text(raw).parse::<P>().map_err(|e| e.to_string())
+        };
+        let tree = |s: &str| {
+            let v: Value = serde_json::from_str(s).unwrap();
+            Payload::Tree(v).parse::<P>().map_err(|e| e.to_string())
+        };
+        for s in [
+            r#"{"a":1}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":"x"}"#,
+            r#"{"a":-1}"#,
+            r#"{"b":1}"#,
+            "null",
+            "[]",
+            "[7]",
+        ] {
+            assert_eq!(text(s), tree(s), "{s}");
+        }
+        assert_eq!(text(r#"{"a":1}"#), Ok(P { a: 1 }));
+        assert_eq!(
+            text(r#"{"a":1,"a":2}"#),
+            Ok(P { a: 2 }),
+            "the last of two keys"
+        );
+        assert_eq!(
+            text(r#"{"a":"x"}"#),
+            Err("invalid type: string \"x\", expected u32".into()),
+            "worded without a line and column of the payload's text"
+        );
+        assert!(Payload::Text(None).is_null());
+    }
+
+    #[test]
+    fn an_envelope_read_as_text_reads_as_a_raw_request() {
+        let frame = r#"{"version":"1.0","type":"ping_request","id":"m","timestamp":5,"payload":{"x":[1]},"signature":null,"extra":true}"#;
+        let t: TextRequest<'_> = serde_json::from_str(frame).unwrap();
+        let r: RawRequest = serde_json::from_str(frame).unwrap();
+        assert_eq!((t.version, t.kind, t.id), (r.version, r.kind, r.id));
+        assert_eq!(
+            serde_json::from_str::<Value>(t.payload.unwrap().get()).unwrap(),
+            r.payload
+        );
+        let t: TextRequest<'_> = serde_json::from_str(r#"{"type":"x","payload":null}"#).unwrap();
+        assert!(t.payload.is_none());
+        for wrong in [
+            r#"{"type":1}"#,
+            r#"{"type":"x","id":2}"#,
+            r#"{"type":"x","version":1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<TextRequest<'_>>(wrong).is_err(),
+                "{wrong}"
+            );
+            assert!(
+                serde_json::from_str::<RawRequest>(wrong).is_err(),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]
