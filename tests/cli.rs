@@ -64,6 +64,75 @@ fn request_validate_revoke_list_in_every_format() {
 }
 
 #[test]
+fn list_sorts_as_the_flags_say() {
+    let agent = Agent::builder().start();
+    let mut ids = Vec::new();
+    for (resource, ttl) in [
+        ("secret:/b", "60"),
+        ("secret:/c", "120"),
+        ("secret:/a", "30"),
+    ] {
+        let out = agent.cli(&[
+            "capability",
+            "request",
+            "--resource",
+            resource,
+            "--action",
+            "read",
+            "--ttl",
+            ttl,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        ids.push(
+            json_out(&out)["capability"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let resources = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["capability", "list", "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = agent.cli(&args);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr(&out));
+        json_out(&out)["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["resource"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        resources(&["--sort-by", "resource"]),
+        ["secret:/a", "secret:/b", "secret:/c"]
+    );
+    assert_eq!(
+        resources(&["--sort-by", "resource", "--sort-order", "desc"]),
+        ["secret:/c", "secret:/b", "secret:/a"]
+    );
+    assert_eq!(
+        resources(&["--sort-by", "expires_at"]),
+        ["secret:/a", "secret:/b", "secret:/c"]
+    );
+    assert_eq!(
+        resources(&[
+            "--sort-by",
+            "expires-at",
+            "--sort-order",
+            "desc",
+            "--limit",
+            "1"
+        ]),
+        ["secret:/c"]
+    );
+    let out = agent.cli(&["capability", "list", "--sort-by", "colour"]);
+    assert_eq!(out.status.code(), Some(1), "a usage error: {}", stderr(&out));
+    assert!(stderr(&out).contains("issued_at"), "{}", stderr(&out));
+}
+
+#[test]
 fn denied_exits_2_and_errors_exit_1() {
     let agent = Agent::builder().mode("standard").start();
     let out = agent.cli(&[

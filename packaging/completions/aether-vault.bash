@@ -1059,7 +1059,7 @@ _aether__vault() {
             return 0
             ;;
         aether__vault__subcmd__capability__subcmd__list)
-            opts="-v -h -V --status --resource --identity --type --issuer --uid --limit --offset --no-headers --socket-path --format --verbose --config --help --version"
+            opts="-v -h -V --status --resource --identity --type --issuer --uid --limit --offset --sort-by --sort-order --no-headers --socket-path --format --verbose --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1095,6 +1095,14 @@ _aether__vault() {
                     ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort-by)
+                    COMPREPLY=($(compgen -W "issued_at expires_at id type resource identity" -- "${cur}"))
+                    return 0
+                    ;;
+                --sort-order)
+                    COMPREPLY=($(compgen -W "asc desc" -- "${cur}"))
                     return 0
                     ;;
                 --socket-path)

@@ -217,6 +217,14 @@ complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; an
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l uid -d 'Only capabilities held by this uid (admin)' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l limit -d 'At most this many' -r
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many first' -r
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l sort-by -d 'Order by this field (without it: newest first)' -r -f -a "issued_at\t'When it was issued'
+expires_at\t'When it expires'
+id\t'Its id'
+type\t'Its type'
+resource\t'Its resource'
+identity\t'Its holder\'s identity label'"
+complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l sort-order -d 'The order: asc (the default with --sort-by) or desc' -r -f -a "asc\t'Smallest, earliest first'
+desc\t'Largest, latest first'"
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l socket-path -d 'Agent socket [default: $VAULT_AGENT_SOCKET_PATH, else the first of /run/aether-vault/agent.sock and ~/.aether-vault/agent.sock that answers]' -r -F
 complete -c aether-vault -n "__fish_aether_vault_using_subcommand capability; and __fish_seen_subcommand_from list" -l format -d 'Output format' -r -f -a "table\t'Aligned text for people'
 json\t'The agent\'s payload as pretty-printed JSON'

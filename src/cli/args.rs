@@ -573,6 +573,58 @@ impl KindFilter {
     }
 }
 
+/// What `capability list --sort-by` orders by (the wire's `sortBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    /// When it was issued.
+    #[value(name = "issued_at", alias = "issued-at")]
+    IssuedAt,
+    /// When it expires.
+    #[value(name = "expires_at", alias = "expires-at")]
+    ExpiresAt,
+    /// Its id.
+    Id,
+    /// Its type.
+    Type,
+    /// Its resource.
+    Resource,
+    /// Its holder's identity label.
+    Identity,
+}
+
+impl SortBy {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortBy::IssuedAt => "issued_at",
+            SortBy::ExpiresAt => "expires_at",
+            SortBy::Id => "id",
+            SortBy::Type => "type",
+            SortBy::Resource => "resource",
+            SortBy::Identity => "identity",
+        }
+    }
+}
+
+/// `capability list --sort-order` (the wire's `sortOrder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortOrder {
+    /// Smallest, earliest first.
+    Asc,
+    /// Largest, latest first.
+    Desc,
+}
+
+impl SortOrder {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
+        }
+    }
+}
+
 /// `capability list`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
@@ -600,6 +652,12 @@ pub struct ListArgs {
     /// Skip this many first.
     #[arg(long, value_name = "N")]
     pub offset: Option<usize>,
+    /// Order by this field (without it: newest first).
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub sort_by: Option<SortBy>,
+    /// The order: asc (the default with --sort-by) or desc.
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub sort_order: Option<SortOrder>,
     /// Leave out the header line of the table (for scripts that read the columns).
     #[arg(long)]
     pub no_headers: bool,

@@ -123,7 +123,7 @@ fn list(ctx: &mut Context<'_>, args: &ListArgs) -> Result<Outcome, CliError> {
     }
     if ctx.format == Format::Table && resp.capabilities.is_empty() {
         // Said on stderr, so that a script reading the table reads nothing.
-        ctx.note(match (resp.total, build_filter(args).is_some()) {
+        ctx.note(match (resp.total, narrows(args)) {
             (0, false) => "no capabilities",
             (0, true) => "no capabilities match",
             _ => "no capabilities on this page (see --offset)",
@@ -249,9 +249,24 @@ pub fn build_filter(args: &ListArgs) -> Option<CapabilityFilter> {
         uid: args.uid,
         limit: args.limit,
         offset: args.offset,
+        sort_by: args.sort_by.map(|s| s.as_str().to_string()),
+        sort_order: args.sort_order.map(|o| o.as_str().to_string()),
         ..CapabilityFilter::default()
     };
     (filter != CapabilityFilter::default()).then_some(filter)
+}
+
+/// Whether a flag leaves capabilities out of the list (the order and the page do not).
+fn narrows(args: &ListArgs) -> bool {
+    build_filter(args).is_some_and(|f| {
+        CapabilityFilter {
+            limit: None,
+            offset: None,
+            sort_by: None,
+            sort_order: None,
+            ..f
+        } != CapabilityFilter::default()
+    })
 }
 
 /// The exit code an answer to `capability_request` maps to: granted → 0, denied → 2; anything
@@ -375,14 +390,25 @@ mod tests {
             uid: None,
             limit: None,
             offset: None,
+            sort_by: None,
+            sort_order: None,
             no_headers: false,
         };
         assert_eq!(build_filter(&l), None);
-        l.status = Some(super::super::args::StatusFilter::Active);
+        assert!(!narrows(&l));
         l.limit = Some(3);
+        l.sort_by = Some(super::super::args::SortBy::ExpiresAt);
+        l.sort_order = Some(super::super::args::SortOrder::Desc);
+        assert!(!narrows(&l), "the page and the order leave nothing out");
         assert_eq!(
             serde_json::to_value(build_filter(&l)).unwrap(),
-            json!({"status":"active","limit":3})
+            json!({"limit":3,"sortBy":"expires_at","sortOrder":"desc"})
+        );
+        l.status = Some(super::super::args::StatusFilter::Active);
+        assert!(narrows(&l));
+        assert_eq!(
+            serde_json::to_value(build_filter(&l)).unwrap(),
+            json!({"status":"active","limit":3,"sortBy":"expires_at","sortOrder":"desc"})
         );
     }
 
