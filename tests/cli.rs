@@ -128,7 +128,12 @@ fn list_sorts_as_the_flags_say() {
         ["secret:/c"]
     );
     let out = agent.cli(&["capability", "list", "--sort-by", "colour"]);
-    assert_eq!(out.status.code(), Some(1), "a usage error: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a usage error: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("issued_at"), "{}", stderr(&out));
 }
 

@@ -168,6 +168,12 @@ fn malformed_json_gets_malformed_request_then_close() {
         b"[1,2,3]\n",
         b"hello\n",
         b"{\"type\":\"ping_request\",\"id\":\"\xff\xfe\"}\n",
+        // What a tree refuses in a field the agent never looks at, or deep in a payload.
+        b"{\"type\":\"ping_request\",\"timestamp\":1e400}\n",
+        b"{\"type\":\"ping_request\",\"x\":\"\\ud800\"}\n",
+        b"{\"type\":\"ping_request\",\"signature\":\"\xff\"}\n",
+        b"{\"type\":\"capability_request\",\"payload\":{\"resource\":\"secret:/a\",\"actions\":[\"read\"],\"ttl\":1e400}}\n",
+        b"{\"type\":\"capability_validate\",\"payload\":{\"capability_id\":\"cap_x\",\"junk\":\"\\udc00\"}}\n",
     ] {
         let mut c = agent.client();
         c.send(bad);

@@ -31,7 +31,8 @@ use crate::protocol::types::{
     StopResponse, ValidateRequest,
 };
 use crate::protocol::{
-    Envelope, ErrorCode, ErrorPayload, Payload, RawRequest, RequestType, ResponseType, TextRequest,
+    Checked, Envelope, ErrorCode, ErrorPayload, Payload, RawRequest, RequestType, ResponseType,
+    TextRequest,
 };
 use crate::secrets::SecretError;
 use crate::transport::framing::FrameError;
@@ -239,9 +240,12 @@ pub struct Refused {
 /// unknown type (`UNKNOWN_MESSAGE_TYPE`). Apart from the actors, so that the fuzzer
 /// (`fuzz/src/lib.rs`) runs exactly what the session runs.
 pub fn parse_envelope(frame: &[u8]) -> Result<(RequestType, String, Payload<'_>), Refused> {
-    // One pass, the payload left as text; anything that pass cannot read is read again as a
+    // One pass, the payload left as text, and a pass that checks what the first skipped
+    // (strings, numbers, nesting) as a tree would; anything either refuses is read again as a
     // tree below, which decides and words the error as it always has.
-    let (kind, id, body) = match serde_json::from_slice::<TextRequest<'_>>(frame) {
+    let one_pass = serde_json::from_slice::<TextRequest<'_>>(frame)
+        .and_then(|t| serde_json::from_slice::<Checked>(frame).map(|_| t));
+    let (kind, id, body) = match one_pass {
         Ok(t) => (t.kind, t.id.unwrap_or_default(), Payload::Text(t.payload)),
         Err(_) => {
             let raw = parse_tree(frame)?;

@@ -43,9 +43,9 @@ pub struct RawRequest {
 
 /// A request envelope read in one pass, its payload left as the JSON text it came as.
 ///
-/// The fields and their types are [`RawRequest`]'s, so that a frame this reads is one
-/// [`RawRequest`] reads too, with the same values; a frame this cannot read (a duplicate key,
-/// a field of the wrong type, an escaped `type`) is read again as a [`RawRequest`], which
+/// The fields and their types are [`RawRequest`]'s, so that a frame this reads (and that reads
+/// as [`Checked`]) is one [`RawRequest`] reads too, with the same values; a frame this cannot
+/// read (a duplicate key, a field of the wrong type) is read again as a [`RawRequest`], which
 /// decides and words the error as before.
 #[derive(Debug, Deserialize)]
 pub struct TextRequest<'a> {
@@ -67,6 +67,67 @@ pub struct TextRequest<'a> {
     /// As [`RawRequest::signature`]: anything, never looked at.
     #[serde(default)]
     pub signature: Option<serde::de::IgnoredAny>,
+}
+
+/// JSON read the way reading it into a `serde_json::Value` reads it, keeping nothing: every
+/// string and key decoded (valid UTF-8, no lone surrogate), every number in range, nesting
+/// within serde_json's recursion limit.
+///
+/// Skipping a value (an ignored field, a `RawValue`) checks its syntax only, so a frame that
+/// [`TextRequest`] reads can hold what a tree refuses (`1e400`, `"\ud800"`, invalid UTF-8, 200
+/// levels of nesting); such a frame must be refused as malformed, as it always was. Reading the
+/// frame as `Checked` as well finds those.
+pub struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+/// Visits any JSON value as [`Checked`].
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 /// A request's payload, not yet read as the type its request type names.
@@ -238,6 +299,31 @@ mod tests {
                 "{wrong}"
             );
         }
+    }
+
+    #[test]
+    fn checked_refuses_what_a_tree_refuses_and_skipping_does_not() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let bad: [&[u8]; 6] = [
+            br#"{"t":1e400}"#,
+            br#"{"t":-1e400}"#,
+            br#"{"t":"\ud800"}"#,
+            br#"{"\udc00x":1}"#,
+            b"{\"t\":\"\xff\"}",
+            deep.as_bytes(),
+        ];
+        for frame in bad {
+            let shown = String::from_utf8_lossy(frame);
+            assert!(serde_json::from_slice::<Value>(frame).is_err(), "{shown}");
+            assert!(serde_json::from_slice::<Checked>(frame).is_err(), "{shown}");
+            assert!(
+                serde_json::from_slice::<serde::de::IgnoredAny>(frame).is_ok(),
+                "skipping lets {shown} through (why Checked exists)"
+            );
+        }
+        let good = br#"{"a":[1,-2,3.5e10,"x\u00e9\ud83d\ude00",null,true,{"b":{}}],"c":18446744073709551616}"#;
+        assert!(serde_json::from_slice::<Value>(good).is_ok());
+        assert!(serde_json::from_slice::<Checked>(good).is_ok());
     }
 
     #[test]

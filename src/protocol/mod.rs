@@ -12,6 +12,6 @@ pub mod errors;
 pub mod messages;
 pub mod types;
 
-pub use envelope::{Envelope, PROTOCOL_VERSION, Payload, RawRequest, TextRequest};
+pub use envelope::{Checked, Envelope, PROTOCOL_VERSION, Payload, RawRequest, TextRequest};
 pub use errors::{ErrorCode, ErrorPayload};
 pub use messages::{RequestType, ResponseType};
