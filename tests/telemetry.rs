@@ -277,8 +277,10 @@ fn agent_health_exits_0_healthy_1_unhealthy_2_unreachable() {
 
 #[test]
 fn agent_health_reports_an_audit_log_that_cannot_be_written() {
+    let test = "agent_health_reports_an_audit_log_that_cannot_be_written";
     let agent = Agent::dev();
     assert_eq!(health(&agent, &[]).0, 0);
+    let before = scrape_cli(test, &agent);
     // The audit log's directory is swapped for a file: the log cannot be reopened.
     let log_dir = agent.audit_file.parent().unwrap().to_path_buf();
     std::fs::rename(&log_dir, agent.dir.path().join("log.moved")).unwrap();
@@ -298,6 +300,15 @@ fn agent_health_reports_an_audit_log_that_cannot_be_written() {
     let (code, text) = health(&agent, &[]);
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with("audit: FAILING"), "{text}");
+    // The grant refused in its own capability_response counts as an error, not as ok.
+    if let (Some(before), Some(after)) = (before, scrape_cli(test, &agent)) {
+        let error = [("type", "capability_request"), ("outcome", "error")];
+        assert_eq!(
+            sample(&after, "aether_vault_requests_total", &error)
+                - sample(&before, "aether_vault_requests_total", &error),
+            1.0
+        );
+    }
 }
 
 #[test]

@@ -15,20 +15,20 @@ use serde_json::Value;
 
 use super::SharedRef;
 use super::audit_writer::{AppendAll, Wait};
-use super::policy_watcher::{GetStatus, PolicyStatus, Trigger};
+use super::policy_watcher::{GetStatus, Trigger};
 use super::registry::{
-    CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Stats, Validate,
+    CapabilityRegistry, Decided, Discard, Grant, List, Redeem, Revoke, Validate,
 };
+use super::reports::{config_notice, policy_list, running_config, status};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::capability::GrantLimits;
 use crate::identity::PeerIdentity;
 use crate::policy::tester::{explain, resolve};
 use crate::protocol::checks;
 use crate::protocol::types::{
-    CapabilityRequest, CapabilityResponse, ConfigResponse, IgnoredFile, ListRequest,
-    MetricsResponse, PingResponse, PolicyFileInfo, PolicyListResponse, PolicyTestRequest,
-    ReloadResponse, RevokeRequest, SecretRequest, SecretResponse, StatusDetail, StatusResponse,
-    StopResponse, ValidateRequest,
+    CapabilityRequest, CapabilityResponse, ListRequest, MetricsResponse, PingResponse,
+    PolicyTestRequest, ReloadResponse, RevokeRequest, SecretRequest, SecretResponse, StopResponse,
+    ValidateRequest,
 };
 use crate::protocol::{
     Checked, Envelope, ErrorCode, ErrorPayload, Payload, RawRequest, RequestType, ResponseType,
@@ -53,6 +53,10 @@ pub struct Reply {
     pub line: Vec<u8>,
     /// Whether the connection stays open.
     pub after: After,
+    /// The error a response of the message's own type carries (a grant refused with
+    /// `AUDIT_UNAVAILABLE` or `STORE_UNAVAILABLE` in its `capability_response`, as upstream
+    /// answers it): counted in `requests_total` as an `error_response` with it would be.
+    pub failed: Option<ErrorCode>,
 }
 
 /// Who is asking, fixed for the connection.
@@ -69,6 +73,7 @@ fn ok<P: serde::Serialize>(kind: RequestType, id: &str, payload: P) -> Reply {
     Reply {
         line: Envelope::new(kind.response_type().as_str(), id, payload).to_line(),
         after: After::KeepOpen,
+        failed: None,
     }
 }
 
@@ -77,6 +82,7 @@ pub fn error(id: &str, payload: ErrorPayload, after: After) -> Reply {
     Reply {
         line: Envelope::new(ResponseType::ErrorResponse.as_str(), id, payload).to_line(),
         after,
+        failed: None,
     }
 }
 
@@ -89,6 +95,7 @@ pub fn frame_error(e: &FrameError) -> Reply {
             return Reply {
                 line: Vec::new(),
                 after: After::Close,
+                failed: None,
             };
         }
     };
@@ -104,7 +111,7 @@ fn payload<T: DeserializeOwned>(body: &Payload<'_>) -> Result<T, ErrorPayload> {
     })
 }
 
-fn internal(what: &str) -> ErrorPayload {
+pub(super) fn internal(what: &str) -> ErrorPayload {
     tracing::error!("{what} did not answer");
     ErrorPayload::new(
         ErrorCode::InternalError,
@@ -296,7 +303,11 @@ pub async fn handle_frame(caller: Arc<Caller>, frame: Bytes) -> Reply {
     let received = Instant::now();
     let (kind, answer) = answer_frame(&caller, &frame, received).await;
     let outcome = match &answer {
-        Ok(_) => crate::metrics::RequestOutcome::Ok,
+        Ok(reply) => reply
+            .failed
+            .map_or(crate::metrics::RequestOutcome::Ok, |code| {
+                crate::metrics::RequestOutcome::of_error(code)
+            }),
         Err(r) => crate::metrics::RequestOutcome::of_error(r.error.code),
     };
     crate::metrics::global().request(kind, outcome, received.elapsed());
@@ -416,7 +427,8 @@ async fn dispatch(
                         ErrorCode::AuditUnavailable | ErrorCode::StoreUnavailable
                     ) =>
                 {
-                    ok(
+                    let code = e.code;
+                    let mut reply = ok(
                         kind,
                         id,
                         CapabilityResponse {
@@ -427,9 +439,11 @@ async fn dispatch(
                             processing_time: u64::try_from(received.elapsed().as_nanos())
                                 .unwrap_or(u64::MAX),
                             policy_result: None,
-                            code: Some(e.code),
+                            code: Some(code),
                         },
-                    )
+                    );
+                    reply.failed = Some(code);
+                    reply
                 }
                 Err(e) => return Err(e),
             }
@@ -480,30 +494,6 @@ async fn dispatch(
             ok(kind, id, Box::pin(test).await?)
         }
     })
-}
-
-/// The reload notice when the configuration file is not as it was at start (logged too).
-fn config_notice(shared: &super::Shared) -> Option<String> {
-    let notice = shared.provenance.restart_notice();
-    if let Some(n) = &notice {
-        tracing::warn!("{n}");
-    }
-    notice
-}
-
-/// `agent_config`: the effective configuration, redacted, with where each value came from.
-fn running_config(shared: &super::Shared) -> ConfigResponse {
-    let p = &shared.provenance;
-    ConfigResponse {
-        file: p
-            .file
-            .as_ref()
-            .filter(|_| p.file_read)
-            .map(|f| f.path.display().to_string()),
-        file_changed: p.file.as_ref().and_then(|f| f.change_notice()),
-        config: crate::config::redact(&serde_json::to_value(&shared.config).unwrap_or_default()),
-        sources: p.sources.clone(),
-    }
 }
 
 /// `policy_test`: explains a decision for a given identity against the set in force (audited).
@@ -704,145 +694,4 @@ async fn secret_op(
         }
     })?;
     Ok(ok(kind, id, answer))
-}
-
-/// Builds `policy_list_response` from the watcher's status.
-fn policy_list(st: &PolicyStatus) -> PolicyListResponse {
-    let set = &st.set;
-    PolicyListResponse {
-        generation: set.generation,
-        loaded_at: crate::timefmt::rfc3339(set.loaded_at),
-        directory: st.directory.display().to_string(),
-        files: set
-            .summaries
-            .iter()
-            .map(|f| PolicyFileInfo {
-                path: f.path.display().to_string(),
-                policy_id: f.policy_id.clone(),
-                rules: f.rules,
-                active: f.active,
-            })
-            .collect(),
-        rules: set.rules().len(),
-        ignored: set
-            .ignored
-            .iter()
-            .map(|(p, why)| IgnoredFile {
-                path: p.display().to_string(),
-                reason: why.clone(),
-            })
-            .collect(),
-        last_error: st.last_error.clone(),
-        fallback: set.fallback.describe(),
-    }
-}
-
-/// The `capability_engine` section of a status answer.
-fn engine_status(
-    ce: &crate::config::CapabilityEngineConfig,
-    stats: &crate::actors::registry::RegistryStats,
-) -> crate::protocol::types::CapabilityEngineStatus {
-    crate::protocol::types::CapabilityEngineStatus {
-        issuer: ce.issuer.clone(),
-        signature_algorithm: "Ed25519".to_string(),
-        default_ttl: ce.default_ttl,
-        max_ttl: ce.max_ttl,
-        max_uses: ce.max_uses,
-        max_active_per_uid: ce.max_active_per_uid,
-        max_retained_per_uid: ce.max_retained_per_uid,
-        grant_rate_per_uid: ce.grant_rate_per_uid,
-        grant_burst_per_uid: ce.grant_burst_per_uid,
-        active: stats.active,
-        held: stats.by_status.clone(),
-    }
-}
-
-/// Builds `status_response`; `detail` adds the admin-only section.
-pub async fn status(shared: &SharedRef, detail: bool) -> Result<StatusResponse, ErrorPayload> {
-    let policy = shared
-        .policy
-        .send(GetStatus)
-        .await
-        .map_err(|_| internal("policy watcher"))?;
-    let stats = shared
-        .registry
-        .send(Stats)
-        .await
-        .map_err(|_| internal("capability registry"))?;
-    // The store's writer thread answers a no-op job, or says why it cannot.
-    let store_error = shared
-        .registry
-        .send(super::health::Ping)
-        .await
-        .map_err(|_| internal("capability registry"))?
-        .fault;
-    let cfg = &shared.config;
-    let set = &policy.set;
-    let audit = shared
-        .audit_health
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_default();
-    // A backend's health check may make a network call: never on the event loop.
-    let backend = shared.secrets.clone();
-    let (secrets, secrets_cache) = actix_rt::task::spawn_blocking(move || {
-        let cache = if detail { backend.cache_stats() } else { None };
-        (backend.health(), cache)
-    })
-    .await
-    .map_or((None, None), |(health, cache)| (Some(health), cache));
-    Ok(StatusResponse {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        capabilities: RequestType::ALL
-            .iter()
-            .map(|t| t.as_str().to_string())
-            .collect(),
-        uptime: u64::try_from(shared.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        connection_count: shared.connection_count(),
-        mode: cfg.mode.to_string(),
-        socket_path: shared.socket_path.clone(),
-        max_connections: cfg.ipc.max_connections,
-        capabilities_active: stats.active,
-        policy_generation: set.generation,
-        policy_files: set.files.len(),
-        policy_rules: set.rules().len(),
-        policy_loaded_at: crate::timefmt::rfc3339(set.loaded_at),
-        policy_last_error: policy.last_error.clone(),
-        policy_fallback: set.fallback.describe(),
-        public_key: shared.public_key.clone(),
-        audit_healthy: audit.healthy,
-        store_healthy: store_error.is_none(),
-        store_error,
-        secrets,
-        credentials: Some(
-            shared
-                .credentials
-                .as_ref()
-                .map(|c| c.status())
-                .unwrap_or_default(),
-        ),
-        region: cfg.region.clone(),
-        capability_engine: Some(engine_status(&cfg.capability_engine, &stats)),
-        detail: detail.then(|| StatusDetail {
-            pid: std::process::id(),
-            uid: shared.agent_uid,
-            started_at: crate::timefmt::rfc3339(shared.started_at),
-            policy_directory: policy.directory.display().to_string(),
-            state_directory: cfg.state_dir.display().to_string(),
-            audit_file: cfg
-                .audit
-                .enable
-                .then(|| cfg.audit.log_file.display().to_string()),
-            socket_activated: shared.socket_activated,
-            capabilities_by_status: stats.by_status.clone(),
-            default_ttl: cfg.capability_engine.default_ttl,
-            max_ttl: cfg.capability_engine.max_ttl,
-            max_uses: cfg.capability_engine.max_uses,
-            policy_file_list: set.files.iter().map(|f| f.display().to_string()).collect(),
-            audit_failures: audit.failures,
-            audit_last_error: audit.last_error.clone(),
-            audit_sync: cfg.audit.enable.then(|| cfg.audit.sync.name().to_string()),
-            secrets_cache,
-        }),
-    })
 }

@@ -10,6 +10,9 @@
 //! - [`credentials::CredentialListener`]: serves the systemd credentials socket; the
 //!   `credential_list` and `credential_test` messages are in [`credential_requests`].
 //!
+//! A session hands each request to [`dispatch`], which asks the actors; what the agent says
+//! about itself (status, policy list, running configuration) is built in [`reports`].
+//!
 //! Each of the long-lived ones answers a [`health::Ping`], which [`crate::supervise`] sends.
 
 pub mod audit_writer;
@@ -21,6 +24,7 @@ pub mod health;
 pub mod listener;
 pub mod policy_watcher;
 pub mod registry;
+pub mod reports;
 pub mod session;
 
 use std::sync::Arc;

@@ -18,7 +18,8 @@ pub fn message_type(kind: Option<RequestType>) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
     /// Answered with the message's own response (a policy denial inside a
-    /// `capability_response` included: `decisions_total` counts those).
+    /// `capability_response` included: `decisions_total` counts those; an error inside one,
+    /// `AUDIT_UNAVAILABLE` or `STORE_UNAVAILABLE`, is [`RequestOutcome::Error`]).
     Ok,
     /// `PERMISSION_DENIED`: an admin message from someone else.
     Denied,
